@@ -1,0 +1,1 @@
+//! A Consul-compatible agent for development and tests.
