@@ -1,0 +1,74 @@
+//! The one error type of the runtime.
+
+use std::time::Duration;
+
+/// Everything that can go wrong in discoverable's runtime.
+///
+/// Messages say what happened and what to do about it. None of them ever contains the
+/// ACL token.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A setting (from the environment or the builder) has a value that cannot be used.
+    #[error("invalid setting {setting}: {message}")]
+    Config {
+        /// The environment variable or builder setting, e.g. `CONSUL_HTTP_ADDR`.
+        setting: &'static str,
+        /// What is wrong and what is expected.
+        message: String,
+    },
+    /// The service description breaks one of Consul's or Fabio's rules.
+    #[error("invalid service: {0}")]
+    InvalidService(#[from] discoverable_rules::RuleError),
+    /// Consul could not be reached (connection refused, DNS, TLS handshake, ...).
+    #[error(
+        "cannot reach Consul at {addr}: {message}; check that a Consul agent runs there, or set CONSUL_HTTP_ADDR"
+    )]
+    Unreachable {
+        /// The address tried.
+        addr: String,
+        /// What the transport said.
+        message: String,
+    },
+    /// Consul did not answer within the bound.
+    #[error("Consul at {addr} did not answer within {after:?}")]
+    Timeout {
+        /// The address tried.
+        addr: String,
+        /// The bound that passed.
+        after: Duration,
+    },
+    /// Consul refused the request for lack of permission (HTTP 403).
+    #[error(
+        "Consul denied the request (403 {message}); set CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE to a token with the needed policy (service:write for registration, service:read for discovery)"
+    )]
+    PermissionDenied {
+        /// Consul's own text.
+        message: String,
+    },
+    /// Consul does not know the thing asked for (HTTP 404).
+    #[error("not found in Consul: {message}")]
+    NotFound {
+        /// Consul's own text.
+        message: String,
+    },
+    /// Consul answered with another error status.
+    #[error("Consul answered {status}: {message}")]
+    Status {
+        /// The HTTP status code.
+        status: u16,
+        /// Consul's own text.
+        message: String,
+    },
+    /// Consul's answer could not be decoded.
+    #[error("could not decode Consul's answer to {what}: {message}")]
+    Decode {
+        /// The request whose answer was bad.
+        what: String,
+        /// What was wrong with it.
+        message: String,
+    },
+    /// An I/O error of the server (bind, accept, local address).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
