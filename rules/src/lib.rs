@@ -1,17 +1,621 @@
-//! The rules service metadata must follow.
+//! The rules a discoverable service's metadata must follow, in one place.
+//!
+//! Both the `#[discoverable]` attribute (which turns a broken rule into a compile error pointing
+//! at the offending argument) and `Service::builder` (which returns it as a run-time error) call
+//! these functions. A plain, dependency-light crate is the one form both a proc-macro crate and
+//! the runtime can compile and call; `const fn` checks could not parse durations or build
+//! messages.
+//!
+//! The limits are Consul's (`agent/structs/structs.go`: service meta) and Fabio's (route tags
+//! `urlprefix-<host>/<path>`). Service names may contain `_` because Consul accepts it, but DNS
+//! lookups (`<name>.service.consul`) cannot find such a name; use `-` if you need DNS.
+//!
+//! ```
+//! use discoverable_rules as rules;
+//! assert!(rules::check_name("cool_app").is_ok());
+//! assert!(rules::check_prefix("/oops").is_ok());
+//! assert_eq!(rules::parse_duration("interval", "1m30s").unwrap().as_secs(), 90);
+//! assert_eq!(rules::urlprefix_tag("/oops", true), "urlprefix-/oops strip=/oops");
+//! ```
+
+#![warn(missing_docs, rust_2018_idioms)]
+#![deny(unsafe_code)]
 
 use std::fmt;
+use std::time::Duration;
 
-/// A broken rule.
+/// Longest service name: a DNS label.
+pub const NAME_MAX_LEN: usize = 63;
+/// Most meta pairs Consul accepts on a service.
+pub const META_MAX_PAIRS: usize = 64;
+/// Longest meta key Consul accepts.
+pub const META_KEY_MAX_LEN: usize = 128;
+/// Longest meta value Consul accepts.
+pub const META_VALUE_MAX_LEN: usize = 512;
+/// Meta key prefix Consul reserves for itself.
+pub const META_RESERVED_PREFIX: &str = "consul-";
+/// Shortest `DeregisterCriticalServiceAfter` Consul honours (`check_deregister_interval_min`).
+pub const DEREGISTER_MIN: Duration = Duration::from_secs(60);
+/// Shortest check interval Consul runs (`MinInterval`); shorter ones are raised to it.
+pub const INTERVAL_MIN: Duration = Duration::from_secs(1);
+
+/// Default health route path.
+pub const DEFAULT_HEALTH_PATH: &str = "/health";
+/// Default HTTP check interval: Consul's own examples and Spring Cloud Consul use 10 s. Routing
+/// does not wait for it (the instance registers as passing after a local probe), so it only
+/// bounds how fast Consul notices a hung process.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+/// Default HTTP check timeout: half the interval, so a slow answer fails the check before the
+/// next one is due.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default `DeregisterCriticalServiceAfter`: Consul's minimum, so a crashed instance that
+/// never deregistered itself leaves the catalog as soon as Consul allows.
+pub const DEFAULT_DEREGISTER_AFTER: Duration = DEREGISTER_MIN;
+
+/// The argument (or builder setting) a rule is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Field {
+    /// `name`
+    Name,
+    /// `prefix`
+    Prefix,
+    /// `tags`
+    Tags,
+    /// `meta`
+    Meta,
+    /// `health`
+    Health,
+    /// `interval`
+    Interval,
+    /// `timeout`
+    Timeout,
+    /// `deregister_after`
+    DeregisterAfter,
+    /// `ttl`
+    Ttl,
+}
+
+impl Field {
+    /// The argument's name as the attribute and the builder spell it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Field::Name => "name",
+            Field::Prefix => "prefix",
+            Field::Tags => "tags",
+            Field::Meta => "meta",
+            Field::Health => "health",
+            Field::Interval => "interval",
+            Field::Timeout => "timeout",
+            Field::DeregisterAfter => "deregister_after",
+            Field::Ttl => "ttl",
+        }
+    }
+}
+
+/// A broken rule: which argument, and a message that says what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleError {
+    field: Field,
     message: String,
+}
+
+impl RuleError {
+    fn new(field: Field, message: impl Into<String>) -> Self {
+        RuleError {
+            field,
+            message: message.into(),
+        }
+    }
+
+    /// The argument the rule is about.
+    pub fn field(&self) -> Field {
+        self.field
+    }
+
+    /// The message, without the argument name in front.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 impl fmt::Display for RuleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        write!(f, "`{}`: {}", self.field.as_str(), self.message)
     }
 }
 
 impl std::error::Error for RuleError {}
+
+type Result<T = ()> = std::result::Result<T, RuleError>;
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '-' || c == '_'
+}
+
+/// A service name: 1 to 63 letters, digits, `-` and `_`.
+pub fn check_name(name: &str) -> Result {
+    if name.is_empty() {
+        return Err(RuleError::new(
+            Field::Name,
+            "the service name is empty; give the name clients look the service up by, e.g. \"cool_app\"",
+        ));
+    }
+    if name.len() > NAME_MAX_LEN {
+        return Err(RuleError::new(
+            Field::Name,
+            format!(
+                "the service name is {} characters long; the limit is {NAME_MAX_LEN} (one DNS label)",
+                name.len()
+            ),
+        ));
+    }
+    if let Some(c) = name.chars().find(|c| !is_name_char(*c)) {
+        return Err(RuleError::new(
+            Field::Name,
+            format!("the service name contains {c:?}; use only letters, digits, `-` and `_`"),
+        ));
+    }
+    Ok(())
+}
+
+/// A Fabio route source: `/path` or `host/path` (host may start with `*.` and end in `:port`),
+/// with no whitespace.
+pub fn check_prefix(prefix: &str) -> Result {
+    const HINT: &str =
+        "write a path prefix such as \"/oops\", or a host and path such as \"example.com/oops\"";
+    if prefix.is_empty() {
+        return Err(RuleError::new(
+            Field::Prefix,
+            format!("the prefix is empty; {HINT}"),
+        ));
+    }
+    if prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(RuleError::new(
+            Field::Prefix,
+            format!(
+                "the prefix contains whitespace, which separates options in Fabio's `urlprefix-` tag; {HINT}"
+            ),
+        ));
+    }
+    if prefix.starts_with(':') {
+        return Err(RuleError::new(
+            Field::Prefix,
+            format!("`{prefix}` is a TCP route; discoverable serves HTTP, so {HINT}"),
+        ));
+    }
+    let Some(slash) = prefix.find('/') else {
+        return Err(RuleError::new(
+            Field::Prefix,
+            format!("`{prefix}` has no `/`; a route needs a path; {HINT}"),
+        ));
+    };
+    let (host, path) = prefix.split_at(slash);
+    if !host.is_empty() {
+        check_route_host(host)?;
+    }
+    if let Some(c) = path.chars().find(|c| matches!(c, '?' | '#' | '"' | '\\')) {
+        return Err(RuleError::new(
+            Field::Prefix,
+            format!("the path `{path}` contains {c:?}; a route matches paths only, {HINT}"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_route_host(host: &str) -> Result {
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (host, None),
+    };
+    if let Some(port) = port {
+        if port.parse::<u16>().is_err() {
+            return Err(RuleError::new(
+                Field::Prefix,
+                format!("`{port}` in host `{host}` is not a port number"),
+            ));
+        }
+    }
+    let name = name.strip_prefix("*.").unwrap_or(name);
+    let ok = !name.is_empty()
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    if !ok {
+        return Err(RuleError::new(
+            Field::Prefix,
+            format!(
+                "`{host}` is not a host name Fabio can route; use letters, digits, `-` and `.` (optionally `*.` in front and `:port` after), or start the prefix with `/`"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A user tag: not empty, no control characters, and not a second `urlprefix-` route when a
+/// prefix is given (set `prefix` instead).
+pub fn check_tag(tag: &str) -> Result {
+    if tag.is_empty() {
+        return Err(RuleError::new(
+            Field::Tags,
+            "a tag is empty; remove it or give it text",
+        ));
+    }
+    if tag.chars().any(char::is_control) {
+        return Err(RuleError::new(
+            Field::Tags,
+            format!("the tag {tag:?} contains a control character; use printable text"),
+        ));
+    }
+    Ok(())
+}
+
+/// The number of meta pairs.
+pub fn check_meta_len(len: usize) -> Result {
+    if len > META_MAX_PAIRS {
+        return Err(RuleError::new(
+            Field::Meta,
+            format!("{len} meta pairs given; Consul accepts at most {META_MAX_PAIRS}"),
+        ));
+    }
+    Ok(())
+}
+
+/// A meta key: 1 to 128 of `[A-Za-z0-9_-]`, not starting with `consul-`.
+pub fn check_meta_key(key: &str) -> Result {
+    if key.is_empty() {
+        return Err(RuleError::new(
+            Field::Meta,
+            "a meta key is empty; give it a name",
+        ));
+    }
+    if key.len() > META_KEY_MAX_LEN {
+        return Err(RuleError::new(
+            Field::Meta,
+            format!(
+                "the meta key `{key}` is {} characters long; Consul accepts at most {META_KEY_MAX_LEN}",
+                key.len()
+            ),
+        ));
+    }
+    if let Some(c) = key.chars().find(|c| !is_name_char(*c)) {
+        return Err(RuleError::new(
+            Field::Meta,
+            format!(
+                "the meta key `{key}` contains {c:?}; Consul accepts only letters, digits, `-` and `_`"
+            ),
+        ));
+    }
+    if key.starts_with(META_RESERVED_PREFIX) {
+        return Err(RuleError::new(
+            Field::Meta,
+            format!(
+                "the meta key `{key}` starts with `{META_RESERVED_PREFIX}`, which Consul reserves for itself; choose another name"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A meta value: at most 512 characters.
+pub fn check_meta_value(key: &str, value: &str) -> Result {
+    if value.len() > META_VALUE_MAX_LEN {
+        return Err(RuleError::new(
+            Field::Meta,
+            format!(
+                "the value of meta key `{key}` is {} characters long; Consul accepts at most {META_VALUE_MAX_LEN}",
+                value.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The health route path: starts with `/`, no whitespace, no query.
+pub fn check_health_path(path: &str) -> Result {
+    if !path.starts_with('/') {
+        return Err(RuleError::new(
+            Field::Health,
+            format!("the health path `{path}` must start with `/`, e.g. \"/health\""),
+        ));
+    }
+    if let Some(c) = path
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#'))
+    {
+        return Err(RuleError::new(
+            Field::Health,
+            format!(
+                "the health path `{path}` contains {c:?}; give a plain path such as \"/health\""
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Parses a duration such as `"10s"`, `"500ms"` or `"1m30s"`; zero is refused.
+pub fn parse_duration(field_name: &str, text: &str) -> Result<Duration> {
+    let field = field_of(field_name);
+    let parsed = humantime::parse_duration(text.trim()).map_err(|_| {
+        RuleError::new(
+            field,
+            format!("`{text}` is not a duration; write it like \"10s\", \"500ms\" or \"1m30s\""),
+        )
+    })?;
+    check_nonzero(field, parsed)?;
+    Ok(parsed)
+}
+
+fn field_of(name: &str) -> Field {
+    match name {
+        "interval" => Field::Interval,
+        "timeout" => Field::Timeout,
+        "deregister_after" => Field::DeregisterAfter,
+        _ => Field::Ttl,
+    }
+}
+
+fn check_nonzero(field: Field, d: Duration) -> Result {
+    if d.is_zero() {
+        return Err(RuleError::new(
+            field,
+            "the duration is zero; give a positive duration",
+        ));
+    }
+    Ok(())
+}
+
+/// How the service's health check is run and timed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckTiming {
+    /// Consul calls the health route every `interval`, giving up after `timeout`.
+    Http {
+        /// Time between checks.
+        interval: Duration,
+        /// Time an answer may take.
+        timeout: Duration,
+    },
+    /// The service reports to Consul at least every `ttl`.
+    Ttl {
+        /// How long a report stays valid.
+        ttl: Duration,
+    },
+}
+
+/// The timing rules: interval at least 1 s, timeout shorter than the interval, positive TTL,
+/// `deregister_after` at least Consul's one-minute minimum.
+pub fn check_timing(timing: CheckTiming, deregister_after: Duration) -> Result {
+    match timing {
+        CheckTiming::Http { interval, timeout } => {
+            check_nonzero(Field::Interval, interval)?;
+            check_nonzero(Field::Timeout, timeout)?;
+            if interval < INTERVAL_MIN {
+                return Err(RuleError::new(
+                    Field::Interval,
+                    format!(
+                        "{} is shorter than Consul's 1s minimum check interval; give \"1s\" or more",
+                        go_duration(interval)
+                    ),
+                ));
+            }
+            if timeout >= interval {
+                return Err(RuleError::new(
+                    Field::Timeout,
+                    format!(
+                        "the timeout ({}) must be shorter than the interval ({}), or checks overlap",
+                        go_duration(timeout),
+                        go_duration(interval)
+                    ),
+                ));
+            }
+        }
+        CheckTiming::Ttl { ttl } => check_nonzero(Field::Ttl, ttl)?,
+    }
+    if deregister_after < DEREGISTER_MIN {
+        return Err(RuleError::new(
+            Field::DeregisterAfter,
+            format!(
+                "{} is below Consul's minimum of 1m for DeregisterCriticalServiceAfter; give \"1m\" or more",
+                go_duration(deregister_after)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The `ttl` argument excludes the HTTP check's `health` and `interval`.
+pub fn check_ttl_exclusive(ttl_set: bool, other: Field) -> Result {
+    if ttl_set {
+        return Err(RuleError::new(
+            other,
+            format!(
+                "`{}` configures the HTTP check, but `ttl` selects a TTL check instead; remove one of them",
+                other.as_str()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Formats a duration the way Consul (Go's `time.ParseDuration`) reads it: `"10s"`, `"1500ms"`.
+pub fn go_duration(d: Duration) -> String {
+    let nanos = d.as_nanos();
+    if nanos == 0 {
+        "0s".to_owned()
+    } else if nanos % 1_000_000_000 == 0 {
+        format!("{}s", nanos / 1_000_000_000)
+    } else if nanos % 1_000_000 == 0 {
+        format!("{}ms", nanos / 1_000_000)
+    } else if nanos % 1_000 == 0 {
+        format!("{}us", nanos / 1_000)
+    } else {
+        format!("{nanos}ns")
+    }
+}
+
+/// Fabio's route tag for a prefix: `urlprefix-<prefix>`, plus ` strip=<path>` when asked.
+pub fn urlprefix_tag(prefix: &str, strip: bool) -> String {
+    if strip {
+        let path = prefix.find('/').map_or(prefix, |i| &prefix[i..]);
+        format!("urlprefix-{prefix} strip={path}")
+    } else {
+        format!("urlprefix-{prefix}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(check_name("cool_app").is_ok());
+        assert!(check_name("a-1").is_ok());
+        assert!(check_name(&"a".repeat(63)).is_ok());
+        assert_eq!(check_name("").unwrap_err().field(), Field::Name);
+        assert!(
+            check_name(&"a".repeat(64))
+                .unwrap_err()
+                .message()
+                .contains("64 characters")
+        );
+        assert!(
+            check_name("cool app")
+                .unwrap_err()
+                .message()
+                .contains("' '")
+        );
+        assert!(check_name("café").is_err());
+    }
+
+    #[test]
+    fn prefixes() {
+        for ok in [
+            "/",
+            "/oops",
+            "/v1/",
+            "example.com/",
+            "*.example.com/api",
+            "example.com:8080/a",
+        ] {
+            assert!(check_prefix(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "oops",
+            "/a b",
+            ":8080",
+            "exa_mple.com/a",
+            "/a?b",
+            "-x.com/",
+            "host:port/",
+        ] {
+            assert!(check_prefix(bad).is_err(), "{bad}");
+        }
+        assert!(
+            check_prefix("/a\tb")
+                .unwrap_err()
+                .message()
+                .contains("whitespace")
+        );
+    }
+
+    #[test]
+    fn meta() {
+        assert!(check_meta_len(64).is_ok());
+        assert!(check_meta_len(65).is_err());
+        assert!(check_meta_key("version").is_ok());
+        assert!(check_meta_key("").is_err());
+        assert!(check_meta_key(&"k".repeat(129)).is_err());
+        assert!(check_meta_key(&"k".repeat(128)).is_ok());
+        assert!(check_meta_key("a.b").is_err());
+        assert!(
+            check_meta_key("consul-x")
+                .unwrap_err()
+                .message()
+                .contains("reserves")
+        );
+        assert!(check_meta_value("k", &"v".repeat(512)).is_ok());
+        assert!(check_meta_value("k", &"v".repeat(513)).is_err());
+    }
+
+    #[test]
+    fn tags_and_health() {
+        assert!(check_tag("primary").is_ok());
+        assert!(check_tag("").is_err());
+        assert!(check_tag("a\nb").is_err());
+        assert!(check_health_path("/health").is_ok());
+        assert!(check_health_path("health").is_err());
+        assert!(check_health_path("/he alth").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            parse_duration("interval", "10s"),
+            Ok(Duration::from_secs(10))
+        );
+        assert_eq!(
+            parse_duration("timeout", "500ms"),
+            Ok(Duration::from_millis(500))
+        );
+        assert_eq!(parse_duration("ttl", "1m30s"), Ok(Duration::from_secs(90)));
+        let err = parse_duration("timeout", "ten").unwrap_err();
+        assert_eq!(err.field(), Field::Timeout);
+        assert!(
+            parse_duration("interval", "0s")
+                .unwrap_err()
+                .message()
+                .contains("zero")
+        );
+        assert_eq!(go_duration(Duration::from_secs(10)), "10s");
+        assert_eq!(go_duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(go_duration(Duration::from_micros(3)), "3us");
+    }
+
+    #[test]
+    fn timing() {
+        let http = |i, t| CheckTiming::Http {
+            interval: Duration::from_secs(i),
+            timeout: Duration::from_secs(t),
+        };
+        assert!(check_timing(http(10, 5), DEREGISTER_MIN).is_ok());
+        assert_eq!(
+            check_timing(http(5, 5), DEREGISTER_MIN)
+                .unwrap_err()
+                .field(),
+            Field::Timeout
+        );
+        assert_eq!(
+            check_timing(http(10, 5), Duration::from_secs(30))
+                .unwrap_err()
+                .field(),
+            Field::DeregisterAfter
+        );
+        let sub_second = CheckTiming::Http {
+            interval: Duration::from_millis(500),
+            timeout: Duration::from_millis(100),
+        };
+        assert_eq!(
+            check_timing(sub_second, DEREGISTER_MIN)
+                .unwrap_err()
+                .field(),
+            Field::Interval
+        );
+        assert!(check_ttl_exclusive(true, Field::Health).is_err());
+        assert!(check_ttl_exclusive(false, Field::Health).is_ok());
+    }
+
+    #[test]
+    fn route_tags() {
+        assert_eq!(urlprefix_tag("/oops", false), "urlprefix-/oops");
+        assert_eq!(
+            urlprefix_tag("example.com/api", true),
+            "urlprefix-example.com/api strip=/api"
+        );
+    }
+}
