@@ -1,0 +1,280 @@
+//! Code generation: the service description at the top of the function, and the serve calls
+//! rewritten to use it. Everything is named by absolute path (`<crate>::...`, `::core::...`).
+
+use proc_macro2::{Literal, Span, TokenStream, TokenTree};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::{Ident, Item, ItemFn};
+
+use crate::args::{Arg, MetaPair};
+use crate::body;
+use crate::errors::Errors;
+use crate::validate::{Check, Service};
+
+/// The attributed item with the service wired in, or unchanged when it is not an `async fn`.
+pub(crate) fn expand(item: TokenStream, service: &Service, errors: &mut Errors) -> TokenStream {
+    let mut function: ItemFn = match syn::parse2(item.clone()) {
+        Ok(function) => function,
+        Err(error) => {
+            match syn::parse2::<Item>(item.clone()) {
+                Ok(other) => errors.spanned(
+                    head(other.into_token_stream()),
+                    "`#[discoverable]` goes on the `async fn` that serves the app, such as \
+                     `async fn main` under `#[tokio::main]`",
+                ),
+                Err(_) => errors.push(error),
+            }
+            return item;
+        }
+    };
+    if function.sig.asyncness.is_none() {
+        let (fn_token, ident) = (&function.sig.fn_token, &function.sig.ident);
+        errors.spanned(
+            quote!(#fn_token #ident),
+            "`#[discoverable]` goes on an `async fn`; with `#[tokio::main]`, put \
+             `#[discoverable]` above it",
+        );
+        return item;
+    }
+
+    // Mixed-site hygiene: user code cannot name (or shadow) this local.
+    let ident = Ident::new("__discoverable_service", Span::mixed_site());
+    let found = body::rewrite(&mut function.block, &service.krate, &ident, errors);
+    if found == 0 {
+        errors.spanned(
+            &function.sig,
+            "this function does not serve the app: `#[discoverable]` registers the service its \
+             function serves, so call `axum::serve(listener, app)` or \
+             `discoverable::serve(listener, app)` in the body (with the crate name written out; \
+             a `serve` imported with `use` is not recognised)",
+        );
+        return item;
+    }
+    let builder = builder(service);
+    function
+        .block
+        .stmts
+        .insert(0, syn::parse_quote!(let #ident = #builder;));
+    function.into_token_stream()
+}
+
+/// `<crate>::Service::builder(name).prefix(..)...build()`: one call per argument, each spanned
+/// at its argument so that a type error points there.
+fn builder(service: &Service) -> TokenStream {
+    let mut calls = TokenStream::new();
+    let mut call = |span: Span, method: &str, args: TokenStream| {
+        let method = Ident::new(method, span);
+        calls.extend(quote_spanned!(span=> .#method(#args)));
+    };
+    if let Some(Arg { keyword, value }) = &service.prefix {
+        call(keyword.span(), "prefix", value.to_token_stream());
+    }
+    if let Some(Arg { keyword, value }) = &service.strip {
+        call(keyword.span(), "strip", value.to_token_stream());
+    }
+    for tag in &service.tags {
+        call(tag.span(), "tag", tag.to_token_stream());
+    }
+    for MetaPair { key, value } in &service.meta {
+        call(key.span(), "meta", quote!(#key, #value));
+    }
+    if let Some(Arg { keyword, value }) = &service.health {
+        call(keyword.span(), "health_path", value.to_token_stream());
+    }
+    let durations = [
+        &service.interval,
+        &service.timeout,
+        &service.deregister_after,
+        &service.ttl,
+    ];
+    for Arg { keyword, value } in durations.into_iter().flatten() {
+        // Validation refuses durations beyond u64 nanoseconds.
+        let nanos = Literal::u64_suffixed(value.duration.as_nanos() as u64);
+        let span = keyword.span();
+        let duration = quote_spanned!(span=> ::core::time::Duration::from_nanos(#nanos));
+        call(span, &keyword.to_string(), duration);
+    }
+    for Check { name, path } in &service.checks {
+        call(first_span(path), "check", quote!(#name, #path));
+    }
+    if let Some(Arg { keyword, value }) = &service.fail_fast {
+        call(keyword.span(), "fail_fast", value.to_token_stream());
+    }
+    let (krate, name) = (&service.krate, &service.name);
+    quote!(#krate::Service::builder(#name) #calls .build())
+}
+
+fn first_span(tokens: impl ToTokens) -> Span {
+    tokens
+        .into_token_stream()
+        .into_iter()
+        .next()
+        .map_or_else(Span::call_site, |tree| tree.span())
+}
+
+/// An item's head, for errors about the item: its tokens after the attributes, up to its
+/// body or `;` (`pub struct Config`, `impl Server`).
+fn head(item: TokenStream) -> TokenStream {
+    let mut trees = item.into_iter().peekable();
+    let mut head = TokenStream::new();
+    while let Some(tree) = trees.next() {
+        match &tree {
+            TokenTree::Punct(p) if p.as_char() == '#' && head.is_empty() => {
+                trees.next(); // the attribute's `[...]`
+            }
+            TokenTree::Punct(p) if p.as_char() == ';' => break,
+            TokenTree::Group(g) if g.delimiter() == proc_macro2::Delimiter::Brace => break,
+            _ => head.extend([tree]),
+        }
+    }
+    head
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{args, validate};
+
+    fn run(args: TokenStream, item: TokenStream) -> (String, Vec<String>) {
+        let mut errors = Errors::default();
+        let args = args::parse(args, &mut errors);
+        let service = validate::validate(args, &mut errors);
+        let out = expand(item, &service, &mut errors);
+        (out.to_string(), errors.messages())
+    }
+
+    #[test]
+    fn seed() {
+        let (out, errors) = run(
+            quote!(name = "cool_app", prefix = "/oops"),
+            quote! {
+                #[tokio::main]
+                async fn main() -> std::io::Result<()> {
+                    let listener = bind().await?;
+                    axum::serve(listener, app).await
+                }
+            },
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        let expected = quote! {
+            #[tokio::main]
+            async fn main() -> std::io::Result<()> {
+                let __discoverable_service =
+                    ::discoverable::Service::builder("cool_app").prefix("/oops").build();
+                let listener = bind().await?;
+                ::discoverable::__private::serve(&__discoverable_service, listener, app).await
+            }
+        };
+        assert_eq!(out, expected.to_string());
+    }
+
+    #[test]
+    fn every_setter() {
+        let (out, errors) = run(
+            quote! {
+                name = "a", prefix = "/p", strip = true, tags = ["t"], meta(k = "v"),
+                health = "/h", interval = "2s", timeout = "1s", deregister_after = "1m",
+                checks = [db::ready], fail_fast = true, crate = "my::disc",
+            },
+            quote!(
+                async fn f() {
+                    axum::serve(l, a).await
+                }
+            ),
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        let expected = quote! {
+            my::disc::Service::builder("a")
+                .prefix("/p")
+                .strip(true)
+                .tag("t")
+                .meta("k", "v")
+                .health_path("/h")
+                .interval(::core::time::Duration::from_nanos(2000000000u64))
+                .timeout(::core::time::Duration::from_nanos(1000000000u64))
+                .deregister_after(::core::time::Duration::from_nanos(60000000000u64))
+                .check("ready", db::ready)
+                .fail_fast(true)
+                .build()
+        };
+        assert!(out.contains(&expected.to_string()), "{out}");
+        assert!(out.contains("my :: disc :: __private :: serve"), "{out}");
+    }
+
+    #[test]
+    fn ttl_setter() {
+        let (out, _) = run(
+            quote!(name = "a", ttl = "15s"),
+            quote!(
+                async fn f() {
+                    axum::serve(l, a).await
+                }
+            ),
+        );
+        assert!(out.contains(". ttl (:: core :: time :: Duration :: from_nanos (15000000000u64))"));
+    }
+
+    #[test]
+    fn invalid_arguments_keep_the_function() {
+        let (out, errors) = run(
+            quote!(name = "a", prefix = "bad", tags = [1]),
+            quote!(
+                async fn f() {
+                    discoverable::serve(l, a).await
+                }
+            ),
+        );
+        assert_eq!(errors.len(), 2);
+        // What was valid is still described, so the body type-checks as it will once fixed.
+        assert!(
+            out.contains("Service :: builder (\"a\") . build ()"),
+            "{out}"
+        );
+        assert!(out.contains("__private :: serve"), "{out}");
+    }
+
+    #[test]
+    fn not_a_function() {
+        let item = quote!(
+            #[derive(Debug)]
+            pub struct Config {
+                a: u8,
+            }
+        );
+        let (out, errors) = run(quote!(name = "a"), item.clone());
+        assert_eq!(out, item.to_string());
+        assert!(errors[0].starts_with("`#[discoverable]` goes on the `async fn`"));
+        assert_eq!(
+            head(item).to_string(),
+            quote!(pub struct Config).to_string()
+        );
+    }
+
+    #[test]
+    fn not_async() {
+        let item = quote!(
+            fn main() {
+                axum::serve(l, a);
+            }
+        );
+        let (out, errors) = run(quote!(name = "a"), item.clone());
+        assert_eq!(out, item.to_string());
+        assert_eq!(
+            errors,
+            [
+                "`#[discoverable]` goes on an `async fn`; with `#[tokio::main]`, put `#[discoverable]` above it"
+            ]
+        );
+    }
+
+    #[test]
+    fn no_serve_call() {
+        let item = quote!(
+            async fn main() {
+                serve(l, a).await;
+            }
+        );
+        let (out, errors) = run(quote!(name = "a"), item.clone());
+        assert_eq!(out, item.to_string());
+        assert!(errors[0].starts_with("this function does not serve the app"));
+    }
+}
