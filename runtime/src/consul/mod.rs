@@ -1,1 +1,67 @@
 //! A typed client for the part of Consul's HTTP API that registration and discovery use.
+//!
+//! This module owns everything that speaks HTTP to Consul:
+//!
+//! - [`Config`]: where the agent is and how to talk to it, read from Consul's own
+//!   environment variables (`CONSUL_HTTP_ADDR`, `CONSUL_HTTP_TOKEN`, ...) exactly as Consul's
+//!   CLI reads them, or set with [`Config::builder`];
+//! - [`Client`]: one async method per endpoint (agent services and checks, TTL updates,
+//!   `agent/self`, health, catalog), blocking queries by index or hash, a time bound on every
+//!   request, and failures mapped onto [`Error`](crate::Error) (`Unreachable`, `Timeout`,
+//!   `PermissionDenied`, `NotFound`, `Status`, `Decode`);
+//! - the request and response types in Consul's JSON, and [`next_index`], Consul's rules for
+//!   the index of the next blocking read.
+//!
+//! It calls only `reqwest` (HTTP, rustls), `serde`, `tokio` (DNS for the TLS server name),
+//! `tracing` and the crate's [`Error`](crate::Error); nothing else in the runtime. The
+//! service description, the layer, `serve` and discovery build on it, never the other way
+//! round. It does no retrying: callers decide when to try again.
+//!
+//! The ACL token is sent only as the `X-Consul-Token` header. It never appears in a `Debug`
+//! output, a log line or an error text.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use discoverable_runtime::consul::{CheckDefinition, Client, Registration};
+//!
+//! # async fn demo() -> Result<(), discoverable_runtime::Error> {
+//! let client = Client::from_env()?;
+//! client
+//!     .register(&Registration {
+//!         id: "web-1".into(),
+//!         name: "web".into(),
+//!         address: "10.0.0.7".into(),
+//!         port: 8080,
+//!         checks: vec![CheckDefinition {
+//!             http: Some("http://10.0.0.7:8080/health".into()),
+//!             interval: Some(Duration::from_secs(10)),
+//!             ..Default::default()
+//!         }],
+//!         ..Default::default()
+//!     })
+//!     .await?;
+//! client.deregister("web-1").await?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod client;
+mod config;
+mod types;
+
+#[cfg(test)]
+mod fault_tests;
+
+pub use client::Client;
+pub use config::{
+    Config, ConfigBuilder, DEFAULT_ADDRESS, DEFAULT_REQUEST_TIMEOUT, ENV_CACERT, ENV_CAPATH,
+    ENV_CLIENT_CERT, ENV_CLIENT_KEY, ENV_HTTP_ADDR, ENV_HTTP_AUTH, ENV_HTTP_SSL,
+    ENV_HTTP_SSL_VERIFY, ENV_HTTP_TOKEN, ENV_HTTP_TOKEN_FILE, ENV_NAMESPACE, ENV_PARTITION,
+    ENV_TLS_SERVER_NAME, ENV_VARS, Token, parse_go_bool,
+};
+pub use types::{
+    AgentMember, AgentSelf, AgentService, CheckDefinition, CheckStatus, DEFAULT_WAIT, Hashed,
+    HealthCheck, HealthCheckDefinition, HealthQuery, HealthState, Indexed, MAX_WAIT, Node,
+    QueryOptions, Registration, ServiceAddress, ServiceEntry, Weights, format_go_duration,
+    next_index, parse_go_duration,
+};
