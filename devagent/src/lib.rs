@@ -1,1 +1,212 @@
 //! A Consul-compatible agent for development and tests.
+//!
+//! **This is a development tool, not Consul.** Tests, examples and the demo of `discoverable`
+//! run against it because no Consul binary can be installed where they run. In production,
+//! services talk to a real Consul cluster.
+//!
+//! `devagent` implements the part of Consul's HTTP API that service registration and discovery
+//! use, with Consul's own behaviour: the same paths, JSON field names, status codes, error texts
+//! and headers. HTTP and TCP checks really run against the service (2xx passing, 429 warning,
+//! anything else critical; the first run staggered within the interval), TTL checks expire,
+//! `DeregisterCriticalServiceAfter` reaps, reads block on `?index=` with `X-Consul-Index`, ACL
+//! tokens are enforced when configured, and [`Faults`] simulate an agent that is down, slow,
+//! failing, or restarted without its data.
+//!
+//! It serves one node (the agent itself) in one datacenter, as a single server that is its own
+//! leader.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! use discoverable_devagent::{Config, DevAgent};
+//!
+//! let agent = DevAgent::start(Config::default()).await?; // 127.0.0.1, a free port
+//! let url = agent.url(); // "http://127.0.0.1:PORT": what CONSUL_HTTP_ADDR should point at
+//! assert!(url.starts_with("http://127.0.0.1:"));
+//! agent.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The same agent runs as a program, `devagent --addr 127.0.0.1:8500` (see `devagent --help`).
+//!
+//! # Endpoints
+//!
+//! Agent: `PUT /v1/agent/service/register` (`?replace-existing-checks`),
+//! `PUT /v1/agent/service/deregister/:id`, `GET /v1/agent/services`, `GET /v1/agent/service/:id`
+//! (hash-blocking), `GET /v1/agent/checks`, `PUT /v1/agent/check/{register,deregister/:id}`,
+//! `PUT /v1/agent/check/{pass,warn,fail}/:id?note=`, `PUT /v1/agent/check/update/:id`,
+//! `PUT /v1/agent/service/maintenance/:id`, `PUT /v1/agent/maintenance`,
+//! `GET /v1/agent/health/service/{id,name}/:x`, `GET /v1/agent/self`, `GET /v1/agent/members`.
+//! Health (blocking): `GET /v1/health/{service,checks,state,node}/:x`. Catalog (blocking):
+//! `GET /v1/catalog/{services,service/:name,nodes,node/:node}`, `GET /v1/catalog/datacenters`.
+//! KV (blocking reads): `GET|PUT|DELETE /v1/kv/<key>`. Status: `GET /v1/status/{leader,peers}`.
+//! Fault switches: `PUT /_devagent/fault/...`, see [`Faults`].
+
+#![warn(missing_docs, rust_2018_idioms)]
+#![deny(unsafe_code)]
+
+mod acl;
+mod api;
+mod checks;
+mod decode;
+mod faults;
+mod server;
+mod state;
+
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+pub use faults::Faults;
+
+use crate::acl::Acl;
+use crate::server::Server;
+use crate::state::Shared;
+
+/// How to run a [`DevAgent`].
+///
+/// ```
+/// use std::time::Duration;
+/// use discoverable_devagent::Config;
+///
+/// let config = Config {
+///     acl_token: Some("root-token".into()),
+///     reap_interval: Duration::from_millis(200),
+///     deregister_critical_min: Duration::from_secs(1),
+///     ..Config::default()
+/// };
+/// // The token never shows in Debug output.
+/// assert!(!format!("{config:?}").contains("root-token"));
+/// ```
+#[derive(Clone)]
+pub struct Config {
+    /// Where to listen; port 0 picks a free port. Default `127.0.0.1:0`.
+    pub addr: SocketAddr,
+    /// The node name. Default `devagent`.
+    pub node: String,
+    /// The datacenter. Default `dc1`.
+    pub datacenter: String,
+    /// `Some(token)`: ACLs on with default policy `deny`, `token` being the management token.
+    /// `None` (default): ACLs off.
+    pub acl_token: Option<String>,
+    /// How often services with long-critical checks are reaped. Default 30s (Consul's
+    /// `check_reap_interval`).
+    pub reap_interval: Duration,
+    /// The least `DeregisterCriticalServiceAfter` honoured. Default 60s (Consul's minimum).
+    pub deregister_critical_min: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            node: "devagent".into(),
+            datacenter: "dc1".into(),
+            acl_token: None,
+            reap_interval: Duration::from_secs(30),
+            deregister_critical_min: Duration::from_secs(60),
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("addr", &self.addr)
+            .field("node", &self.node)
+            .field("datacenter", &self.datacenter)
+            .field("acl_token", &self.acl_token.as_ref().map(|_| "<redacted>"))
+            .field("reap_interval", &self.reap_interval)
+            .field("deregister_critical_min", &self.deregister_critical_min)
+            .finish()
+    }
+}
+
+/// A running agent. Dropping it stops it (listener, connections, check runners).
+pub struct DevAgent {
+    shared: Arc<Shared>,
+    server: Arc<Server>,
+    reaper: JoinHandle<()>,
+}
+
+impl fmt::Debug for DevAgent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DevAgent")
+            .field("addr", &self.addr())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DevAgent {
+    /// Binds `config.addr`, starts serving, and returns once it is listening.
+    ///
+    /// Must be called within a tokio runtime.
+    pub async fn start(config: Config) -> io::Result<DevAgent> {
+        let shared = Shared::new(
+            config.node,
+            config.datacenter,
+            Acl::new(config.acl_token),
+            config.reap_interval,
+            config.deregister_critical_min,
+        );
+        let server = Server::start(config.addr, shared.clone()).await?;
+        let _ = shared.server.set(Arc::downgrade(&server));
+        let reaper = checks::spawn_reaper(shared.clone());
+        tracing::info!(
+            addr = %server.addr(),
+            node = %shared.node,
+            datacenter = %shared.datacenter,
+            acl = shared.acl.default_policy(),
+            "devagent started"
+        );
+        Ok(DevAgent {
+            shared,
+            server,
+            reaper,
+        })
+    }
+
+    /// The bound address (port 0 resolved).
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    /// The base URL clients use, e.g. `http://127.0.0.1:8500` (loopback when bound to a
+    /// wildcard address).
+    pub fn url(&self) -> String {
+        let mut addr = self.addr();
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr.ip() {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            });
+        }
+        format!("http://{addr}")
+    }
+
+    /// A handle on the fault switches.
+    pub fn faults(&self) -> Faults {
+        Faults::new(self.shared.clone(), self.server.clone())
+    }
+
+    /// Stops listening, drops open connections and stops every check runner; returns when done.
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+        self.reaper.abort();
+        self.shared.stop_runners();
+        tracing::info!(addr = %self.addr(), "devagent stopped");
+    }
+}
+
+impl Drop for DevAgent {
+    fn drop(&mut self) {
+        self.server.abort();
+        self.reaper.abort();
+        self.shared.stop_runners();
+    }
+}

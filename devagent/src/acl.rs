@@ -1,0 +1,184 @@
+//! ACL tokens: where a request's token is read from, and what it may do.
+//!
+//! With ACLs on, the agent knows two tokens, like a Consul cluster right after bootstrap with a
+//! `deny` default policy: the management token from [`Config::acl_token`](crate::Config), which
+//! may do everything, and the anonymous token (used when a request names none, or names
+//! `anonymous`), which may do nothing. Any other token is unknown: `403 ACL not found`.
+//! Denied writes answer `403 Permission denied: ...` in Consul's words; list endpoints drop what
+//! the token may not read instead.
+//!
+//! The token is never logged and never printed by `Debug`.
+
+use std::fmt;
+
+use axum::http::HeaderMap;
+
+use crate::api::{ApiError, Query};
+
+/// The secret ID Consul gives the anonymous token.
+const ANONYMOUS: &str = "anonymous";
+
+/// The ACL settings of the agent.
+#[derive(Clone, Default)]
+pub(crate) struct Acl {
+    management: Option<String>,
+}
+
+impl fmt::Debug for Acl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Acl")
+            .field("enabled", &self.management.is_some())
+            .finish()
+    }
+}
+
+/// What a resolved token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Grant {
+    /// ACLs are off: everything is allowed.
+    Disabled,
+    Management,
+    Anonymous,
+}
+
+/// A request's resolved token.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Authz {
+    grant: Grant,
+    /// Whether the request named a token (decides `X-Consul-Results-Filtered-By-ACLs`).
+    presented: bool,
+}
+
+impl Acl {
+    /// ACLs on with `management` as the management token, or off.
+    pub(crate) fn new(management: Option<String>) -> Acl {
+        Acl { management }
+    }
+
+    /// `deny` with ACLs on, `allow` without: the `X-Consul-Default-ACL-Policy` header.
+    pub(crate) fn default_policy(&self) -> &'static str {
+        if self.management.is_some() {
+            "deny"
+        } else {
+            "allow"
+        }
+    }
+
+    /// Consul's precedence: `?token=`, then `X-Consul-Token`, then `Authorization: Bearer <t>`.
+    pub(crate) fn token_of(query: &Query, headers: &HeaderMap) -> String {
+        if let Some(t) = query.get("token").filter(|t| !t.is_empty()) {
+            return t.to_owned();
+        }
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty())
+        };
+        if let Some(t) = header("x-consul-token") {
+            return t.to_owned();
+        }
+        if let Some(auth) = header("authorization") {
+            let parts: Vec<&str> = auth.split(' ').collect();
+            if parts.len() > 1 && parts[0].eq_ignore_ascii_case("bearer") {
+                let value = parts[1..].join(" ");
+                let first = value.trim().split(' ').next().unwrap_or_default();
+                return first.trim().to_owned();
+            }
+        }
+        String::new()
+    }
+
+    /// Resolves a token: `403 ACL not found` for a token the agent does not know.
+    pub(crate) fn resolve(&self, token: &str) -> Result<Authz, ApiError> {
+        let presented = !token.is_empty();
+        let grant = match &self.management {
+            None => Grant::Disabled,
+            Some(m) if token == m => Grant::Management,
+            Some(_) if token.is_empty() || token == ANONYMOUS => Grant::Anonymous,
+            Some(_) => return Err(ApiError::new(403, "ACL not found")),
+        };
+        Ok(Authz { grant, presented })
+    }
+}
+
+impl Authz {
+    /// Whether this token may do anything at all (the only distinction this agent makes).
+    pub(crate) fn allowed(&self) -> bool {
+        self.grant != Grant::Anonymous
+    }
+
+    /// `Ok` if allowed, else Consul's 403 for lacking `resource:access` on `name`.
+    pub(crate) fn require(&self, resource: &str, access: &str, name: &str) -> Result<(), ApiError> {
+        if self.allowed() {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            403,
+            format!(
+                "Permission denied: anonymous token lacks permission '{resource}:{access}' on {name:?}. \
+                 The anonymous token is used implicitly when a request does not specify a token."
+            ),
+        ))
+    }
+
+    /// Whether to send `X-Consul-Results-Filtered-By-ACLs: true`: something was dropped and the
+    /// request named a token (Consul hides the fact from requests without one).
+    pub(crate) fn report_filtered(&self, dropped: bool) -> bool {
+        dropped && self.presented
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(uri_query: &str, headers: &[(&str, &str)]) -> String {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        Acl::token_of(&Query::parse(Some(uri_query)), &map)
+    }
+
+    #[test]
+    fn token_precedence_is_consuls() {
+        let both = [("X-Consul-Token", "hdr"), ("Authorization", "Bearer bear")];
+        assert_eq!(token("token=q", &both), "q");
+        assert_eq!(token("", &both), "hdr");
+        assert_eq!(token("", &both[1..]), "bear");
+        assert_eq!(
+            token("", &[("Authorization", "bearer  spaced  x")]),
+            "spaced"
+        );
+        assert_eq!(token("", &[("Authorization", "Basic abc")]), "");
+        assert_eq!(token("", &[("Authorization", "Bearer")]), "");
+    }
+
+    #[test]
+    fn resolves_tokens() {
+        let acl = Acl::new(Some("secret".into()));
+        assert!(acl.resolve("secret").unwrap().allowed());
+        assert!(!acl.resolve("").unwrap().allowed());
+        assert!(!acl.resolve("anonymous").unwrap().allowed());
+        let err = acl.resolve("other").unwrap_err();
+        assert_eq!((err.status, err.text.as_str()), (403, "ACL not found"));
+        assert!(Acl::new(None).resolve("whatever").unwrap().allowed());
+        assert_eq!(format!("{acl:?}"), "Acl { enabled: true }");
+    }
+
+    #[test]
+    fn denial_text_is_consuls() {
+        let authz = Acl::new(Some("s".into())).resolve("").unwrap();
+        let err = authz.require("service", "write", "web").unwrap_err();
+        assert_eq!(
+            err.text,
+            "Permission denied: anonymous token lacks permission 'service:write' on \"web\". \
+             The anonymous token is used implicitly when a request does not specify a token."
+        );
+        assert!(!authz.report_filtered(true));
+    }
+}

@@ -1,0 +1,834 @@
+//! `/v1/agent/*`: the local agent's services and checks, its self-description, maintenance mode
+//! and the local health endpoints.
+//!
+//! Validation runs in Consul's order with Consul's texts (see `CONSUL_API.md` §2): decode, name,
+//! address, token, weights, meta, checks, check status, then permission. Agent endpoints are not
+//! blocking (no `X-Consul-Index`), except `GET /v1/agent/service/:id`, which blocks on `?hash=`.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use super::views::{self, VERSION};
+use super::{Answer, ApiError, Req, apply_filter, empty, parse_go_bool};
+use crate::acl::Authz;
+use crate::checks::{self, OUTPUT_MAX};
+use crate::decode::{CheckDef, Fields, ServiceDef, TaggedAddress, parse_json};
+use crate::state::{Check, NewCheck, Service, Shared, State, Status, Ttl};
+
+const SERVICE_MAINT_PREFIX: &str = "_service_maintenance:";
+const NODE_MAINT: &str = "_node_maintenance";
+
+fn decode_failed(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(400, format!("Request decode failed: {e}"))
+}
+
+/// Consul's `ipaddr.IsAny`: `0.0.0.0` or `::`.
+fn is_any(address: &str) -> bool {
+    address
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .is_ok_and(|ip| ip.is_unspecified())
+}
+
+fn validate_weights((passing, warning): (i64, i64)) -> Result<(), ApiError> {
+    let fail = |m: &str| Err(ApiError::new(400, format!("Invalid Weights: {m}")));
+    if passing < 1 {
+        return fail("Passing must be greater than 0");
+    }
+    if warning < 0 {
+        return fail("Warning must be greater or equal than 0");
+    }
+    if passing > 65535 || warning > 65535 {
+        return fail("DNS Weight must be between 0 and 65535");
+    }
+    Ok(())
+}
+
+/// Consul's `ValidateServiceMetadata` for a typical service.
+fn validate_meta(meta: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    let fail = |m: String| Err(ApiError::new(400, format!("Invalid Service Meta: {m}")));
+    if meta.len() > 64 {
+        return fail("Node metadata cannot contain more than 64 key/value pairs".into());
+    }
+    for (k, v) in meta {
+        let problem = if k.is_empty() {
+            Some("Key cannot be blank".to_owned())
+        } else if !k
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            Some("Key contains invalid characters".into())
+        } else if k.len() > 128 {
+            Some("Key is too long (limit: 128 characters)".into())
+        } else if k.starts_with("consul-") {
+            Some("Key prefix 'consul-' is reserved for internal use".into())
+        } else if v.len() > 512 {
+            Some("Value is too long (limit: 512 characters)".into())
+        } else {
+            None
+        };
+        if let Some(p) = problem {
+            return fail(format!("Couldn't load metadata pair ('{k}', '{v}'): {p}"));
+        }
+    }
+    Ok(())
+}
+
+fn scripts_disabled(defs: &[CheckDef]) -> Result<(), ApiError> {
+    if defs.iter().any(|d| !d.script_args.is_empty()) {
+        return Err(ApiError::new(
+            500,
+            "Scripts are disabled on this agent from remote calls; to enable, configure 'enable_script_checks' to true",
+        ));
+    }
+    Ok(())
+}
+
+/// A check in its registered state.
+fn new_check(shared: &Shared, def: &CheckDef, id: String, name: String) -> NewCheck {
+    let status = Status::parse(&def.status);
+    let mut check = Check::new(id, name, status);
+    check.notes = def.notes.clone();
+    check.service_id = def.service_id.clone();
+    check.type_name = def.type_name().to_owned();
+    check.def = def.clone();
+    check.reap_after = def
+        .deregister_critical_service_after
+        .positive()
+        .map(|d| d.max(shared.deregister_critical_min));
+    check.ttl = def.ttl.positive().map(|ttl| Ttl {
+        ttl,
+        deadline: Some(Instant::now() + ttl),
+        last_output: String::new(),
+    });
+    NewCheck {
+        check,
+        status_given: status.is_some(),
+    }
+}
+
+/// `403`/`404` for a write to a service, as Consul's `vetServiceUpdate`.
+fn vet_service_update(st: &State, authz: &Authz, id: &str) -> Result<String, ApiError> {
+    let Some(service) = st.services.get(id) else {
+        return Err(ApiError::new(
+            404,
+            format!(
+                "Unknown service ID {id:?}. Ensure that the service ID is passed, not the service name."
+            ),
+        ));
+    };
+    authz.require("service", "write", &service.name)?;
+    Ok(service.name.clone())
+}
+
+/// `403`/`404` for a write to a check, as Consul's `vetCheckUpdate`.
+fn vet_check_update(shared: &Shared, authz: &Authz, id: &str) -> Result<(), ApiError> {
+    shared.read(|st| match st.checks.get(id) {
+        None => Err(ApiError::new(
+            404,
+            format!(
+                "Unknown check ID {id:?}. Ensure that the check ID is passed, not the check name."
+            ),
+        )),
+        Some(c) if c.service_name.is_empty() => authz.require("node", "write", &shared.node),
+        Some(c) => authz.require("service", "write", &c.service_name),
+    })
+}
+
+/// Sets `X-Consul-Results-Filtered-By-ACLs` when asked to.
+fn filtered(
+    mut resp: axum::response::Response,
+    authz: &Authz,
+    dropped: bool,
+) -> axum::response::Response {
+    if authz.report_filtered(dropped) {
+        resp.headers_mut().insert(
+            "x-consul-results-filtered-by-acls",
+            axum::http::HeaderValue::from_static("true"),
+        );
+    }
+    resp
+}
+
+/// `GET /v1/agent/self`.
+pub(super) fn self_info(shared: &Arc<Shared>, req: &Req) -> Answer {
+    let authz = req.authz(shared)?;
+    authz.require("agent", "read", &shared.node)?;
+    let (node_id, services, checks) =
+        shared.read(|st| (st.node_id.clone(), st.services.len(), st.checks.len()));
+    let acls = shared.acl.default_policy() == "deny";
+    Ok(req.json(&json!({
+        "Config": {
+            "Datacenter": shared.datacenter,
+            "PrimaryDatacenter": shared.datacenter,
+            "NodeName": shared.node,
+            "NodeID": node_id,
+            "Revision": "devagent",
+            "Server": true,
+            "Version": VERSION,
+            "BuildDate": "2024-01-01T00:00:00Z",
+        },
+        "DebugConfig": {
+            "Datacenter": shared.datacenter,
+            "NodeName": shared.node,
+            "NodeID": node_id,
+            "DNSDomain": "consul.",
+            "ACLsEnabled": acls,
+            "ACLResolverSettings": {"ACLDefaultPolicy": shared.acl.default_policy()},
+            "ServerMode": true,
+            "DevMode": true,
+            "CheckReapInterval": crate::decode::GoDuration::from_std(shared.reap_interval).to_string(),
+            "CheckDeregisterIntervalMin": crate::decode::GoDuration::from_std(shared.deregister_critical_min).to_string(),
+        },
+        "Coord": {"Vec": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], "Error": 1.5, "Adjustment": 0.0, "Height": 1e-5},
+        "Member": member(shared, &node_id),
+        "Stats": {
+            "agent": {"check_monitors": "0", "check_ttls": "0", "checks": checks.to_string(), "services": services.to_string()},
+            "build": {"prerelease": "", "revision": "devagent", "version": VERSION},
+            "consul": {"bootstrap": "true", "known_datacenters": "1", "leader": "true", "leader_addr": views::SERVER_ADDRESS, "server": "true"},
+        },
+        "Meta": {"consul-network-segment": ""},
+    })))
+}
+
+fn member(shared: &Shared, node_id: &str) -> Value {
+    json!({
+        "Name": shared.node,
+        "Addr": views::NODE_ADDRESS,
+        "Port": 8301,
+        "Tags": {
+            "acls": if shared.acl.default_policy() == "deny" { "1" } else { "0" },
+            "bootstrap": "1",
+            "build": format!("{VERSION}:devagent"),
+            "dc": shared.datacenter,
+            "id": node_id,
+            "port": "8300",
+            "raft_vsn": "3",
+            "role": "consul",
+            "segment": "",
+            "vsn": "2",
+            "vsn_max": "3",
+            "vsn_min": "2",
+            "wan_join_port": "8302",
+        },
+        "Status": 1,
+        "ProtocolMin": 1,
+        "ProtocolMax": 5,
+        "ProtocolCur": 2,
+        "DelegateMin": 2,
+        "DelegateMax": 5,
+        "DelegateCur": 4,
+    })
+}
+
+/// `GET /v1/agent/members`.
+pub(super) fn members(shared: &Arc<Shared>, req: &Req) -> Answer {
+    let authz = req.authz(shared)?;
+    let node_id = shared.read(|st| st.node_id.clone());
+    let list = if authz.allowed() {
+        vec![member(shared, &node_id)]
+    } else {
+        vec![]
+    };
+    Ok(filtered(req.json(&list), &authz, list.is_empty()))
+}
+
+/// `GET /v1/agent/services`.
+pub(super) fn services(shared: &Arc<Shared>, req: &Req) -> Answer {
+    let authz = req.authz(shared)?;
+    let filter = req.filter()?;
+    let all: Vec<Value> = shared.read(|st| {
+        st.services
+            .values()
+            .map(|s| json!(views::agent_service(s, &shared.datacenter)))
+            .collect()
+    });
+    let mut kept = apply_filter(&filter, all);
+    let total = kept.len();
+    if !authz.allowed() {
+        kept.clear();
+    }
+    let map: serde_json::Map<String, Value> = kept
+        .into_iter()
+        .map(|v| (v["ID"].as_str().unwrap_or_default().to_owned(), v))
+        .collect();
+    Ok(filtered(req.json(&map), &authz, total != map.len()))
+}
+
+/// The FNV-1a hash of an answer, as Consul's `ContentHash` (hex).
+fn content_hash(value: &impl serde::Serialize) -> String {
+    let bytes = serde_json::to_vec(value).unwrap_or_default();
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{hash:x}")
+}
+
+/// `GET /v1/agent/service/:id`, blocking on `?hash=` until the definition changes.
+pub(super) async fn service(shared: &Arc<Shared>, req: &Req) -> Answer {
+    let opts = super::ReadOptions::parse(&req.query)?;
+    let authz = req.authz(shared)?;
+    let id = req.rest.as_str();
+    let lookup = |st: &State| -> Result<views::AgentService, ApiError> {
+        let Some(service) = st.services.get(id) else {
+            return Err(ApiError::new(404, format!("unknown service ID: {id}")));
+        };
+        authz.require("service", "read", &service.name)?;
+        let mut view = views::agent_service(service, &shared.datacenter);
+        view.content_hash = Some(content_hash(&view));
+        Ok(view)
+    };
+    let wanted = req.query.get("hash").unwrap_or_default();
+    let mut changes = shared.subscribe();
+    let mut view = shared.read(lookup)?;
+    if !wanted.is_empty() {
+        let deadline = tokio::time::Instant::now() + super::jittered(opts.wait);
+        while view.content_hash.as_deref() == Some(wanted) {
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { break },
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+            view = shared.read(lookup)?;
+        }
+    }
+    let hash = view.content_hash.clone().unwrap_or_default();
+    let mut resp = req.json(&view);
+    if let Ok(v) = axum::http::HeaderValue::from_str(&hash) {
+        resp.headers_mut().insert("x-consul-contenthash", v);
+    }
+    Ok(resp)
+}
+
+/// `PUT /v1/agent/service/register[?replace-existing-checks]`.
+pub(super) fn register(shared: &Arc<Shared>, req: &Req) -> Answer {
+    let def = ServiceDef::decode(&req.body).map_err(decode_failed)?;
+    if def.name.is_empty() {
+        return Err(ApiError::new(400, "Missing service name"));
+    }
+    if is_any(&def.address) {
+        return Err(ApiError::new(400, "Invalid service address"));
+    }
+    let authz = req.authz(shared)?;
+    if let Some(w) = def.weights {
+        validate_weights(w)?;
+    }
+    validate_meta(&def.meta)?;
+    let defs = def
+        .check_types()
+        .map_err(|e| ApiError::new(400, format!("Invalid check: {e}")))?;
+    if defs
+        .iter()
+        .any(|c| !c.status.is_empty() && Status::parse(&c.status).is_none())
+    {
+        return Err(ApiError::new(
+            400,
+            "Status for checks must 'passing', 'warning', 'critical'",
+        ));
+    }
+    let id = if def.id.is_empty() {
+        def.name.clone()
+    } else {
+        def.id.clone()
+    };
+    authz.require("service", "write", &def.name)?;
+    if let Some(existing) = shared.read(|st| st.services.get(&id).map(|s| s.name.clone())) {
+        authz.require("service", "write", &existing)?;
+    }
+    scripts_disabled(&defs)?;
+
+    let service = service_from(def, id);
+    let several = defs.len() > 1;
+    let new_checks: Vec<NewCheck> = defs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let check_id = match (d.check_id.is_empty(), several) {
+                (false, _) => d.check_id.clone(),
+                (true, false) => format!("service:{}", service.id),
+                (true, true) => format!("service:{}:{}", service.id, i + 1),
+            };
+            let name = if d.name.is_empty() {
+                format!("Service '{}' check", service.name)
+            } else {
+                d.name.clone()
+            };
+            let mut d = d.clone();
+            d.service_id = service.id.clone();
+            let mut c = new_check(shared, &d, check_id, name);
+            c.check.service_name = service.name.clone();
+            c
+        })
+        .collect();
+    let replace = req
+        .query
+        .get("replace-existing-checks")
+        .is_some_and(|v| v.is_empty() || v == "true");
+    tracing::info!(service = %service.id, name = %service.name, "registered service");
+    shared.write(|st| {
+        for id in st.add_service(service, new_checks, replace) {
+            if let Some(check) = st.checks.get_mut(&id) {
+                checks::start(shared, check);
+            }
+        }
+    });
+    Ok(empty())
+}
+
+/// A decoded registration as the agent stores it, with default weights and tagged addresses.
+fn service_from(def: ServiceDef, id: String) -> Service {
+    let mut tagged_addresses = def.tagged_addresses;
+    if let Ok(ip) = def.address.parse::<IpAddr>() {
+        let (lan, wan) = if ip.is_ipv4() {
+            ("lan_ipv4", "wan_ipv4")
+        } else {
+            ("lan_ipv6", "wan_ipv6")
+        };
+        for key in [lan, wan] {
+            tagged_addresses
+                .entry(key.to_owned())
+                .or_insert_with(|| TaggedAddress {
+                    address: def.address.clone(),
+                    port: def.port,
+                });
+        }
+    }
+    Service {
+        id,
+        name: def.name,
+        kind: def.kind,
+        tags: def.tags,
+        address: def.address,
+        tagged_addresses,
+        meta: def.meta,
+        port: def.port,
+        socket_path: def.socket_path,
+        weights: def.weights.unwrap_or((1, 1)),
+        enable_tag_override: def.enable_tag_override,
+        create_index: 0,
+        modify_index: 0,
+    }
+}
+
+/// `PUT /v1/agent/service/deregister/:id`.
+pub(super) fn deregister(shared: &Arc<Shared>, req: &Req) -> Answer {
+    let authz = req.authz(shared)?;
+    let id = req.rest.as_str();
+    shared.write(|st| {
+        vet_service_update(st, &authz, id)?;
+        st.remove_service(id);
+        Ok::<_, ApiError>(())
+    })?;
+    tracing::info!(service = %id, "deregistered service");
+    Ok(empty())
+}
+
+fn enable_param(req: &Req) -> Result<bool, ApiError> {
+    let Some(raw) = req.query.get("enable") else {
+        return Err(ApiError::new(400, "Missing value for enable"));
+    };
+    parse_go_bool(raw)
+        .ok_or_else(|| ApiError::new(400, format!("Invalid value for enable: {raw:?}")))
+}
+
+/// `PUT /v1/agent/service/maintenance/:id?enable=&reason=`.
+pub(super) fn service_maintenance(shared: &Arc<Shared>, req: &Req) -> Answer {
+    let id = req.rest.as_str();
+    if id.is_empty() {
+        return Err(ApiError::new(400, "Missing service ID"));
+    }
+    let enable = enable_param(req)?;
+    let authz = req.authz(shared)?;
+    let reason = req.query.get("reason").filter(|r| !r.is_empty()).unwrap_or(
+        "Maintenance mode is enabled for this service, but no reason was provided. This is a default message.",
+    );
+    let check_id = format!("{SERVICE_MAINT_PREFIX}{id}");
+    shared.write(|st| {
+        let name = vet_service_update(st, &authz, id)?;
+        let present = st.checks.contains_key(&check_id);
+        if enable && !present {
+            let mut check = Check::new(
+                check_id.clone(),
+                "Service Maintenance Mode".into(),
+                Some(Status::Critical),
+            );
+            check.notes = reason.to_owned();
+            check.service_id = id.to_owned();
+            check.service_name = name;
+            check.type_name = "maintenance".into();
+            st.add_check(NewCheck {
+                check,
+                status_given: true,
+            });
+        } else if !enable && present {
+            st.remove_check(&check_id);
+        }
+        Ok::<_, ApiError>(())
+    })?;
+    Ok(empty())
+}
+
+/// `PUT /v1/agent/maintenance?enable=&reason=` (the node).
+pub(super) fn node_maintenance(shared: &Arc<Shared>, req: &Req) -> Answer {
+    let enable = enable_param(req)?;
+    let authz = req.authz(shared)?;
+    authz.require("node", "write", &shared.node)?;
+    let reason = req.query.get("reason").filter(|r| !r.is_empty()).unwrap_or(
+        "Maintenance mode is enabled for this node, but no reason was provided. This is a default message.",
+    );
+    shared.write(|st| {
+        let present = st.checks.contains_key(NODE_MAINT);
+        if enable && !present {
+            let mut check = Check::new(
+                NODE_MAINT.into(),
+                "Node Maintenance Mode".into(),
+                Some(Status::Critical),
+            );
+            check.notes = reason.to_owned();
+            check.type_name = "maintenance".into();
+            st.add_check(NewCheck {
+                check,
+                status_given: true,
+            });
+        } else if !enable && present {
+            st.remove_check(NODE_MAINT);
+        }
+    });
+    Ok(empty())
+}
+
+/// `GET /v1/agent/checks`.
+pub(super) fn checks(shared: &Arc<Shared>, req: &Req) -> Answer {
+    let authz = req.authz(shared)?;
+    let filter = req.filter()?;
+    let all: Vec<Value> = shared.read(|st| {
+        st.checks
+            .values()
+            .map(|c| json!(views::health_check(c, st, &shared.node)))
+            .collect()
+    });
+    let mut kept = apply_filter(&filter, all);
+    let total = kept.len();
+    if !authz.allowed() {
+        kept.clear();
+    }
+    let map: serde_json::Map<String, Value> = kept
+        .into_iter()
+        .map(|v| (v["CheckID"].as_str().unwrap_or_default().to_owned(), v))
+        .collect();
+    Ok(filtered(req.json(&map), &authz, total != map.len()))
+}
+
+/// `PUT /v1/agent/check/register`.
+pub(super) fn check_register(shared: &Arc<Shared>, req: &Req) -> Answer {
+    let value = parse_json(&req.body).map_err(decode_failed)?;
+    let fields = Fields::new(&value, "CheckDefinition").map_err(decode_failed)?;
+    let def = CheckDef::decode(fields).map_err(decode_failed)?;
+    let id = fields.string("ID").map_err(decode_failed)?;
+    if def.name.is_empty() {
+        return Err(ApiError::new(400, "Missing check name"));
+    }
+    if !def.status.is_empty() && Status::parse(&def.status).is_none() {
+        return Err(ApiError::new(400, "Bad check status"));
+    }
+    let authz = req.authz(shared)?;
+    def.validate()
+        .map_err(|e| ApiError::new(400, format!("Invalid check: {e}")))?;
+    let check_id = [id, def.check_id.clone(), def.name.clone()]
+        .into_iter()
+        .find(|s| !s.is_empty())
+        .unwrap_or_default();
+    let service_name = if def.service_id.is_empty() {
+        String::new()
+    } else {
+        shared
+            .read(|st| st.services.get(&def.service_id).map(|s| s.name.clone()))
+            .ok_or_else(|| {
+                ApiError::new(
+                    404,
+                    format!("ServiceID {:?} does not exist", def.service_id),
+                )
+            })?
+    };
+    if service_name.is_empty() {
+        authz.require("node", "write", &shared.node)?;
+    } else {
+        authz.require("service", "write", &service_name)?;
+    }
+    if let Some(existing) =
+        shared.read(|st| st.checks.get(&check_id).map(|c| c.service_name.clone()))
+    {
+        if existing.is_empty() {
+            authz.require("node", "write", &shared.node)?;
+        } else {
+            authz.require("service", "write", &existing)?;
+        }
+    }
+    scripts_disabled(std::slice::from_ref(&def))?;
+    let name = def.name.clone();
+    let mut new = new_check(shared, &def, check_id, name);
+    new.check.service_name = service_name;
+    shared.write(|st| {
+        let id = st.add_check(new);
+        if let Some(check) = st.checks.get_mut(&id) {
+            checks::start(shared, check);
+        }
+    });
+    Ok(empty())
+}
+
+/// `PUT /v1/agent/check/deregister/:id`.
+pub(super) fn check_deregister(shared: &Arc<Shared>, req: &Req) -> Answer {
+    let authz = req.authz(shared)?;
+    vet_check_update(shared, &authz, &req.rest)?;
+    shared.write(|st| st.remove_check(&req.rest));
+    Ok(empty())
+}
+
+fn ttl_update(shared: &Arc<Shared>, req: &Req, status: Status, output: &str) -> Answer {
+    let authz = req.authz(shared)?;
+    vet_check_update(shared, &authz, &req.rest)?;
+    shared
+        .write(|st| st.update_ttl(&req.rest, status, output))
+        .map_err(|e| ApiError::new(500, e))?;
+    Ok(empty())
+}
+
+/// `PUT /v1/agent/check/{pass,warn,fail}/:id?note=`.
+pub(super) fn check_ttl(shared: &Arc<Shared>, req: &Req, status: Status) -> Answer {
+    let note = req.query.get("note").unwrap_or_default().to_owned();
+    ttl_update(shared, req, status, &note)
+}
+
+/// `PUT /v1/agent/check/update/:id` with `{"Status": ..., "Output": ...}`.
+pub(super) fn check_update(shared: &Arc<Shared>, req: &Req) -> Answer {
+    let value = parse_json(&req.body).map_err(decode_failed)?;
+    let fields = Fields::new(&value, "checkUpdate").map_err(decode_failed)?;
+    let status = fields.string("Status").map_err(decode_failed)?;
+    let output = fields.string("Output").map_err(decode_failed)?;
+    let Some(status) = Status::parse(&status) else {
+        return Err(ApiError::new(
+            400,
+            format!("Invalid check status: '{status}'"),
+        ));
+    };
+    let output = checks::truncate_output(&output, OUTPUT_MAX);
+    ttl_update(shared, req, status, &output)
+}
+
+/// Consul's `AggregatedStatus` over a service's checks (maintenance first).
+fn aggregated(checks: &[views::HealthCheck], ids: &[String]) -> &'static str {
+    if ids
+        .iter()
+        .any(|id| id == NODE_MAINT || id.starts_with(SERVICE_MAINT_PREFIX))
+    {
+        return "maintenance";
+    }
+    let has = |s: Status| checks.iter().any(|c| c.status == s.as_str());
+    if has(Status::Critical) {
+        "critical"
+    } else if has(Status::Warning) {
+        "warning"
+    } else {
+        "passing"
+    }
+}
+
+fn code_of(status: &str) -> u16 {
+    match status {
+        "passing" => 200,
+        "warning" => 429,
+        _ => 503,
+    }
+}
+
+fn wants_text(req: &Req) -> bool {
+    let accept = req
+        .headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if accept.starts_with("text/plain") {
+        return true;
+    }
+    match req.query.get("format") {
+        Some(f) if !f.is_empty() => f == "text",
+        _ => false,
+    }
+}
+
+/// The local health of one instance: status, and the JSON `AgentServiceChecksInfo`.
+fn instance_health(shared: &Shared, st: &State, service: &Service) -> (&'static str, Value) {
+    let own: Vec<&Check> = st
+        .checks
+        .values()
+        .filter(|c| c.service_id == service.id || c.service_id.is_empty())
+        .collect();
+    let ids: Vec<String> = own.iter().map(|c| c.id.clone()).collect();
+    let views: Vec<views::HealthCheck> = own
+        .iter()
+        .map(|c| views::health_check(c, st, &shared.node))
+        .collect();
+    let status = aggregated(&views, &ids);
+    let info = json!({
+        "AggregatedStatus": status,
+        "Service": views::agent_service(service, &shared.datacenter),
+        "Checks": views,
+    });
+    (status, info)
+}
+
+/// `GET /v1/agent/health/service/id/:id[?format=text]`.
+pub(super) fn health_by_id(shared: &Arc<Shared>, req: &Req) -> Answer {
+    let id = req.rest.as_str();
+    if id.is_empty() {
+        return Err(ApiError::new(400, "Missing serviceID"));
+    }
+    let authz = req.authz(shared)?;
+    let found = shared.read(|st| {
+        st.services.get(id).map(|s| {
+            authz
+                .require("service", "read", &s.name)
+                .map(|()| instance_health(shared, st, s))
+        })
+    });
+    let reason_header = |mut resp: axum::response::Response, reason: &str| {
+        if let Ok(v) = axum::http::HeaderValue::from_str(reason) {
+            resp.headers_mut().insert("x-consul-reason", v);
+        }
+        resp
+    };
+    match found {
+        Some(result) => {
+            let (status, info) = result?;
+            let resp = if wants_text(req) {
+                super::text(code_of(status), status)
+            } else {
+                req.json_status(code_of(status), &info)
+            };
+            Ok(reason_header(resp, status))
+        }
+        None => {
+            let reason = format!("ServiceId {id} not found");
+            let resp = if wants_text(req) {
+                super::text(404, reason.clone())
+            } else {
+                req.json_status(
+                    404,
+                    &json!({"AggregatedStatus": "critical", "Service": null, "Checks": null}),
+                )
+            };
+            Ok(reason_header(resp, &reason))
+        }
+    }
+}
+
+/// `GET /v1/agent/health/service/name/:name[?format=text]`: the worst of its instances.
+pub(super) fn health_by_name(shared: &Arc<Shared>, req: &Req) -> Answer {
+    let name = req.rest.as_str();
+    if name.is_empty() {
+        return Err(ApiError::new(400, "Missing service Name"));
+    }
+    let authz = req.authz(shared)?;
+    authz.require("service", "read", name)?;
+    let (code, status, list) = shared.read(|st| {
+        let mut code = 404;
+        let mut status = format!("ServiceName {name} Not Found");
+        let mut list = Vec::new();
+        for s in st.services.values().filter(|s| s.name == name) {
+            let (s_status, info) = instance_health(shared, st, s);
+            let s_code = code_of(s_status);
+            if code == 404 || code < s_code {
+                code = s_code;
+                status = s_status.to_owned();
+            }
+            list.push(info);
+        }
+        (code, status, list)
+    });
+    let mut resp = if wants_text(req) {
+        super::text(code, status.clone())
+    } else {
+        req.json_status(code, &list)
+    };
+    if let Ok(v) = axum::http::HeaderValue::from_str(&status) {
+        resp.headers_mut().insert("x-consul-reason", v);
+    }
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unspecified_addresses() {
+        assert!(is_any("0.0.0.0"));
+        assert!(is_any("::"));
+        assert!(is_any("[::]"));
+        assert!(!is_any("127.0.0.1"));
+        assert!(!is_any(""));
+        assert!(!is_any("example.invalid"));
+    }
+
+    #[test]
+    fn meta_errors_are_consuls() {
+        let meta = |k: &str, v: &str| validate_meta(&BTreeMap::from([(k.into(), v.into())]));
+        assert!(meta("version", "1").is_ok());
+        assert_eq!(
+            meta("", "x").unwrap_err().text,
+            "Invalid Service Meta: Couldn't load metadata pair ('', 'x'): Key cannot be blank"
+        );
+        assert!(
+            meta("a.b", "x")
+                .unwrap_err()
+                .text
+                .ends_with("Key contains invalid characters")
+        );
+        assert!(
+            meta(&"k".repeat(129), "x")
+                .unwrap_err()
+                .text
+                .ends_with("Key is too long (limit: 128 characters)")
+        );
+        assert!(
+            meta("consul-x", "x")
+                .unwrap_err()
+                .text
+                .ends_with("Key prefix 'consul-' is reserved for internal use")
+        );
+        assert!(
+            meta("k", &"v".repeat(513))
+                .unwrap_err()
+                .text
+                .ends_with("Value is too long (limit: 512 characters)")
+        );
+        let many: BTreeMap<String, String> =
+            (0..65).map(|i| (format!("k{i}"), "v".into())).collect();
+        assert_eq!(
+            validate_meta(&many).unwrap_err().text,
+            "Invalid Service Meta: Node metadata cannot contain more than 64 key/value pairs"
+        );
+    }
+
+    #[test]
+    fn weight_errors_are_consuls() {
+        assert!(validate_weights((1, 0)).is_ok());
+        assert_eq!(
+            validate_weights((0, 1)).unwrap_err().text,
+            "Invalid Weights: Passing must be greater than 0"
+        );
+        assert_eq!(
+            validate_weights((1, -1)).unwrap_err().text,
+            "Invalid Weights: Warning must be greater or equal than 0"
+        );
+        assert_eq!(
+            validate_weights((70000, 1)).unwrap_err().text,
+            "Invalid Weights: DNS Weight must be between 0 and 65535"
+        );
+    }
+}

@@ -1,0 +1,141 @@
+//! `/v1/catalog/*`: the one-node catalog. Blocking (except `datacenters`); results the token may
+//! not read are dropped. Registrations show here as soon as the agent's register call returns,
+//! as with a real agent, whose register triggers an immediate sync.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::health::{acl_filter, has_tags};
+use super::views;
+use super::{Answer, ApiError, ReadOptions, Req, apply_filter};
+use crate::acl::Authz;
+use crate::state::Shared;
+
+fn filtered_header(
+    mut resp: axum::response::Response,
+    authz: &Authz,
+    dropped: bool,
+) -> axum::response::Response {
+    if authz.report_filtered(dropped) {
+        resp.headers_mut().insert(
+            "x-consul-results-filtered-by-acls",
+            axum::http::HeaderValue::from_static("true"),
+        );
+    }
+    resp
+}
+
+/// `GET /v1/catalog/services`: `{name: [tags]}`.
+pub(super) async fn services(shared: &Arc<Shared>, req: &Req) -> Answer {
+    let opts = ReadOptions::parse(&req.query)?;
+    let filter = req.filter()?;
+    opts.check_dc(shared)?;
+    let authz = req.authz(shared)?;
+    let (index, (names, dropped)) = opts
+        .block(shared, |st| {
+            let mut names: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            for s in views::catalog_services(st) {
+                let entry = json!(views::service_node(shared, st, &s));
+                if apply_filter(&filter, vec![entry]).is_empty() {
+                    continue;
+                }
+                names.entry(s.name.clone()).or_default().extend(s.tags);
+            }
+            let list: Vec<(String, BTreeSet<String>)> = names.into_iter().collect();
+            (st.catalog_index, acl_filter(&authz, list))
+        })
+        .await;
+    let map: BTreeMap<String, Vec<String>> = names
+        .into_iter()
+        .map(|(k, v)| (k, v.into_iter().collect()))
+        .collect();
+    Ok(filtered_header(
+        opts.meta(req.json(&map), index),
+        &authz,
+        dropped,
+    ))
+}
+
+/// `GET /v1/catalog/service/:name`: `[ServiceNode]`.
+pub(super) async fn service(shared: &Arc<Shared>, req: &Req) -> Answer {
+    let opts = ReadOptions::parse(&req.query)?;
+    let name = req.rest.as_str();
+    if name.is_empty() {
+        return Err(ApiError::new(400, "Missing service name"));
+    }
+    let filter = req.filter()?;
+    opts.check_dc(shared)?;
+    let authz = req.authz(shared)?;
+    let tags: Vec<String> = req.query.all("tag").map(str::to_owned).collect();
+    let (index, (nodes, dropped)) = opts
+        .block(shared, |st| {
+            let nodes: Vec<Value> = views::catalog_services(st)
+                .iter()
+                .filter(|s| s.name == name && has_tags(&s.tags, &tags))
+                .map(|s| json!(views::service_node(shared, st, s)))
+                .collect();
+            (
+                st.service_index(name),
+                acl_filter(&authz, apply_filter(&filter, nodes)),
+            )
+        })
+        .await;
+    Ok(filtered_header(
+        opts.meta(req.json(&nodes), index),
+        &authz,
+        dropped,
+    ))
+}
+
+/// `GET /v1/catalog/nodes`.
+pub(super) async fn nodes(shared: &Arc<Shared>, req: &Req) -> Answer {
+    let opts = ReadOptions::parse(&req.query)?;
+    let filter = req.filter()?;
+    opts.check_dc(shared)?;
+    let authz = req.authz(shared)?;
+    let (index, (nodes, dropped)) = opts
+        .block(shared, |st| {
+            let nodes = apply_filter(&filter, vec![views::node(shared, st)]);
+            (st.catalog_index, acl_filter(&authz, nodes))
+        })
+        .await;
+    Ok(filtered_header(
+        opts.meta(req.json(&nodes), index),
+        &authz,
+        dropped,
+    ))
+}
+
+/// `GET /v1/catalog/node/:node`: `{Node, Services: {id: NodeService}}`, `null` if unknown.
+pub(super) async fn node(shared: &Arc<Shared>, req: &Req) -> Answer {
+    let opts = ReadOptions::parse(&req.query)?;
+    let node = req.rest.as_str();
+    if node.is_empty() {
+        return Err(ApiError::new(400, "Missing node name"));
+    }
+    opts.check_dc(shared)?;
+    let authz = req.authz(shared)?;
+    let (index, body) = opts
+        .block(shared, |st| {
+            if node != shared.node || !authz.allowed() {
+                return (st.catalog_index, Value::Null);
+            }
+            let services: BTreeMap<String, Value> = views::catalog_services(st)
+                .iter()
+                .map(|s| (s.id.clone(), json!(views::node_service(s))))
+                .collect();
+            (
+                st.catalog_index,
+                json!({"Node": views::node(shared, st), "Services": services}),
+            )
+        })
+        .await;
+    Ok(opts.meta(req.json(&body), index))
+}
+
+/// `GET /v1/catalog/datacenters`.
+pub(super) fn datacenters(shared: &Arc<Shared>, req: &Req) -> Answer {
+    Ok(req.json(&[&shared.datacenter]))
+}

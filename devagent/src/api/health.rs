@@ -1,0 +1,203 @@
+//! `/v1/health/*`: instances with their checks, and checks by service, state or node. All
+//! blocking; results the token may not read are dropped, never refused.
+//!
+//! `/health/service/:name` answers `[{Node, Service, Checks}]`, each entry's `Checks` holding the
+//! node's `serfHealth` too; `?tag=` (repeatable, all must match, case-insensitive), `?filter=`
+//! and `?passing` (drops an entry if any of its checks is not passing) narrow it.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::views;
+use super::{Answer, ApiError, ReadOptions, Req, apply_filter, parse_go_bool};
+use crate::acl::Authz;
+use crate::state::{Shared, State};
+
+fn filtered_header(
+    mut resp: axum::response::Response,
+    authz: &Authz,
+    dropped: bool,
+) -> axum::response::Response {
+    if authz.report_filtered(dropped) {
+        resp.headers_mut().insert(
+            "x-consul-results-filtered-by-acls",
+            axum::http::HeaderValue::from_static("true"),
+        );
+    }
+    resp
+}
+
+/// Keeps everything if allowed, nothing otherwise; says whether something was dropped.
+pub(super) fn acl_filter<T>(authz: &Authz, mut items: Vec<T>) -> (Vec<T>, bool) {
+    let before = items.len();
+    if !authz.allowed() {
+        items.clear();
+    }
+    let dropped = items.len() != before;
+    (items, dropped)
+}
+
+/// Whether every `?tag=` is among `tags` (case-insensitive, as Consul's tag filter).
+pub(super) fn has_tags(tags: &[String], wanted: &[String]) -> bool {
+    wanted
+        .iter()
+        .all(|w| tags.iter().any(|t| t.eq_ignore_ascii_case(w)))
+}
+
+fn instances(shared: &Shared, st: &State, name: &str) -> Vec<Value> {
+    let node = views::node(shared, st);
+    views::catalog_services(st)
+        .iter()
+        .filter(|s| s.name == name)
+        .map(|s| {
+            let mut checks = views::node_checks(st, &shared.node);
+            if s.id != "consul" {
+                checks.extend(views::instance_checks(st, &shared.node, &s.id));
+            }
+            json!({"Node": node, "Service": views::node_service(s), "Checks": checks})
+        })
+        .collect()
+}
+
+/// `GET /v1/health/service/:name`.
+pub(super) async fn service(shared: &Arc<Shared>, req: &Req) -> Answer {
+    let opts = ReadOptions::parse(&req.query)?;
+    let name = req.rest.as_str();
+    if name.is_empty() {
+        return Err(ApiError::new(400, "Missing service name"));
+    }
+    let passing = match req.query.get("passing") {
+        None => false,
+        Some("") => true,
+        Some(v) => {
+            parse_go_bool(v).ok_or_else(|| ApiError::new(400, "Invalid value for ?passing"))?
+        }
+    };
+    let filter = req.filter()?;
+    opts.check_dc(shared)?;
+    let authz = req.authz(shared)?;
+    let tags: Vec<String> = req.query.all("tag").map(str::to_owned).collect();
+    let (index, (entries, dropped)) = opts
+        .block(shared, |st| {
+            let entries: Vec<Value> = instances(shared, st, name)
+                .into_iter()
+                .filter(|e| {
+                    let t: Vec<String> =
+                        serde_json::from_value(e["Service"]["Tags"].clone()).unwrap_or_default();
+                    has_tags(&t, &tags)
+                })
+                .collect();
+            let entries = apply_filter(&filter, entries);
+            (st.service_index(name), acl_filter(&authz, entries))
+        })
+        .await;
+    let entries: Vec<Value> = if passing {
+        entries
+            .into_iter()
+            .filter(|e| {
+                e["Checks"]
+                    .as_array()
+                    .is_some_and(|cs| cs.iter().all(|c| c["Status"] == "passing"))
+            })
+            .collect()
+    } else {
+        entries
+    };
+    Ok(filtered_header(
+        opts.meta(req.json(&entries), index),
+        &authz,
+        dropped,
+    ))
+}
+
+async fn check_list(
+    shared: &Arc<Shared>,
+    req: &Req,
+    opts: ReadOptions,
+    select: impl Fn(&State) -> (u64, Vec<views::HealthCheck>),
+) -> Answer {
+    let filter = req.filter()?;
+    opts.check_dc(shared)?;
+    let authz = req.authz(shared)?;
+    let (index, (checks, dropped)) = opts
+        .block(shared, |st| {
+            let (index, checks) = select(st);
+            let values = checks.into_iter().map(|c| json!(c)).collect();
+            (index, acl_filter(&authz, apply_filter(&filter, values)))
+        })
+        .await;
+    Ok(filtered_header(
+        opts.meta(req.json(&checks), index),
+        &authz,
+        dropped,
+    ))
+}
+
+/// `GET /v1/health/checks/:service`.
+pub(super) async fn checks(shared: &Arc<Shared>, req: &Req) -> Answer {
+    let opts = ReadOptions::parse(&req.query)?;
+    let name = req.rest.clone();
+    if name.is_empty() {
+        return Err(ApiError::new(400, "Missing service name"));
+    }
+    check_list(shared, req, opts, |st| {
+        let checks = st
+            .checks
+            .values()
+            .filter(|c| c.service_name == name && !c.service_id.is_empty())
+            .map(|c| views::health_check(c, st, &shared.node))
+            .collect();
+        (st.service_index(&name), checks)
+    })
+    .await
+}
+
+/// `GET /v1/health/state/:state` (`any`, `passing`, `warning`, `critical`).
+pub(super) async fn state(shared: &Arc<Shared>, req: &Req) -> Answer {
+    let opts = ReadOptions::parse(&req.query)?;
+    let wanted = req.rest.clone();
+    if wanted.is_empty() {
+        return Err(ApiError::new(400, "Missing check state"));
+    }
+    check_list(shared, req, opts, |st| {
+        let checks = views::node_checks(st, &shared.node)
+            .into_iter()
+            .chain(
+                st.checks
+                    .values()
+                    .filter(|c| !c.service_id.is_empty())
+                    .map(|c| views::health_check(c, st, &shared.node)),
+            )
+            .filter(|c| wanted == "any" || c.status == wanted)
+            .collect();
+        (st.catalog_index, checks)
+    })
+    .await
+}
+
+/// `GET /v1/health/node/:node`.
+pub(super) async fn node(shared: &Arc<Shared>, req: &Req) -> Answer {
+    let opts = ReadOptions::parse(&req.query)?;
+    let node = req.rest.clone();
+    if node.is_empty() {
+        return Err(ApiError::new(400, "Missing node name"));
+    }
+    check_list(shared, req, opts, |st| {
+        let checks = if node == shared.node {
+            views::node_checks(st, &shared.node)
+                .into_iter()
+                .chain(
+                    st.checks
+                        .values()
+                        .filter(|c| !c.service_id.is_empty())
+                        .map(|c| views::health_check(c, st, &shared.node)),
+                )
+                .collect()
+        } else {
+            Vec::new()
+        };
+        (st.catalog_index, checks)
+    })
+    .await
+}

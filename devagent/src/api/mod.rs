@@ -1,0 +1,567 @@
+//! Consul's HTTP API: routing, query parameters, common headers, errors and blocking queries.
+//!
+//! Routing works like Consul's Go `ServeMux`: a pattern ending in `/` matches every path under
+//! it (the handler reads the rest of the path as a name, ID or key, percent-decoded), any other
+//! pattern matches exactly, the longest match wins. An unknown path answers `404 Invalid URL
+//! path: not a recognized HTTP API endpoint`, a known path with another method `405` with an
+//! `Allow` header, `OPTIONS` the allowed methods. Errors are plain text with Consul's wording;
+//! JSON answers honour `?pretty`. Every answer carries `X-Consul-Default-ACL-Policy`; blocking
+//! endpoints add `X-Consul-Index` (never below 1), `X-Consul-KnownLeader: true` and
+//! `X-Consul-LastContact: 0`.
+//!
+//! A blocking query (`?index=N&wait=D`) waits while its own index is `<= N`, up to `wait`
+//! (default 5m, at most 10m, plus up to `wait/16` random jitter), then answers 200 with the
+//! current data either way. A restart that lost the state wakes it at once with the lower index;
+//! a query arriving with an index above the agent's current one (it saw the agent before such a
+//! restart) answers at once too, so clients apply the "index went backwards" rule immediately.
+
+mod agent;
+mod catalog;
+mod filter;
+mod health;
+mod kv;
+mod status;
+pub(crate) mod views;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header};
+use axum::response::Response;
+use serde::Serialize;
+
+use crate::acl::{Acl, Authz};
+use crate::faults;
+use crate::state::{Shared, State};
+
+/// An error answer: a status and Consul's plain-text reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ApiError {
+    pub(crate) status: u16,
+    pub(crate) text: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: u16, text: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            text: text.into(),
+        }
+    }
+
+    pub(crate) fn into_response(self) -> Response {
+        text(self.status, self.text)
+    }
+}
+
+/// What a handler returns.
+pub(crate) type Answer = Result<Response, ApiError>;
+
+/// A plain-text answer.
+pub(crate) fn text(status: u16, body: impl Into<String>) -> Response {
+    let mut resp = Response::new(Body::from(body.into()));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// `200` with an empty body: Consul's answer to a successful write.
+pub(crate) fn empty() -> Response {
+    Response::new(Body::empty())
+}
+
+/// Decoded query parameters, in order, repeated names kept.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Query(Vec<(String, String)>);
+
+impl Query {
+    pub(crate) fn parse(raw: Option<&str>) -> Query {
+        Query(
+            raw.unwrap_or_default()
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .map(|pair| {
+                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    (percent_decode(k, true), percent_decode(v, true))
+                })
+                .collect(),
+        )
+    }
+
+    /// The first value of `name` (Go's `Values.Get`), if the parameter is present.
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether `name` is present, with or without a value.
+    pub(crate) fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Every value of `name`.
+    pub(crate) fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Percent-decoding (and `+` as space in queries); malformed escapes are kept as they are.
+fn percent_decode(s: &str, plus_is_space: bool) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' if plus_is_space => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Go's `strconv.ParseBool`.
+pub(crate) fn parse_go_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// A routed request.
+pub(crate) struct Req {
+    /// The path after the route's pattern: a name, ID or KV key.
+    pub(crate) rest: String,
+    pub(crate) method: Method,
+    pub(crate) query: Query,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+impl Req {
+    /// Resolves the request's token (`403 ACL not found` if unknown).
+    pub(crate) fn authz(&self, shared: &Shared) -> Result<Authz, ApiError> {
+        shared
+            .acl
+            .resolve(&Acl::token_of(&self.query, &self.headers))
+    }
+
+    /// A JSON answer with `status`, indented if `?pretty`.
+    pub(crate) fn json_status(&self, status: u16, value: &impl Serialize) -> Response {
+        let body = if self.query.has("pretty") {
+            let mut buf = Vec::new();
+            let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+            let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+            let _ = value.serialize(&mut ser);
+            buf.push(b'\n');
+            buf
+        } else {
+            serde_json::to_vec(value).unwrap_or_default()
+        };
+        let mut resp = Response::new(Body::from(body));
+        *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        resp
+    }
+
+    /// A `200` JSON answer.
+    pub(crate) fn json(&self, value: &impl Serialize) -> Response {
+        self.json_status(200, value)
+    }
+
+    /// `?filter=`, parsed (`400` with the parser's text if it cannot be).
+    pub(crate) fn filter(&self) -> Result<Option<filter::Expr>, ApiError> {
+        match self.query.get("filter") {
+            None | Some("") => Ok(None),
+            Some(f) => filter::parse(f)
+                .map(Some)
+                .map_err(|e| ApiError::new(400, e)),
+        }
+    }
+}
+
+/// Applies `?filter=` to JSON entries.
+pub(crate) fn apply_filter(
+    filter: &Option<filter::Expr>,
+    entries: Vec<serde_json::Value>,
+) -> Vec<serde_json::Value> {
+    match filter {
+        None => entries,
+        Some(f) => entries.into_iter().filter(|e| f.matches(e)).collect(),
+    }
+}
+
+/// The options every catalog, health and KV read takes: blocking and consistency.
+#[derive(Debug, Clone)]
+pub(crate) struct ReadOptions {
+    pub(crate) index: u64,
+    pub(crate) wait: Option<Duration>,
+    consistency: &'static str,
+    dc: Option<String>,
+}
+
+impl ReadOptions {
+    /// Parses `?stale`/`?consistent`, `?dc`, `?wait` and `?index` with Consul's error texts.
+    pub(crate) fn parse(q: &Query) -> Result<ReadOptions, ApiError> {
+        let (stale, consistent) = (q.has("stale"), q.has("consistent"));
+        if stale && consistent {
+            return Err(ApiError::new(
+                400,
+                "Cannot specify ?stale with ?consistent, conflicting semantics.",
+            ));
+        }
+        let wait = match q.get("wait").filter(|w| !w.is_empty()) {
+            None => None,
+            Some(w) => Some(
+                crate::decode::parse_go_duration(w)
+                    .map_err(|_| ApiError::new(400, "Invalid wait time"))?
+                    .positive()
+                    .unwrap_or_default(),
+            ),
+        };
+        let index = match q.get("index").filter(|i| !i.is_empty()) {
+            None => 0,
+            Some(i) => i
+                .parse::<u64>()
+                .map_err(|_| ApiError::new(400, "Invalid index"))?,
+        };
+        Ok(ReadOptions {
+            index,
+            wait,
+            consistency: if stale {
+                "stale"
+            } else if consistent {
+                "consistent"
+            } else {
+                "leader"
+            },
+            dc: q.get("dc").filter(|d| !d.is_empty()).map(str::to_owned),
+        })
+    }
+
+    /// `500 No path to datacenter` for a datacenter other than the agent's.
+    pub(crate) fn check_dc(&self, shared: &Shared) -> Result<(), ApiError> {
+        match &self.dc {
+            Some(dc) if *dc != shared.datacenter => {
+                Err(ApiError::new(500, "No path to datacenter"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Adds the blocking-query headers to an answer.
+    pub(crate) fn meta(&self, mut resp: Response, index: u64) -> Response {
+        let h = resp.headers_mut();
+        let num =
+            |n: u64| HeaderValue::from_str(&n.to_string()).unwrap_or(HeaderValue::from_static("1"));
+        h.insert(HeaderName::from_static("x-consul-index"), num(index.max(1)));
+        h.insert(
+            HeaderName::from_static("x-consul-knownleader"),
+            HeaderValue::from_static("true"),
+        );
+        h.insert(
+            HeaderName::from_static("x-consul-lastcontact"),
+            HeaderValue::from_static("0"),
+        );
+        h.insert(
+            HeaderName::from_static("x-consul-effective-consistency"),
+            HeaderValue::from_static(self.consistency),
+        );
+        resp
+    }
+
+    /// Runs `query` against the state, blocking as `?index`/`?wait` ask. `query` returns the
+    /// answer's index and data; it runs under the state lock, so it must be quick.
+    pub(crate) async fn block<T>(
+        &self,
+        shared: &Shared,
+        mut query: impl FnMut(&State) -> (u64, T),
+    ) -> (u64, T) {
+        let mut changes = shared.subscribe();
+        let start = *changes.borrow_and_update();
+        let (index, data, current) = shared.read(|st| {
+            let (i, d) = query(st);
+            (i, d, st.index)
+        });
+        // index=0 never blocks; an index from before a restart answers at once.
+        if self.index == 0 || index > self.index || self.index > current {
+            return (index.max(1), data);
+        }
+        let deadline = tokio::time::Instant::now() + jittered(self.wait);
+        loop {
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { break },
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+            let version = *changes.borrow_and_update();
+            let (index, data) = shared.read(&mut query);
+            if index > self.index || version.generation != start.generation {
+                return (index.max(1), data);
+            }
+        }
+        let (index, data) = shared.read(&mut query);
+        (index.max(1), data)
+    }
+}
+
+/// Consul's wait: default 5m, at most 10m, plus `RandomStagger(wait/16)`.
+pub(crate) fn jittered(wait: Option<Duration>) -> Duration {
+    const DEFAULT: Duration = Duration::from_secs(300);
+    const MAX: Duration = Duration::from_secs(600);
+    let wait = wait.filter(|w| !w.is_zero()).unwrap_or(DEFAULT).min(MAX);
+    let jitter_ns = (wait / 16).as_nanos() as u64;
+    let jitter = if jitter_ns == 0 {
+        0
+    } else {
+        rand::random_range(0..jitter_ns)
+    };
+    wait + Duration::from_nanos(jitter)
+}
+
+/// The routes: pattern, allowed methods. Patterns ending in `/` match the paths under them.
+const ROUTES: &[(&str, &[Method])] = &[
+    ("/v1/agent/self", &[Method::GET]),
+    ("/v1/agent/members", &[Method::GET]),
+    ("/v1/agent/services", &[Method::GET]),
+    ("/v1/agent/service/", &[Method::GET]),
+    ("/v1/agent/service/register", &[Method::PUT]),
+    ("/v1/agent/service/deregister/", &[Method::PUT]),
+    ("/v1/agent/service/maintenance/", &[Method::PUT]),
+    ("/v1/agent/maintenance", &[Method::PUT]),
+    ("/v1/agent/checks", &[Method::GET]),
+    ("/v1/agent/check/register", &[Method::PUT]),
+    ("/v1/agent/check/deregister/", &[Method::PUT]),
+    ("/v1/agent/check/pass/", &[Method::PUT]),
+    ("/v1/agent/check/warn/", &[Method::PUT]),
+    ("/v1/agent/check/fail/", &[Method::PUT]),
+    ("/v1/agent/check/update/", &[Method::PUT]),
+    ("/v1/agent/health/service/id/", &[Method::GET]),
+    ("/v1/agent/health/service/name/", &[Method::GET]),
+    ("/v1/health/service/", &[Method::GET]),
+    ("/v1/health/checks/", &[Method::GET]),
+    ("/v1/health/state/", &[Method::GET]),
+    ("/v1/health/node/", &[Method::GET]),
+    ("/v1/catalog/services", &[Method::GET]),
+    ("/v1/catalog/service/", &[Method::GET]),
+    ("/v1/catalog/nodes", &[Method::GET]),
+    ("/v1/catalog/node/", &[Method::GET]),
+    ("/v1/catalog/datacenters", &[Method::GET]),
+    ("/v1/status/leader", &[Method::GET]),
+    ("/v1/status/peers", &[Method::GET]),
+    ("/v1/kv/", &[Method::GET, Method::PUT, Method::DELETE]),
+];
+
+fn route(path: &str) -> Option<(&'static str, &'static [Method])> {
+    ROUTES
+        .iter()
+        .filter(|(p, _)| {
+            if p.ends_with('/') {
+                path.starts_with(p)
+            } else {
+                path == *p
+            }
+        })
+        .max_by_key(|(p, _)| p.len())
+        .copied()
+}
+
+fn allow(methods: &[Method]) -> HeaderValue {
+    let list: Vec<&str> = std::iter::once("OPTIONS")
+        .chain(methods.iter().map(Method::as_str))
+        .collect();
+    HeaderValue::from_str(&list.join(",")).unwrap_or(HeaderValue::from_static("OPTIONS"))
+}
+
+/// Largest request body read (KV values have their own, smaller limit).
+const MAX_BODY: usize = 16 << 20;
+
+/// Answers one HTTP request.
+pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response {
+    let (parts, body) = req.into_parts();
+    let path = percent_decode(parts.uri.path(), false);
+    let query = Query::parse(parts.uri.query());
+    let method = parts.method.clone();
+    let mut resp = match path.strip_prefix("/_devagent/fault/") {
+        Some(what) if method == Method::PUT => faults::handle(&shared, what, &query).await,
+        Some(_) => method_not_allowed(&method, &[Method::PUT]),
+        None => serve(&shared, &path, query, parts.method, parts.headers, body).await,
+    };
+    resp.headers_mut().insert(
+        HeaderName::from_static("x-consul-default-acl-policy"),
+        HeaderValue::from_static(shared.acl.default_policy()),
+    );
+    // The query string is left out: it may hold a token.
+    tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
+    resp
+}
+
+fn method_not_allowed(method: &Method, methods: &[Method]) -> Response {
+    let mut resp = text(405, format!("method {method} not allowed"));
+    resp.headers_mut().insert(header::ALLOW, allow(methods));
+    resp
+}
+
+async fn serve(
+    shared: &Arc<Shared>,
+    path: &str,
+    query: Query,
+    method: Method,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if path.starts_with("/v1/") {
+        if let Some(delay) = shared.faults.delay() {
+            tokio::time::sleep(delay).await;
+        }
+        if shared.faults.take_failure() {
+            return text(500, faults::INJECTED_FAILURE);
+        }
+    }
+    let Some((pattern, methods)) = route(path) else {
+        return match path {
+            "/" => text(
+                200,
+                "devagent: a Consul-compatible agent for development and tests. It is not Consul.",
+            ),
+            p if p.contains("/v1/") => text(
+                404,
+                "Invalid URL path: not a recognized HTTP API endpoint\n",
+            ),
+            _ => text(
+                404,
+                "Invalid URL path: if attempting to use the HTTP API, ensure the path starts with '/v1/'\n",
+            ),
+        };
+    };
+    if method == Method::OPTIONS {
+        let mut resp = empty();
+        resp.headers_mut().insert(header::ALLOW, allow(methods));
+        return resp;
+    }
+    if !methods.contains(&method) {
+        return method_not_allowed(&method, methods);
+    }
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => return text(413, "Request body too large"),
+    };
+    let req = Req {
+        rest: path[pattern.len()..].to_owned(),
+        method,
+        query,
+        headers,
+        body,
+    };
+    let answer = match pattern {
+        "/v1/agent/self" => agent::self_info(shared, &req),
+        "/v1/agent/members" => agent::members(shared, &req),
+        "/v1/agent/services" => agent::services(shared, &req),
+        "/v1/agent/service/" => agent::service(shared, &req).await,
+        "/v1/agent/service/register" => agent::register(shared, &req),
+        "/v1/agent/service/deregister/" => agent::deregister(shared, &req),
+        "/v1/agent/service/maintenance/" => agent::service_maintenance(shared, &req),
+        "/v1/agent/maintenance" => agent::node_maintenance(shared, &req),
+        "/v1/agent/checks" => agent::checks(shared, &req),
+        "/v1/agent/check/register" => agent::check_register(shared, &req),
+        "/v1/agent/check/deregister/" => agent::check_deregister(shared, &req),
+        "/v1/agent/check/pass/" => agent::check_ttl(shared, &req, crate::state::Status::Passing),
+        "/v1/agent/check/warn/" => agent::check_ttl(shared, &req, crate::state::Status::Warning),
+        "/v1/agent/check/fail/" => agent::check_ttl(shared, &req, crate::state::Status::Critical),
+        "/v1/agent/check/update/" => agent::check_update(shared, &req),
+        "/v1/agent/health/service/id/" => agent::health_by_id(shared, &req),
+        "/v1/agent/health/service/name/" => agent::health_by_name(shared, &req),
+        "/v1/health/service/" => health::service(shared, &req).await,
+        "/v1/health/checks/" => health::checks(shared, &req).await,
+        "/v1/health/state/" => health::state(shared, &req).await,
+        "/v1/health/node/" => health::node(shared, &req).await,
+        "/v1/catalog/services" => catalog::services(shared, &req).await,
+        "/v1/catalog/service/" => catalog::service(shared, &req).await,
+        "/v1/catalog/nodes" => catalog::nodes(shared, &req).await,
+        "/v1/catalog/node/" => catalog::node(shared, &req).await,
+        "/v1/catalog/datacenters" => catalog::datacenters(shared, &req),
+        "/v1/status/leader" => status::leader(&req),
+        "/v1/status/peers" => status::peers(&req),
+        "/v1/kv/" => kv::handle(shared, &req).await,
+        _ => Err(ApiError::new(
+            404,
+            "Invalid URL path: not a recognized HTTP API endpoint\n",
+        )),
+    };
+    answer.unwrap_or_else(ApiError::into_response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_like_go_servemux() {
+        assert_eq!(
+            route("/v1/agent/service/register").unwrap().0,
+            "/v1/agent/service/register"
+        );
+        assert_eq!(
+            route("/v1/agent/service/web-1").unwrap().0,
+            "/v1/agent/service/"
+        );
+        assert_eq!(
+            route("/v1/agent/service/deregister/web").unwrap().0,
+            "/v1/agent/service/deregister/"
+        );
+        assert_eq!(route("/v1/kv/a/b/c").unwrap().0, "/v1/kv/");
+        assert!(route("/v1/agent/servicesx").is_none());
+        assert!(route("/v1/nope").is_none());
+    }
+
+    #[test]
+    fn decodes_queries() {
+        let q = Query::parse(Some("tag=a&tag=b%20c&passing&note=x+y&bad=%zz&t=%4"));
+        assert_eq!(q.all("tag").collect::<Vec<_>>(), ["a", "b c"]);
+        assert_eq!(q.get("passing"), Some(""));
+        assert_eq!(q.get("note"), Some("x y"));
+        assert_eq!(q.get("bad"), Some("%zz"));
+        assert_eq!(q.get("t"), Some("%4"));
+        assert_eq!(percent_decode("/v1/kv/a%2Fb+c", false), "/v1/kv/a/b+c");
+    }
+
+    #[test]
+    fn waits_like_consul() {
+        let w = jittered(None);
+        assert!(w >= Duration::from_secs(300) && w < Duration::from_secs(300 + 300 / 16));
+        let w = jittered(Some(Duration::from_secs(3600)));
+        assert!(w >= Duration::from_secs(600) && w < Duration::from_secs(600 + 600 / 16));
+    }
+
+    #[test]
+    fn read_options_errors() {
+        let bad = |q: &str| ReadOptions::parse(&Query::parse(Some(q))).unwrap_err().text;
+        assert_eq!(bad("wait=abc"), "Invalid wait time");
+        assert_eq!(bad("index=-1"), "Invalid index");
+        assert_eq!(
+            bad("stale&consistent"),
+            "Cannot specify ?stale with ?consistent, conflicting semantics."
+        );
+    }
+}

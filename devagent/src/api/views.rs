@@ -1,0 +1,421 @@
+//! The JSON shapes of Consul's answers, built from the state.
+//!
+//! Field names, nesting and empty values follow Consul's Go types as they marshal: lists are `[]`
+//! and maps `{}` (never `null`), `omitempty` fields are left out when empty. The node is this
+//! agent (address `127.0.0.1`), with the `serfHealth` check a real agent always has, and the
+//! catalog holds the `consul` service a real server registers for itself.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::decode::CheckDef;
+use crate::state::{Check, START_INDEX, Service, Shared, State, Status};
+
+/// The address this agent advertises for its node.
+pub(crate) const NODE_ADDRESS: &str = "127.0.0.1";
+/// Consul's server RPC address, as `/v1/status/leader` reports it.
+pub(crate) const SERVER_ADDRESS: &str = "127.0.0.1:8300";
+/// The Consul version this agent answers as.
+pub(crate) const VERSION: &str = "1.20.0";
+
+#[derive(Serialize)]
+pub(crate) struct Weights {
+    #[serde(rename = "Passing")]
+    passing: i64,
+    #[serde(rename = "Warning")]
+    warning: i64,
+}
+
+#[derive(Serialize)]
+pub(crate) struct ServiceAddress {
+    #[serde(rename = "Address")]
+    address: String,
+    #[serde(rename = "Port")]
+    port: i64,
+}
+
+fn tagged(s: &Service) -> BTreeMap<String, ServiceAddress> {
+    s.tagged_addresses
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                ServiceAddress {
+                    address: v.address.clone(),
+                    port: v.port,
+                },
+            )
+        })
+        .collect()
+}
+
+/// `GET /v1/agent/services` entry (`api.AgentService`).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct AgentService {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    kind: String,
+    #[serde(rename = "ID")]
+    id: String,
+    service: String,
+    tags: Vec<String>,
+    meta: BTreeMap<String, String>,
+    port: i64,
+    address: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    socket_path: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    tagged_addresses: BTreeMap<String, ServiceAddress>,
+    weights: Weights,
+    enable_tag_override: bool,
+    datacenter: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) content_hash: Option<String>,
+}
+
+pub(crate) fn agent_service(s: &Service, dc: &str) -> AgentService {
+    AgentService {
+        kind: s.kind.clone(),
+        id: s.id.clone(),
+        service: s.name.clone(),
+        tags: s.tags.clone(),
+        meta: s.meta.clone(),
+        port: s.port,
+        address: s.address.clone(),
+        socket_path: s.socket_path.clone(),
+        tagged_addresses: tagged(s),
+        weights: Weights {
+            passing: s.weights.0,
+            warning: s.weights.1,
+        },
+        enable_tag_override: s.enable_tag_override,
+        datacenter: dc.to_owned(),
+        content_hash: None,
+    }
+}
+
+/// A check (`structs.HealthCheck`) as every endpoint that lists checks writes it.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct HealthCheck {
+    node: String,
+    #[serde(rename = "CheckID")]
+    check_id: String,
+    name: String,
+    pub(crate) status: &'static str,
+    notes: String,
+    output: String,
+    #[serde(rename = "ServiceID")]
+    service_id: String,
+    service_name: String,
+    service_tags: Vec<String>,
+    #[serde(rename = "Type")]
+    type_name: String,
+    interval: String,
+    timeout: String,
+    exposed_port: u16,
+    definition: Map<String, Value>,
+    create_index: u64,
+    modify_index: u64,
+}
+
+fn definition(d: &CheckDef) -> Map<String, Value> {
+    let mut m = Map::new();
+    let mut put = |k: &str, v: Value, keep: bool| {
+        if keep {
+            m.insert(k.to_owned(), v);
+        }
+    };
+    put("HTTP", json!(d.http), !d.http.is_empty());
+    put(
+        "TLSServerName",
+        json!(d.tls_server_name),
+        !d.tls_server_name.is_empty(),
+    );
+    put("TLSSkipVerify", json!(true), d.tls_skip_verify);
+    put("Header", json!(d.header), !d.header.is_empty());
+    put("Method", json!(d.method), !d.method.is_empty());
+    put("Body", json!(d.body), !d.body.is_empty());
+    put("DisableRedirects", json!(true), d.disable_redirects);
+    put("TCP", json!(d.tcp), !d.tcp.is_empty());
+    put("UDP", json!(d.udp), !d.udp.is_empty());
+    put("H2PING", json!(d.h2ping), !d.h2ping.is_empty());
+    put("Interval", json!(d.interval.to_string()), d.interval.0 != 0);
+    put(
+        "OutputMaxSize",
+        json!(d.output_max_size),
+        d.output_max_size != 0,
+    );
+    put("Timeout", json!(d.timeout.to_string()), d.timeout.0 != 0);
+    put(
+        "DeregisterCriticalServiceAfter",
+        json!(d.deregister_critical_service_after.to_string()),
+        d.deregister_critical_service_after.0 != 0,
+    );
+    put(
+        "ScriptArgs",
+        json!(d.script_args),
+        !d.script_args.is_empty(),
+    );
+    put(
+        "DockerContainerID",
+        json!(d.docker_container_id),
+        !d.docker_container_id.is_empty(),
+    );
+    put("Shell", json!(d.shell), !d.shell.is_empty());
+    put("GRPC", json!(d.grpc), !d.grpc.is_empty());
+    put("GRPCUseTLS", json!(true), d.grpc_use_tls);
+    put("AliasNode", json!(d.alias_node), !d.alias_node.is_empty());
+    put(
+        "AliasService",
+        json!(d.alias_service),
+        !d.alias_service.is_empty(),
+    );
+    put("TTL", json!(d.ttl.to_string()), d.ttl.0 != 0);
+    m
+}
+
+pub(crate) fn health_check(c: &Check, st: &State, node: &str) -> HealthCheck {
+    let positive = |d: crate::decode::GoDuration| {
+        if d.0 > 0 {
+            d.to_string()
+        } else {
+            String::new()
+        }
+    };
+    let periodic = c.def.ttl.0 <= 0;
+    HealthCheck {
+        node: node.to_owned(),
+        check_id: c.id.clone(),
+        name: c.name.clone(),
+        status: c.status.as_str(),
+        notes: c.notes.clone(),
+        output: c.output.clone(),
+        service_id: c.service_id.clone(),
+        service_name: c.service_name.clone(),
+        service_tags: st
+            .services
+            .get(&c.service_id)
+            .map(|s| s.tags.clone())
+            .unwrap_or_default(),
+        type_name: c.type_name.clone(),
+        interval: if periodic {
+            positive(c.def.interval)
+        } else {
+            String::new()
+        },
+        timeout: if periodic {
+            positive(c.def.timeout)
+        } else {
+            String::new()
+        },
+        exposed_port: 0,
+        definition: definition(&c.def),
+        create_index: c.create_index,
+        modify_index: c.modify_index,
+    }
+}
+
+/// The node check every real agent has.
+pub(crate) fn serf_health(node: &str) -> HealthCheck {
+    HealthCheck {
+        node: node.to_owned(),
+        check_id: "serfHealth".into(),
+        name: "Serf Health Status".into(),
+        status: Status::Passing.as_str(),
+        notes: String::new(),
+        output: "Agent alive and reachable".into(),
+        service_id: String::new(),
+        service_name: String::new(),
+        service_tags: Vec::new(),
+        type_name: String::new(),
+        interval: String::new(),
+        timeout: String::new(),
+        exposed_port: 0,
+        definition: Map::new(),
+        create_index: START_INDEX,
+        modify_index: START_INDEX,
+    }
+}
+
+/// `serfHealth` and the node's own checks (node maintenance).
+pub(crate) fn node_checks(st: &State, node: &str) -> Vec<HealthCheck> {
+    std::iter::once(serf_health(node))
+        .chain(
+            st.checks
+                .values()
+                .filter(|c| c.service_id.is_empty())
+                .map(|c| health_check(c, st, node)),
+        )
+        .collect()
+}
+
+/// The checks of one service instance (without the node's).
+pub(crate) fn instance_checks(st: &State, node: &str, service_id: &str) -> Vec<HealthCheck> {
+    st.checks
+        .values()
+        .filter(|c| c.service_id == service_id)
+        .map(|c| health_check(c, st, node))
+        .collect()
+}
+
+/// The `consul` service a server registers for itself.
+pub(crate) fn consul_service() -> Service {
+    Service {
+        id: "consul".into(),
+        name: "consul".into(),
+        kind: String::new(),
+        tags: Vec::new(),
+        address: String::new(),
+        tagged_addresses: BTreeMap::new(),
+        meta: BTreeMap::from([
+            ("raft_version".into(), "3".into()),
+            ("version".into(), VERSION.into()),
+        ]),
+        port: 8300,
+        socket_path: String::new(),
+        weights: (1, 1),
+        enable_tag_override: false,
+        create_index: START_INDEX,
+        modify_index: START_INDEX,
+    }
+}
+
+/// Every service in the catalog: `consul`, then the registered ones.
+pub(crate) fn catalog_services(st: &State) -> Vec<Service> {
+    std::iter::once(consul_service())
+        .chain(st.services.values().cloned())
+        .collect()
+}
+
+/// The node (`structs.Node`).
+pub(crate) fn node(shared: &Shared, st: &State) -> Value {
+    json!({
+        "ID": st.node_id,
+        "Node": shared.node,
+        "Address": NODE_ADDRESS,
+        "Datacenter": shared.datacenter,
+        "TaggedAddresses": {
+            "lan": NODE_ADDRESS, "lan_ipv4": NODE_ADDRESS,
+            "wan": NODE_ADDRESS, "wan_ipv4": NODE_ADDRESS,
+        },
+        "Meta": {"consul-network-segment": ""},
+        "CreateIndex": START_INDEX,
+        "ModifyIndex": START_INDEX,
+    })
+}
+
+fn proxy() -> Value {
+    json!({"Mode": "", "MeshGateway": {}, "Expose": {}})
+}
+
+/// A service as the health and catalog-node endpoints write it (`structs.NodeService`).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct NodeService {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    kind: String,
+    #[serde(rename = "ID")]
+    id: String,
+    service: String,
+    tags: Vec<String>,
+    address: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    tagged_addresses: BTreeMap<String, ServiceAddress>,
+    meta: BTreeMap<String, String>,
+    port: i64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    socket_path: String,
+    weights: Weights,
+    enable_tag_override: bool,
+    proxy: Value,
+    connect: Value,
+    create_index: u64,
+    modify_index: u64,
+}
+
+pub(crate) fn node_service(s: &Service) -> NodeService {
+    NodeService {
+        kind: s.kind.clone(),
+        id: s.id.clone(),
+        service: s.name.clone(),
+        tags: s.tags.clone(),
+        address: s.address.clone(),
+        tagged_addresses: tagged(s),
+        meta: s.meta.clone(),
+        port: s.port,
+        socket_path: s.socket_path.clone(),
+        weights: Weights {
+            passing: s.weights.0,
+            warning: s.weights.1,
+        },
+        enable_tag_override: s.enable_tag_override,
+        proxy: proxy(),
+        connect: json!({}),
+        create_index: s.create_index,
+        modify_index: s.modify_index,
+    }
+}
+
+/// `GET /v1/catalog/service/:name` entry (`structs.ServiceNode`).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ServiceNode {
+    #[serde(rename = "ID")]
+    id: String,
+    node: String,
+    address: String,
+    datacenter: String,
+    tagged_addresses: Value,
+    node_meta: Value,
+    service_kind: String,
+    #[serde(rename = "ServiceID")]
+    service_id: String,
+    service_name: String,
+    service_tags: Vec<String>,
+    service_address: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    service_tagged_addresses: BTreeMap<String, ServiceAddress>,
+    service_weights: Weights,
+    service_meta: BTreeMap<String, String>,
+    service_port: i64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    service_socket_path: String,
+    service_enable_tag_override: bool,
+    service_proxy: Value,
+    service_connect: Value,
+    create_index: u64,
+    modify_index: u64,
+}
+
+pub(crate) fn service_node(shared: &Shared, st: &State, s: &Service) -> ServiceNode {
+    let node = node(shared, st);
+    ServiceNode {
+        id: st.node_id.clone(),
+        node: shared.node.clone(),
+        address: NODE_ADDRESS.into(),
+        datacenter: shared.datacenter.clone(),
+        tagged_addresses: node["TaggedAddresses"].clone(),
+        node_meta: node["Meta"].clone(),
+        service_kind: s.kind.clone(),
+        service_id: s.id.clone(),
+        service_name: s.name.clone(),
+        service_tags: s.tags.clone(),
+        service_address: s.address.clone(),
+        service_tagged_addresses: tagged(s),
+        service_weights: Weights {
+            passing: s.weights.0,
+            warning: s.weights.1,
+        },
+        service_meta: s.meta.clone(),
+        service_port: s.port,
+        service_socket_path: s.socket_path.clone(),
+        service_enable_tag_override: s.enable_tag_override,
+        service_proxy: proxy(),
+        service_connect: json!({}),
+        create_index: s.create_index,
+        modify_index: s.modify_index,
+    }
+}

@@ -1,0 +1,376 @@
+//! Check runners (HTTP, TCP, TTL) and the reaper, with Consul's timings and output texts.
+//!
+//! - HTTP: the first request goes out after a uniform random delay in `[0, Interval)` (Consul's
+//!   `RandomStagger`), then one every `Interval` (at least 1s). `GET` unless `Method` says
+//!   otherwise, with `Header`, `User-Agent: Consul Health Check`, `Accept: text/plain, text/*, */*`,
+//!   `Timeout` (default 10s) and no keep-alive. 2xx is passing, 429 warning, anything else or no
+//!   answer critical. Output: `HTTP GET <url>: 200 OK Output: <body, first 4KB>`, or Go's error
+//!   text, e.g. `Get "<url>": dial tcp 127.0.0.1:1: connect: connection refused`.
+//! - TCP: a connect every `Interval`; `TCP connect <addr>: Success` or Go's dial error.
+//! - TTL: armed at registration; each update re-arms it; on expiry the check turns critical with
+//!   `TTL expired` (or `TTL expired (last output before timeout follows): <output>`).
+//! - Reaper: every `reap_interval`, a service with a check critical for longer than its
+//!   `DeregisterCriticalServiceAfter` (raised to `deregister_critical_min`) is deregistered.
+//!
+//! A runner is a task owned by its check in the state: replacing or removing the check drops the
+//! [`Runner`], which aborts the task. Runners write results with the check's generation, so a
+//! runner that lost a race with a re-registration cannot overwrite the new check.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use tokio::task::{AbortHandle, JoinHandle};
+
+use crate::decode::CheckDef;
+use crate::state::{Check, Shared, Status};
+
+/// Consul's `MinInterval`: shorter intervals are raised to this.
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// Consul's default HTTP/TCP check timeout.
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Consul's default check output limit (`CheckBufSize`).
+pub(crate) const OUTPUT_MAX: usize = 4096;
+
+/// A running check task; dropping it stops the task.
+#[derive(Debug)]
+pub(crate) struct Runner {
+    handle: AbortHandle,
+    /// Wakes a TTL runner after its timer was re-armed.
+    pub(crate) notify: Arc<Notify>,
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+/// Consul's truncation of long output: the first `max` bytes and a note of how much there was.
+pub(crate) fn truncate_output(output: &str, max: usize) -> String {
+    if output.len() <= max {
+        return output.to_owned();
+    }
+    let mut cut = max;
+    while !output.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!(
+        "{} ... (captured {max} of {} bytes)",
+        &output[..cut],
+        output.len()
+    )
+}
+
+/// Starts the runner `check` needs (HTTP, TCP or TTL), replacing any it had.
+pub(crate) fn start(shared: &Arc<Shared>, check: &mut Check) {
+    let notify = Arc::new(Notify::new());
+    let (id, generation, def) = (check.id.clone(), check.generation, check.def.clone());
+    let shared = shared.clone();
+    let handle = if check.ttl.is_some() {
+        let notify = notify.clone();
+        tokio::spawn(run_ttl(shared, id, generation, notify))
+    } else if !def.http.is_empty() {
+        tokio::spawn(run_periodic(shared, id, generation, def, Kind::Http))
+    } else if !def.tcp.is_empty() {
+        tokio::spawn(run_periodic(shared, id, generation, def, Kind::Tcp))
+    } else {
+        // gRPC, UDP, H2PING, alias: kept at their initial status.
+        return;
+    };
+    check.runner = Some(Runner {
+        handle: handle.abort_handle(),
+        notify,
+    });
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Http,
+    Tcp,
+}
+
+async fn run_periodic(shared: Arc<Shared>, id: String, generation: u64, def: CheckDef, kind: Kind) {
+    let interval = def
+        .interval
+        .positive()
+        .unwrap_or(MIN_INTERVAL)
+        .max(MIN_INTERVAL);
+    let timeout = def.timeout.positive().unwrap_or(DEFAULT_TIMEOUT);
+    let client = match kind {
+        Kind::Http => match http_client(&def, timeout) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                shared.write(|st| st.set_check(&id, Some(generation), Status::Critical, &e));
+                return;
+            }
+        },
+        Kind::Tcp => None,
+    };
+    // Consul's RandomStagger: the first run somewhere within the first interval.
+    let stagger = rand::random_range(0..interval.as_nanos().max(1) as u64);
+    tokio::time::sleep(Duration::from_nanos(stagger)).await;
+    loop {
+        let (status, output) = match &client {
+            Some(client) => http_once(client, &def).await,
+            None => tcp_once(&def.tcp, timeout).await,
+        };
+        let output = truncate_output(&output, output_max(&def));
+        let changed = shared.write(|st| st.set_check(&id, Some(generation), status, &output));
+        if changed {
+            tracing::debug!(check = %id, status = status.as_str(), "check status");
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+fn output_max(def: &CheckDef) -> usize {
+    usize::try_from(def.output_max_size)
+        .ok()
+        .filter(|m| *m > 0)
+        .unwrap_or(OUTPUT_MAX)
+}
+
+fn http_client(def: &CheckDef, timeout: Duration) -> Result<reqwest::Client, String> {
+    let redirects = if def.disable_redirects {
+        reqwest::redirect::Policy::none()
+    } else {
+        reqwest::redirect::Policy::limited(10)
+    };
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(timeout)
+        .redirect(redirects)
+        .tls_danger_accept_invalid_certs(def.tls_skip_verify)
+        .build()
+        .map_err(|e| format!("building the HTTP client failed: {e}"))
+}
+
+/// One HTTP check run, with Consul's status mapping and output.
+async fn http_once(client: &reqwest::Client, def: &CheckDef) -> (Status, String) {
+    let method = if def.method.is_empty() {
+        "GET".to_owned()
+    } else {
+        def.method.to_ascii_uppercase()
+    };
+    let op = {
+        let mut op = method[..1].to_owned();
+        op.push_str(&method[1..].to_ascii_lowercase());
+        op
+    };
+    let fail = |detail: String| (Status::Critical, format!("{op} {:?}: {detail}", def.http));
+    let Ok(m) = reqwest::Method::from_bytes(method.as_bytes()) else {
+        return fail(format!("net/http: invalid method {method:?}"));
+    };
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::USER_AGENT,
+        reqwest::header::HeaderValue::from_static("Consul Health Check"),
+    );
+    headers.insert(
+        reqwest::header::ACCEPT,
+        reqwest::header::HeaderValue::from_static("text/plain, text/*, */*"),
+    );
+    for (name, values) in &def.header {
+        let Ok(name) = reqwest::header::HeaderName::from_bytes(name.as_bytes()) else {
+            return fail(format!("net/http: invalid header field name {name:?}"));
+        };
+        // A header of the definition replaces the default of the same name.
+        headers.remove(&name);
+        for value in values {
+            let Ok(value) = reqwest::header::HeaderValue::from_str(value) else {
+                return fail(format!("net/http: invalid header field value for {name:?}"));
+            };
+            headers.append(name.clone(), value);
+        }
+    }
+    let mut req = client.request(m, &def.http).headers(headers);
+    if !def.body.is_empty() {
+        req = req.body(def.body.clone());
+    }
+    let mut resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) => return fail(go_error(&e, &def.http)),
+    };
+    let code = resp.status();
+    let mut body = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() < OUTPUT_MAX {
+                    let room = OUTPUT_MAX - body.len();
+                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                }
+            }
+            Ok(None) => break,
+            Err(e) => return fail(go_error(&e, &def.http)),
+        }
+    }
+    let status = match code.as_u16() {
+        200..=299 => Status::Passing,
+        429 => Status::Warning,
+        _ => Status::Critical,
+    };
+    let output = format!(
+        "HTTP {method} {}: {} {} Output: {}",
+        def.http,
+        code.as_u16(),
+        code.canonical_reason().unwrap_or(""),
+        String::from_utf8_lossy(&body)
+    );
+    (status, output)
+}
+
+/// The detail of a failed request, worded like Go's `net/http` client errors.
+fn go_error(e: &reqwest::Error, url: &str) -> String {
+    if e.is_timeout() {
+        return "context deadline exceeded (Client.Timeout exceeded while awaiting headers)".into();
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if let Some(text) = dial_error(io) {
+                return format!("dial tcp {}: {text}", host_port(url));
+            }
+        }
+        source = err.source();
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(err) = source {
+        text.push_str(": ");
+        text.push_str(&err.to_string());
+        source = err.source();
+    }
+    text
+}
+
+fn dial_error(io: &std::io::Error) -> Option<&'static str> {
+    use std::io::ErrorKind::*;
+    match io.kind() {
+        ConnectionRefused => Some("connect: connection refused"),
+        ConnectionReset => Some("read: connection reset by peer"),
+        TimedOut => Some("i/o timeout"),
+        HostUnreachable => Some("connect: no route to host"),
+        NetworkUnreachable => Some("connect: network is unreachable"),
+        _ => None,
+    }
+}
+
+fn host_port(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => {
+            let host = u.host_str().unwrap_or_default();
+            match u.port_or_known_default() {
+                Some(p) => format!("{host}:{p}"),
+                None => host.to_owned(),
+            }
+        }
+        Err(_) => url.to_owned(),
+    }
+}
+
+/// One TCP check run.
+async fn tcp_once(addr: &str, timeout: Duration) -> (Status, String) {
+    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+        Ok(Ok(_)) => (Status::Passing, format!("TCP connect {addr}: Success")),
+        Ok(Err(e)) => {
+            let detail = dial_error(&e).map_or_else(|| e.to_string(), str::to_owned);
+            (Status::Critical, format!("dial tcp {addr}: {detail}"))
+        }
+        Err(_) => (Status::Critical, format!("dial tcp {addr}: i/o timeout")),
+    }
+}
+
+/// Waits for the TTL deadline; on expiry marks the check critical. Re-armed by `update_ttl`.
+async fn run_ttl(shared: Arc<Shared>, id: String, generation: u64, notify: Arc<Notify>) {
+    loop {
+        let deadline = shared.read(|st| {
+            st.checks
+                .get(&id)
+                .filter(|c| c.generation == generation)
+                .map(|c| c.ttl.as_ref().and_then(|t| t.deadline))
+        });
+        match deadline {
+            None => return,
+            Some(None) => notify.notified().await,
+            Some(Some(at)) if at > Instant::now() => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at.into()) => {}
+                    _ = notify.notified() => {}
+                }
+            }
+            Some(Some(_)) => {
+                shared.write(|st| {
+                    let Some(check) = st.checks.get_mut(&id) else {
+                        return;
+                    };
+                    let Some(ttl) = check.ttl.as_mut() else {
+                        return;
+                    };
+                    // Re-check under the lock: an update may have re-armed it meanwhile.
+                    if check.generation != generation
+                        || ttl.deadline.is_none_or(|at| at > Instant::now())
+                    {
+                        return;
+                    }
+                    ttl.deadline = None;
+                    let output = if ttl.last_output.is_empty() {
+                        "TTL expired".to_owned()
+                    } else {
+                        format!(
+                            "TTL expired (last output before timeout follows): {}",
+                            ttl.last_output
+                        )
+                    };
+                    tracing::debug!(check = %id, "TTL expired");
+                    st.set_check(&id, Some(generation), Status::Critical, &output);
+                });
+            }
+        }
+    }
+}
+
+/// Deregisters services whose checks stayed critical too long, every `reap_interval`.
+pub(crate) fn spawn_reaper(shared: Arc<Shared>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(shared.reap_interval).await;
+            shared.write(|st| {
+                for id in st.services_to_reap() {
+                    if st.remove_service(&id).is_some() {
+                        tracing::info!(
+                            service = %id,
+                            "Check for service has been critical for too long; deregistered service"
+                        );
+                    }
+                }
+            });
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncates_like_consul() {
+        assert_eq!(truncate_output("short", 10), "short");
+        assert_eq!(
+            truncate_output("abcdefgh", 4),
+            "abcd ... (captured 4 of 8 bytes)"
+        );
+        // Never splits a character.
+        assert_eq!(truncate_output("ééé", 3), "é ... (captured 3 of 6 bytes)");
+    }
+
+    #[test]
+    fn host_port_defaults() {
+        assert_eq!(host_port("http://127.0.0.1:81/x"), "127.0.0.1:81");
+        assert_eq!(
+            host_port("https://example.invalid/x"),
+            "example.invalid:443"
+        );
+    }
+}

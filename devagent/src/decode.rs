@@ -1,0 +1,753 @@
+//! Request bodies decoded the way Consul decodes them, and Go durations.
+//!
+//! Consul decodes a registration with Go's `encoding/json` plus aliases for snake_case keys, so a
+//! key matches a field case-insensitively and `deregister_critical_service_after` means
+//! `DeregisterCriticalServiceAfter`. Here a key matches a field when both agree after lower-casing
+//! and dropping underscores; map keys (`Meta`, `Header`, `TaggedAddresses`) are kept as sent.
+//! Unknown keys are ignored and `null` means the zero value, as in Go. Error texts follow Go's
+//! (`json: cannot unmarshal ...`, `time: invalid duration "x"`); handlers prefix them with
+//! `Request decode failed: `.
+//!
+//! Durations are Go's: [`parse_go_duration`] reads `"1m30s"`, [`GoDuration`]'s `Display` writes them
+//! back the way Go's `time.Duration.String` does.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+/// A body that could not be decoded; the text is Go's wording for the same failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DecodeError(pub(crate) String);
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A signed duration in nanoseconds, as Go's `time.Duration`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct GoDuration(pub(crate) i64);
+
+impl GoDuration {
+    /// The duration if it is positive.
+    pub(crate) fn positive(self) -> Option<Duration> {
+        u64::try_from(self.0)
+            .ok()
+            .filter(|n| *n > 0)
+            .map(Duration::from_nanos)
+    }
+
+    /// From a std duration (saturating).
+    pub(crate) fn from_std(d: Duration) -> Self {
+        GoDuration(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+    }
+}
+
+impl fmt::Display for GoDuration {
+    /// Go's `Duration.String`: `0s`, `1.5ms`, `10s`, `1m30s`, `1h0m0s`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn frac(v: u64, prec: u32) -> (String, u64) {
+            let p = 10u64.pow(prec);
+            let (int, rest) = (v / p, v % p);
+            if rest == 0 {
+                return (String::new(), int);
+            }
+            let digits = format!("{rest:0width$}", width = prec as usize);
+            (format!(".{}", digits.trim_end_matches('0')), int)
+        }
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let u = self.0.unsigned_abs();
+        if u == 0 {
+            return f.write_str("0s");
+        }
+        if u < 1_000_000_000 {
+            let (prec, unit) = match u {
+                ..1_000 => (0, "ns"),
+                ..1_000_000 => (3, "µs"),
+                _ => (6, "ms"),
+            };
+            let (fr, int) = frac(u, prec);
+            return write!(f, "{sign}{int}{fr}{unit}");
+        }
+        let (fr, secs) = frac(u, 9);
+        let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
+        match (h, m) {
+            (0, 0) => write!(f, "{sign}{s}{fr}s"),
+            (0, _) => write!(f, "{sign}{m}m{s}{fr}s"),
+            _ => write!(f, "{sign}{h}h{m}m{s}{fr}s"),
+        }
+    }
+}
+
+/// Go's `time.ParseDuration`: a possibly signed sequence of decimal numbers, each with an optional
+/// fraction and a unit (`ns`, `us`, `µs`, `ms`, `s`, `m`, `h`), e.g. `"300ms"`, `"-1.5h"`, `"2h45m"`.
+///
+/// The error texts are Go's, e.g. `time: invalid duration "abc"`, `time: missing unit in duration "10"`.
+pub(crate) fn parse_go_duration(orig: &str) -> Result<GoDuration, DecodeError> {
+    let invalid = || DecodeError(format!("time: invalid duration {}", quote(orig)));
+    const MAX: u64 = 1 << 63;
+    let mut s = orig.as_bytes();
+    let mut neg = false;
+    if let Some((&c @ (b'-' | b'+'), rest)) = s.split_first() {
+        neg = c == b'-';
+        s = rest;
+    }
+    if s == b"0" {
+        return Ok(GoDuration(0));
+    }
+    if s.is_empty() {
+        return Err(invalid());
+    }
+    let mut total: u64 = 0;
+    while !s.is_empty() {
+        if !(s[0] == b'.' || s[0].is_ascii_digit()) {
+            return Err(invalid());
+        }
+        // Integer part.
+        let digits = s.iter().take_while(|c| c.is_ascii_digit()).count();
+        let mut v: u64 = 0;
+        for &c in &s[..digits] {
+            v = v
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(u64::from(c - b'0')))
+                .filter(|v| *v <= MAX)
+                .ok_or_else(invalid)?;
+        }
+        let pre = digits > 0;
+        s = &s[digits..];
+        // Fraction.
+        let (mut f, mut scale, mut post) = (0u64, 1f64, false);
+        if s.first() == Some(&b'.') {
+            s = &s[1..];
+            let n = s.iter().take_while(|c| c.is_ascii_digit()).count();
+            let mut overflow = false;
+            for &c in &s[..n] {
+                if overflow {
+                    continue;
+                }
+                match f
+                    .checked_mul(10)
+                    .and_then(|x| x.checked_add(u64::from(c - b'0')))
+                {
+                    Some(x) if x <= MAX => {
+                        f = x;
+                        scale *= 10.0;
+                    }
+                    _ => overflow = true,
+                }
+            }
+            post = n > 0;
+            s = &s[n..];
+        }
+        if !pre && !post {
+            return Err(invalid());
+        }
+        // Unit.
+        let n = s
+            .iter()
+            .take_while(|c| !(**c == b'.' || c.is_ascii_digit()))
+            .count();
+        if n == 0 {
+            return Err(DecodeError(format!(
+                "time: missing unit in duration {}",
+                quote(orig)
+            )));
+        }
+        let unit_text = String::from_utf8_lossy(&s[..n]).into_owned();
+        s = &s[n..];
+        let unit: u64 = match unit_text.as_str() {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60 * 1_000_000_000,
+            "h" => 3600 * 1_000_000_000,
+            _ => {
+                return Err(DecodeError(format!(
+                    "time: unknown unit {} in duration {}",
+                    quote(&unit_text),
+                    quote(orig)
+                )));
+            }
+        };
+        if v > MAX / unit {
+            return Err(invalid());
+        }
+        v *= unit;
+        if f > 0 {
+            v += (f as f64 * (unit as f64 / scale)) as u64;
+            if v > MAX {
+                return Err(invalid());
+            }
+        }
+        total = total
+            .checked_add(v)
+            .filter(|t| *t <= MAX)
+            .ok_or_else(invalid)?;
+    }
+    if neg {
+        return Ok(GoDuration(0i64.wrapping_sub_unsigned(total)));
+    }
+    i64::try_from(total).map(GoDuration).map_err(|_| invalid())
+}
+
+fn quote(s: &str) -> String {
+    format!("{s:?}")
+}
+
+/// Parses a request body as Go's `json.Decoder.Decode` does: the first JSON value, anything after
+/// it ignored; an empty body is `EOF`.
+pub(crate) fn parse_json(body: &[u8]) -> Result<Value, DecodeError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(DecodeError("EOF".into()));
+    }
+    let mut stream = serde_json::Deserializer::from_slice(body).into_iter::<Value>();
+    match stream.next() {
+        Some(Ok(v)) => Ok(v),
+        Some(Err(e)) if e.is_eof() => Err(DecodeError("unexpected EOF".into())),
+        Some(Err(e)) => {
+            // Point at the offending character, as Go does.
+            let offset = body
+                .split(|b| *b == b'\n')
+                .take(e.line().saturating_sub(1))
+                .map(|l| l.len() + 1)
+                .sum::<usize>()
+                + e.column().saturating_sub(1);
+            let c = std::str::from_utf8(&body[offset.min(body.len())..])
+                .ok()
+                .and_then(|s| s.chars().next())
+                .unwrap_or('?');
+            Err(DecodeError(format!(
+                "invalid character {c:?} looking for beginning of value"
+            )))
+        }
+        None => Err(DecodeError("EOF".into())),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn norm(key: &str) -> String {
+    key.chars()
+        .filter(|c| *c != '_')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The fields of one JSON object, looked up Consul's way (case-insensitive, snake_case accepted).
+#[derive(Clone, Copy)]
+pub(crate) struct Fields<'a> {
+    map: &'a Map<String, Value>,
+    /// The Go type name used in error texts, e.g. `ServiceDefinition`.
+    ty: &'static str,
+}
+
+impl<'a> Fields<'a> {
+    /// The object `v`, or Go's error for decoding a non-object into a struct.
+    pub(crate) fn new(v: &'a Value, ty: &'static str) -> Result<Self, DecodeError> {
+        match v {
+            Value::Object(map) => Ok(Fields { map, ty }),
+            other => Err(DecodeError(format!(
+                "json: cannot unmarshal {} into Go value of type structs.{ty}",
+                kind(other)
+            ))),
+        }
+    }
+
+    /// The value for field `name` (CamelCase), if present and not `null`.
+    fn get(&self, name: &str) -> Option<&'a Value> {
+        let v = self.map.get(name).or_else(|| {
+            let want = norm(name);
+            self.map
+                .iter()
+                .find(|(k, _)| norm(k) == want)
+                .map(|(_, v)| v)
+        })?;
+        (!v.is_null()).then_some(v)
+    }
+
+    fn mismatch(&self, name: &str, v: &Value, go_type: &str) -> DecodeError {
+        let what = match v {
+            Value::Number(n) => format!("number {n}"),
+            other => kind(other).to_string(),
+        };
+        DecodeError(format!(
+            "json: cannot unmarshal {what} into Go struct field {}.{name} of type {go_type}",
+            self.ty
+        ))
+    }
+
+    pub(crate) fn string(&self, name: &str) -> Result<String, DecodeError> {
+        match self.get(name) {
+            None => Ok(String::new()),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(v) => Err(self.mismatch(name, v, "string")),
+        }
+    }
+
+    pub(crate) fn bool(&self, name: &str) -> Result<bool, DecodeError> {
+        match self.get(name) {
+            None => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(v) => Err(self.mismatch(name, v, "bool")),
+        }
+    }
+
+    pub(crate) fn int(&self, name: &str) -> Result<i64, DecodeError> {
+        match self.get(name) {
+            None => Ok(0),
+            Some(v @ Value::Number(n)) => n.as_i64().ok_or_else(|| self.mismatch(name, v, "int")),
+            Some(v) => Err(self.mismatch(name, v, "int")),
+        }
+    }
+
+    pub(crate) fn strings(&self, name: &str) -> Result<Vec<String>, DecodeError> {
+        match self.get(name) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|i| match i {
+                    Value::String(s) => Ok(s.clone()),
+                    Value::Null => Ok(String::new()),
+                    other => Err(self.mismatch(name, other, "string")),
+                })
+                .collect(),
+            Some(v) => Err(self.mismatch(name, v, "[]string")),
+        }
+    }
+
+    pub(crate) fn string_map(&self, name: &str) -> Result<BTreeMap<String, String>, DecodeError> {
+        self.map_of(name, "map[string]string", |v| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Null => Some(String::new()),
+            _ => None,
+        })
+    }
+
+    pub(crate) fn strings_map(
+        &self,
+        name: &str,
+    ) -> Result<BTreeMap<String, Vec<String>>, DecodeError> {
+        self.map_of(name, "map[string][]string", |v| match v {
+            Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().map(str::to_owned))
+                .collect(),
+            Value::Null => Some(Vec::new()),
+            _ => None,
+        })
+    }
+
+    fn map_of<T>(
+        &self,
+        name: &str,
+        go_type: &str,
+        f: impl Fn(&Value) -> Option<T>,
+    ) -> Result<BTreeMap<String, T>, DecodeError> {
+        match self.get(name) {
+            None => Ok(BTreeMap::new()),
+            Some(Value::Object(m)) => m
+                .iter()
+                .map(|(k, v)| {
+                    f(v).map(|t| (k.clone(), t))
+                        .ok_or_else(|| self.mismatch(name, v, go_type))
+                })
+                .collect(),
+            Some(v) => Err(self.mismatch(name, v, go_type)),
+        }
+    }
+
+    /// A duration as Consul's check decoding reads it: a Go duration string or a number of
+    /// nanoseconds; other JSON types are ignored.
+    pub(crate) fn duration(&self, name: &str) -> Result<GoDuration, DecodeError> {
+        match self.get(name) {
+            Some(Value::String(s)) => parse_go_duration(s),
+            Some(Value::Number(n)) => Ok(GoDuration(n.as_f64().unwrap_or(0.0) as i64)),
+            _ => Ok(GoDuration(0)),
+        }
+    }
+
+    /// A nested object, typed `ty` in error texts.
+    pub(crate) fn object(
+        &self,
+        name: &str,
+        ty: &'static str,
+    ) -> Result<Option<Fields<'a>>, DecodeError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v @ Value::Object(_)) => Fields::new(v, ty).map(Some),
+            Some(v) => Err(self.mismatch(name, v, ty)),
+        }
+    }
+
+    /// A list of objects, typed `ty` in error texts; `null` items decode as empty objects.
+    pub(crate) fn objects(
+        &self,
+        name: &str,
+        ty: &'static str,
+    ) -> Result<Vec<Option<Fields<'a>>>, DecodeError> {
+        match self.get(name) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|i| match i {
+                    Value::Null => Ok(None),
+                    v => Fields::new(v, ty).map(Some),
+                })
+                .collect(),
+            Some(v) => Err(self.mismatch(name, v, ty)),
+        }
+    }
+}
+
+/// One address of a service's `TaggedAddresses`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TaggedAddress {
+    pub(crate) address: String,
+    pub(crate) port: i64,
+}
+
+/// A check definition: Consul's `CheckType`, plus `ServiceID` for `/agent/check/register`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct CheckDef {
+    pub(crate) check_id: String,
+    pub(crate) name: String,
+    pub(crate) status: String,
+    pub(crate) notes: String,
+    pub(crate) service_id: String,
+    pub(crate) script_args: Vec<String>,
+    pub(crate) http: String,
+    pub(crate) header: BTreeMap<String, Vec<String>>,
+    pub(crate) method: String,
+    pub(crate) body: String,
+    pub(crate) tcp: String,
+    pub(crate) udp: String,
+    pub(crate) grpc: String,
+    pub(crate) grpc_use_tls: bool,
+    pub(crate) h2ping: String,
+    pub(crate) alias_node: String,
+    pub(crate) alias_service: String,
+    pub(crate) docker_container_id: String,
+    pub(crate) shell: String,
+    pub(crate) interval: GoDuration,
+    pub(crate) timeout: GoDuration,
+    pub(crate) ttl: GoDuration,
+    pub(crate) tls_server_name: String,
+    pub(crate) tls_skip_verify: bool,
+    pub(crate) disable_redirects: bool,
+    pub(crate) output_max_size: i64,
+    pub(crate) deregister_critical_service_after: GoDuration,
+}
+
+impl CheckDef {
+    /// Decodes one check object (`Check`, an item of `Checks`, or a check registration).
+    pub(crate) fn decode(f: Fields<'_>) -> Result<CheckDef, DecodeError> {
+        Ok(CheckDef {
+            check_id: f.string("CheckID")?,
+            name: f.string("Name")?,
+            status: f.string("Status")?,
+            notes: f.string("Notes")?,
+            service_id: f.string("ServiceID")?,
+            script_args: f.strings("ScriptArgs")?,
+            http: f.string("HTTP")?,
+            header: f.strings_map("Header")?,
+            method: f.string("Method")?,
+            body: f.string("Body")?,
+            tcp: f.string("TCP")?,
+            udp: f.string("UDP")?,
+            grpc: f.string("GRPC")?,
+            grpc_use_tls: f.bool("GRPCUseTLS")?,
+            h2ping: f.string("H2PING")?,
+            alias_node: f.string("AliasNode")?,
+            alias_service: f.string("AliasService")?,
+            docker_container_id: f.string("DockerContainerID")?,
+            shell: f.string("Shell")?,
+            interval: f.duration("Interval")?,
+            timeout: f.duration("Timeout")?,
+            ttl: f.duration("TTL")?,
+            tls_server_name: f.string("TLSServerName")?,
+            tls_skip_verify: f.bool("TLSSkipVerify")?,
+            disable_redirects: f.bool("DisableRedirects")?,
+            output_max_size: f.int("OutputMaxSize")?,
+            deregister_critical_service_after: f.duration("DeregisterCriticalServiceAfter")?,
+        })
+    }
+
+    /// Whether every field is zero: Consul silently drops such a `Check`.
+    pub(crate) fn is_empty(&self) -> bool {
+        *self == CheckDef::default()
+    }
+
+    fn interval_check(&self) -> bool {
+        !self.script_args.is_empty()
+            || !self.http.is_empty()
+            || !self.tcp.is_empty()
+            || !self.grpc.is_empty()
+    }
+
+    /// Consul's `CheckType.Validate`, with its texts (the caller prefixes `Invalid check: `).
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.interval.0 > 0 && self.ttl.0 > 0 {
+            return Err("Interval and TTL cannot both be specified".into());
+        }
+        if self.interval_check() && self.interval.0 <= 0 {
+            return Err("Interval must be > 0 for Script, HTTP, or TCP checks".into());
+        }
+        if !self.interval_check() && self.ttl.0 <= 0 {
+            return Err("TTL must be > 0 for TTL checks".into());
+        }
+        Ok(())
+    }
+
+    /// Consul's check `Type` for this definition.
+    pub(crate) fn type_name(&self) -> &'static str {
+        if self.ttl.0 > 0 {
+            "ttl"
+        } else if !self.script_args.is_empty() && !self.docker_container_id.is_empty() {
+            "docker"
+        } else if !self.script_args.is_empty() {
+            "script"
+        } else if !self.http.is_empty() {
+            "http"
+        } else if !self.tcp.is_empty() {
+            "tcp"
+        } else if !self.grpc.is_empty() {
+            "grpc"
+        } else {
+            ""
+        }
+    }
+}
+
+/// A service registration: Consul's `ServiceDefinition`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ServiceDef {
+    pub(crate) kind: String,
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) tags: Vec<String>,
+    pub(crate) address: String,
+    pub(crate) tagged_addresses: BTreeMap<String, TaggedAddress>,
+    pub(crate) meta: BTreeMap<String, String>,
+    pub(crate) port: i64,
+    pub(crate) socket_path: String,
+    /// `(Passing, Warning)` when `Weights` was sent.
+    pub(crate) weights: Option<(i64, i64)>,
+    pub(crate) enable_tag_override: bool,
+    pub(crate) check: CheckDef,
+    pub(crate) checks: Vec<CheckDef>,
+}
+
+impl ServiceDef {
+    /// Decodes a `PUT /v1/agent/service/register` body.
+    pub(crate) fn decode(body: &[u8]) -> Result<ServiceDef, DecodeError> {
+        let value = parse_json(body)?;
+        let f = Fields::new(&value, "ServiceDefinition")?;
+        let mut tagged_addresses = BTreeMap::new();
+        if let Some(tagged) = f.object("TaggedAddresses", "map[string]structs.ServiceAddress")? {
+            for (name, v) in tagged.map {
+                let a = Fields::new(v, "ServiceAddress")?;
+                tagged_addresses.insert(
+                    name.clone(),
+                    TaggedAddress {
+                        address: a.string("Address")?,
+                        port: a.int("Port")?,
+                    },
+                );
+            }
+        }
+        let weights = match f.object("Weights", "Weights")? {
+            Some(w) => Some((w.int("Passing")?, w.int("Warning")?)),
+            None => None,
+        };
+        let check = match f.object("Check", "CheckType")? {
+            Some(c) => CheckDef::decode(c)?,
+            None => CheckDef::default(),
+        };
+        let checks = f
+            .objects("Checks", "CheckType")?
+            .into_iter()
+            .map(|c| c.map_or_else(|| Ok(CheckDef::default()), CheckDef::decode))
+            .collect::<Result<_, _>>()?;
+        Ok(ServiceDef {
+            kind: f.string("Kind")?,
+            id: f.string("ID")?,
+            name: f.string("Name")?,
+            tags: f.strings("Tags")?,
+            address: f.string("Address")?,
+            tagged_addresses,
+            meta: f.string_map("Meta")?,
+            port: f.int("Port")?,
+            socket_path: f.string("SocketPath")?,
+            weights,
+            enable_tag_override: f.bool("EnableTagOverride")?,
+            check,
+            checks,
+        })
+    }
+
+    /// Consul's `CheckTypes()`: `Check` (unless empty) then `Checks`, each validated.
+    pub(crate) fn check_types(&self) -> Result<Vec<CheckDef>, String> {
+        let first = (!self.check.is_empty()).then(|| self.check.clone());
+        let all: Vec<CheckDef> = first
+            .into_iter()
+            .chain(self.checks.iter().cloned())
+            .collect();
+        for c in &all {
+            c.validate()?;
+        }
+        Ok(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> i64 {
+        parse_go_duration(s).unwrap().0
+    }
+
+    #[test]
+    fn parses_go_durations() {
+        assert_eq!(d("10s"), 10_000_000_000);
+        assert_eq!(d("1m30s"), 90_000_000_000);
+        assert_eq!(d("500ms"), 500_000_000);
+        assert_eq!(d("1.5s"), 1_500_000_000);
+        assert_eq!(d(".5s"), 500_000_000);
+        assert_eq!(d("2h45m"), 9_900_000_000_000);
+        assert_eq!(d("1µs"), 1_000);
+        assert_eq!(d("1μs"), 1_000);
+        assert_eq!(d("3us"), 3_000);
+        assert_eq!(d("7ns"), 7);
+        assert_eq!(d("-1.5h"), -5_400_000_000_000);
+        assert_eq!(d("+2s"), 2_000_000_000);
+        assert_eq!(d("0"), 0);
+        assert_eq!(d("-0"), 0);
+    }
+
+    #[test]
+    fn rejects_bad_durations_with_go_texts() {
+        let e = |s: &str| parse_go_duration(s).unwrap_err().0;
+        assert_eq!(e(""), r#"time: invalid duration """#);
+        assert_eq!(e("abc"), r#"time: invalid duration "abc""#);
+        assert_eq!(e("10"), r#"time: missing unit in duration "10""#);
+        assert_eq!(e("10x"), r#"time: unknown unit "x" in duration "10x""#);
+        assert_eq!(e("."), r#"time: invalid duration ".""#);
+        assert_eq!(e("1s."), r#"time: invalid duration "1s.""#);
+        assert_eq!(
+            e("99999999999h"),
+            r#"time: invalid duration "99999999999h""#
+        );
+    }
+
+    #[test]
+    fn formats_like_go() {
+        let f = |ns: i64| GoDuration(ns).to_string();
+        assert_eq!(f(0), "0s");
+        assert_eq!(f(7), "7ns");
+        assert_eq!(f(1_500), "1.5µs");
+        assert_eq!(f(1_500_000), "1.5ms");
+        assert_eq!(f(10_000_000_000), "10s");
+        assert_eq!(f(1_500_000_000), "1.5s");
+        assert_eq!(f(90_000_000_000), "1m30s");
+        assert_eq!(f(60_000_000_000), "1m0s");
+        assert_eq!(f(3_600_000_000_000), "1h0m0s");
+        assert_eq!(f(-2_000_000_000), "-2s");
+    }
+
+    #[test]
+    fn decodes_case_insensitively_and_snake_case() {
+        let body = br#"{"name":"web","ID":"web-1","tags":["a"],"PORT":80,
+            "enable_tag_override":true,"tagged_addresses":{"lan":{"address":"10.0.0.1","port":81}},
+            "meta":{"redis_version":"4"},"weights":{"passing":3,"warning":2},
+            "check":{"http":"http://x/health","interval":"10s","check_id":"c1",
+                     "deregister_critical_service_after":"1m","tls_skip_verify":true},
+            "checks":[{"ttl":"5s","status":"passing"}]}"#;
+        let s = ServiceDef::decode(body).unwrap();
+        assert_eq!(
+            (s.name.as_str(), s.id.as_str(), s.port),
+            ("web", "web-1", 80)
+        );
+        assert!(s.enable_tag_override);
+        assert_eq!(s.tags, ["a"]);
+        assert_eq!(s.meta["redis_version"], "4");
+        assert_eq!(s.tagged_addresses["lan"].port, 81);
+        assert_eq!(s.weights, Some((3, 2)));
+        assert_eq!(s.check.check_id, "c1");
+        assert!(s.check.tls_skip_verify);
+        assert_eq!(s.check.interval.0, 10_000_000_000);
+        assert_eq!(s.check.deregister_critical_service_after.0, 60_000_000_000);
+        assert_eq!(s.checks[0].ttl.0, 5_000_000_000);
+        assert_eq!(s.check_types().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn decode_errors_read_like_go() {
+        assert_eq!(ServiceDef::decode(b"").unwrap_err().0, "EOF");
+        assert_eq!(
+            ServiceDef::decode(b"{\"Name\":").unwrap_err().0,
+            "unexpected EOF"
+        );
+        assert_eq!(
+            ServiceDef::decode(b"xyz").unwrap_err().0,
+            "invalid character 'x' looking for beginning of value"
+        );
+        assert_eq!(
+            ServiceDef::decode(b"[]").unwrap_err().0,
+            "json: cannot unmarshal array into Go value of type structs.ServiceDefinition"
+        );
+        assert_eq!(
+            ServiceDef::decode(br#"{"Name":"a","Port":"80"}"#)
+                .unwrap_err()
+                .0,
+            "json: cannot unmarshal string into Go struct field ServiceDefinition.Port of type int"
+        );
+        assert_eq!(
+            ServiceDef::decode(br#"{"Name":"a","Check":{"TTL":"ten"}}"#)
+                .unwrap_err()
+                .0,
+            r#"time: invalid duration "ten""#
+        );
+        // Trailing data after the first value is ignored, as Go's decoder does.
+        assert_eq!(
+            ServiceDef::decode(br#"{"Name":"a"} junk"#).unwrap().name,
+            "a"
+        );
+    }
+
+    #[test]
+    fn validates_checks_like_consul() {
+        let check = |json: &str| {
+            let v: Value = serde_json::from_str(json).unwrap();
+            CheckDef::decode(Fields::new(&v, "CheckType").unwrap())
+                .unwrap()
+                .validate()
+        };
+        assert_eq!(
+            check(r#"{"TTL":"1s","Interval":"1s"}"#).unwrap_err(),
+            "Interval and TTL cannot both be specified"
+        );
+        assert_eq!(
+            check(r#"{"HTTP":"http://x"}"#).unwrap_err(),
+            "Interval must be > 0 for Script, HTTP, or TCP checks"
+        );
+        assert_eq!(
+            check(r#"{"Name":"x"}"#).unwrap_err(),
+            "TTL must be > 0 for TTL checks"
+        );
+        assert!(check(r#"{"TCP":"x:1","Interval":"1s"}"#).is_ok());
+    }
+}

@@ -1,0 +1,171 @@
+//! The listener: accepts connections and serves HTTP/1.1 on them, and can stop and start again on
+//! the same port.
+//!
+//! Consul serves its HTTP API over HTTP/1.1. Each connection runs in a task of one `JoinSet`, so
+//! stopping (the `unavailable` fault, shutdown) closes the listener *and* drops every open
+//! connection at once; clients with pooled keep-alive connections then fail like clients of a
+//! dead agent instead of being served by a listener that is supposedly gone.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::api;
+use crate::state::Shared;
+
+/// A listening (or paused) HTTP server for one agent.
+pub(crate) struct Server {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    running: Mutex<Option<Running>>,
+    /// Serialises stop/start so two toggles cannot interleave.
+    toggle: tokio::sync::Mutex<()>,
+    stopped: AtomicBool,
+}
+
+/// The accept loop and the connections it accepted; dropping it stops both.
+struct Running {
+    accept: JoinHandle<()>,
+    connections: Arc<Mutex<JoinSet<()>>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.accept.abort();
+        // Dropping the JoinSet (when the last Arc goes) aborts the connections; abort now in
+        // case the accept task still holds its clone.
+        lock(&self.connections).abort_all();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // Listening again on the same port right after closing it must not fail on TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+impl Server {
+    /// Binds `addr` and starts serving.
+    pub(crate) async fn start(addr: SocketAddr, shared: Arc<Shared>) -> io::Result<Arc<Server>> {
+        let listener = bind(addr)?;
+        let server = Arc::new(Server {
+            addr: listener.local_addr()?,
+            shared,
+            running: Mutex::new(None),
+            toggle: tokio::sync::Mutex::new(()),
+            stopped: AtomicBool::new(false),
+        });
+        *lock(&server.running) = Some(server.serve(listener));
+        Ok(server)
+    }
+
+    /// The bound address.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn serve(&self, listener: TcpListener) -> Running {
+        let connections = Arc::new(Mutex::new(JoinSet::new()));
+        let accept = tokio::spawn(accept_loop(
+            listener,
+            connections.clone(),
+            self.shared.clone(),
+        ));
+        Running {
+            accept,
+            connections,
+        }
+    }
+
+    /// Closes the listener and drops every connection; returns once the port is closed.
+    pub(crate) async fn stop_listening(&self) {
+        let _guard = self.toggle.lock().await;
+        let Some(mut running) = lock(&self.running).take() else {
+            return;
+        };
+        running.accept.abort();
+        // The listener is closed once the aborted task has been dropped.
+        let _ = (&mut running.accept).await;
+        let mut connections = std::mem::take(&mut *lock(&running.connections));
+        connections.shutdown().await;
+        tracing::info!(addr = %self.addr, "stopped listening");
+    }
+
+    /// Listens again on the same address (no-op if listening or shut down).
+    pub(crate) async fn start_listening(&self) -> io::Result<()> {
+        let _guard = self.toggle.lock().await;
+        if self.stopped.load(Ordering::SeqCst) || lock(&self.running).is_some() {
+            return Ok(());
+        }
+        let listener = bind(self.addr)?;
+        *lock(&self.running) = Some(self.serve(listener));
+        tracing::info!(addr = %self.addr, "listening again");
+        Ok(())
+    }
+
+    /// Stops for good: listener, connections, and no restart afterwards.
+    pub(crate) async fn shutdown(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.stop_listening().await;
+    }
+
+    /// Stops for good without waiting (for `Drop`).
+    pub(crate) fn abort(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        drop(lock(&self.running).take());
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    connections: Arc<Mutex<JoinSet<()>>>,
+    shared: Arc<Shared>,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let mut set = lock(&connections);
+                while set.try_join_next().is_some() {}
+                set.spawn(serve_connection(stream, shared.clone()));
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(api::handle(shared, req.map(Body::new)).await) }
+    });
+    if let Err(e) = http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}

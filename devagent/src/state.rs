@@ -1,0 +1,763 @@
+//! Services, checks and KV entries, the index, and the notification every blocking query waits on.
+//!
+//! One [`State`] behind a mutex holds everything a Consul agent and its one-node catalog hold. Every
+//! change that a blocking query could see raises [`State::index`] (a stand-in for the Raft index)
+//! and records it where the read endpoints look for their own index: per service name, for the
+//! catalog as a whole, for KV. [`Shared::write`] publishes the new index on a `watch` channel, so a
+//! change wakes every waiting query at once; each then recomputes its answer and goes back to
+//! sleep if its own index did not move. [`Shared::reset`] is an agent restart that lost its data:
+//! a fresh state, the index back at [`START_INDEX`], and a new generation so waiters wake even
+//! though the index went backwards.
+//!
+//! Nothing here waits or does I/O; check runners (see `checks`) write through the same methods.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::acl::Acl;
+use crate::checks::Runner;
+use crate::decode::{CheckDef, TaggedAddress};
+use crate::faults::Switches;
+use crate::server::Server;
+
+/// The index of a fresh agent (and of one restarted without its data).
+pub(crate) const START_INDEX: u64 = 1;
+
+/// Consul's check states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    Passing,
+    Warning,
+    Critical,
+}
+
+impl Status {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Status::Passing => "passing",
+            Status::Warning => "warning",
+            Status::Critical => "critical",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Status> {
+        match s {
+            "passing" => Some(Status::Passing),
+            "warning" => Some(Status::Warning),
+            "critical" => Some(Status::Critical),
+            _ => None,
+        }
+    }
+}
+
+/// A registered service instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Service {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) kind: String,
+    pub(crate) tags: Vec<String>,
+    pub(crate) address: String,
+    pub(crate) tagged_addresses: BTreeMap<String, TaggedAddress>,
+    pub(crate) meta: BTreeMap<String, String>,
+    pub(crate) port: i64,
+    pub(crate) socket_path: String,
+    /// `(Passing, Warning)`.
+    pub(crate) weights: (i64, i64),
+    pub(crate) enable_tag_override: bool,
+    pub(crate) create_index: u64,
+    pub(crate) modify_index: u64,
+}
+
+impl Service {
+    fn same_content(&self, other: &Service) -> bool {
+        let strip = |s: &Service| Service {
+            create_index: 0,
+            modify_index: 0,
+            ..s.clone()
+        };
+        strip(self) == strip(other)
+    }
+}
+
+/// A TTL check's timer.
+#[derive(Debug, Clone)]
+pub(crate) struct Ttl {
+    pub(crate) ttl: Duration,
+    /// When the check expires; `None` once it has.
+    pub(crate) deadline: Option<Instant>,
+    /// The output of the last update, quoted in the expiry output.
+    pub(crate) last_output: String,
+}
+
+/// A health check, of a service or of the node.
+#[derive(Debug)]
+pub(crate) struct Check {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) status: Status,
+    pub(crate) notes: String,
+    pub(crate) output: String,
+    /// Empty for a node check.
+    pub(crate) service_id: String,
+    pub(crate) service_name: String,
+    /// Consul's `Type`: `http`, `ttl`, `tcp`, `maintenance`, ...
+    pub(crate) type_name: String,
+    pub(crate) def: CheckDef,
+    pub(crate) create_index: u64,
+    pub(crate) modify_index: u64,
+    /// Since when the check has been critical.
+    pub(crate) critical_since: Option<Instant>,
+    /// Deregister the service once critical for longer than this.
+    pub(crate) reap_after: Option<Duration>,
+    pub(crate) ttl: Option<Ttl>,
+    /// The task running the check; dropping it stops the task.
+    pub(crate) runner: Option<Runner>,
+    /// Identifies this registration of the check to its runner.
+    pub(crate) generation: u64,
+}
+
+impl Check {
+    /// A check in its initial state: critical unless `status` says otherwise.
+    pub(crate) fn new(id: String, name: String, status: Option<Status>) -> Check {
+        let status = status.unwrap_or(Status::Critical);
+        Check {
+            id,
+            name,
+            status,
+            notes: String::new(),
+            output: String::new(),
+            service_id: String::new(),
+            service_name: String::new(),
+            type_name: String::new(),
+            def: CheckDef::default(),
+            create_index: 0,
+            modify_index: 0,
+            critical_since: (status == Status::Critical).then(Instant::now),
+            reap_after: None,
+            ttl: None,
+            runner: None,
+            generation: 0,
+        }
+    }
+
+    fn same_content(&self, other: &Check) -> bool {
+        (
+            &self.name,
+            self.status,
+            &self.notes,
+            &self.output,
+            &self.service_id,
+            &self.type_name,
+            &self.def,
+        ) == (
+            &other.name,
+            other.status,
+            &other.notes,
+            &other.output,
+            &other.service_id,
+            &other.type_name,
+            &other.def,
+        )
+    }
+
+    fn set_status(&mut self, status: Status) {
+        if status != Status::Critical {
+            self.critical_since = None;
+        } else if self.critical_since.is_none() {
+            self.critical_since = Some(Instant::now());
+        }
+        self.status = status;
+    }
+}
+
+/// A check to add, and whether its registration named a status.
+pub(crate) struct NewCheck {
+    pub(crate) check: Check,
+    pub(crate) status_given: bool,
+}
+
+/// One KV entry.
+#[derive(Debug, Clone)]
+pub(crate) struct KvEntry {
+    pub(crate) value: Vec<u8>,
+    pub(crate) flags: u64,
+    pub(crate) create_index: u64,
+    pub(crate) modify_index: u64,
+}
+
+/// What a blocking query watches: the index, and the generation that a restart bumps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Version {
+    pub(crate) generation: u64,
+    pub(crate) index: u64,
+}
+
+/// Everything the agent knows.
+#[derive(Debug)]
+pub(crate) struct State {
+    /// Raised by every change.
+    pub(crate) index: u64,
+    /// Bumped by a restart that loses the state.
+    pub(crate) generation: u64,
+    /// Index of the last change to services, checks or the node.
+    pub(crate) catalog_index: u64,
+    /// Index of the last KV write.
+    pub(crate) kv_index: u64,
+    /// Index of the last change per service name; kept after the last instance leaves.
+    pub(crate) name_index: HashMap<String, u64>,
+    /// Index at which each deleted KV key went away.
+    pub(crate) kv_tombstones: BTreeMap<String, u64>,
+    pub(crate) node_id: String,
+    pub(crate) services: BTreeMap<String, Service>,
+    pub(crate) checks: BTreeMap<String, Check>,
+    pub(crate) kv: BTreeMap<String, KvEntry>,
+    next_check_generation: u64,
+}
+
+impl State {
+    pub(crate) fn new(generation: u64) -> State {
+        let id: u128 = rand::random();
+        let h = format!("{id:032x}");
+        State {
+            index: START_INDEX,
+            generation,
+            catalog_index: START_INDEX,
+            kv_index: START_INDEX,
+            name_index: HashMap::new(),
+            kv_tombstones: BTreeMap::new(),
+            node_id: format!(
+                "{}-{}-4{}-a{}-{}",
+                &h[..8],
+                &h[8..12],
+                &h[13..16],
+                &h[17..20],
+                &h[20..]
+            ),
+            services: BTreeMap::new(),
+            checks: BTreeMap::new(),
+            kv: BTreeMap::new(),
+            next_check_generation: 0,
+        }
+    }
+
+    /// Records a change to the catalog, touching the given service names.
+    fn bump<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) -> u64 {
+        self.index += 1;
+        self.catalog_index = self.index;
+        for name in names {
+            self.name_index.insert(name.to_owned(), self.index);
+        }
+        self.index
+    }
+
+    /// Records a change to a node-level check, which every service's health includes.
+    fn bump_node(&mut self) -> u64 {
+        let names: Vec<String> = self.services.values().map(|s| s.name.clone()).collect();
+        self.bump(names.iter().map(String::as_str))
+    }
+
+    /// The index a query about service `name` reports: its last change, or the catalog's.
+    pub(crate) fn service_index(&self, name: &str) -> u64 {
+        self.name_index
+            .get(name)
+            .copied()
+            .unwrap_or(self.catalog_index)
+    }
+
+    fn next_generation(&mut self) -> u64 {
+        self.next_check_generation += 1;
+        self.next_check_generation
+    }
+
+    /// Adds or replaces a check, keeping the status and output of a check with the same ID when
+    /// the registration named no status. Returns whether anything a reader sees changed.
+    fn put_check(&mut self, new: NewCheck, index: &mut Option<u64>) -> bool {
+        let NewCheck {
+            mut check,
+            status_given,
+        } = new;
+        check.generation = self.next_generation();
+        let old = self.checks.get(&check.id);
+        if let (Some(old), false) = (old, status_given) {
+            check.status = old.status;
+            check.output = old.output.clone();
+            check.critical_since = old.critical_since;
+        }
+        if let Some(ttl) = &mut check.ttl {
+            ttl.last_output = check.output.clone();
+        }
+        let changed = old.is_none_or(|old| !old.same_content(&check));
+        let (create, modify) = match old {
+            Some(old) if !changed => (old.create_index, old.modify_index),
+            Some(old) => (old.create_index, 0),
+            None => (0, 0),
+        };
+        check.create_index = create;
+        check.modify_index = modify;
+        if changed && index.is_none() {
+            *index = Some(0);
+        }
+        // Replacing drops the old runner, which stops it.
+        self.checks.insert(check.id.clone(), check);
+        changed
+    }
+
+    /// Fills in zero create/modify indexes after a change at `index`.
+    fn stamp(&mut self, index: u64) {
+        for c in self.checks.values_mut() {
+            if c.create_index == 0 {
+                c.create_index = index;
+            }
+            if c.modify_index == 0 {
+                c.modify_index = index;
+            }
+        }
+    }
+
+    /// Registers (or replaces) a service with its checks, as the agent's register endpoint does.
+    /// Returns the IDs of the checks that need a runner.
+    pub(crate) fn add_service(
+        &mut self,
+        mut service: Service,
+        checks: Vec<NewCheck>,
+        replace_existing_checks: bool,
+    ) -> Vec<String> {
+        let old = self.services.get(&service.id).cloned();
+        let mut pending = None;
+        let service_changed = old.as_ref().is_none_or(|o| !o.same_content(&service));
+        let ids: Vec<String> = checks.iter().map(|c| c.check.id.clone()).collect();
+        for c in checks {
+            self.put_check(c, &mut pending);
+        }
+        if replace_existing_checks {
+            let stale: Vec<String> = self
+                .checks
+                .values()
+                .filter(|c| c.service_id == service.id && !ids.contains(&c.id))
+                .map(|c| c.id.clone())
+                .collect();
+            for id in stale {
+                self.checks.remove(&id);
+                pending = Some(0);
+            }
+        }
+        if service_changed || pending.is_some() {
+            let old_name = old.as_ref().map(|o| o.name.clone());
+            let names = [Some(service.name.clone()), old_name];
+            let index = self.bump(names.iter().flatten().map(String::as_str));
+            service.create_index = old.as_ref().map_or(index, |o| o.create_index);
+            service.modify_index = if service_changed {
+                index
+            } else {
+                old.as_ref().map_or(index, |o| o.modify_index)
+            };
+            self.stamp(index);
+        } else if let Some(o) = &old {
+            service.create_index = o.create_index;
+            service.modify_index = o.modify_index;
+        }
+        // Checks keep the service's current tags and name.
+        for c in self.checks.values_mut() {
+            if c.service_id == service.id {
+                c.service_name = service.name.clone();
+            }
+        }
+        self.services.insert(service.id.clone(), service);
+        ids
+    }
+
+    /// Adds a check (`/agent/check/register`). Returns its ID for the runner.
+    pub(crate) fn add_check(&mut self, check: NewCheck) -> String {
+        let id = check.check.id.clone();
+        let name = check.check.service_name.clone();
+        let mut pending = None;
+        if self.put_check(check, &mut pending) {
+            let index = if name.is_empty() {
+                self.bump_node()
+            } else {
+                self.bump([name.as_str()])
+            };
+            self.stamp(index);
+        }
+        id
+    }
+
+    /// Removes a service and its checks. Returns the removed service.
+    pub(crate) fn remove_service(&mut self, id: &str) -> Option<Service> {
+        let service = self.services.remove(id)?;
+        self.checks.retain(|_, c| c.service_id != id);
+        self.bump([service.name.as_str()]);
+        Some(service)
+    }
+
+    /// Removes a check. Returns whether it existed.
+    pub(crate) fn remove_check(&mut self, id: &str) -> bool {
+        let Some(check) = self.checks.remove(id) else {
+            return false;
+        };
+        if check.service_id.is_empty() {
+            self.bump_node();
+        } else {
+            self.bump([check.service_name.as_str()]);
+        }
+        true
+    }
+
+    /// Sets a check's status and output; with `generation`, only if the check is still that
+    /// registration. Raises the index only if something changed. Returns whether it did.
+    pub(crate) fn set_check(
+        &mut self,
+        id: &str,
+        generation: Option<u64>,
+        status: Status,
+        output: &str,
+    ) -> bool {
+        let Some(check) = self.checks.get_mut(id) else {
+            return false;
+        };
+        if generation.is_some_and(|g| g != check.generation)
+            || (check.status == status && check.output == output)
+        {
+            return false;
+        }
+        check.set_status(status);
+        check.output = output.to_owned();
+        let (name, node) = (check.service_name.clone(), check.service_id.is_empty());
+        let index = if node {
+            self.bump_node()
+        } else {
+            self.bump([name.as_str()])
+        };
+        if let Some(check) = self.checks.get_mut(id) {
+            check.modify_index = index;
+        }
+        true
+    }
+
+    /// A TTL update (`pass`, `warn`, `fail`, `update`): sets status and output, re-arms the timer.
+    /// The error is Consul's text for a check without a TTL.
+    pub(crate) fn update_ttl(
+        &mut self,
+        id: &str,
+        status: Status,
+        output: &str,
+    ) -> Result<(), String> {
+        let no_ttl = || format!("CheckID {id:?} does not have associated TTL");
+        let check = self.checks.get_mut(id).ok_or_else(no_ttl)?;
+        let max = usize::try_from(check.def.output_max_size)
+            .ok()
+            .filter(|m| *m > 0)
+            .unwrap_or(crate::checks::OUTPUT_MAX);
+        let output = crate::checks::truncate_output(output, max);
+        let ttl = check.ttl.as_mut().ok_or_else(no_ttl)?;
+        ttl.deadline = Some(Instant::now() + ttl.ttl);
+        ttl.last_output = output.clone();
+        if let Some(runner) = &check.runner {
+            runner.notify.notify_one();
+        }
+        self.set_check(id, None, status, &output);
+        Ok(())
+    }
+
+    /// Writes a KV entry; with `cas`, only if the entry's ModifyIndex equals it (0: only if absent).
+    pub(crate) fn kv_put(
+        &mut self,
+        key: &str,
+        value: Vec<u8>,
+        flags: u64,
+        cas: Option<u64>,
+    ) -> bool {
+        let old = self.kv.get(key);
+        if let Some(cas) = cas {
+            let current = old.map_or(0, |e| e.modify_index);
+            if cas != current {
+                return false;
+            }
+        }
+        self.index += 1;
+        self.kv_index = self.index;
+        let create_index = old.map_or(self.index, |e| e.create_index);
+        self.kv_tombstones.remove(key);
+        self.kv.insert(
+            key.to_owned(),
+            KvEntry {
+                value,
+                flags,
+                create_index,
+                modify_index: self.index,
+            },
+        );
+        true
+    }
+
+    /// Deletes one key, or every key under a prefix; with `cas`, only if the ModifyIndex matches.
+    pub(crate) fn kv_delete(&mut self, key: &str, recurse: bool, cas: Option<u64>) -> bool {
+        if let Some(cas) = cas {
+            if self.kv.get(key).is_some_and(|e| e.modify_index != cas) {
+                return false;
+            }
+        }
+        let doomed: Vec<String> = if recurse {
+            self.kv
+                .keys()
+                .filter(|k| k.starts_with(key))
+                .cloned()
+                .collect()
+        } else {
+            self.kv
+                .contains_key(key)
+                .then(|| key.to_owned())
+                .into_iter()
+                .collect()
+        };
+        if doomed.is_empty() {
+            return true;
+        }
+        self.index += 1;
+        self.kv_index = self.index;
+        for k in doomed {
+            self.kv.remove(&k);
+            self.kv_tombstones.insert(k, self.index);
+        }
+        true
+    }
+
+    /// The index of a KV read: the entry's ModifyIndex, or for a list the highest under the
+    /// prefix (deleted keys included); the KV table's index when there is nothing.
+    pub(crate) fn kv_read_index(&self, key: &str, recurse: bool) -> u64 {
+        let idx = if recurse {
+            let live = self
+                .kv
+                .range(key.to_owned()..)
+                .take_while(|(k, _)| k.starts_with(key))
+                .map(|(_, e)| e.modify_index);
+            let dead = self
+                .kv_tombstones
+                .range(key.to_owned()..)
+                .take_while(|(k, _)| k.starts_with(key))
+                .map(|(_, i)| *i);
+            live.chain(dead).max()
+        } else {
+            self.kv.get(key).map(|e| e.modify_index)
+        };
+        idx.unwrap_or(self.kv_index)
+    }
+
+    /// Services whose checks have been critical for longer than they allow.
+    pub(crate) fn services_to_reap(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .checks
+            .values()
+            .filter(|c| !c.service_id.is_empty())
+            .filter(|c| match (c.reap_after, c.critical_since) {
+                (Some(after), Some(since)) => since.elapsed() > after,
+                _ => false,
+            })
+            .map(|c| c.service_id.clone())
+            .collect();
+        ids.dedup();
+        ids
+    }
+}
+
+/// The agent: its settings, its state and the channel that announces changes.
+pub(crate) struct Shared {
+    pub(crate) node: String,
+    pub(crate) datacenter: String,
+    pub(crate) acl: Acl,
+    pub(crate) reap_interval: Duration,
+    pub(crate) deregister_critical_min: Duration,
+    pub(crate) faults: Switches,
+    /// The listener, for the fault endpoints; weak because the server holds this agent.
+    pub(crate) server: OnceLock<Weak<Server>>,
+    state: Mutex<State>,
+    changes: watch::Sender<Version>,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        node: String,
+        datacenter: String,
+        acl: Acl,
+        reap_interval: Duration,
+        deregister_critical_min: Duration,
+    ) -> Arc<Shared> {
+        let state = State::new(0);
+        let (changes, _) = watch::channel(Version {
+            generation: 0,
+            index: state.index,
+        });
+        Arc::new(Shared {
+            node,
+            datacenter,
+            acl,
+            reap_interval,
+            deregister_critical_min,
+            faults: Switches::default(),
+            server: OnceLock::new(),
+            state: Mutex::new(state),
+            changes,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the maps half-updated in a way readers
+        // could not cope with, so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads the state.
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        f(&self.lock())
+    }
+
+    /// Changes the state; if the index moved, wakes every blocking query.
+    pub(crate) fn write<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        let mut state = self.lock();
+        let before = state.index;
+        let result = f(&mut state);
+        if state.index != before {
+            self.changes.send_replace(Version {
+                generation: state.generation,
+                index: state.index,
+            });
+        }
+        result
+    }
+
+    /// Forgets everything, as an agent restarted without its data; wakes every blocking query.
+    pub(crate) fn reset(&self) {
+        let old = {
+            let mut state = self.lock();
+            let fresh = State::new(state.generation + 1);
+            let old = std::mem::replace(&mut *state, fresh);
+            self.changes.send_replace(Version {
+                generation: state.generation,
+                index: state.index,
+            });
+            old
+        };
+        // Dropping the old checks stops their runners.
+        drop(old);
+    }
+
+    /// Stops every check runner (the state stays readable).
+    pub(crate) fn stop_runners(&self) {
+        let runners: Vec<Runner> = self
+            .lock()
+            .checks
+            .values_mut()
+            .filter_map(|c| c.runner.take())
+            .collect();
+        drop(runners);
+    }
+
+    /// A receiver that sees every published change.
+    pub(crate) fn subscribe(&self) -> watch::Receiver<Version> {
+        self.changes.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(id: &str, name: &str) -> Service {
+        Service {
+            id: id.into(),
+            name: name.into(),
+            kind: String::new(),
+            tags: vec![],
+            address: String::new(),
+            tagged_addresses: BTreeMap::new(),
+            meta: BTreeMap::new(),
+            port: 80,
+            socket_path: String::new(),
+            weights: (1, 1),
+            enable_tag_override: false,
+            create_index: 0,
+            modify_index: 0,
+        }
+    }
+
+    fn check(id: &str, service_id: &str, status: Option<Status>) -> NewCheck {
+        let mut check = Check::new(id.into(), "c".into(), status);
+        check.service_id = service_id.into();
+        NewCheck {
+            check,
+            status_given: status.is_some(),
+        }
+    }
+
+    #[test]
+    fn identical_registration_does_not_raise_the_index() {
+        let mut st = State::new(0);
+        st.add_service(service("a", "web"), vec![check("c", "a", None)], false);
+        let index = st.index;
+        assert_eq!(st.service_index("web"), index);
+        st.add_service(service("a", "web"), vec![check("c", "a", None)], false);
+        assert_eq!(st.index, index);
+        let mut changed = service("a", "web");
+        changed.port = 81;
+        st.add_service(changed, vec![check("c", "a", None)], false);
+        assert!(st.index > index);
+        assert_eq!(st.services["a"].create_index, index);
+        assert_eq!(st.services["a"].modify_index, st.index);
+    }
+
+    #[test]
+    fn reregistration_keeps_check_status_unless_given() {
+        let mut st = State::new(0);
+        st.add_service(service("a", "web"), vec![check("c", "a", None)], false);
+        st.set_check("c", None, Status::Passing, "ok");
+        st.add_service(service("a", "web"), vec![check("c", "a", None)], false);
+        assert_eq!(st.checks["c"].status, Status::Passing);
+        st.add_service(
+            service("a", "web"),
+            vec![check("c", "a", Some(Status::Warning))],
+            false,
+        );
+        assert_eq!(st.checks["c"].status, Status::Warning);
+    }
+
+    #[test]
+    fn replace_existing_checks_drops_the_others() {
+        let mut st = State::new(0);
+        st.add_service(
+            service("a", "web"),
+            vec![check("c1", "a", None), check("c2", "a", None)],
+            false,
+        );
+        st.add_service(service("a", "web"), vec![check("c1", "a", None)], true);
+        assert!(st.checks.contains_key("c1") && !st.checks.contains_key("c2"));
+    }
+
+    #[test]
+    fn unchanged_check_update_does_not_raise_the_index() {
+        let mut st = State::new(0);
+        st.add_service(service("a", "web"), vec![check("c", "a", None)], false);
+        assert!(st.set_check("c", None, Status::Passing, "ok"));
+        let index = st.index;
+        assert!(!st.set_check("c", None, Status::Passing, "ok"));
+        assert_eq!(st.index, index);
+        assert!(st.set_check("c", None, Status::Passing, "other output"));
+        assert!(st.index > index);
+    }
+
+    #[test]
+    fn kv_indexes_follow_consul() {
+        let mut st = State::new(0);
+        assert_eq!(st.kv_read_index("fabio/config", false), st.kv_index);
+        assert!(st.kv_put("fabio/config", b"x".to_vec(), 0, None));
+        let i = st.index;
+        assert_eq!(st.kv_read_index("fabio/config", false), i);
+        assert!(!st.kv_put("fabio/config", b"y".to_vec(), 0, Some(0)));
+        assert!(st.kv_put("fabio/config", b"y".to_vec(), 0, Some(i)));
+        assert!(st.kv_delete("fabio/", true, None));
+        assert_eq!(st.kv_read_index("fabio/", true), st.index);
+    }
+}
