@@ -71,4 +71,10 @@ pub enum Error {
     /// An I/O error of the server (bind, accept, local address).
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// No instance of the service is available (none registered, or none passing).
+    #[error("no healthy instance of service `{service}` is registered in Consul")]
+    NoInstance {
+        /// The service asked for.
+        service: String,
+    },
 }

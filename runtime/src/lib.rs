@@ -5,6 +5,29 @@
 #![deny(unsafe_code)]
 
 pub mod consul;
+pub mod discovery;
 mod error;
+mod health;
+mod instance;
+pub mod layer;
+mod retry;
+mod serve;
+mod service;
 
+pub use discovery::Discovery;
 pub use error::Error;
+pub use health::{Health, HealthReport};
+pub use instance::Instance;
+pub use layer::DiscoveryLayer;
+pub use serve::{Serve, serve};
+pub use service::{
+    DEFAULT_DEREGISTER_TIMEOUT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_GRACE_PERIOD, DEFAULT_RETRY_MAX,
+    DEFAULT_RETRY_MIN, Service, ServiceBuilder,
+};
+
+/// Items the `#[discoverable]` attribute's expansion calls. Not public API: no stability
+/// promise; may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::serve::serve_attribute as serve;
+}

@@ -1,0 +1,91 @@
+//! Watching which services exist, with their tags: what a router needs to build its table.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::watch::Discovery;
+use crate::consul::{QueryOptions, next_index};
+
+/// Service names and the union of their instances' tags, as `/v1/catalog/services` reports.
+pub type Catalog = BTreeMap<String, Vec<String>>;
+
+/// A running watch of the catalog's service list. Dropping every clone stops it.
+#[derive(Clone, Debug)]
+pub struct CatalogWatch {
+    rx: watch::Receiver<Catalog>,
+}
+
+impl CatalogWatch {
+    /// The current list (empty before Consul's first answer).
+    pub fn current(&self) -> Catalog {
+        self.rx.borrow().clone()
+    }
+
+    /// Waits for the next list different from the last one this reader saw.
+    pub async fn changed(&mut self) -> Catalog {
+        if self.rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        self.rx.borrow_and_update().clone()
+    }
+}
+
+impl Discovery {
+    /// Watches the list of services and their tags (blocking queries on
+    /// `/v1/catalog/services`), e.g. to find every service with a `urlprefix-` route.
+    pub fn catalog(&self) -> CatalogWatch {
+        let (tx, rx) = watch::channel(Catalog::new());
+        let client = self.client().clone();
+        tokio::spawn(async move {
+            let mut index = 0u64;
+            let new_backoff =
+                || crate::retry::backoff(crate::DEFAULT_RETRY_MIN, crate::DEFAULT_RETRY_MAX);
+            let mut backoff = new_backoff();
+            let mut failing = false;
+            loop {
+                let options = QueryOptions {
+                    index: (index > 0).then_some(index),
+                    wait: Some(Duration::from_secs(60)),
+                    ..QueryOptions::default()
+                };
+                let answer = tokio::select! {
+                    () = tx.closed() => return,
+                    answer = client.catalog_services(&options) => answer,
+                };
+                match answer {
+                    Ok(found) => {
+                        failing = false;
+                        backoff = new_backoff();
+                        index = next_index(index, found.index);
+                        let mut catalog: Catalog = found.value.into_iter().collect();
+                        for tags in catalog.values_mut() {
+                            tags.sort();
+                            tags.dedup();
+                        }
+                        tx.send_if_modified(|current| {
+                            let changed = *current != catalog;
+                            if changed {
+                                *current = catalog;
+                            }
+                            changed
+                        });
+                    }
+                    Err(e) => {
+                        if !failing {
+                            tracing::warn!(error = %e, "catalog watch cannot reach Consul; keeping the last list");
+                            failing = true;
+                        }
+                        let delay = backoff.next().unwrap_or(crate::DEFAULT_RETRY_MAX);
+                        tokio::select! {
+                            () = tx.closed() => return,
+                            () = tokio::time::sleep(delay) => {}
+                        }
+                    }
+                }
+            }
+        });
+        CatalogWatch { rx }
+    }
+}

@@ -1,0 +1,29 @@
+//! Discovery: the calling side. Watches a service's healthy instances in Consul.
+//!
+//! - [`Discovery::watch`] starts a [`Watch`]: blocking queries on
+//!   `/v1/health/service/<name>?passing` with Consul's index rules (an index that goes
+//!   backwards resets the watch; index 0 is never waited on), backoff with jitter on error,
+//!   and the last good set kept, marked [stale](InstanceSet::is_stale), while Consul cannot
+//!   be reached. One task and one open request per watch; no busy loop.
+//! - [`Watch::discover`] turns it into a `tower::discover::Discover` for
+//!   `tower::balance::p2c::Balance`.
+//! - [`Balanced`] is a small load-balanced HTTP client on top.
+//! - [`Discovery::catalog`] watches the list of services and their tags.
+//! - [`Route`] reads Fabio's `urlprefix-` tags, for routers that route as Fabio does.
+//!
+//! Only passing instances are returned by default, as Fabio routes: a `warning` (degraded)
+//! instance is left out too.
+//!
+//! Owns nothing but its watch tasks; reads Consul through [`consul::Client`](crate::consul::Client).
+
+mod catalog;
+mod client;
+mod discover;
+mod route;
+mod watch;
+
+pub use catalog::{Catalog, CatalogWatch};
+pub use client::Balanced;
+pub use discover::DiscoverEndpoints;
+pub use route::{Route, URLPREFIX};
+pub use watch::{Discovery, Endpoint, InstanceSet, Watch, WatchBuilder, WatchStream};

@@ -1,0 +1,380 @@
+//! Watching a service's instances with Consul's blocking queries.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::route::Route;
+use crate::consul::{self, Client, HealthQuery, QueryOptions, ServiceEntry, next_index};
+use crate::error::Error;
+use crate::health::Health;
+
+/// How long one blocking query waits for a change before Consul answers anyway.
+const DEFAULT_WAIT: Duration = Duration::from_secs(60);
+
+/// Finds and watches the instances of services registered in Consul.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), discoverable_runtime::Error> {
+/// use discoverable_runtime::Discovery;
+///
+/// let discovery = Discovery::from_env()?;
+/// let mut watch = discovery.watch("cool_app").start();
+/// loop {
+///     let set = watch.changed().await;
+///     for e in set.endpoints() {
+///         println!("{} at {}", e.id, e.authority());
+///     }
+/// }
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Discovery {
+    client: Client,
+}
+
+impl Discovery {
+    /// Discovery through `client`.
+    pub fn new(client: Client) -> Self {
+        Discovery { client }
+    }
+
+    /// Discovery through the Consul agent the environment names (`CONSUL_HTTP_ADDR`, ...).
+    pub fn from_env() -> Result<Self, Error> {
+        Ok(Discovery::new(Client::from_env()?))
+    }
+
+    /// The Consul client used.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Starts describing a watch of service `name`'s instances.
+    pub fn watch(&self, name: impl Into<String>) -> WatchBuilder {
+        WatchBuilder {
+            client: self.client.clone(),
+            name: name.into(),
+            query: HealthQuery::default(),
+            wait: DEFAULT_WAIT,
+            retry_min: crate::DEFAULT_RETRY_MIN,
+            retry_max: crate::DEFAULT_RETRY_MAX,
+        }
+    }
+}
+
+/// Options of a watch; [`start`](Self::start) starts it.
+#[must_use = "call .start() to start watching"]
+#[derive(Debug)]
+pub struct WatchBuilder {
+    client: Client,
+    name: String,
+    query: HealthQuery,
+    wait: Duration,
+    retry_min: Duration,
+    retry_max: Duration,
+}
+
+impl WatchBuilder {
+    /// Only instances with this tag (repeat for several: all must match).
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.query.tags.push(tag.into());
+        self
+    }
+
+    /// Instances in another datacenter.
+    pub fn datacenter(mut self, dc: impl Into<String>) -> Self {
+        self.query.options.datacenter = Some(dc.into());
+        self
+    }
+
+    /// Only passing instances (default `true`, as Fabio routes). With `false`, every
+    /// instance, each with its [`Endpoint::health`].
+    pub fn passing_only(mut self, passing: bool) -> Self {
+        self.query.passing = passing;
+        self
+    }
+
+    /// A Consul filter expression, e.g. `Service.Meta.version == "2"`.
+    pub fn filter(mut self, filter: impl Into<String>) -> Self {
+        self.query.options.filter = Some(filter.into());
+        self
+    }
+
+    /// How long each blocking query waits (default 60 s; Consul caps it at 10 min).
+    pub fn wait(mut self, wait: Duration) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// First and largest delay between attempts while Consul fails (default 100 ms, 2 s).
+    pub fn retry_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.retry_min = min;
+        self.retry_max = max;
+        self
+    }
+
+    /// Starts the watch: one task, one open request at a time. It stops when every
+    /// [`Watch`] (and stream) of it is dropped.
+    pub fn start(self) -> Watch {
+        let (tx, rx) = watch::channel(InstanceSet::default());
+        let name = self.name.as_str().into();
+        tokio::spawn(run(self, tx));
+        Watch { rx, name }
+    }
+}
+
+/// One instance of a service, as Consul reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The instance's service ID.
+    pub id: String,
+    /// The service name.
+    pub name: String,
+    /// The node (agent) it is registered on.
+    pub node: String,
+    /// The address (the service's, else its node's).
+    pub address: String,
+    /// The port.
+    pub port: u16,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// Its meta.
+    pub meta: BTreeMap<String, String>,
+    /// The worst state among its checks (node checks included, as Consul's `?passing` does).
+    pub health: Health,
+}
+
+impl Endpoint {
+    /// `host:port`, an IPv6 address in brackets.
+    pub fn authority(&self) -> String {
+        if self.address.contains(':') {
+            format!("[{}]:{}", self.address, self.port)
+        } else {
+            format!("{}:{}", self.address, self.port)
+        }
+    }
+
+    /// The Fabio routes in its `urlprefix-` tags.
+    pub fn routes(&self) -> Vec<Route> {
+        Route::from_tags(&self.tags)
+    }
+
+    fn from_entry(entry: &ServiceEntry) -> Endpoint {
+        let health = entry
+            .checks
+            .iter()
+            .map(|c| match c.status {
+                consul::CheckStatus::Passing => Health::Up,
+                consul::CheckStatus::Warning => Health::Degraded,
+                consul::CheckStatus::Critical => Health::Down,
+            })
+            .max()
+            .unwrap_or(Health::Up);
+        Endpoint {
+            id: entry.service.id.clone(),
+            name: entry.service.service.clone(),
+            node: entry.node.node.clone(),
+            address: entry.address().to_owned(),
+            port: entry.service.port,
+            tags: entry.service.tags.clone(),
+            meta: entry.service.meta.clone().into_iter().collect(),
+            health,
+        }
+    }
+}
+
+/// The instances of a service at one moment.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct InstanceSet {
+    endpoints: Arc<[Endpoint]>,
+    index: u64,
+    stale: bool,
+    known: bool,
+}
+
+impl fmt::Debug for InstanceSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InstanceSet")
+            .field(
+                "endpoints",
+                &self.endpoints.iter().map(|e| &e.id).collect::<Vec<_>>(),
+            )
+            .field("index", &self.index)
+            .field("stale", &self.stale)
+            .finish()
+    }
+}
+
+impl InstanceSet {
+    /// The instances, sorted by ID.
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.endpoints
+    }
+
+    /// The instance with this ID.
+    pub fn get(&self, id: &str) -> Option<&Endpoint> {
+        self.endpoints.iter().find(|e| e.id == id)
+    }
+
+    /// Consul's index of this answer.
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
+    /// True while Consul cannot be reached: this is the last good set.
+    pub fn is_stale(&self) -> bool {
+        self.stale
+    }
+
+    /// False until Consul answered once.
+    pub fn is_known(&self) -> bool {
+        self.known
+    }
+
+    /// Number of instances.
+    pub fn len(&self) -> usize {
+        self.endpoints.len()
+    }
+
+    /// True when there is no instance.
+    pub fn is_empty(&self) -> bool {
+        self.endpoints.is_empty()
+    }
+}
+
+/// A running watch; clone it for more readers. Dropping every clone stops the watch.
+#[derive(Clone, Debug)]
+pub struct Watch {
+    rx: watch::Receiver<InstanceSet>,
+    name: Arc<str>,
+}
+
+impl Watch {
+    /// The service watched.
+    pub fn service(&self) -> &str {
+        &self.name
+    }
+
+    /// The current set (empty and not [known](InstanceSet::is_known) before Consul's first
+    /// answer).
+    pub fn current(&self) -> InstanceSet {
+        self.rx.borrow().clone()
+    }
+
+    /// Waits for the next set different from the last one this reader saw.
+    pub async fn changed(&mut self) -> InstanceSet {
+        if self.rx.changed().await.is_err() {
+            // The task only ends when every receiver is gone; this one is alive.
+            std::future::pending::<()>().await;
+        }
+        self.rx.borrow_and_update().clone()
+    }
+
+    /// Waits until `pred` holds for the current set, and returns that set.
+    pub async fn wait_for(&mut self, mut pred: impl FnMut(&InstanceSet) -> bool) -> InstanceSet {
+        match self.rx.wait_for(|s| pred(s)).await {
+            Ok(set) => set.clone(),
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// The sets as a [`Stream`](futures_core::Stream): the current one first, then each
+    /// change.
+    pub fn into_stream(self) -> WatchStream {
+        WatchStream {
+            inner: tokio_stream::wrappers::WatchStream::new(self.rx),
+        }
+    }
+}
+
+/// A [`Watch`] as a stream of [`InstanceSet`]s.
+pub struct WatchStream {
+    inner: tokio_stream::wrappers::WatchStream<InstanceSet>,
+}
+
+impl fmt::Debug for WatchStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WatchStream").finish_non_exhaustive()
+    }
+}
+
+impl futures_core::Stream for WatchStream {
+    type Item = InstanceSet;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<InstanceSet>> {
+        Pin::new(&mut self.inner).poll_next(cx)
+    }
+}
+
+async fn run(b: WatchBuilder, tx: watch::Sender<InstanceSet>) {
+    let mut index = 0u64;
+    let mut backoff = new_backoff(&b);
+    let mut logged: Option<String> = None;
+    loop {
+        let mut query = b.query.clone();
+        query.options = QueryOptions {
+            // Never wait on index 0: that is a plain read.
+            index: (index > 0).then_some(index),
+            wait: Some(b.wait),
+            ..b.query.options.clone()
+        };
+        let answer = tokio::select! {
+            () = tx.closed() => return,
+            answer = b.client.health_service(&b.name, &query) => answer,
+        };
+        match answer {
+            Ok(found) => {
+                if logged.take().is_some() {
+                    tracing::info!(service = %b.name, "discovery reaches Consul again");
+                }
+                backoff = new_backoff(&b);
+                let previous = index;
+                index = next_index(index, found.index);
+                let mut endpoints: Vec<Endpoint> =
+                    found.value.iter().map(Endpoint::from_entry).collect();
+                endpoints.sort_by(|a, b| a.id.cmp(&b.id));
+                tx.send_if_modified(|set| {
+                    let changed = !set.known || set.stale || *set.endpoints != *endpoints;
+                    set.index = found.index;
+                    if changed {
+                        set.endpoints = endpoints.into();
+                        set.stale = false;
+                        set.known = true;
+                    }
+                    changed
+                });
+                if index != 0 && index == previous {
+                    // Consul's answer did not move the index (a timeout, or an idempotent
+                    // write): nothing to do but ask again.
+                    continue;
+                }
+            }
+            Err(e) => {
+                let text = e.to_string();
+                if logged.as_deref() != Some(&text) {
+                    tracing::warn!(service = %b.name, error = %e, "discovery cannot reach Consul; keeping the last known instances");
+                    logged = Some(text);
+                }
+                tx.send_if_modified(|set| {
+                    let changed = !set.stale;
+                    set.stale = true;
+                    changed
+                });
+                let delay = backoff.next().unwrap_or(b.retry_max);
+                tokio::select! {
+                    () = tx.closed() => return,
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+}
+
+fn new_backoff(b: &WatchBuilder) -> backon::ExponentialBackoff {
+    crate::retry::backoff(b.retry_min, b.retry_max)
+}

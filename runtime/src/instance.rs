@@ -1,0 +1,176 @@
+//! The handle to a running instance: its ID, its health, the shutdown switch.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::health::{Health, HealthReport, Indicator};
+
+const NO_OVERRIDE: u8 = u8::MAX;
+
+/// A handle to one running instance of a service.
+///
+/// Cheap to clone; keep one in your handlers' state to read the instance's Consul ID or to set
+/// its health by hand (an operator endpoint, a test). Obtained from
+/// [`Service::instance`](crate::Service::instance).
+///
+/// ```
+/// use discoverable_runtime::{Health, Service};
+///
+/// let service = Service::builder("cool_app").build().unwrap();
+/// let instance = service.instance();
+/// assert!(instance.id().starts_with("cool_app-"));
+/// instance.set_health(Some(Health::Degraded)); // Consul: warning; Fabio stops routing to it
+/// assert_eq!(instance.health(), Health::Degraded);
+/// instance.set_health(None);
+/// assert_eq!(instance.health(), Health::Up);
+/// ```
+#[derive(Clone)]
+pub struct Instance {
+    pub(crate) shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) health_path: String,
+    pub(crate) check_timeout: Duration,
+    pub(crate) indicators: Vec<Indicator>,
+    manual: AtomicU8,
+    shutting_down: AtomicBool,
+    registered: AtomicBool,
+    in_flight: AtomicUsize,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Instance {
+    pub(crate) fn new(
+        id: String,
+        name: String,
+        health_path: String,
+        check_timeout: Duration,
+        indicators: Vec<Indicator>,
+    ) -> Self {
+        Instance {
+            shared: Arc::new(Shared {
+                id,
+                name,
+                health_path,
+                check_timeout,
+                indicators,
+                manual: AtomicU8::new(NO_OVERRIDE),
+                shutting_down: AtomicBool::new(false),
+                registered: AtomicBool::new(false),
+                in_flight: AtomicUsize::new(0),
+                shutdown: watch::channel(false).0,
+            }),
+        }
+    }
+
+    /// The ID this instance registers under in Consul: `<name>-<uuid v4>`.
+    pub fn id(&self) -> &str {
+        &self.shared.id
+    }
+
+    /// The service name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The path the health route answers on.
+    pub fn health_path(&self) -> &str {
+        &self.shared.health_path
+    }
+
+    /// Sets the instance's own health by hand (`Some`), or returns it to automatic (`None`).
+    ///
+    /// Indicators still count: the health route reports the worst of both.
+    pub fn set_health(&self, health: Option<Health>) {
+        let v = health.map_or(NO_OVERRIDE, Health::to_u8);
+        self.shared.manual.store(v, Ordering::Relaxed);
+    }
+
+    /// The instance's own health, without running indicators: `Down` once shutdown began,
+    /// else the manual setting, else `Up`.
+    pub fn health(&self) -> Health {
+        if self.is_shutting_down() {
+            return Health::Down;
+        }
+        Health::from_u8(self.shared.manual.load(Ordering::Relaxed)).unwrap_or(Health::Up)
+    }
+
+    /// Runs the indicators (each cut at the check timeout) and reports the overall state.
+    pub async fn report(&self) -> HealthReport {
+        HealthReport::collect(
+            self.health(),
+            &self.shared.indicators,
+            self.shared.check_timeout,
+        )
+        .await
+    }
+
+    /// True once shutdown has begun (the health route answers 503 from then on).
+    pub fn is_shutting_down(&self) -> bool {
+        self.shared.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// True while Consul holds this instance's registration, as far as the runtime knows.
+    pub fn is_registered(&self) -> bool {
+        self.shared.registered.load(Ordering::Acquire)
+    }
+
+    /// Requests currently inside the app (the health route not counted).
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Starts a graceful shutdown, the same path SIGTERM takes: health 503, deregister, grace
+    /// period, drain, then `serve` returns.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.send_replace(true);
+    }
+
+    pub(crate) fn shutdown_requested(&self) -> watch::Receiver<bool> {
+        self.shared.shutdown.subscribe()
+    }
+
+    pub(crate) fn begin_shutdown(&self) {
+        self.shared.shutting_down.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn set_registered(&self, registered: bool) {
+        self.shared.registered.store(registered, Ordering::Release);
+    }
+
+    pub(crate) fn request_started(&self) -> InFlight {
+        self.shared.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for Instance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Instance")
+            .field("id", &self.shared.id)
+            .field("health", &self.health())
+            .field("registered", &self.is_registered())
+            .field("in_flight", &self.in_flight())
+            .finish()
+    }
+}
+
+/// Counts one request in flight until dropped.
+pub(crate) struct InFlight {
+    shared: Arc<Shared>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}

@@ -1,0 +1,316 @@
+//! `DiscoveryLayer`: answers the health route and counts requests in flight.
+//!
+//! Owns the request path. It reads the [`Instance`] state (health, shutdown) and calls the
+//! user's indicators on the health route only; it never talks to Consul.
+//!
+//! The health route is answered *before* the app: a request to the health path never reaches
+//! the inner service, so an app route on the same path is shadowed (choose another path with
+//! [`ServiceBuilder::health_path`](crate::ServiceBuilder::health_path)). Every other request
+//! passes through untouched, without boxing or allocation; it is counted while in flight so
+//! shutdown can drain.
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use discoverable_runtime::{DiscoveryLayer, Service};
+//!
+//! let service = Service::builder("cool_app").prefix("/oops").build()?;
+//! let app: Router = Router::new()
+//!     .route("/", get(|| async { "home page" }))
+//!     .layer(DiscoveryLayer::new(&service));
+//! # Ok::<(), discoverable_runtime::Error>(())
+//! ```
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service as TowerService;
+
+use crate::Service;
+use crate::instance::{InFlight, Instance};
+
+/// Adds the health route and in-flight tracking to a service. See the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct DiscoveryLayer {
+    instance: Instance,
+}
+
+impl DiscoveryLayer {
+    /// The layer for `service`'s instance.
+    pub fn new(service: &Service) -> Self {
+        DiscoveryLayer {
+            instance: service.instance(),
+        }
+    }
+
+    /// The layer for an instance handle.
+    pub fn for_instance(instance: Instance) -> Self {
+        DiscoveryLayer { instance }
+    }
+}
+
+impl<S> Layer<S> for DiscoveryLayer {
+    type Service = Discovered<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Discovered {
+            inner,
+            instance: self.instance.clone(),
+        }
+    }
+}
+
+/// The service [`DiscoveryLayer`] wraps around the app.
+#[derive(Clone, Debug)]
+pub struct Discovered<S> {
+    inner: S,
+    instance: Instance,
+}
+
+impl<S> Discovered<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, instance: Instance) -> Self {
+        Discovered { inner, instance }
+    }
+}
+
+impl<S, ReqBody, ResBody> TowerService<Request<ReqBody>> for Discovered<S>
+where
+    S: TowerService<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: From<String> + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        if req.uri().path() == self.instance.health_path() {
+            let head = match *req.method() {
+                Method::GET => false,
+                Method::HEAD => true,
+                _ => {
+                    return ResponseFuture {
+                        kind: Kind::Ready {
+                            response: Some(method_not_allowed()),
+                        },
+                    };
+                }
+            };
+            let instance = self.instance.clone();
+            return ResponseFuture {
+                kind: Kind::Health {
+                    future: Box::pin(health_response(instance, head)),
+                },
+            };
+        }
+        let guard = self.instance.request_started();
+        ResponseFuture {
+            kind: Kind::Inner {
+                future: self.inner.call(req),
+                _guard: guard,
+            },
+        }
+    }
+}
+
+async fn health_response<B: From<String> + Send + 'static>(
+    instance: Instance,
+    head: bool,
+) -> Response<B> {
+    let report = instance.report().await;
+    let body = if head {
+        String::new()
+    } else {
+        report.to_json()
+    };
+    let mut response = Response::new(B::from(body));
+    *response.status_mut() = StatusCode::from_u16(report.status.status_code())
+        .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn method_not_allowed<B: From<String>>() -> Response<B> {
+    let mut response = Response::new(B::from("method not allowed; use GET or HEAD\n".to_owned()));
+    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    response
+}
+
+pin_project! {
+    /// Response future of [`Discovered`].
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        kind: Kind<F, B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, B> {
+        Inner { #[pin] future: F, _guard: InFlight },
+        Health { future: Pin<Box<dyn Future<Output = Response<B>> + Send>> },
+        Ready { response: Option<Response<B>> },
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Inner { future, .. } => future.poll(cx),
+            KindProj::Health { future } => future.as_mut().poll(cx).map(Ok),
+            KindProj::Ready { response } => match response.take() {
+                Some(r) => Poll::Ready(Ok(r)),
+                None => Poll::Pending,
+            },
+        }
+    }
+}
+
+// The health route never fails; spelled out so `Discovered<Router>` keeps axum's error type.
+const _: fn() = || {
+    fn infallible<T: TowerService<Request<axum::body::Body>, Error = Infallible>>() {}
+    infallible::<Discovered<axum::Router>>();
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Health;
+    use axum::{Router, body::Body, routing::get};
+    use tower::ServiceExt;
+
+    fn app(service: &Service) -> Router {
+        Router::new()
+            .route("/", get(|| async { "home page" }))
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    "slow"
+                }),
+            )
+            .layer(DiscoveryLayer::new(service))
+    }
+
+    fn service() -> Service {
+        Service::builder("t").build().unwrap()
+    }
+
+    async fn body(r: Response<Body>) -> String {
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    async fn call(app: Router, method: Method, path: &str) -> Response<Body> {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        app.oneshot(req).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn passes_other_requests_through() {
+        let s = service();
+        let r = call(app(&s), Method::GET, "/").await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(body(r).await, "home page");
+    }
+
+    #[tokio::test]
+    async fn health_codes_follow_the_state() {
+        let s = service();
+        let instance = s.instance();
+        for (state, code, json) in [
+            (None, 200, r#"{"checks":{},"status":"up"}"#),
+            (
+                Some(Health::Degraded),
+                429,
+                r#"{"checks":{},"status":"degraded"}"#,
+            ),
+            (Some(Health::Down), 503, r#"{"checks":{},"status":"down"}"#),
+        ] {
+            instance.set_health(state);
+            let r = call(app(&s), Method::GET, "/health").await;
+            assert_eq!(r.status().as_u16(), code);
+            assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
+            assert_eq!(body(r).await, json);
+        }
+        instance.set_health(None);
+        instance.begin_shutdown();
+        assert_eq!(call(app(&s), Method::GET, "/health").await.status(), 503);
+    }
+
+    #[tokio::test]
+    async fn head_has_no_body_and_other_methods_get_405() {
+        let s = service();
+        let r = call(app(&s), Method::HEAD, "/health").await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(body(r).await, "");
+        let r = call(app(&s), Method::POST, "/health").await;
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(r.headers()[header::ALLOW], "GET, HEAD");
+    }
+
+    #[tokio::test]
+    async fn indicators_and_custom_path() {
+        let s = Service::builder("t")
+            .health_path("/ready")
+            .check("db", || async { Health::Degraded })
+            .build()
+            .unwrap();
+        let r = call(app(&s), Method::GET, "/ready").await;
+        assert_eq!(r.status().as_u16(), 429);
+        assert_eq!(
+            body(r).await,
+            r#"{"checks":{"db":"degraded"},"status":"degraded"}"#
+        );
+        // The default path is now the app's.
+        assert_eq!(call(app(&s), Method::GET, "/health").await.status(), 404);
+    }
+
+    #[tokio::test]
+    async fn counts_requests_in_flight() {
+        let s = service();
+        let instance = s.instance();
+        let app = app(&s);
+        let pending = tokio::spawn(call(app.clone(), Method::GET, "/slow"));
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while instance.in_flight() != 1 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "request never counted"
+            );
+            tokio::task::yield_now().await;
+        }
+        // The health route is not counted.
+        call(app, Method::GET, "/health").await;
+        assert_eq!(instance.in_flight(), 1);
+        assert_eq!(pending.await.unwrap().status(), StatusCode::OK);
+        assert_eq!(instance.in_flight(), 0);
+    }
+}

@@ -1,0 +1,395 @@
+//! `serve`: the lifecycle of a discoverable instance.
+//!
+//! 1. Reads the listener's bound address and works out the advertised one
+//!    ([`ServiceBuilder::advertise_address`](crate::ServiceBuilder::advertise_address)).
+//! 2. Starts serving the app with [`DiscoveryLayer`](crate::DiscoveryLayer) added, probes its
+//!    own health route once, then registers with Consul, the check already in the probed
+//!    state (passing), so the instance is routable after one round trip. If Consul cannot be
+//!    reached the app keeps serving and registration retries in the background (capped
+//!    exponential backoff with jitter), unless `fail_fast` is set.
+//! 3. While running: notices when Consul lost the registration (agent restarted without
+//!    state, or an operator deregistered the instance) and registers again; in TTL mode,
+//!    reports the health every third of the TTL.
+//! 4. On SIGTERM, SIGINT, the user's shutdown future, or [`Instance::shutdown`]: the health
+//!    route answers 503, the instance is deregistered (bounded), the grace period passes so
+//!    routers drop it, the listener closes, in-flight requests finish (bounded), `serve`
+//!    returns.
+//!
+//! If serving ends any other way (the server fails, the serve future is dropped, the serving
+//! task panics), the instance is still deregistered, best effort.
+//!
+//! Owns the server task, the registrar task and the shutdown order; Consul calls go through
+//! [`consul::Client`](crate::consul::Client).
+
+mod address;
+mod guard;
+mod registrar;
+mod signal;
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::io;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::response::Response;
+use axum::serve::IncomingStream;
+use pin_project_lite::pin_project;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_service::Service as TowerService;
+
+use crate::consul::{CheckStatus, Client};
+use crate::error::Error;
+use crate::instance::Instance;
+use crate::layer::Discovered;
+use crate::service::Service;
+
+pub(crate) use address::http_url;
+use guard::DeregisterGuard;
+use registrar::Registrar;
+
+type ShutdownSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Serves `make_service` on `listener` as a discoverable instance of `service`.
+///
+/// Takes what `axum::serve` takes: a `Router`, `router.into_make_service()` or
+/// `router.into_make_service_with_connect_info::<SocketAddr>()`. Await it (it returns when
+/// shutdown is complete), optionally after [`Serve::with_graceful_shutdown`].
+///
+/// ```no_run
+/// use axum::{routing::get, Router};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let service = discoverable_runtime::Service::builder("cool_app").prefix("/oops").build()?;
+/// let app = Router::new().route("/", get(|| async { "home page" }));
+/// let listener = tokio::net::TcpListener::bind("0.0.0.0:3000").await?;
+/// discoverable_runtime::serve(service, listener, app).await?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn serve<M, S>(service: Service, listener: TcpListener, make_service: M) -> Serve<M, S>
+where
+    M: for<'a> TowerService<IncomingStream<'a, TcpListener>, Error = Infallible, Response = S>,
+{
+    Serve {
+        service: Ok(service),
+        listener,
+        make_service,
+        shutdown: None,
+        _marker: PhantomData,
+    }
+}
+
+/// The attribute's entry: the service comes from the generated builder call.
+#[doc(hidden)]
+pub fn serve_attribute<M, S>(
+    service: &Result<Service, Error>,
+    listener: TcpListener,
+    make_service: M,
+) -> Serve<M, S>
+where
+    M: for<'a> TowerService<IncomingStream<'a, TcpListener>, Error = Infallible, Response = S>,
+{
+    Serve {
+        service: service
+            .as_ref()
+            .map(Clone::clone)
+            .map_err(ToString::to_string),
+        listener,
+        make_service,
+        shutdown: None,
+        _marker: PhantomData,
+    }
+}
+
+/// A discoverable server; await it. Returned by [`serve`].
+#[must_use = "a Serve does nothing until awaited"]
+pub struct Serve<M, S> {
+    service: Result<Service, String>,
+    listener: TcpListener,
+    make_service: M,
+    shutdown: Option<ShutdownSignal>,
+    _marker: PhantomData<fn() -> S>,
+}
+
+impl<M, S> fmt::Debug for Serve<M, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Serve")
+            .field("service", &self.service)
+            .field("listener", &self.listener)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M, S> Serve<M, S> {
+    /// Also shuts down gracefully when `signal` completes (SIGTERM and SIGINT still do).
+    pub fn with_graceful_shutdown<F>(mut self, signal: F) -> Self
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.shutdown = Some(Box::pin(signal));
+        self
+    }
+}
+
+impl<M, S> IntoFuture for Serve<M, S>
+where
+    M: for<'a> TowerService<IncomingStream<'a, TcpListener>, Error = Infallible, Response = S>
+        + Send
+        + 'static,
+    for<'a> <M as TowerService<IncomingStream<'a, TcpListener>>>::Future: Send,
+    S: TowerService<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    type Output = io::Result<()>;
+    type IntoFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let service = self
+                .service
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            run(service, self.listener, self.make_service, self.shutdown)
+                .await
+                .map_err(into_io)
+        })
+    }
+}
+
+fn into_io(e: Error) -> io::Error {
+    match e {
+        Error::Io(e) => e,
+        e @ (Error::Config { .. } | Error::InvalidService(_)) => {
+            io::Error::new(io::ErrorKind::InvalidInput, e)
+        }
+        e => io::Error::other(e),
+    }
+}
+
+async fn run<M, S>(
+    service: Service,
+    listener: TcpListener,
+    make_service: M,
+    user_signal: Option<ShutdownSignal>,
+) -> Result<(), Error>
+where
+    M: for<'a> TowerService<IncomingStream<'a, TcpListener>, Error = Infallible, Response = S>
+        + Send
+        + 'static,
+    for<'a> <M as TowerService<IncomingStream<'a, TcpListener>>>::Future: Send,
+    S: TowerService<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    let settings = service.settings.clone();
+    let instance = service.instance();
+    let bound = listener.local_addr()?;
+    let advertised = address::advertise(&settings, bound)?;
+    let client = Client::new(settings.consul.clone())?;
+
+    let (close_tx, mut close_rx) = watch::channel(false);
+    let make = MakeDiscovered {
+        inner: make_service,
+        instance: instance.clone(),
+    };
+    let server = axum::serve(listener, make).with_graceful_shutdown(async move {
+        let _ = close_rx.wait_for(|closed| *closed).await;
+    });
+    let mut server = tokio::spawn(server.into_future());
+    tracing::info!(id = %instance.id(), %bound, advertised = %advertised.url(""), "serving");
+
+    let guard = DeregisterGuard::new(settings.consul.clone(), instance.id().to_owned());
+    let probe_url = http_url(
+        &address::probe_addr(bound).ip().to_string(),
+        bound.port(),
+        instance.health_path(),
+    );
+    let status = probe(&probe_url, &settings).await;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut registrar = Registrar {
+        client: client.clone(),
+        registration: registrar::registration(&settings, &instance, &advertised),
+        instance: instance.clone(),
+        ttl: match settings.check {
+            discoverable_rules::CheckTiming::Ttl { ttl } => Some(ttl),
+            discoverable_rules::CheckTiming::Http { .. } => None,
+        },
+        retry_min: settings.retry_min,
+        retry_max: settings.retry_max,
+        stop: stop_rx,
+    };
+    let mut registered = false;
+    if settings.fail_fast {
+        if let Err(e) = registrar.register_once(status).await {
+            tracing::error!(error = %e, "registration failed and fail_fast is set; stopping");
+            let _ = close_tx.send(true);
+            let _ = server.await;
+            guard.disarm();
+            return Err(e);
+        }
+        registered = true;
+    }
+    let mut registrar = tokio::spawn(registrar.run(status, registered));
+
+    let mut requested = instance.shutdown_requested();
+    let user_signal = async move {
+        match user_signal {
+            Some(signal) => signal.await,
+            None => std::future::pending().await,
+        }
+    };
+    let early_end = tokio::select! {
+        () = signal::terminate() => None,
+        () = user_signal => { tracing::info!("shutdown future completed"); None }
+        _ = requested.wait_for(|r| *r) => { tracing::info!("shutdown requested"); None }
+        ended = &mut server => Some(ended),
+    };
+
+    // 1. Health answers 503 from now on; stop registering.
+    instance.begin_shutdown();
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(settings.deregister_timeout, &mut registrar)
+        .await
+        .is_err()
+    {
+        registrar.abort();
+    }
+    // 2. Deregister (bounded).
+    deregister(&client, &instance, settings.deregister_timeout).await;
+    guard.disarm();
+
+    if let Some(ended) = early_end {
+        return match ended {
+            Ok(result) => {
+                tracing::warn!("server stopped on its own");
+                result.map_err(Error::Io)
+            }
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            Err(join) => Err(Error::Io(io::Error::other(join))),
+        };
+    }
+
+    // 3. Grace period: routers watching Consul drop the instance.
+    tracing::info!(grace = ?settings.grace_period, "waiting for routers to drop the instance");
+    tokio::time::sleep(settings.grace_period).await;
+
+    // 4. Stop accepting; finish in-flight requests (bounded).
+    let _ = close_tx.send(true);
+    tracing::info!(in_flight = instance.in_flight(), "draining");
+    match tokio::time::timeout(settings.drain_timeout, &mut server).await {
+        Ok(Ok(result)) => result?,
+        Ok(Err(join)) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        Ok(Err(join)) => return Err(Error::Io(io::Error::other(join))),
+        Err(_) => {
+            tracing::warn!(in_flight = instance.in_flight(), bound = ?settings.drain_timeout, "drain bound reached; closing remaining connections");
+            server.abort();
+        }
+    }
+    tracing::info!(id = %instance.id(), "stopped");
+    Ok(())
+}
+
+/// Probes the health route once over the bound address; the check is registered in that
+/// state so it is routable at once instead of after Consul's first scheduled run.
+async fn probe(url: &str, settings: &crate::service::Settings) -> CheckStatus {
+    let timeout = match settings.check {
+        discoverable_rules::CheckTiming::Http { timeout, .. } => timeout,
+        discoverable_rules::CheckTiming::Ttl { ttl } => ttl / 3,
+    };
+    let client = match reqwest::Client::builder()
+        .no_proxy()
+        .timeout(timeout)
+        .build()
+    {
+        Ok(c) => c,
+        Err(_) => return CheckStatus::Critical,
+    };
+    match client.get(url).send().await {
+        Ok(r) => {
+            let status = match r.status().as_u16() {
+                200..=299 => CheckStatus::Passing,
+                429 => CheckStatus::Warning,
+                _ => CheckStatus::Critical,
+            };
+            tracing::debug!(url, code = r.status().as_u16(), "probed own health route");
+            status
+        }
+        Err(e) => {
+            tracing::warn!(url, error = %e, "own health route did not answer; registering as critical");
+            CheckStatus::Critical
+        }
+    }
+}
+
+async fn deregister(client: &Client, instance: &Instance, bound: Duration) {
+    match tokio::time::timeout(bound, client.deregister(instance.id())).await {
+        Ok(Ok(())) => tracing::info!(id = %instance.id(), "deregistered from Consul"),
+        Ok(Err(Error::NotFound { .. })) => {
+            tracing::debug!(id = %instance.id(), "was not registered")
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "deregistration failed; Consul removes the instance once its check has been critical for deregister_after")
+        }
+        Err(_) => tracing::warn!(
+            ?bound,
+            "deregistration timed out; Consul removes the instance once its check has been critical for deregister_after"
+        ),
+    }
+    instance.set_registered(false);
+}
+
+/// Wraps every connection's service in [`Discovered`].
+#[derive(Clone, Debug)]
+struct MakeDiscovered<M> {
+    inner: M,
+    instance: Instance,
+}
+
+impl<'a, M, S> TowerService<IncomingStream<'a, TcpListener>> for MakeDiscovered<M>
+where
+    M: TowerService<IncomingStream<'a, TcpListener>, Error = Infallible, Response = S>,
+{
+    type Response = Discovered<S>;
+    type Error = Infallible;
+    type Future = MakeFuture<M::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, stream: IncomingStream<'a, TcpListener>) -> Self::Future {
+        MakeFuture {
+            inner: self.inner.call(stream),
+            instance: Some(self.instance.clone()),
+        }
+    }
+}
+
+pin_project! {
+    struct MakeFuture<F> {
+        #[pin]
+        inner: F,
+        instance: Option<Instance>,
+    }
+}
+
+impl<F, S> Future for MakeFuture<F>
+where
+    F: Future<Output = Result<S, Infallible>>,
+{
+    type Output = Result<Discovered<S>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(inner) = std::task::ready!(this.inner.poll(cx));
+        let instance = this
+            .instance
+            .take()
+            .expect("MakeFuture polled after completion");
+        Poll::Ready(Ok(Discovered::new(inner, instance)))
+    }
+}

@@ -1,0 +1,256 @@
+//! Keeps the instance registered: probe, register (with backoff), notice a lost registration,
+//! send TTL heartbeats, and stop cleanly before deregistration.
+//!
+//! Owns every Consul call of a running instance except the final deregistration, which the
+//! shutdown sequence makes after this task has stopped, so nothing is registered after
+//! shutdown began.
+
+use std::time::Duration;
+
+use discoverable_rules::CheckTiming;
+use tokio::sync::watch;
+
+use crate::consul::{CheckDefinition, CheckStatus, Client, Registration};
+use crate::error::Error;
+use crate::health::Health;
+use crate::instance::Instance;
+use crate::service::Settings;
+
+use super::address::Advertised;
+
+/// How long one blocking query on the instance's own registration waits for a change.
+const WATCH_WAIT: Duration = Duration::from_secs(60);
+/// Delay between attempts after Consul rejected the registration itself (400, 403): the
+/// request will not succeed until someone changes the token or the service, so do not hammer.
+const REJECTED_RETRY: Duration = Duration::from_secs(30);
+
+pub(crate) struct Registrar {
+    pub(crate) client: Client,
+    pub(crate) registration: Registration,
+    pub(crate) instance: Instance,
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) retry_min: Duration,
+    pub(crate) retry_max: Duration,
+    pub(crate) stop: watch::Receiver<bool>,
+}
+
+/// What the registration sends: ID, name, address, port, tags, meta and the check.
+pub(crate) fn registration(
+    settings: &Settings,
+    instance: &Instance,
+    at: &Advertised,
+) -> Registration {
+    let id = instance.id().to_owned();
+    let mut check = CheckDefinition {
+        check_id: Some(check_id(&id)),
+        name: Some(format!("{} health", settings.name)),
+        deregister_critical_service_after: Some(settings.deregister_after),
+        ..CheckDefinition::default()
+    };
+    match settings.check {
+        CheckTiming::Http { interval, timeout } => {
+            check.http = Some(at.url(instance.health_path()));
+            check.interval = Some(interval);
+            check.timeout = Some(timeout);
+        }
+        CheckTiming::Ttl { ttl } => check.ttl = Some(ttl),
+    }
+    Registration {
+        id,
+        name: settings.name.clone(),
+        tags: settings.tags.clone(),
+        address: at.host.clone(),
+        port: at.port,
+        meta: settings.meta.clone(),
+        checks: vec![check],
+        replace_existing_checks: true,
+    }
+}
+
+/// The check's ID, as Consul would name the service's only check.
+pub(crate) fn check_id(service_id: &str) -> String {
+    format!("service:{service_id}")
+}
+
+pub(crate) fn status_of(health: Health) -> CheckStatus {
+    match health {
+        Health::Up => CheckStatus::Passing,
+        Health::Degraded => CheckStatus::Warning,
+        Health::Down => CheckStatus::Critical,
+    }
+}
+
+/// Remembers the last failure so each distinct cause is logged once, not on every retry.
+#[derive(Default)]
+struct Quiet {
+    last: Option<String>,
+}
+
+impl Quiet {
+    fn failed(&mut self, what: &str, error: &Error) {
+        let text = error.to_string();
+        if self.last.as_deref() != Some(text.as_str()) {
+            match error {
+                Error::PermissionDenied { .. } | Error::Status { status: 400, .. } => {
+                    tracing::error!(error = %error, "{what} rejected by Consul; retrying every {REJECTED_RETRY:?} until fixed")
+                }
+                _ => tracing::warn!(error = %error, "{what} failed; retrying in the background"),
+            }
+            self.last = Some(text);
+        } else {
+            tracing::debug!(error = %error, "{what} failed again");
+        }
+    }
+
+    fn recovered(&mut self, what: &str) {
+        if self.last.take().is_some() {
+            tracing::info!("{what} works again");
+        }
+    }
+}
+
+impl Registrar {
+    /// Registers once with the probed status. Used by `fail_fast` before the background task.
+    pub(crate) async fn register_once(&mut self, status: CheckStatus) -> Result<(), Error> {
+        self.registration.checks[0].status = Some(status);
+        self.client.register(&self.registration).await?;
+        self.instance.set_registered(true);
+        tracing::info!(id = %self.registration.id, address = %self.registration.address, port = self.registration.port, "registered with Consul");
+        Ok(())
+    }
+
+    /// Runs until `stop` turns true: registers, then keeps the registration alive.
+    pub(crate) async fn run(mut self, mut status: CheckStatus, mut registered: bool) {
+        let mut quiet = Quiet::default();
+        loop {
+            if !registered {
+                if !self.register_with_retry(status, &mut quiet).await {
+                    return;
+                }
+            }
+            registered = false;
+            // Registered: watch our own entry; heartbeat in TTL mode.
+            match self.keep_alive(&mut quiet).await {
+                KeepAlive::Stopped => return,
+                KeepAlive::Lost => {
+                    self.instance.set_registered(false);
+                    tracing::warn!(id = %self.registration.id, "Consul lost this instance's registration; registering again");
+                    status = status_of(self.instance.report().await.status);
+                }
+            }
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Waits `d` unless stop comes first; returns false on stop.
+    async fn pause(&mut self, d: Duration) -> bool {
+        let stopped = tokio::select! {
+            _ = self.stop.wait_for(|s| *s) => true,
+            () = tokio::time::sleep(d) => false,
+        };
+        !stopped && !self.stopped()
+    }
+
+    async fn register_with_retry(&mut self, status: CheckStatus, quiet: &mut Quiet) -> bool {
+        let mut backoff = crate::retry::backoff(self.retry_min, self.retry_max);
+        loop {
+            if self.stopped() {
+                return false;
+            }
+            match self.register_once(status).await {
+                Ok(()) => {
+                    quiet.recovered("registration");
+                    return true;
+                }
+                Err(e) => {
+                    quiet.failed("registration", &e);
+                    let delay = match e {
+                        Error::PermissionDenied { .. } | Error::Status { status: 400, .. } => {
+                            REJECTED_RETRY.max(self.retry_max)
+                        }
+                        _ => backoff.next().unwrap_or(self.retry_max),
+                    };
+                    if !self.pause(delay).await {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn keep_alive(&mut self, quiet: &mut Quiet) -> KeepAlive {
+        let id = self.registration.id.clone();
+        let check = check_id(&id);
+        let client = self.client.clone();
+        let mut hash: Option<String> = None;
+        let mut backoff = crate::retry::backoff(self.retry_min, self.retry_max);
+        let beat = self.ttl.map(|ttl| ttl / 3);
+        let mut next_beat = tokio::time::Instant::now();
+        loop {
+            let since = hash.clone();
+            let watch = client.agent_service(&id, since.as_deref(), Some(WATCH_WAIT));
+            tokio::pin!(watch);
+            let outcome = loop {
+                let heartbeat = async {
+                    match beat {
+                        Some(_) => tokio::time::sleep_until(next_beat).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                enum Event<T> {
+                    Stop,
+                    Beat,
+                    Watch(T),
+                }
+                let event = tokio::select! {
+                    r = self.stop.wait_for(|s| *s) => { drop(r); Event::Stop }
+                    () = heartbeat => Event::Beat,
+                    result = &mut watch => Event::Watch(result),
+                };
+                match event {
+                    Event::Stop => return KeepAlive::Stopped,
+                    Event::Watch(result) => break result,
+                    Event::Beat => {
+                        let report = self.instance.report().await;
+                        match client
+                            .check_update(&check, status_of(report.status), &report.to_json())
+                            .await
+                        {
+                            Ok(()) => quiet.recovered("TTL heartbeat"),
+                            Err(Error::NotFound { .. }) => return KeepAlive::Lost,
+                            Err(e) => quiet.failed("TTL heartbeat", &e),
+                        }
+                        next_beat = tokio::time::Instant::now() + beat.unwrap_or(WATCH_WAIT);
+                    }
+                }
+            };
+            match outcome {
+                Ok(found) => match found.value {
+                    Some(_) => {
+                        backoff = crate::retry::backoff(self.retry_min, self.retry_max);
+                        quiet.recovered("watching the registration");
+                        hash = found.hash;
+                    }
+                    None => return KeepAlive::Lost,
+                },
+                Err(Error::NotFound { .. }) => return KeepAlive::Lost,
+                Err(e) => {
+                    quiet.failed("watching the registration", &e);
+                    hash = None;
+                    let delay = backoff.next().unwrap_or(self.retry_max);
+                    if !self.pause(delay).await {
+                        return KeepAlive::Stopped;
+                    }
+                }
+            }
+        }
+    }
+}
+
+enum KeepAlive {
+    Stopped,
+    Lost,
+}

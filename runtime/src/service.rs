@@ -1,0 +1,602 @@
+//! The service description that the attribute and the builder both produce.
+//!
+//! [`Service::builder`] checks every field with the same rules the `#[discoverable]` attribute
+//! checks at compile time (crate `discoverable-rules`), then applies the `DISCOVERABLE_*`
+//! environment variables, which override what the code set so operators can change a
+//! deployment without a rebuild.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use discoverable_rules::{self as rules, CheckTiming, Field};
+
+use crate::consul;
+use crate::error::Error;
+use crate::health::{Health, Indicator};
+use crate::instance::Instance;
+
+/// Default time between deregistration and closing the listener: routers that watch Consul
+/// with blocking queries (Fabio, [`Discovery`](crate::Discovery)) drop the instance within
+/// milliseconds; two seconds also covers a loaded Consul cluster and the router's table swap.
+pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(2);
+/// Default bound on finishing in-flight requests after the listener closed: long enough for
+/// ordinary requests, and with the grace period well inside the 30 s a scheduler such as
+/// Kubernetes or Nomad waits before it kills.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default bound on the deregistration call during shutdown; when Consul does not answer in
+/// time the check's `DeregisterCriticalServiceAfter` removes the instance later.
+pub const DEFAULT_DEREGISTER_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default first delay between registration attempts while Consul cannot be reached.
+pub const DEFAULT_RETRY_MIN: Duration = Duration::from_millis(100);
+/// Default cap on the delay between registration attempts: with jitter, the instance is
+/// registered within about 2 s of Consul answering again.
+pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// A service to make discoverable: its Consul metadata, its health check, and how it shuts
+/// down. Cheap to clone.
+///
+/// ```
+/// use std::time::Duration;
+/// use discoverable_runtime::Service;
+///
+/// let service = Service::builder("cool_app")
+///     .prefix("/oops")
+///     .tag("v1")
+///     .meta("team", "payments")
+///     .interval(Duration::from_secs(5))
+///     .timeout(Duration::from_secs(2))
+///     .build()?;
+/// assert_eq!(service.name(), "cool_app");
+/// assert_eq!(service.tags(), ["urlprefix-/oops", "v1"]);
+/// # Ok::<(), discoverable_runtime::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Service {
+    pub(crate) settings: std::sync::Arc<Settings>,
+    pub(crate) instance: Instance,
+}
+
+/// Everything [`Service`] knows, resolved.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) name: String,
+    pub(crate) tags: Vec<String>,
+    pub(crate) meta: BTreeMap<String, String>,
+    pub(crate) check: CheckTiming,
+    pub(crate) deregister_after: Duration,
+    pub(crate) fail_fast: bool,
+    pub(crate) advertise_address: Option<String>,
+    pub(crate) advertise_port: Option<u16>,
+    pub(crate) grace_period: Duration,
+    pub(crate) drain_timeout: Duration,
+    pub(crate) deregister_timeout: Duration,
+    pub(crate) retry_min: Duration,
+    pub(crate) retry_max: Duration,
+    pub(crate) consul: consul::Config,
+}
+
+impl Service {
+    /// Starts describing a service called `name` (letters, digits, `-`, `_`; at most 63).
+    pub fn builder(name: impl Into<String>) -> ServiceBuilder {
+        ServiceBuilder::new(name.into())
+    }
+
+    /// The service name.
+    pub fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    /// The instance ID, `<name>-<uuid v4>`.
+    pub fn id(&self) -> &str {
+        self.instance.id()
+    }
+
+    /// Every tag registered: the `urlprefix-` route first (when there is a prefix), then the
+    /// user's tags.
+    pub fn tags(&self) -> &[String] {
+        &self.settings.tags
+    }
+
+    /// The service meta.
+    pub fn meta(&self) -> &BTreeMap<String, String> {
+        &self.settings.meta
+    }
+
+    /// The handle to this instance: its ID, its health, a shutdown switch.
+    pub fn instance(&self) -> Instance {
+        self.instance.clone()
+    }
+
+    /// The health route's path.
+    pub fn health_path(&self) -> &str {
+        self.instance.health_path()
+    }
+}
+
+impl fmt::Debug for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Service")
+            .field("id", &self.id())
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+/// Builds a [`Service`]; setters take and return the builder, [`build`](Self::build) checks.
+#[must_use = "call .build() to get the Service"]
+pub struct ServiceBuilder {
+    name: String,
+    prefix: Option<String>,
+    strip: bool,
+    tags: Vec<String>,
+    meta: Vec<(String, String)>,
+    health_path: Option<String>,
+    interval: Option<Duration>,
+    timeout: Option<Duration>,
+    ttl: Option<Duration>,
+    deregister_after: Duration,
+    indicators: Vec<Indicator>,
+    fail_fast: bool,
+    advertise_address: Option<String>,
+    advertise_port: Option<u16>,
+    grace_period: Duration,
+    drain_timeout: Duration,
+    deregister_timeout: Duration,
+    retry_min: Duration,
+    retry_max: Duration,
+    consul: Option<consul::Config>,
+}
+
+impl fmt::Debug for ServiceBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceBuilder")
+            .field("name", &self.name)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServiceBuilder {
+    fn new(name: String) -> Self {
+        ServiceBuilder {
+            name,
+            prefix: None,
+            strip: false,
+            tags: Vec::new(),
+            meta: Vec::new(),
+            health_path: None,
+            interval: None,
+            timeout: None,
+            ttl: None,
+            deregister_after: rules::DEFAULT_DEREGISTER_AFTER,
+            indicators: Vec::new(),
+            fail_fast: false,
+            advertise_address: None,
+            advertise_port: None,
+            grace_period: DEFAULT_GRACE_PERIOD,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            deregister_timeout: DEFAULT_DEREGISTER_TIMEOUT,
+            retry_min: DEFAULT_RETRY_MIN,
+            retry_max: DEFAULT_RETRY_MAX,
+            consul: None,
+        }
+    }
+
+    /// The route Fabio serves this service under: `/path` or `host/path`. Registered as the
+    /// tag `urlprefix-<prefix>`. Without a prefix no route tag is registered.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// Asks Fabio to strip the prefix's path before forwarding (`strip=` route option).
+    pub fn strip(mut self, strip: bool) -> Self {
+        self.strip = strip;
+        self
+    }
+
+    /// Adds a tag.
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tags.push(tag.into());
+        self
+    }
+
+    /// Adds a meta pair (at most 64; keys `[A-Za-z0-9_-]`, at most 128 characters, not
+    /// starting with `consul-`; values at most 512 characters).
+    pub fn meta(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.meta.push((key.into(), value.into()));
+        self
+    }
+
+    /// The health route's path (default `/health`). The route is answered before the app.
+    pub fn health_path(mut self, path: impl Into<String>) -> Self {
+        self.health_path = Some(path.into());
+        self
+    }
+
+    /// Time between Consul's HTTP checks (default 10 s, at least 1 s).
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = Some(interval);
+        self
+    }
+
+    /// Time Consul's HTTP check, and each health indicator, may take (default 5 s; shorter
+    /// than the interval).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Uses a TTL check instead of an HTTP check: the runtime reports the health to Consul
+    /// every third of `ttl`. Excludes `health_path`, `interval` and `timeout`.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// How long the check may stay critical before Consul removes the instance (default and
+    /// minimum 1 min): the backstop for a process that died without deregistering.
+    pub fn deregister_after(mut self, after: Duration) -> Self {
+        self.deregister_after = after;
+        self
+    }
+
+    /// Adds a health indicator: an async function whose result (a [`Health`] or a `bool`)
+    /// the health route folds into its answer. One that takes longer than the check timeout
+    /// counts as down.
+    pub fn check<F, Fut, H>(mut self, name: impl Into<String>, indicator: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = H> + Send + 'static,
+        H: Into<Health>,
+    {
+        self.indicators.push(Indicator::new(name, indicator));
+        self
+    }
+
+    /// Fails start-up when Consul cannot be reached, instead of serving and retrying in the
+    /// background (default `false`; `DISCOVERABLE_FAIL_FAST`).
+    pub fn fail_fast(mut self, fail_fast: bool) -> Self {
+        self.fail_fast = fail_fast;
+        self
+    }
+
+    /// The address registered in Consul (IP or host name). Default: the bound IP, or the
+    /// host's primary IP when bound to `0.0.0.0` / `::` (`DISCOVERABLE_ADVERTISE_ADDR`).
+    pub fn advertise_address(mut self, address: impl Into<String>) -> Self {
+        self.advertise_address = Some(address.into());
+        self
+    }
+
+    /// The port registered in Consul. Default: the bound port (`DISCOVERABLE_ADVERTISE_PORT`).
+    pub fn advertise_port(mut self, port: u16) -> Self {
+        self.advertise_port = Some(port);
+        self
+    }
+
+    /// Time between deregistration and closing the listener (default 2 s;
+    /// `DISCOVERABLE_GRACE_PERIOD`).
+    pub fn grace_period(mut self, grace: Duration) -> Self {
+        self.grace_period = grace;
+        self
+    }
+
+    /// Bound on finishing in-flight requests at shutdown (default 10 s;
+    /// `DISCOVERABLE_DRAIN_TIMEOUT`).
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+
+    /// Bound on the deregistration call at shutdown (default 3 s;
+    /// `DISCOVERABLE_DEREGISTER_TIMEOUT`).
+    pub fn deregister_timeout(mut self, timeout: Duration) -> Self {
+        self.deregister_timeout = timeout;
+        self
+    }
+
+    /// First and largest delay between registration attempts (default 100 ms and 2 s,
+    /// exponential with jitter; `DISCOVERABLE_RETRY_MIN`, `DISCOVERABLE_RETRY_MAX`).
+    pub fn retry_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.retry_min = min;
+        self.retry_max = max;
+        self
+    }
+
+    /// How to reach Consul. Default: Consul's own environment variables
+    /// (`CONSUL_HTTP_ADDR`, `CONSUL_HTTP_TOKEN`, ...), as the Consul CLI reads them.
+    pub fn consul(mut self, config: consul::Config) -> Self {
+        self.consul = Some(config);
+        self
+    }
+
+    /// Checks every field, applies the environment, and returns the service.
+    pub fn build(self) -> Result<Service, Error> {
+        self.build_with(|key| std::env::var(key).ok())
+    }
+
+    pub(crate) fn build_with(
+        mut self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Service, Error> {
+        let env = |key: &str| env(key).filter(|v| !v.trim().is_empty());
+        rules::check_name(&self.name)?;
+        if let Some(v) = env("DISCOVERABLE_TAGS") {
+            self.tags.extend(
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(String::from),
+            );
+        }
+        let mut tags = Vec::with_capacity(self.tags.len() + 1);
+        if let Some(prefix) = &self.prefix {
+            rules::check_prefix(prefix)?;
+            tags.push(rules::urlprefix_tag(prefix, self.strip));
+        }
+        for tag in self.tags {
+            rules::check_tag(&tag)?;
+            tags.push(tag);
+        }
+        rules::check_meta_len(self.meta.len())?;
+        let mut meta = BTreeMap::new();
+        for (key, value) in self.meta {
+            rules::check_meta_key(&key)?;
+            rules::check_meta_value(&key, &value)?;
+            meta.insert(key, value);
+        }
+        let check = match self.ttl {
+            Some(ttl) => {
+                rules::check_ttl_exclusive(self.health_path.is_some(), Field::Health)?;
+                rules::check_ttl_exclusive(self.interval.is_some(), Field::Interval)?;
+                rules::check_ttl_exclusive(self.timeout.is_some(), Field::Timeout)?;
+                CheckTiming::Ttl { ttl }
+            }
+            None => CheckTiming::Http {
+                interval: self.interval.unwrap_or(rules::DEFAULT_INTERVAL),
+                timeout: self.timeout.unwrap_or(rules::DEFAULT_TIMEOUT),
+            },
+        };
+        rules::check_timing(check, self.deregister_after)?;
+        let health_path = self
+            .health_path
+            .unwrap_or_else(|| rules::DEFAULT_HEALTH_PATH.to_owned());
+        rules::check_health_path(&health_path)?;
+
+        let mut settings = Settings {
+            name: self.name,
+            tags,
+            meta,
+            check,
+            deregister_after: self.deregister_after,
+            fail_fast: self.fail_fast,
+            advertise_address: self.advertise_address,
+            advertise_port: self.advertise_port,
+            grace_period: self.grace_period,
+            drain_timeout: self.drain_timeout,
+            deregister_timeout: self.deregister_timeout,
+            retry_min: self.retry_min,
+            retry_max: self.retry_max,
+            consul: match self.consul {
+                Some(config) => config,
+                None => consul::Config::from_lookup(&env)?,
+            },
+        };
+        apply_env(&mut settings, &env)?;
+        let check_timeout = match settings.check {
+            CheckTiming::Http { timeout, .. } => timeout,
+            CheckTiming::Ttl { ttl } => ttl / 3,
+        };
+        let id = format!("{}-{}", settings.name, uuid::Uuid::new_v4());
+        let instance = Instance::new(
+            id,
+            settings.name.clone(),
+            health_path,
+            check_timeout,
+            self.indicators,
+        );
+        Ok(Service {
+            settings: std::sync::Arc::new(settings),
+            instance,
+        })
+    }
+}
+
+/// The `DISCOVERABLE_*` variables; each overrides the builder's value.
+fn apply_env(s: &mut Settings, env: &impl Fn(&str) -> Option<String>) -> Result<(), Error> {
+    if let Some(v) = env("DISCOVERABLE_ADVERTISE_ADDR") {
+        s.advertise_address = Some(parse_host("DISCOVERABLE_ADVERTISE_ADDR", &v)?);
+    }
+    if let Some(v) = env("DISCOVERABLE_ADVERTISE_PORT") {
+        s.advertise_port = Some(match v.trim().parse::<u16>() {
+            Ok(port) if port > 0 => port,
+            _ => {
+                return Err(config_error(
+                    "DISCOVERABLE_ADVERTISE_PORT",
+                    &v,
+                    "a port number from 1 to 65535",
+                ));
+            }
+        });
+    }
+    let durations: [(&'static str, &mut Duration); 5] = [
+        ("DISCOVERABLE_GRACE_PERIOD", &mut s.grace_period),
+        ("DISCOVERABLE_DRAIN_TIMEOUT", &mut s.drain_timeout),
+        ("DISCOVERABLE_DEREGISTER_TIMEOUT", &mut s.deregister_timeout),
+        ("DISCOVERABLE_RETRY_MIN", &mut s.retry_min),
+        ("DISCOVERABLE_RETRY_MAX", &mut s.retry_max),
+    ];
+    for (key, slot) in durations {
+        if let Some(v) = env(key) {
+            *slot = humantime::parse_duration(v.trim()).map_err(|_| {
+                config_error(key, &v, "a duration such as \"2s\", \"500ms\" or \"1m\"")
+            })?;
+        }
+    }
+    if let Some(v) = env("DISCOVERABLE_FAIL_FAST") {
+        s.fail_fast = crate::consul::parse_go_bool("DISCOVERABLE_FAIL_FAST", &v)?;
+    }
+    if s.retry_min.is_zero() || s.retry_min > s.retry_max {
+        return Err(Error::Config {
+            setting: "DISCOVERABLE_RETRY_MIN",
+            message: format!(
+                "the first retry delay ({:?}) must be positive and at most the largest ({:?})",
+                s.retry_min, s.retry_max
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn config_error(setting: &'static str, value: &str, expected: &str) -> Error {
+    Error::Config {
+        setting,
+        message: format!("{value:?} is not valid; expected {expected}"),
+    }
+}
+
+/// An IP address or a DNS host name.
+fn parse_host(setting: &'static str, value: &str) -> Result<String, Error> {
+    let v = value.trim();
+    let v = v
+        .strip_prefix('[')
+        .and_then(|v| v.strip_suffix(']'))
+        .unwrap_or(v);
+    if v.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(v.to_owned());
+    }
+    let is_host = v.len() <= 253
+        && v.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if is_host {
+        Ok(v.to_owned())
+    } else {
+        Err(config_error(setting, value, "an IP address or a host name"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn builds_with_defaults() {
+        let s = Service::builder("cool_app")
+            .prefix("/oops")
+            .build_with(env(&[]))
+            .unwrap();
+        assert_eq!(s.tags(), ["urlprefix-/oops"]);
+        assert!(s.id().starts_with("cool_app-"));
+        assert_eq!(s.id().len(), "cool_app-".len() + 36);
+        assert_eq!(s.health_path(), "/health");
+        assert_eq!(s.settings.grace_period, DEFAULT_GRACE_PERIOD);
+        assert_eq!(
+            s.settings.check,
+            CheckTiming::Http {
+                interval: rules::DEFAULT_INTERVAL,
+                timeout: rules::DEFAULT_TIMEOUT
+            }
+        );
+    }
+
+    #[test]
+    fn two_services_get_two_ids() {
+        let a = Service::builder("a").build_with(env(&[])).unwrap();
+        let b = Service::builder("a").build_with(env(&[])).unwrap();
+        assert_ne!(a.id(), b.id());
+    }
+
+    #[test]
+    fn same_rules_as_the_attribute() {
+        let err = |b: ServiceBuilder| match b.build_with(env(&[])) {
+            Err(Error::InvalidService(e)) => e.field(),
+            other => panic!("expected a rule error, got {other:?}"),
+        };
+        assert_eq!(err(Service::builder("")), Field::Name);
+        assert_eq!(err(Service::builder("a b")), Field::Name);
+        assert_eq!(err(Service::builder("a").prefix("oops")), Field::Prefix);
+        assert_eq!(
+            err(Service::builder("a").meta("consul-x", "v")),
+            Field::Meta
+        );
+        assert_eq!(err(Service::builder("a").tag("")), Field::Tags);
+        assert_eq!(
+            err(Service::builder("a").health_path("health")),
+            Field::Health
+        );
+        assert_eq!(
+            err(Service::builder("a")
+                .interval(Duration::from_secs(2))
+                .timeout(Duration::from_secs(3))),
+            Field::Timeout
+        );
+        assert_eq!(
+            err(Service::builder("a").deregister_after(Duration::from_secs(5))),
+            Field::DeregisterAfter
+        );
+        assert_eq!(
+            err(Service::builder("a")
+                .ttl(Duration::from_secs(5))
+                .health_path("/h")),
+            Field::Health
+        );
+        let many = (0..65).fold(Service::builder("a"), |b, i| b.meta(format!("k{i}"), "v"));
+        assert_eq!(err(many), Field::Meta);
+    }
+
+    #[test]
+    fn environment_overrides_code() {
+        let s = Service::builder("a")
+            .grace_period(Duration::from_secs(9))
+            .advertise_port(1)
+            .build_with(env(&[
+                ("DISCOVERABLE_ADVERTISE_ADDR", "10.1.2.3"),
+                ("DISCOVERABLE_ADVERTISE_PORT", "8080"),
+                ("DISCOVERABLE_GRACE_PERIOD", "0s"),
+                ("DISCOVERABLE_DRAIN_TIMEOUT", "1m"),
+                ("DISCOVERABLE_FAIL_FAST", "true"),
+                ("DISCOVERABLE_TAGS", "blue, canary"),
+            ]))
+            .unwrap();
+        assert_eq!(s.settings.advertise_address.as_deref(), Some("10.1.2.3"));
+        assert_eq!(s.settings.advertise_port, Some(8080));
+        assert_eq!(s.settings.grace_period, Duration::ZERO);
+        assert_eq!(s.settings.drain_timeout, Duration::from_secs(60));
+        assert!(s.settings.fail_fast);
+        assert_eq!(s.tags(), ["blue", "canary"]);
+    }
+
+    #[test]
+    fn malformed_environment_names_the_variable() {
+        for (key, value) in [
+            ("DISCOVERABLE_ADVERTISE_ADDR", "not an address!"),
+            ("DISCOVERABLE_ADVERTISE_PORT", "70000"),
+            ("DISCOVERABLE_ADVERTISE_PORT", "0"),
+            ("DISCOVERABLE_GRACE_PERIOD", "soon"),
+            ("DISCOVERABLE_FAIL_FAST", "maybe"),
+            ("DISCOVERABLE_RETRY_MIN", "1h"),
+        ] {
+            match Service::builder("a").build_with(env(&[(key, value)])) {
+                Err(e @ Error::Config { setting, .. }) => {
+                    assert_eq!(setting, key);
+                    assert!(e.to_string().contains(key), "{e}");
+                }
+                other => panic!("{key}={value}: expected a config error, got {other:?}"),
+            }
+        }
+    }
+}
