@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use super::views::{self, VERSION};
 use super::{Answer, ApiError, Req, apply_filter, empty, parse_go_bool};
 use crate::acl::Authz;
-use crate::checks::{self, OUTPUT_MAX};
+use crate::checks;
 use crate::decode::{CheckDef, Fields, ServiceDef, TaggedAddress, parse_json};
 use crate::state::{Check, NewCheck, Service, Shared, State, Status, Ttl};
 
@@ -616,7 +616,6 @@ pub(super) fn check_update(shared: &Arc<Shared>, req: &Req) -> Answer {
             format!("Invalid check status: '{status}'"),
         ));
     };
-    let output = checks::truncate_output(&output, OUTPUT_MAX);
     ttl_update(shared, req, status, &output)
 }
 
