@@ -1,0 +1,57 @@
+//! The same service without the attribute: the builder, `DiscoveryLayer`'s health route, and
+//! `discoverable::serve`, with the check chosen at run time.
+//!
+//! ```sh
+//! BIND_ADDR=127.0.0.1:3000 cargo run --example layer            # HTTP check
+//! BIND_ADDR=127.0.0.1:3000 CHECK_TTL=6s cargo run --example layer  # TTL check kept alive by the runtime
+//! ```
+//!
+//! `GET /admin/degrade` and `GET /admin/restore` set the instance's health by hand through its
+//! [`discoverable::Instance`] handle (Consul: warning, so Fabio stops routing to it).
+
+use axum::{Router, extract::State, routing::get};
+use discoverable::{Health, Instance, Service};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut builder = Service::builder("cool_app").prefix("/oops").tag("no-macro");
+    if let Ok(ttl) = std::env::var("CHECK_TTL") {
+        builder = builder.ttl(humantime_duration(&ttl)?);
+    }
+    let service = builder.build()?;
+    let app = Router::new()
+        .route("/", get(|| async { "home page" }))
+        .route("/admin/degrade", get(degrade))
+        .route("/admin/restore", get(restore))
+        .with_state(service.instance());
+
+    let addr = std::env::var("BIND_ADDR").unwrap_or_else(|_| "0.0.0.0:3000".into());
+    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    discoverable::serve(service, listener, app).await?;
+    Ok(())
+}
+
+async fn degrade(State(instance): State<Instance>) -> String {
+    instance.set_health(Some(Health::Degraded));
+    format!("{} degraded\n", instance.id())
+}
+
+async fn restore(State(instance): State<Instance>) -> String {
+    instance.set_health(None);
+    format!("{} restored\n", instance.id())
+}
+
+fn humantime_duration(text: &str) -> Result<std::time::Duration, String> {
+    let secs = text
+        .strip_suffix('s')
+        .and_then(|n| n.parse::<u64>().ok())
+        .ok_or_else(|| format!("CHECK_TTL={text:?}: expected whole seconds such as \"6s\""))?;
+    Ok(std::time::Duration::from_secs(secs))
+}

@@ -1,0 +1,231 @@
+//! The lifecycle end to end: the dev agent and the example services as real processes.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use support::{agent_instances, devagent, example, get_json, until};
+
+const T: Duration = Duration::from_secs(20);
+
+fn port_of(url: &str) -> u64 {
+    url.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_every_field_and_is_passing_at_once() {
+    let (_agent, consul) = devagent(&[]);
+    let (_app, url) = example("cool_app", &consul, &[]);
+    let services = until(T, "cool_app registered", || async {
+        agent_instances(&consul, "cool_app")
+            .await
+            .filter(|s| !s.is_empty())
+    })
+    .await;
+    // Registered means routable: the check was registered in the probed (passing) state.
+    let passing = get_json(&format!("{consul}/v1/health/service/cool_app?passing"))
+        .await
+        .unwrap();
+    assert_eq!(passing.as_array().unwrap().len(), 1, "{passing}");
+
+    let s = &services[0];
+    let id = s["ID"].as_str().unwrap();
+    let uuid = id.strip_prefix("cool_app-").expect("ID is cool_app-<uuid>");
+    assert_eq!(uuid.len(), 36);
+    assert_eq!(uuid.matches('-').count(), 4);
+    assert_eq!(uuid.as_bytes()[14], b'4', "uuid v4: {uuid}");
+    assert_eq!(s["Address"], "127.0.0.1");
+    assert_eq!(s["Port"].as_u64().unwrap(), port_of(&url));
+    assert_eq!(s["Tags"], serde_json::json!(["urlprefix-/oops"]));
+    assert_eq!(s["Meta"], serde_json::json!({"version": "1"}));
+
+    let checks = get_json(&format!("{consul}/v1/agent/checks"))
+        .await
+        .unwrap();
+    let check = &checks[format!("service:{id}")];
+    assert_eq!(check["ServiceID"], id);
+    assert_eq!(check["Type"], "http");
+    assert_eq!(check["Status"], "passing");
+    assert_eq!(check["Interval"], "10s");
+    assert_eq!(check["Timeout"], "5s");
+    assert_eq!(check["Definition"]["HTTP"], format!("{url}/health"));
+    assert_eq!(
+        check["Definition"]["DeregisterCriticalServiceAfter"],
+        "1m0s"
+    );
+
+    // The health route and the app.
+    let r = reqwest::get(format!("{url}/health")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), r#"{"checks":{},"status":"up"}"#);
+    let r = reqwest::get(format!("{url}/oops/anything")).await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "home page");
+}
+
+async fn sigterm_drains_after_deregistering(signal: &str) {
+    let (_agent, consul) = devagent(&[]);
+    let (mut app, url) = example(
+        "cool_app",
+        &consul,
+        &[("DISCOVERABLE_GRACE_PERIOD", "500ms")],
+    );
+    until(T, "registered", || async {
+        agent_instances(&consul, "cool_app")
+            .await
+            .filter(|s| !s.is_empty())
+    })
+    .await;
+
+    // The request is written on an accepted connection before the signal.
+    let mut conn = tokio::net::TcpStream::connect(url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    conn.write_all(b"GET /slow?ms=1500 HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let in_flight = tokio::spawn(async move {
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).await.map(|_| answer)
+    });
+    let signalled = Instant::now();
+    app.signal(signal);
+
+    until(T, "deregistered", || async {
+        agent_instances(&consul, "cool_app")
+            .await
+            .filter(|s| s.is_empty())
+    })
+    .await;
+    // Gone from the agent while the process still accepts connections and answers 503 on health.
+    let health = reqwest::get(format!("{url}/health"))
+        .await
+        .expect("still accepting after deregistration");
+    assert_eq!(health.status(), 503);
+
+    let answer = in_flight
+        .await
+        .unwrap()
+        .expect("in-flight request completed");
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(answer.ends_with("slow page"), "{answer}");
+    assert_eq!(app.wait_exit(T), Some(0));
+    eprintln!(
+        "{signal}: exited {:?} after the signal",
+        signalled.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_deregisters_then_drains_and_exits_zero() {
+    sigterm_drains_after_deregistering("TERM").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_deregisters_then_drains_and_exits_zero() {
+    sigterm_drains_after_deregistering("INT").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_get_two_ids() {
+    let (_agent, consul) = devagent(&[]);
+    let (_a, url_a) = example("cool_app", &consul, &[]);
+    let (_b, url_b) = example("cool_app", &consul, &[]);
+    let services = until(T, "both registered", || async {
+        agent_instances(&consul, "cool_app")
+            .await
+            .filter(|s| s.len() == 2)
+    })
+    .await;
+    assert_ne!(services[0]["ID"], services[1]["ID"]);
+    let mut ports: Vec<u64> = services
+        .iter()
+        .map(|s| s["Port"].as_u64().unwrap())
+        .collect();
+    ports.sort();
+    let mut want = vec![port_of(&url_a), port_of(&url_b)];
+    want.sort();
+    assert_eq!(ports, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_route_follows_the_instance_state() {
+    let (_agent, consul) = devagent(&[]);
+    let (_app, url) = example("layer", &consul, &[]);
+    until(T, "registered", || async {
+        agent_instances(&consul, "cool_app")
+            .await
+            .filter(|s| !s.is_empty())
+    })
+    .await;
+    let code = |path: &'static str| {
+        let url = url.clone();
+        async move {
+            reqwest::get(format!("{url}{path}"))
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(code("/health").await, 200);
+    assert_eq!(code("/admin/degrade").await, 200);
+    assert_eq!(code("/health").await, 429);
+    let r = reqwest::Client::new()
+        .head(format!("{url}/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let r = reqwest::Client::new()
+        .post(format!("{url}/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(code("/admin/restore").await, 200);
+    assert_eq!(code("/health").await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttl_check_stays_passing_and_goes_critical_when_frozen() {
+    let (_agent, consul) = devagent(&[]);
+    let (app, _url) = example("layer", &consul, &[("CHECK_TTL", "3s")]);
+    let id = until(T, "registered", || async {
+        let s = agent_instances(&consul, "cool_app").await?;
+        Some(s.first()?["ID"].as_str()?.to_owned())
+    })
+    .await;
+    let status = |consul: String, id: String| async move {
+        let checks = get_json(&format!("{consul}/v1/agent/checks")).await?;
+        Some(
+            checks[format!("service:{id}")]["Status"]
+                .as_str()?
+                .to_owned(),
+        )
+    };
+    // Passing for two full TTLs: the heartbeat keeps it alive.
+    let watched = Instant::now();
+    while watched.elapsed() < Duration::from_secs(6) {
+        assert_eq!(
+            status(consul.clone(), id.clone()).await.as_deref(),
+            Some("passing")
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    app.signal("STOP");
+    until(T, "TTL expired while frozen", || async {
+        status(consul.clone(), id.clone())
+            .await
+            .filter(|s| s == "critical")
+    })
+    .await;
+    app.signal("CONT");
+    until(T, "passing again after thawing", || async {
+        status(consul.clone(), id.clone())
+            .await
+            .filter(|s| s == "passing")
+    })
+    .await;
+}
