@@ -1,0 +1,206 @@
+//! Checks really run: HTTP checks against a live service, TCP checks, TTL expiry, and the reaper
+//! for DeregisterCriticalServiceAfter.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::{Probe, closed_port, eventually, start, start_with};
+use discoverable_devagent::Config;
+use reqwest::Method;
+use serde_json::json;
+
+#[tokio::test]
+async fn http_check_follows_the_service_passing_warning_critical() {
+    let env = start().await;
+    let probe = Probe::start().await;
+    env.register(json!({
+        "Name": "web",
+        "Check": {"HTTP": probe.url(), "Interval": "1s", "Timeout": "2s",
+                  "Header": {"X-Probe": ["yes"]}}
+    }))
+    .await;
+    // Critical until the first (staggered) run.
+    let wait = Duration::from_secs(5);
+    let status_is = |want: &'static str| {
+        let env = &env;
+        move || async move { env.check("service:web").await["Status"] == want }
+    };
+    eventually("passing after a 200", wait, status_is("passing")).await;
+    let c = env.check("service:web").await;
+    assert_eq!(
+        c["Output"],
+        format!("HTTP GET {}: 200 OK Output: ok", probe.url())
+    );
+    assert_eq!(c["Type"], "http");
+    assert_eq!(c["Interval"], "1s");
+    assert_eq!(c["Timeout"], "2s");
+    assert_eq!(c["Definition"]["HTTP"], probe.url());
+    let headers = probe.last_headers.lock().unwrap().clone().unwrap();
+    assert_eq!(headers["user-agent"], "Consul Health Check");
+    assert_eq!(headers["accept"], "text/plain, text/*, */*");
+    assert_eq!(headers["x-probe"], "yes");
+
+    probe.set(429);
+    eventually("warning after a 429", wait, status_is("warning")).await;
+    assert_eq!(
+        env.check("service:web").await["Output"],
+        format!("HTTP GET {}: 429 Too Many Requests Output: ok", probe.url())
+    );
+    probe.set(503);
+    eventually("critical after a 503", wait, status_is("critical")).await;
+    probe.set(204);
+    eventually("passing again after a 204", wait, status_is("passing")).await;
+}
+
+#[tokio::test]
+async fn http_check_transport_error_is_critical_with_gos_text() {
+    let env = start().await;
+    let port = closed_port().await;
+    let url = format!("http://127.0.0.1:{port}/health");
+    env.register(json!({
+        "Name": "gone",
+        "Check": {"HTTP": url, "Interval": "1s", "Status": "passing"}
+    }))
+    .await;
+    eventually(
+        "critical after connection refused",
+        Duration::from_secs(5),
+        || async { env.check("service:gone").await["Status"] == "critical" },
+    )
+    .await;
+    assert_eq!(
+        env.check("service:gone").await["Output"],
+        format!("Get \"{url}\": dial tcp 127.0.0.1:{port}: connect: connection refused")
+    );
+}
+
+#[tokio::test]
+async fn tcp_check_connects() {
+    let env = start().await;
+    let probe = Probe::start().await;
+    let port = closed_port().await;
+    env.register(
+        json!({"Name": "tcp-up", "Check": {"TCP": probe.addr.to_string(), "Interval": "1s"}}),
+    )
+    .await;
+    env.register(
+        json!({"Name": "tcp-down", "Check": {"TCP": format!("127.0.0.1:{port}"),
+                                                      "Interval": "1s", "Status": "passing"}}),
+    )
+    .await;
+    eventually("tcp checks ran", Duration::from_secs(5), || async {
+        let checks = env.checks().await;
+        checks["service:tcp-up"]["Status"] == "passing"
+            && checks["service:tcp-down"]["Status"] == "critical"
+    })
+    .await;
+    let checks = env.checks().await;
+    assert_eq!(
+        checks["service:tcp-up"]["Output"],
+        format!("TCP connect {}: Success", probe.addr)
+    );
+    assert_eq!(
+        checks["service:tcp-down"]["Output"],
+        format!("dial tcp 127.0.0.1:{port}: connect: connection refused")
+    );
+}
+
+#[tokio::test]
+async fn ttl_check_expires_with_consuls_output() {
+    let env = start().await;
+    env.register(json!({"Name": "ttl", "Check": {"TTL": "1s"}}))
+        .await;
+    env.send(
+        Method::PUT,
+        "/v1/agent/check/pass/service:ttl?note=alive",
+        None,
+    )
+    .await;
+    assert_eq!(env.check("service:ttl").await["Status"], "passing");
+    eventually("critical after the TTL", Duration::from_secs(4), || async {
+        env.check("service:ttl").await["Status"] == "critical"
+    })
+    .await;
+    assert_eq!(
+        env.check("service:ttl").await["Output"],
+        "TTL expired (last output before timeout follows): alive"
+    );
+    // An update re-arms the timer.
+    env.send(Method::PUT, "/v1/agent/check/pass/service:ttl", None)
+        .await;
+    assert_eq!(env.check("service:ttl").await["Status"], "passing");
+    eventually("critical again", Duration::from_secs(4), || async {
+        env.check("service:ttl").await["Status"] == "critical"
+    })
+    .await;
+    assert_eq!(env.check("service:ttl").await["Output"], "TTL expired");
+}
+
+#[tokio::test]
+async fn ttl_updates_keep_the_check_alive() {
+    let env = start().await;
+    env.register(json!({"Name": "ttl", "Check": {"TTL": "1s", "Status": "passing"}}))
+        .await;
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        env.send(Method::PUT, "/v1/agent/check/pass/service:ttl", None)
+            .await;
+        assert_eq!(env.check("service:ttl").await["Status"], "passing");
+    }
+}
+
+#[tokio::test]
+async fn reaper_deregisters_long_critical_services_only() {
+    let env = start_with(Config {
+        reap_interval: Duration::from_millis(100),
+        deregister_critical_min: Duration::from_millis(500),
+        ..Config::default()
+    })
+    .await;
+    // 1ms is raised to the 500ms minimum, as Consul raises it to one minute.
+    env.register(
+        json!({"Name": "doomed", "Check": {"TTL": "30s", "DeregisterCriticalServiceAfter": "1ms"}}),
+    )
+    .await;
+    env.register(
+        json!({"Name": "healthy", "Check": {"TTL": "30s", "Status": "passing",
+                                                     "DeregisterCriticalServiceAfter": "1ms"}}),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    eventually("doomed is reaped", Duration::from_secs(5), || async {
+        env.json("/v1/agent/services").await.get("doomed").is_none()
+    })
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(450),
+        "not before the minimum"
+    );
+    let services = env.json("/v1/agent/services").await;
+    assert!(services.get("healthy").is_some());
+    assert!(
+        env.checks().await.get("service:doomed").is_none(),
+        "its checks go too"
+    );
+    assert_eq!(env.json("/v1/health/service/doomed").await, json!([]));
+}
+
+#[tokio::test]
+async fn deregistering_stops_the_runner() {
+    let env = start().await;
+    let probe = Probe::start().await;
+    env.register(json!({"Name": "web", "Check": {"HTTP": probe.url(), "Interval": "1s"}}))
+        .await;
+    eventually("the check ran", Duration::from_secs(5), || async {
+        probe.hits.load(Ordering::SeqCst) > 0
+    })
+    .await;
+    env.send(Method::PUT, "/v1/agent/service/deregister/web", None)
+        .await;
+    let hits = probe.hits.load(Ordering::SeqCst);
+    // Two intervals without a request show the runner is gone.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert!(probe.hits.load(Ordering::SeqCst) <= hits + 1);
+}
