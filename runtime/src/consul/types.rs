@@ -600,6 +600,9 @@ pub struct HealthCheckDefinition {
         deserialize_with = "lenient_go_duration"
     )]
     pub deregister_critical_service_after: Option<Duration>,
+    /// Time to live of a TTL check (`TTL`).
+    #[serde(rename = "TTL", deserialize_with = "lenient_go_duration")]
+    pub ttl: Option<Duration>,
 }
 
 /// What `GET /v1/agent/self` says about the agent (a typed subset).
@@ -1089,7 +1092,8 @@ mod tests {
                     "Name": "Service 'redis' check", "Status": "passing", "Notes": "",
                     "Output": "", "ServiceID": "redis", "ServiceName": "redis",
                     "ServiceTags": ["primary"], "Type": "ttl",
-                    "Definition": {"Interval": "10s", "Timeout": 5000000000u64, "HTTP": "http://x"},
+                    "Definition": {"Interval": "10s", "Timeout": 5000000000u64, "HTTP": "http://x",
+                                   "TTL": "1m30s", "DeregisterCriticalServiceAfter": "1m0s"},
                     "CreateIndex": 9, "ModifyIndex": 10
                 },
                 {
@@ -1118,6 +1122,11 @@ mod tests {
         );
         assert_eq!(e.checks[0].definition.timeout, Some(Duration::from_secs(5)));
         assert_eq!(e.checks[0].definition.http, "http://x");
+        assert_eq!(e.checks[0].definition.ttl, Some(Duration::from_secs(90)));
+        assert_eq!(
+            e.checks[0].definition.deregister_critical_service_after,
+            Some(Duration::from_secs(60))
+        );
         assert_eq!(e.checks[1].check_id, "serfHealth");
         assert_eq!(e.status(), CheckStatus::Passing);
     }

@@ -1,0 +1,880 @@
+//! The Consul client against an agent: the dev agent by default, a real Consul when
+//! `CONSUL_HTTP_ADDR` is set (then configured with `Client::from_env`, so `CONSUL_HTTP_TOKEN`
+//! and the TLS variables apply too). Tests that need the dev agent's fault switches or its ACL
+//! set-up say so and skip against a real Consul.
+//!
+//! Every wait is a deadline loop or a blocking query with a bound; loopback only.
+
+mod consul {
+    use std::collections::BTreeMap;
+    use std::future::Future;
+    use std::net::SocketAddr;
+    use std::time::{Duration, Instant};
+
+    use discoverable_devagent::DevAgent;
+    use discoverable_runtime::Error;
+    use discoverable_runtime::consul::{
+        CheckDefinition, CheckStatus, Client, Config, HealthQuery, HealthState, QueryOptions,
+        Registration, next_index,
+    };
+
+    /// The agent under test and a client for it.
+    struct Target {
+        client: Client,
+        /// `None` against a real Consul.
+        agent: Option<DevAgent>,
+    }
+
+    impl Target {
+        /// Against a real Consul when `CONSUL_HTTP_ADDR` is set, else a dev agent with `config`.
+        async fn new(config: discoverable_devagent::Config) -> Target {
+            if std::env::var_os("CONSUL_HTTP_ADDR").is_some_and(|v| !v.is_empty()) {
+                let client = Client::from_env().expect("CONSUL_* variables");
+                println!(
+                    "consul_client: against a real Consul at {} (CONSUL_HTTP_ADDR)",
+                    client.config().address()
+                );
+                Target {
+                    client,
+                    agent: None,
+                }
+            } else {
+                let agent = DevAgent::start(config).await.expect("dev agent starts");
+                println!("consul_client: against the dev agent at {}", agent.url());
+                let client = client_for(&agent.url(), None);
+                Target {
+                    client,
+                    agent: Some(agent),
+                }
+            }
+        }
+
+        async fn dev() -> Target {
+            Target::new(discoverable_devagent::Config::default()).await
+        }
+
+        /// The dev agent, or `None` after printing why the test skips against a real Consul.
+        fn dev_agent(&self, what: &str) -> Option<&DevAgent> {
+            if self.agent.is_none() {
+                println!("consul_client: skipping `{what}`: needs the dev agent");
+            }
+            self.agent.as_ref()
+        }
+    }
+
+    fn client_for(url: &str, token: Option<&str>) -> Client {
+        let mut b = Config::builder()
+            .address(url)
+            .request_timeout(Duration::from_secs(5));
+        if let Some(t) = token {
+            b = b.token(t);
+        }
+        Client::new(b.build().expect("config")).expect("client")
+    }
+
+    /// A name no other test (or earlier run against a real Consul) uses.
+    fn unique(prefix: &str) -> String {
+        format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+    }
+
+    /// Polls `f` until it gives `Some`, or panics after `deadline`.
+    async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut f: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        let end = Instant::now() + deadline;
+        loop {
+            if let Some(v) = f().await {
+                return v;
+            }
+            assert!(
+                Instant::now() < end,
+                "timed out after {deadline:?} waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A service with a health route on loopback that answers 200.
+    async fn health_server() -> SocketAddr {
+        let app = axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        addr
+    }
+
+    fn ttl_registration(name: &str, ttl: Duration) -> Registration {
+        Registration {
+            id: format!("{name}-1"),
+            name: name.to_owned(),
+            address: "127.0.0.1".into(),
+            port: 9,
+            checks: vec![CheckDefinition {
+                check_id: Some(format!("{name}-ttl")),
+                ttl: Some(ttl),
+                status: Some(CheckStatus::Passing),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn all(passing: bool) -> HealthQuery {
+        HealthQuery {
+            passing,
+            ..Default::default()
+        }
+    }
+
+    fn blocking(passing: bool, index: u64, wait: Duration) -> HealthQuery {
+        HealthQuery {
+            passing,
+            options: QueryOptions {
+                index: Some(index),
+                wait: Some(wait),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn agent_self_describes_the_agent() {
+        let t = Target::dev().await;
+        let me = t.client.agent_self().await.unwrap();
+        assert!(!me.datacenter.is_empty(), "{me:?}");
+        assert!(!me.node_name.is_empty(), "{me:?}");
+        assert!(!me.version.is_empty(), "{me:?}");
+    }
+
+    #[tokio::test]
+    async fn register_round_trips_every_field() {
+        let t = Target::dev().await;
+        let c = &t.client;
+        let health = health_server().await;
+        let name = unique("roundtrip");
+        let id = format!("{name}-1");
+        let reg = Registration {
+            id: id.clone(),
+            name: name.clone(),
+            tags: vec!["urlprefix-/rt".into(), "v1".into()],
+            address: "127.0.0.1".into(),
+            port: health.port(),
+            meta: BTreeMap::from([
+                ("version".into(), "1.2.3".into()),
+                ("team".into(), "core".into()),
+            ]),
+            checks: vec![
+                CheckDefinition {
+                    check_id: Some(format!("{id}-http")),
+                    name: Some("HTTP on /health".into()),
+                    http: Some(format!("http://{health}/health")),
+                    method: Some("GET".into()),
+                    header: BTreeMap::from([("X-Probe".into(), vec!["consul".into()])]),
+                    tls_skip_verify: true,
+                    interval: Some(Duration::from_secs(1)),
+                    timeout: Some(Duration::from_millis(500)),
+                    deregister_critical_service_after: Some(Duration::from_secs(90)),
+                    status: Some(CheckStatus::Passing),
+                    notes: Some("the app's health route".into()),
+                    ..Default::default()
+                },
+                CheckDefinition {
+                    check_id: Some(format!("{id}-ttl")),
+                    name: Some("heartbeat".into()),
+                    ttl: Some(Duration::from_secs(30)),
+                    status: Some(CheckStatus::Warning),
+                    notes: Some("kept alive by the app".into()),
+                    ..Default::default()
+                },
+            ],
+            replace_existing_checks: true,
+        };
+        c.register(&reg).await.unwrap();
+
+        // agent/service/:id
+        let one = c.agent_service(&id, None, None).await.unwrap();
+        let svc = one.value.expect("registered");
+        assert!(one.hash.is_some(), "a content hash");
+        assert_eq!(svc.id, id);
+        assert_eq!(svc.service, name);
+        assert_eq!(svc.tags, reg.tags);
+        assert_eq!(svc.meta, reg.meta);
+        assert_eq!(svc.port, health.port());
+        assert_eq!(svc.address, "127.0.0.1");
+        assert_eq!((svc.weights.passing, svc.weights.warning), (1, 1));
+        assert!(!svc.enable_tag_override);
+
+        // agent/services
+        let services = c.agent_services().await.unwrap();
+        let listed = &services[&id];
+        assert_eq!(listed.service, name);
+        assert_eq!(listed.tags, reg.tags);
+        assert_eq!(listed.meta, reg.meta);
+        assert_eq!(listed.port, health.port());
+
+        // agent/checks
+        let checks = c.agent_checks().await.unwrap();
+        let http = &checks[&format!("{id}-http")];
+        assert_eq!(http.name, "HTTP on /health");
+        assert_eq!(http.notes, "the app's health route");
+        assert_eq!(http.service_id, id);
+        assert_eq!(http.service_name, name);
+        assert_eq!(http.r#type, "http");
+        assert_eq!(http.definition.http, format!("http://{health}/health"));
+        assert_eq!(http.definition.method, "GET");
+        assert_eq!(http.definition.header["X-Probe"], ["consul"]);
+        assert!(http.definition.tls_skip_verify);
+        assert_eq!(http.definition.interval, Some(Duration::from_secs(1)));
+        assert_eq!(http.definition.timeout, Some(Duration::from_millis(500)));
+        assert_eq!(
+            http.definition.deregister_critical_service_after,
+            Some(Duration::from_secs(90))
+        );
+        let ttl = &checks[&format!("{id}-ttl")];
+        assert_eq!(ttl.name, "heartbeat");
+        assert_eq!(ttl.r#type, "ttl");
+        assert_eq!(
+            ttl.status,
+            CheckStatus::Warning,
+            "initial status as registered"
+        );
+        assert_eq!(ttl.notes, "kept alive by the app");
+
+        // health/service: the entry with its node and checks.
+        let entries = c.health_service(&name, &all(false)).await.unwrap();
+        assert!(entries.index >= 1);
+        assert_eq!(entries.value.len(), 1);
+        let entry = &entries.value[0];
+        assert_eq!(entry.service.id, id);
+        assert_eq!(entry.service.tags, reg.tags);
+        assert_eq!(entry.service.meta, reg.meta);
+        assert_eq!(entry.address(), "127.0.0.1");
+        assert!(!entry.node.node.is_empty());
+        let ids: Vec<&str> = entry.checks.iter().map(|c| c.check_id.as_str()).collect();
+        assert!(ids.contains(&format!("{id}-http").as_str()), "{ids:?}");
+        assert!(ids.contains(&format!("{id}-ttl").as_str()), "{ids:?}");
+        // A warning check keeps the instance out of the passing set.
+        let passing = c.health_service(&name, &all(true)).await.unwrap();
+        assert!(passing.value.is_empty(), "{:?}", passing.value);
+        // With a tag filter.
+        let tagged = c
+            .health_service(
+                &name,
+                &HealthQuery {
+                    passing: false,
+                    tags: vec!["v1".into()],
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(tagged.value.len(), 1);
+        let untagged = c
+            .health_service(
+                &name,
+                &HealthQuery {
+                    passing: false,
+                    tags: vec!["v2".into()],
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert!(untagged.value.is_empty());
+
+        // catalog/services
+        let catalog = c.catalog_services(&QueryOptions::default()).await.unwrap();
+        assert!(catalog.index >= 1);
+        let mut tags = catalog.value[&name].clone();
+        tags.sort();
+        assert_eq!(tags, ["urlprefix-/rt", "v1"]);
+
+        // health/state
+        let warning = c
+            .health_state(HealthState::Warning, &QueryOptions::default())
+            .await
+            .unwrap();
+        assert!(
+            warning
+                .value
+                .iter()
+                .any(|c| c.check_id == format!("{id}-ttl")),
+            "{:?}",
+            warning.value
+        );
+
+        // Deregister: gone, and a second deregister is NotFound.
+        c.deregister(&id).await.unwrap();
+        assert_eq!(c.agent_service(&id, None, None).await.unwrap().value, None);
+        assert!(!c.agent_services().await.unwrap().contains_key(&id));
+        assert!(
+            !c.agent_checks()
+                .await
+                .unwrap()
+                .contains_key(&format!("{id}-ttl"))
+        );
+        match c.deregister(&id).await {
+            Err(Error::NotFound { message }) => {
+                assert!(message.contains("Unknown service"), "{message}")
+            }
+            other => panic!("expected NotFound, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn http_check_turns_passing_through_the_agent() {
+        let t = Target::dev().await;
+        let health = health_server().await;
+        let name = unique("httpcheck");
+        let reg = Registration {
+            id: format!("{name}-1"),
+            name: name.clone(),
+            address: "127.0.0.1".into(),
+            port: health.port(),
+            checks: vec![CheckDefinition {
+                http: Some(format!("http://{health}/health")),
+                interval: Some(Duration::from_secs(1)),
+                timeout: Some(Duration::from_secs(1)),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        t.client.register(&reg).await.unwrap();
+        let entry = eventually(
+            "the HTTP check to pass",
+            Duration::from_secs(10),
+            || async {
+                let h = t.client.health_service(&name, &all(true)).await.unwrap();
+                h.value.into_iter().next()
+            },
+        )
+        .await;
+        assert_eq!(entry.service.port, health.port());
+        assert_eq!(entry.status(), CheckStatus::Passing);
+        t.client.deregister(&reg.id).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn register_errors_carry_consuls_reason() {
+        let t = Target::dev().await;
+        match t.client.register(&Registration::default()).await {
+            Err(Error::Status {
+                status: 400,
+                message,
+            }) => assert!(message.contains("Missing service name"), "{message}"),
+            other => panic!("expected 400, got {other:?}"),
+        }
+        let bad_check = Registration {
+            name: unique("badcheck"),
+            checks: vec![CheckDefinition {
+                interval: Some(Duration::from_secs(1)),
+                ttl: Some(Duration::from_secs(1)),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        match t.client.register(&bad_check).await {
+            Err(Error::Status {
+                status: 400,
+                message,
+            }) => assert!(message.contains("Invalid check"), "{message}"),
+            other => panic!("expected 400, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn blocking_health_service_waits_for_a_change() {
+        let t = Target::dev().await;
+        let c = t.client.clone();
+        let name = unique("blocking");
+        let reg = ttl_registration(&name, Duration::from_secs(60));
+        c.register(&reg).await.unwrap();
+        let first = c.health_service(&name, &all(true)).await.unwrap();
+        assert_eq!(first.value.len(), 1);
+        let index = next_index(0, first.index);
+
+        // Nothing changes: the read holds until its wait, then returns the same index.
+        let wait = Duration::from_secs(1);
+        let started = Instant::now();
+        let same = c
+            .health_service(&name, &blocking(true, index, wait))
+            .await
+            .unwrap();
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(900),
+            "returned before its wait: {took:?}"
+        );
+        assert!(took < wait * 3, "returned long after its wait: {took:?}");
+        assert_eq!(same.index, first.index);
+        assert_eq!(same.value.len(), 1);
+        assert_eq!(next_index(index, same.index), index);
+
+        // A change wakes it well before its wait, and not before the change.
+        let watcher = {
+            let c = c.clone();
+            let name = name.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let r = c
+                    .health_service(&name, &blocking(true, index, Duration::from_secs(20)))
+                    .await;
+                (r, started.elapsed())
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(!watcher.is_finished(), "returned without a change");
+        let changed_at = Instant::now();
+        c.check_fail(&format!("{name}-ttl"), "going down")
+            .await
+            .unwrap();
+        let (result, took) = tokio::time::timeout(Duration::from_secs(5), watcher)
+            .await
+            .expect("a change wakes the blocking read")
+            .unwrap();
+        let answer = result.unwrap();
+        assert!(took >= Duration::from_millis(450), "{took:?}");
+        assert!(changed_at.elapsed() < Duration::from_secs(3));
+        assert!(
+            answer.index > first.index,
+            "{} > {}",
+            answer.index,
+            first.index
+        );
+        assert!(
+            answer.value.is_empty(),
+            "the failing instance left the passing set"
+        );
+        c.deregister(&reg.id).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn blocking_catalog_and_health_state_wake_on_registration() {
+        let t = Target::dev().await;
+        let c = t.client.clone();
+        let first = c.catalog_services(&QueryOptions::default()).await.unwrap();
+        let states = c
+            .health_state(HealthState::Any, &QueryOptions::default())
+            .await
+            .unwrap();
+        let name = unique("catalogwatch");
+        let catalog_watch = {
+            let c = c.clone();
+            let index = next_index(0, first.index);
+            tokio::spawn(async move {
+                c.catalog_services(&QueryOptions {
+                    index: Some(index),
+                    wait: Some(Duration::from_secs(20)),
+                    ..Default::default()
+                })
+                .await
+            })
+        };
+        let state_watch = {
+            let c = c.clone();
+            let index = next_index(0, states.index);
+            tokio::spawn(async move {
+                c.health_state(
+                    HealthState::Any,
+                    &QueryOptions {
+                        index: Some(index),
+                        wait: Some(Duration::from_secs(20)),
+                        ..Default::default()
+                    },
+                )
+                .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        c.register(&ttl_registration(&name, Duration::from_secs(60)))
+            .await
+            .unwrap();
+        let catalog = tokio::time::timeout(Duration::from_secs(5), catalog_watch)
+            .await
+            .expect("registration wakes the catalog read")
+            .unwrap()
+            .unwrap();
+        assert!(catalog.index > first.index);
+        assert!(catalog.value.contains_key(&name));
+        let after = tokio::time::timeout(Duration::from_secs(5), state_watch)
+            .await
+            .expect("registration wakes the health state read")
+            .unwrap()
+            .unwrap();
+        assert!(
+            after
+                .value
+                .iter()
+                .any(|c| c.check_id == format!("{name}-ttl"))
+        );
+        c.deregister(&format!("{name}-1")).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn agent_service_hash_blocking() {
+        let t = Target::dev().await;
+        let c = t.client.clone();
+        let name = unique("hashed");
+        let mut reg = ttl_registration(&name, Duration::from_secs(60));
+        c.register(&reg).await.unwrap();
+        let first = c.agent_service(&reg.id, None, None).await.unwrap();
+        let hash = first.hash.clone().expect("a content hash");
+
+        // Unchanged: held until the wait, same hash.
+        let started = Instant::now();
+        let same = c
+            .agent_service(&reg.id, Some(&hash), Some(Duration::from_secs(1)))
+            .await
+            .unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(900));
+        assert_eq!(same.hash.as_deref(), Some(hash.as_str()));
+
+        // Changed: a new hash, promptly.
+        let watcher = {
+            let c = c.clone();
+            let id = reg.id.clone();
+            let hash = hash.clone();
+            tokio::spawn(async move {
+                c.agent_service(&id, Some(&hash), Some(Duration::from_secs(20)))
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        reg.tags = vec!["changed".into()];
+        c.register(&reg).await.unwrap();
+        let changed = tokio::time::timeout(Duration::from_secs(5), watcher)
+            .await
+            .expect("a change wakes the hash-blocking read")
+            .unwrap()
+            .unwrap();
+        assert_ne!(changed.hash.as_deref(), Some(hash.as_str()));
+        assert_eq!(changed.value.unwrap().tags, ["changed"]);
+        c.deregister(&reg.id).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn ttl_pass_warn_fail_update_and_expiry() {
+        let t = Target::dev().await;
+        let c = &t.client;
+        let name = unique("ttl");
+        let reg = ttl_registration(&name, Duration::from_secs(2));
+        let check = format!("{name}-ttl");
+        c.register(&reg).await.unwrap();
+
+        let status_of = |c: Client, check: String| async move {
+            let checks = c.agent_checks().await.unwrap();
+            let hc = &checks[&check];
+            (hc.status, hc.output.clone())
+        };
+
+        c.check_warn(&check, "slow disk").await.unwrap();
+        assert_eq!(
+            status_of(c.clone(), check.clone()).await,
+            (CheckStatus::Warning, "slow disk".to_owned())
+        );
+        c.check_fail(&check, "down").await.unwrap();
+        assert_eq!(
+            status_of(c.clone(), check.clone()).await,
+            (CheckStatus::Critical, "down".to_owned())
+        );
+        c.check_pass(&check, "all good").await.unwrap();
+        assert_eq!(
+            status_of(c.clone(), check.clone()).await,
+            (CheckStatus::Passing, "all good".to_owned())
+        );
+        c.check_update(&check, CheckStatus::Warning, "via update")
+            .await
+            .unwrap();
+        assert_eq!(
+            status_of(c.clone(), check.clone()).await,
+            (CheckStatus::Warning, "via update".to_owned())
+        );
+        c.check_update(&check, CheckStatus::Passing, "fine")
+            .await
+            .unwrap();
+        let passing = c.health_service(&name, &all(true)).await.unwrap();
+        assert_eq!(passing.value.len(), 1);
+
+        // No update within the TTL: critical, "TTL expired".
+        let (status, output) = eventually("the TTL to expire", Duration::from_secs(8), || {
+            let c = c.clone();
+            let check = check.clone();
+            async move {
+                let s = status_of(c, check).await;
+                (s.0 == CheckStatus::Critical).then_some(s)
+            }
+        })
+        .await;
+        assert_eq!(status, CheckStatus::Critical);
+        assert!(output.starts_with("TTL expired"), "{output}");
+        let critical = c
+            .health_state(HealthState::Critical, &QueryOptions::default())
+            .await
+            .unwrap();
+        assert!(critical.value.iter().any(|hc| hc.check_id == check));
+        let passing = c
+            .health_state(HealthState::Passing, &QueryOptions::default())
+            .await
+            .unwrap();
+        assert!(!passing.value.iter().any(|hc| hc.check_id == check));
+        assert!(
+            c.health_service(&name, &all(true))
+                .await
+                .unwrap()
+                .value
+                .is_empty()
+        );
+
+        // Unknown check ids.
+        let unknown = unique("nocheck");
+        match c.check_pass(&unknown, "x").await {
+            Err(Error::NotFound { .. }) => {}
+            // Consul before 1.7 answered 500 for an unknown check.
+            Err(Error::Status { status: 500, .. }) if t.agent.is_none() => {}
+            other => panic!("expected NotFound, got {other:?}"),
+        }
+        assert!(
+            c.check_update(&unknown, CheckStatus::Passing, "")
+                .await
+                .is_err()
+        );
+        c.deregister(&reg.id).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn index_reset_after_the_agent_loses_its_state() {
+        let t = Target::dev().await;
+        let Some(agent) = t.dev_agent("index_reset_after_the_agent_loses_its_state") else {
+            return;
+        };
+        let c = t.client.clone();
+        let name = unique("reset");
+        // Raise the index well above where a fresh agent starts.
+        for i in 0..5 {
+            c.register(&ttl_registration(
+                &format!("{name}-filler{i}"),
+                Duration::from_secs(60),
+            ))
+            .await
+            .unwrap();
+        }
+        c.register(&ttl_registration(&name, Duration::from_secs(60)))
+            .await
+            .unwrap();
+        let before = c.health_service(&name, &all(false)).await.unwrap();
+        let index = next_index(0, before.index);
+
+        // A blocking read in flight when the agent restarts returns at once, with a lower index.
+        let watcher = {
+            let c = c.clone();
+            let name = name.clone();
+            tokio::spawn(async move {
+                c.health_service(&name, &blocking(false, index, Duration::from_secs(20)))
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        agent.faults().restart_losing_state();
+        let after = tokio::time::timeout(Duration::from_secs(5), watcher)
+            .await
+            .expect("the restart wakes the blocking read")
+            .unwrap()
+            .unwrap();
+        assert!(after.value.is_empty(), "the agent forgot the service");
+        assert!(
+            after.index < before.index,
+            "{} < {}",
+            after.index,
+            before.index
+        );
+        // The rule: backwards means start over without blocking.
+        let reset = next_index(index, after.index);
+        assert_eq!(reset, 0);
+
+        // Index 0 reads at once, even with a wait.
+        c.register(&ttl_registration(&name, Duration::from_secs(60)))
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let fresh = c
+            .health_service(&name, &blocking(false, reset, Duration::from_secs(20)))
+            .await
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(fresh.value.len(), 1, "registered again");
+        let index = next_index(reset, fresh.index);
+        assert!(index >= 1);
+
+        // And the loop blocks again on the new index.
+        let started = Instant::now();
+        let same = c
+            .health_service(&name, &blocking(false, index, Duration::from_secs(1)))
+            .await
+            .unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(900));
+        assert_eq!(next_index(index, same.index), index);
+    }
+
+    #[tokio::test]
+    async fn acl_on_token_works_and_no_token_is_denied() {
+        const SECRET: &str = "c0ffee00-acl-token-for-tests";
+        let t = Target::new(discoverable_devagent::Config {
+            acl_token: Some(SECRET.into()),
+            ..Default::default()
+        })
+        .await;
+        let Some(agent) = t.dev_agent("acl_on_token_works_and_no_token_is_denied") else {
+            return;
+        };
+        let url = agent.url();
+        let with = client_for(&url, Some(SECRET));
+        let without = client_for(&url, None);
+        let wrong = client_for(&url, Some("00000000-0000-0000-0000-000000000000"));
+        let name = unique("acl");
+        let reg = ttl_registration(&name, Duration::from_secs(60));
+
+        // With the token, everything works.
+        with.agent_self().await.unwrap();
+        with.register(&reg).await.unwrap();
+        assert!(with.agent_services().await.unwrap().contains_key(&reg.id));
+        assert_eq!(
+            with.health_service(&name, &all(false))
+                .await
+                .unwrap()
+                .value
+                .len(),
+            1
+        );
+        assert!(
+            with.catalog_services(&QueryOptions::default())
+                .await
+                .unwrap()
+                .value
+                .contains_key(&name)
+        );
+
+        // Without: writes and agent:read are denied, lists are filtered.
+        for (who, client) in [("no token", &without), ("wrong token", &wrong)] {
+            match client.register(&reg).await {
+                Err(ref e @ Error::PermissionDenied { ref message }) => {
+                    assert!(
+                        message.contains("Permission denied") || message.contains("ACL not found"),
+                        "{who}: {message}"
+                    );
+                    assert!(!format!("{e} {e:?}").contains(SECRET));
+                }
+                other => panic!("{who}: expected PermissionDenied, got {other:?}"),
+            }
+            assert!(
+                matches!(
+                    client.agent_self().await,
+                    Err(Error::PermissionDenied { .. })
+                ),
+                "{who}"
+            );
+            assert!(
+                matches!(
+                    client.deregister(&reg.id).await,
+                    Err(Error::PermissionDenied { .. })
+                ),
+                "{who}"
+            );
+            assert!(
+                matches!(
+                    client.check_pass(&format!("{name}-ttl"), "").await,
+                    Err(Error::PermissionDenied { .. })
+                ),
+                "{who}"
+            );
+            match client.agent_services().await {
+                Ok(services) => assert!(!services.contains_key(&reg.id), "{who}"),
+                Err(Error::PermissionDenied { .. }) => {}
+                Err(e) => panic!("{who}: {e:?}"),
+            }
+            match client.health_service(&name, &all(false)).await {
+                Ok(h) => assert!(h.value.is_empty(), "{who}"),
+                Err(Error::PermissionDenied { .. }) => {}
+                Err(e) => panic!("{who}: {e:?}"),
+            }
+        }
+        // Still registered: the denied deregistrations did nothing.
+        assert!(with.agent_services().await.unwrap().contains_key(&reg.id));
+        with.deregister(&reg.id).await.unwrap();
+        let shown = format!("{with:?}");
+        assert!(!shown.contains(SECRET), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn acl_off_any_token_or_none_works() {
+        let t = Target::dev().await;
+        let Some(agent) = t.dev_agent("acl_off_any_token_or_none_works") else {
+            return;
+        };
+        let url = agent.url();
+        let name = unique("aclOff");
+        for client in [
+            client_for(&url, None),
+            client_for(&url, Some("whatever-token-1234")),
+        ] {
+            client.agent_self().await.unwrap();
+            let reg = ttl_registration(&name, Duration::from_secs(60));
+            client.register(&reg).await.unwrap();
+            assert!(client.agent_services().await.unwrap().contains_key(&reg.id));
+            client.deregister(&reg.id).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn faults_map_to_typed_errors() {
+        let t = Target::dev().await;
+        let Some(agent) = t.dev_agent("faults_map_to_typed_errors") else {
+            return;
+        };
+        let faults = agent.faults();
+        let quick = Client::new(
+            Config::builder()
+                .address(agent.url())
+                .request_timeout(Duration::from_millis(300))
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+
+        faults.fail_next(2);
+        for _ in 0..2 {
+            match quick.agent_self().await {
+                Err(Error::Status { status: 500, .. }) => {}
+                other => panic!("expected 500, got {other:?}"),
+            }
+        }
+        quick.agent_self().await.unwrap();
+
+        faults.set_delay(Some(Duration::from_secs(2)));
+        let started = Instant::now();
+        match quick.agent_services().await {
+            Err(Error::Timeout { after, .. }) => assert_eq!(after, Duration::from_millis(300)),
+            other => panic!("expected Timeout, got {other:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_millis(1500));
+        faults.set_delay(None);
+        quick.agent_services().await.unwrap();
+
+        faults.set_unavailable(true).await;
+        match quick.agent_self().await {
+            Err(Error::Unreachable { addr, .. }) => assert_eq!(addr, agent.url()),
+            other => panic!("expected Unreachable, got {other:?}"),
+        }
+        faults.set_unavailable(false).await;
+        eventually(
+            "the agent to listen again",
+            Duration::from_secs(5),
+            || async { quick.agent_self().await.ok() },
+        )
+        .await;
+    }
+}
