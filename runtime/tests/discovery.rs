@@ -1,0 +1,284 @@
+//! Discovery against the dev agent: watches, Consul's index rules, staleness, tower's p2c
+//! balancer, and the load-balanced client. Everything on 127.0.0.1.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::{Router, extract::Query, http::HeaderMap, routing::get};
+use discoverable_devagent::{Config as AgentConfig, DevAgent};
+use discoverable_runtime::consul::{self, CheckDefinition, CheckStatus, Client, Registration};
+use discoverable_runtime::discovery::{Balanced, InstanceSet};
+use discoverable_runtime::{Discovery, Health};
+use tower::{Service, ServiceExt, balance::p2c::Balance, load::Constant};
+
+const T: Duration = Duration::from_secs(10);
+
+async fn agent() -> (DevAgent, Client) {
+    let agent = DevAgent::start(AgentConfig::default()).await.unwrap();
+    let client = Client::new(consul::Config::builder().address(agent.url()).build().unwrap()).unwrap();
+    (agent, client)
+}
+
+fn registration(id: &str, port: u16, status: CheckStatus, tags: &[&str]) -> Registration {
+    Registration {
+        id: id.into(),
+        name: "web".into(),
+        address: "127.0.0.1".into(),
+        port,
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        checks: vec![CheckDefinition {
+            ttl: Some(Duration::from_secs(600)),
+            status: Some(status),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(T_WAIT, f).await.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+const T_WAIT: Duration = T;
+
+fn ids(set: &InstanceSet) -> Vec<&str> {
+    set.endpoints().iter().map(|e| e.id.as_str()).collect()
+}
+
+#[tokio::test]
+async fn watch_follows_registrations_and_health() {
+    let (_agent, client) = agent().await;
+    let discovery = Discovery::new(client.clone());
+    let mut watch = discovery.watch("web").wait(Duration::from_secs(5)).start();
+    let first = within("first answer", watch.wait_for(|s| s.is_known())).await;
+    assert!(first.is_empty());
+
+    client.register(&registration("web-1", 1001, CheckStatus::Passing, &["urlprefix-/web"])).await.unwrap();
+    let set = within("web-1", watch.wait_for(|s| s.len() == 1)).await;
+    let e = &set.endpoints()[0];
+    assert_eq!((e.id.as_str(), e.name.as_str(), e.address.as_str(), e.port), ("web-1", "web", "127.0.0.1", 1001));
+    assert_eq!(e.authority(), "127.0.0.1:1001");
+    assert_eq!(e.routes()[0].path, "/web");
+    assert_eq!(e.health, Health::Up);
+
+    // A critical instance is not passing: left out by default, as Fabio routes.
+    client.register(&registration("web-2", 1002, CheckStatus::Critical, &[])).await.unwrap();
+    client.check_pass("service:web-2", "ok").await.unwrap();
+    let set = within("web-2 passing", watch.wait_for(|s| s.len() == 2)).await;
+    assert_eq!(ids(&set), ["web-1", "web-2"]);
+    client.check_warn("service:web-2", "slow").await.unwrap();
+    let set = within("web-2 warning leaves", watch.wait_for(|s| s.len() == 1)).await;
+    assert_eq!(ids(&set), ["web-1"]);
+
+    // passing_only(false) sees it, with its state.
+    let all = discovery.watch("web").passing_only(false).start();
+    let mut all2 = all.clone();
+    let set = within("both", all2.wait_for(|s| s.len() == 2)).await;
+    assert_eq!(set.get("web-2").unwrap().health, Health::Degraded);
+
+    // Tag filter.
+    let mut tagged = discovery.watch("web").tag("urlprefix-/web").start();
+    let set = within("tagged", tagged.wait_for(|s| s.is_known())).await;
+    assert_eq!(ids(&set), ["web-1"]);
+
+    client.deregister("web-1").await.unwrap();
+    let set = within("web-1 gone", watch.wait_for(|s| s.is_empty())).await;
+    assert!(!set.is_stale());
+}
+
+#[tokio::test]
+async fn last_good_set_is_kept_and_marked_stale_while_consul_is_down() {
+    let (agent, client) = agent().await;
+    client.register(&registration("web-1", 1001, CheckStatus::Passing, &[])).await.unwrap();
+    let mut watch = Discovery::new(client.clone())
+        .watch("web")
+        .wait(Duration::from_secs(1))
+        .retry_backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .start();
+    within("web-1", watch.wait_for(|s| s.len() == 1)).await;
+    agent.faults().set_unavailable(true).await;
+    let set = within("stale", watch.wait_for(|s| s.is_stale())).await;
+    assert_eq!(ids(&set), ["web-1"], "the last good set is kept");
+    agent.faults().set_unavailable(false).await;
+    let set = within("fresh again", watch.wait_for(|s| !s.is_stale())).await;
+    assert_eq!(ids(&set), ["web-1"]);
+}
+
+#[tokio::test]
+async fn an_index_that_goes_backwards_resets_the_watch() {
+    let (agent, client) = agent().await;
+    client.register(&registration("web-1", 1001, CheckStatus::Passing, &[])).await.unwrap();
+    let mut watch = Discovery::new(client.clone()).watch("web").wait(Duration::from_secs(30)).start();
+    let before = within("web-1", watch.wait_for(|s| s.len() == 1)).await;
+    // The agent restarts without its data: the index starts again from a low value.
+    agent.faults().restart_losing_state();
+    within("emptied", watch.wait_for(|s| s.is_empty())).await;
+    client.register(&registration("web-9", 1009, CheckStatus::Passing, &[])).await.unwrap();
+    let after = within("web-9 seen after the reset", watch.wait_for(|s| s.len() == 1)).await;
+    assert_eq!(ids(&after), ["web-9"]);
+    assert!(after.index() < before.index() || before.index() <= 2, "{before:?} {after:?}");
+}
+
+/// A fake Consul answering `/v1/health/service/web` with a scripted sequence of indexes; it
+/// records the `index` each request asked for and holds each answer for `hold`.
+async fn scripted_consul(indexes: Vec<u64>, hold: Duration) -> (SocketAddr, Arc<std::sync::Mutex<Vec<Option<u64>>>>) {
+    let seen: Arc<std::sync::Mutex<Vec<Option<u64>>>> = Arc::default();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let app = Router::new().route(
+        "/v1/health/service/web",
+        get({
+            let seen = seen.clone();
+            move |Query(q): Query<HashMap<String, String>>| {
+                let (seen, calls, indexes) = (seen.clone(), calls.clone(), indexes.clone());
+                async move {
+                    seen.lock().unwrap().push(q.get("index").and_then(|i| i.parse().ok()));
+                    let n = calls.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(hold).await;
+                    let index = indexes[n.min(indexes.len() - 1)];
+                    let mut headers = HeaderMap::new();
+                    headers.insert("X-Consul-Index", index.to_string().parse().unwrap());
+                    headers.insert("X-Consul-KnownLeader", "true".parse().unwrap());
+                    headers.insert("X-Consul-LastContact", "0".parse().unwrap());
+                    (headers, "[]")
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, seen)
+}
+
+#[tokio::test]
+async fn index_rules_and_one_request_at_a_time() {
+    // Answers 10, then backwards to 3 (reset: the next read must not wait on an index),
+    // then 4 from then on.
+    let (addr, seen) = scripted_consul(vec![10, 3, 4, 4], Duration::from_millis(100)).await;
+    let client = Client::new(consul::Config::builder().address(format!("http://{addr}")).build().unwrap()).unwrap();
+    let watch = Discovery::new(client).watch("web").wait(Duration::from_secs(1)).start();
+    let deadline = tokio::time::Instant::now() + T;
+    while seen.lock().unwrap().len() < 6 {
+        assert!(tokio::time::Instant::now() < deadline, "watch stopped asking");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(&seen[..5], &[None, Some(10), None, Some(4), Some(4)], "{seen:?}");
+    assert!(seen.iter().all(|i| *i != Some(0)), "never waits on index 0: {seen:?}");
+    drop(watch);
+}
+
+#[tokio::test]
+async fn no_busy_loop_when_answers_do_not_change() {
+    // Consul answering at once with the same index (e.g. idempotent writes) must not turn the
+    // watch into a tight loop: one request at a time, each held by the server.
+    let (addr, seen) = scripted_consul(vec![7], Duration::from_millis(50)).await;
+    let client = Client::new(consul::Config::builder().address(format!("http://{addr}")).build().unwrap()).unwrap();
+    let _watch = Discovery::new(client).watch("web").start();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let n = seen.lock().unwrap().len();
+    // Strictly sequential requests of 50 ms each: at most ~10 in 500 ms.
+    assert!((2..=11).contains(&n), "{n} requests in 500 ms");
+}
+
+async fn backend(name: &'static str, hits: Arc<AtomicUsize>) -> SocketAddr {
+    let app = Router::new().route(
+        "/who",
+        get(move || {
+            let hits = hits.clone();
+            async move {
+                hits.fetch_add(1, Ordering::SeqCst);
+                name
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+#[tokio::test]
+async fn p2c_balances_over_discovered_instances() {
+    let (_agent, client) = agent().await;
+    let (a_hits, b_hits) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let a = backend("a", a_hits.clone()).await;
+    let b = backend("b", b_hits.clone()).await;
+    client.register(&registration("web-a", a.port(), CheckStatus::Passing, &[])).await.unwrap();
+    client.register(&registration("web-b", b.port(), CheckStatus::Passing, &[])).await.unwrap();
+    let watch = Discovery::new(client.clone()).watch("web").start();
+    let mut w = watch.clone();
+    within("both", w.wait_for(|s| s.len() == 2)).await;
+
+    let http = reqwest::Client::new();
+    let discover = watch.discover(move |e| {
+        let url = format!("http://{}/who", e.authority());
+        let http = http.clone();
+        Constant::new(
+            tower::service_fn(move |()| {
+                let (http, url) = (http.clone(), url.clone());
+                async move {
+                    let body = http.get(&url).send().await.map_err(|e| e.to_string())?.text().await.map_err(|e| e.to_string())?;
+                    Ok::<String, String>(body)
+                }
+            }),
+            1u32,
+        )
+    });
+    let mut balance = Balance::new(discover);
+    let mut answers = HashMap::<String, usize>::new();
+    for _ in 0..60 {
+        let answer = balance.ready().await.unwrap().call(()).await.unwrap();
+        *answers.entry(answer).or_default() += 1;
+    }
+    assert!(answers.get("a").copied().unwrap_or(0) > 0 && answers.get("b").copied().unwrap_or(0) > 0, "{answers:?}");
+
+    client.deregister("web-a").await.unwrap();
+    within("a gone", w.wait_for(|s| s.len() == 1)).await;
+    // The balancer sees the removal on its next poll; every later request goes to b.
+    let a_before = a_hits.load(Ordering::SeqCst);
+    for _ in 0..30 {
+        let answer = balance.ready().await.unwrap().call(()).await.unwrap();
+        assert_eq!(answer, "b");
+    }
+    assert_eq!(a_hits.load(Ordering::SeqCst), a_before);
+}
+
+#[tokio::test]
+async fn balanced_client_retries_a_dead_instance_and_skips_departed_ones() {
+    let (_agent, client) = agent().await;
+    let (a_hits, b_hits) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let a = backend("a", a_hits.clone()).await;
+    let b = backend("b", b_hits.clone()).await;
+    // A registered instance whose port refuses connections.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    client.register(&registration("web-dead", dead.port(), CheckStatus::Passing, &[])).await.unwrap();
+    client.register(&registration("web-a", a.port(), CheckStatus::Passing, &[])).await.unwrap();
+    let watch = Discovery::new(client.clone()).watch("web").start();
+    let mut w = watch.clone();
+    within("both", w.wait_for(|s| s.len() == 2)).await;
+    let balanced = Balanced::new(watch);
+    for _ in 0..20 {
+        let r = balanced.get("/who").await.expect("GET retried on the live instance");
+        assert_eq!(r.text().await.unwrap(), "a");
+    }
+
+    client.register(&registration("web-b", b.port(), CheckStatus::Passing, &[])).await.unwrap();
+    client.deregister("web-a").await.unwrap();
+    client.deregister("web-dead").await.unwrap();
+    within("only b", w.wait_for(|s| s.len() == 1 && s.get("web-b").is_some())).await;
+    let a_before = a_hits.load(Ordering::SeqCst);
+    for _ in 0..20 {
+        assert_eq!(balanced.get("/who").await.unwrap().text().await.unwrap(), "b");
+    }
+    assert_eq!(a_hits.load(Ordering::SeqCst), a_before, "no request to a departed instance");
+
+    client.deregister("web-b").await.unwrap();
+    within("none", w.wait_for(|s| s.is_empty())).await;
+    match balanced.get("/who").await {
+        Err(discoverable_runtime::Error::NoInstance { service }) => assert_eq!(service, "web"),
+        other => panic!("expected NoInstance, got {other:?}"),
+    }
+}
