@@ -64,10 +64,12 @@ impl fmt::Display for GoDuration {
             return f.write_str("0s");
         }
         if u < 1_000_000_000 {
-            let (prec, unit) = match u {
-                ..1_000 => (0, "ns"),
-                ..1_000_000 => (3, "µs"),
-                _ => (6, "ms"),
+            let (prec, unit) = if u < 1_000 {
+                (0, "ns")
+            } else if u < 1_000_000 {
+                (3, "µs")
+            } else {
+                (6, "ms")
             };
             let (fr, int) = frac(u, prec);
             return write!(f, "{sign}{int}{fr}{unit}");
