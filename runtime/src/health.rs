@@ -175,7 +175,7 @@ mod tests {
         let indicators = vec![
             Indicator::new("db", || async { true }),
             Indicator::new("cache", || async { Health::Degraded }),
-            Indicator::new("hangs", || std::future::pending::<Health>()),
+            Indicator::new("hangs", std::future::pending::<Health>),
         ];
         let report =
             HealthReport::collect(Health::Up, &indicators, Duration::from_millis(50)).await;

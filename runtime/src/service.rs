@@ -381,7 +381,7 @@ impl ServiceBuilder {
             retry_max: self.retry_max,
             consul: match self.consul {
                 Some(config) => config,
-                None => consul::Config::from_lookup(&env)?,
+                None => consul::Config::from_lookup(env)?,
             },
         };
         apply_env(&mut settings, &env)?;

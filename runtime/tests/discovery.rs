@@ -18,7 +18,13 @@ const T: Duration = Duration::from_secs(10);
 
 async fn agent() -> (DevAgent, Client) {
     let agent = DevAgent::start(AgentConfig::default()).await.unwrap();
-    let client = Client::new(consul::Config::builder().address(agent.url()).build().unwrap()).unwrap();
+    let client = Client::new(
+        consul::Config::builder()
+            .address(agent.url())
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
     (agent, client)
 }
 
@@ -39,7 +45,9 @@ fn registration(id: &str, port: u16, status: CheckStatus, tags: &[&str]) -> Regi
 }
 
 async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(T_WAIT, f).await.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+    tokio::time::timeout(T_WAIT, f)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
 const T_WAIT: Duration = T;
 
@@ -55,16 +63,30 @@ async fn watch_follows_registrations_and_health() {
     let first = within("first answer", watch.wait_for(|s| s.is_known())).await;
     assert!(first.is_empty());
 
-    client.register(&registration("web-1", 1001, CheckStatus::Passing, &["urlprefix-/web"])).await.unwrap();
+    client
+        .register(&registration(
+            "web-1",
+            1001,
+            CheckStatus::Passing,
+            &["urlprefix-/web"],
+        ))
+        .await
+        .unwrap();
     let set = within("web-1", watch.wait_for(|s| s.len() == 1)).await;
     let e = &set.endpoints()[0];
-    assert_eq!((e.id.as_str(), e.name.as_str(), e.address.as_str(), e.port), ("web-1", "web", "127.0.0.1", 1001));
+    assert_eq!(
+        (e.id.as_str(), e.name.as_str(), e.address.as_str(), e.port),
+        ("web-1", "web", "127.0.0.1", 1001)
+    );
     assert_eq!(e.authority(), "127.0.0.1:1001");
     assert_eq!(e.routes()[0].path, "/web");
     assert_eq!(e.health, Health::Up);
 
     // A critical instance is not passing: left out by default, as Fabio routes.
-    client.register(&registration("web-2", 1002, CheckStatus::Critical, &[])).await.unwrap();
+    client
+        .register(&registration("web-2", 1002, CheckStatus::Critical, &[]))
+        .await
+        .unwrap();
     client.check_pass("service:web-2", "ok").await.unwrap();
     let set = within("web-2 passing", watch.wait_for(|s| s.len() == 2)).await;
     assert_eq!(ids(&set), ["web-1", "web-2"]);
@@ -91,7 +113,10 @@ async fn watch_follows_registrations_and_health() {
 #[tokio::test]
 async fn last_good_set_is_kept_and_marked_stale_while_consul_is_down() {
     let (agent, client) = agent().await;
-    client.register(&registration("web-1", 1001, CheckStatus::Passing, &[])).await.unwrap();
+    client
+        .register(&registration("web-1", 1001, CheckStatus::Passing, &[]))
+        .await
+        .unwrap();
     let mut watch = Discovery::new(client.clone())
         .watch("web")
         .wait(Duration::from_secs(1))
@@ -109,21 +134,40 @@ async fn last_good_set_is_kept_and_marked_stale_while_consul_is_down() {
 #[tokio::test]
 async fn an_index_that_goes_backwards_resets_the_watch() {
     let (agent, client) = agent().await;
-    client.register(&registration("web-1", 1001, CheckStatus::Passing, &[])).await.unwrap();
-    let mut watch = Discovery::new(client.clone()).watch("web").wait(Duration::from_secs(30)).start();
+    client
+        .register(&registration("web-1", 1001, CheckStatus::Passing, &[]))
+        .await
+        .unwrap();
+    let mut watch = Discovery::new(client.clone())
+        .watch("web")
+        .wait(Duration::from_secs(30))
+        .start();
     let before = within("web-1", watch.wait_for(|s| s.len() == 1)).await;
     // The agent restarts without its data: the index starts again from a low value.
     agent.faults().restart_losing_state();
     within("emptied", watch.wait_for(|s| s.is_empty())).await;
-    client.register(&registration("web-9", 1009, CheckStatus::Passing, &[])).await.unwrap();
-    let after = within("web-9 seen after the reset", watch.wait_for(|s| s.len() == 1)).await;
+    client
+        .register(&registration("web-9", 1009, CheckStatus::Passing, &[]))
+        .await
+        .unwrap();
+    let after = within(
+        "web-9 seen after the reset",
+        watch.wait_for(|s| s.len() == 1),
+    )
+    .await;
     assert_eq!(ids(&after), ["web-9"]);
-    assert!(after.index() < before.index() || before.index() <= 2, "{before:?} {after:?}");
+    assert!(
+        after.index() < before.index() || before.index() <= 2,
+        "{before:?} {after:?}"
+    );
 }
 
 /// A fake Consul answering `/v1/health/service/web` with a scripted sequence of indexes; it
 /// records the `index` each request asked for and holds each answer for `hold`.
-async fn scripted_consul(indexes: Vec<u64>, hold: Duration) -> (SocketAddr, Arc<std::sync::Mutex<Vec<Option<u64>>>>) {
+async fn scripted_consul(
+    indexes: Vec<u64>,
+    hold: Duration,
+) -> (SocketAddr, Arc<std::sync::Mutex<Vec<Option<u64>>>>) {
     let seen: Arc<std::sync::Mutex<Vec<Option<u64>>>> = Arc::default();
     let calls = Arc::new(AtomicUsize::new(0));
     let app = Router::new().route(
@@ -133,7 +177,9 @@ async fn scripted_consul(indexes: Vec<u64>, hold: Duration) -> (SocketAddr, Arc<
             move |Query(q): Query<HashMap<String, String>>| {
                 let (seen, calls, indexes) = (seen.clone(), calls.clone(), indexes.clone());
                 async move {
-                    seen.lock().unwrap().push(q.get("index").and_then(|i| i.parse().ok()));
+                    seen.lock()
+                        .unwrap()
+                        .push(q.get("index").and_then(|i| i.parse().ok()));
                     let n = calls.fetch_add(1, Ordering::SeqCst);
                     tokio::time::sleep(hold).await;
                     let index = indexes[n.min(indexes.len() - 1)];
@@ -157,16 +203,35 @@ async fn index_rules_and_one_request_at_a_time() {
     // Answers 10, then backwards to 3 (reset: the next read must not wait on an index),
     // then 4 from then on.
     let (addr, seen) = scripted_consul(vec![10, 3, 4, 4], Duration::from_millis(100)).await;
-    let client = Client::new(consul::Config::builder().address(format!("http://{addr}")).build().unwrap()).unwrap();
-    let watch = Discovery::new(client).watch("web").wait(Duration::from_secs(1)).start();
+    let client = Client::new(
+        consul::Config::builder()
+            .address(format!("http://{addr}"))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let watch = Discovery::new(client)
+        .watch("web")
+        .wait(Duration::from_secs(1))
+        .start();
     let deadline = tokio::time::Instant::now() + T;
     while seen.lock().unwrap().len() < 6 {
-        assert!(tokio::time::Instant::now() < deadline, "watch stopped asking");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "watch stopped asking"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let seen = seen.lock().unwrap().clone();
-    assert_eq!(&seen[..5], &[None, Some(10), None, Some(4), Some(4)], "{seen:?}");
-    assert!(seen.iter().all(|i| *i != Some(0)), "never waits on index 0: {seen:?}");
+    assert_eq!(
+        &seen[..5],
+        &[None, Some(10), None, Some(4), Some(4)],
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().all(|i| *i != Some(0)),
+        "never waits on index 0: {seen:?}"
+    );
     drop(watch);
 }
 
@@ -175,7 +240,13 @@ async fn no_busy_loop_when_answers_do_not_change() {
     // Consul answering at once with the same index (e.g. idempotent writes) must not turn the
     // watch into a tight loop: one request at a time, each held by the server.
     let (addr, seen) = scripted_consul(vec![7], Duration::from_millis(50)).await;
-    let client = Client::new(consul::Config::builder().address(format!("http://{addr}")).build().unwrap()).unwrap();
+    let client = Client::new(
+        consul::Config::builder()
+            .address(format!("http://{addr}"))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
     let _watch = Discovery::new(client).watch("web").start();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let n = seen.lock().unwrap().len();
@@ -206,8 +277,14 @@ async fn p2c_balances_over_discovered_instances() {
     let (a_hits, b_hits) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let a = backend("a", a_hits.clone()).await;
     let b = backend("b", b_hits.clone()).await;
-    client.register(&registration("web-a", a.port(), CheckStatus::Passing, &[])).await.unwrap();
-    client.register(&registration("web-b", b.port(), CheckStatus::Passing, &[])).await.unwrap();
+    client
+        .register(&registration("web-a", a.port(), CheckStatus::Passing, &[]))
+        .await
+        .unwrap();
+    client
+        .register(&registration("web-b", b.port(), CheckStatus::Passing, &[]))
+        .await
+        .unwrap();
     let watch = Discovery::new(client.clone()).watch("web").start();
     let mut w = watch.clone();
     within("both", w.wait_for(|s| s.len() == 2)).await;
@@ -220,7 +297,14 @@ async fn p2c_balances_over_discovered_instances() {
             tower::service_fn(move |()| {
                 let (http, url) = (http.clone(), url.clone());
                 async move {
-                    let body = http.get(&url).send().await.map_err(|e| e.to_string())?.text().await.map_err(|e| e.to_string())?;
+                    let body = http
+                        .get(&url)
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .text()
+                        .await
+                        .map_err(|e| e.to_string())?;
                     Ok::<String, String>(body)
                 }
             }),
@@ -233,7 +317,10 @@ async fn p2c_balances_over_discovered_instances() {
         let answer = balance.ready().await.unwrap().call(()).await.unwrap();
         *answers.entry(answer).or_default() += 1;
     }
-    assert!(answers.get("a").copied().unwrap_or(0) > 0 && answers.get("b").copied().unwrap_or(0) > 0, "{answers:?}");
+    assert!(
+        answers.get("a").copied().unwrap_or(0) > 0 && answers.get("b").copied().unwrap_or(0) > 0,
+        "{answers:?}"
+    );
 
     client.deregister("web-a").await.unwrap();
     within("a gone", w.wait_for(|s| s.len() == 1)).await;
@@ -253,27 +340,58 @@ async fn balanced_client_retries_a_dead_instance_and_skips_departed_ones() {
     let a = backend("a", a_hits.clone()).await;
     let b = backend("b", b_hits.clone()).await;
     // A registered instance whose port refuses connections.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    client.register(&registration("web-dead", dead.port(), CheckStatus::Passing, &[])).await.unwrap();
-    client.register(&registration("web-a", a.port(), CheckStatus::Passing, &[])).await.unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    client
+        .register(&registration(
+            "web-dead",
+            dead.port(),
+            CheckStatus::Passing,
+            &[],
+        ))
+        .await
+        .unwrap();
+    client
+        .register(&registration("web-a", a.port(), CheckStatus::Passing, &[]))
+        .await
+        .unwrap();
     let watch = Discovery::new(client.clone()).watch("web").start();
     let mut w = watch.clone();
     within("both", w.wait_for(|s| s.len() == 2)).await;
     let balanced = Balanced::new(watch);
     for _ in 0..20 {
-        let r = balanced.get("/who").await.expect("GET retried on the live instance");
+        let r = balanced
+            .get("/who")
+            .await
+            .expect("GET retried on the live instance");
         assert_eq!(r.text().await.unwrap(), "a");
     }
 
-    client.register(&registration("web-b", b.port(), CheckStatus::Passing, &[])).await.unwrap();
+    client
+        .register(&registration("web-b", b.port(), CheckStatus::Passing, &[]))
+        .await
+        .unwrap();
     client.deregister("web-a").await.unwrap();
     client.deregister("web-dead").await.unwrap();
-    within("only b", w.wait_for(|s| s.len() == 1 && s.get("web-b").is_some())).await;
+    within(
+        "only b",
+        w.wait_for(|s| s.len() == 1 && s.get("web-b").is_some()),
+    )
+    .await;
     let a_before = a_hits.load(Ordering::SeqCst);
     for _ in 0..20 {
-        assert_eq!(balanced.get("/who").await.unwrap().text().await.unwrap(), "b");
+        assert_eq!(
+            balanced.get("/who").await.unwrap().text().await.unwrap(),
+            "b"
+        );
     }
-    assert_eq!(a_hits.load(Ordering::SeqCst), a_before, "no request to a departed instance");
+    assert_eq!(
+        a_hits.load(Ordering::SeqCst),
+        a_before,
+        "no request to a departed instance"
+    );
 
     client.deregister("web-b").await.unwrap();
     within("none", w.wait_for(|s| s.is_empty())).await;

@@ -96,10 +96,10 @@ where
     M: for<'a> TowerService<IncomingStream<'a, TcpListener>, Error = Infallible, Response = S>,
 {
     Serve {
-        service: service
-            .as_ref()
-            .map(Clone::clone)
-            .map_err(ToString::to_string),
+        service: match service {
+            Ok(service) => Ok(service.clone()),
+            Err(e) => Err(e.to_string()),
+        },
         listener,
         make_service,
         shutdown: None,

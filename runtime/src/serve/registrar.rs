@@ -123,10 +123,8 @@ impl Registrar {
     pub(crate) async fn run(mut self, mut status: CheckStatus, mut registered: bool) {
         let mut quiet = Quiet::default();
         loop {
-            if !registered {
-                if !self.register_with_retry(status, &mut quiet).await {
-                    return;
-                }
+            if !registered && !self.register_with_retry(status, &mut quiet).await {
+                return;
             }
             registered = false;
             // Registered: watch our own entry; heartbeat in TTL mode.
