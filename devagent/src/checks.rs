@@ -149,15 +149,16 @@ fn http_client(def: &CheckDef, timeout: Duration) -> Result<reqwest::Client, Str
 /// One HTTP check run, with Consul's status mapping and output.
 async fn http_once(client: &reqwest::Client, def: &CheckDef) -> (Status, String) {
     let method = if def.method.is_empty() {
-        "GET".to_owned()
+        "GET"
     } else {
-        def.method.to_ascii_uppercase()
+        def.method.as_str()
     };
-    let op = {
-        let mut op = method[..1].to_owned();
-        op.push_str(&method[1..].to_ascii_lowercase());
-        op
-    };
+    // Go's `urlErrorOp`: "Get", "Post", ...
+    let op: String = method
+        .chars()
+        .take(1)
+        .chain(method.chars().skip(1).flat_map(char::to_lowercase))
+        .collect();
     let fail = |detail: String| (Status::Critical, format!("{op} {:?}: {detail}", def.http));
     let Ok(m) = reqwest::Method::from_bytes(method.as_bytes()) else {
         return fail(format!("net/http: invalid method {method:?}"));

@@ -106,7 +106,7 @@ async fn without_change_the_query_returns_at_wait_with_the_same_index() {
     assert_eq!(index_of(&resp), index);
     // wait plus at most wait/16 of jitter.
     assert!(took >= Duration::from_millis(990), "{took:?}");
-    assert!(took < Duration::from_millis(1063 + 500), "{took:?}");
+    assert!(took < Duration::from_millis(1063 + 1000), "{took:?}");
     assert_eq!(
         resp.json::<Value>().await.unwrap()[0]["Service"]["ID"],
         "web"

@@ -13,7 +13,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use super::views::{self, VERSION};
-use super::{Answer, ApiError, Req, apply_filter, empty, parse_go_bool};
+use super::{Answer, ApiError, Req, acl_filter, apply_filter, empty, filtered, parse_go_bool};
 use crate::acl::Authz;
 use crate::checks;
 use crate::decode::{CheckDef, Fields, ServiceDef, TaggedAddress, parse_json};
@@ -140,21 +140,6 @@ fn vet_check_update(shared: &Shared, authz: &Authz, id: &str) -> Result<(), ApiE
     })
 }
 
-/// Sets `X-Consul-Results-Filtered-By-ACLs` when asked to.
-fn filtered(
-    mut resp: axum::response::Response,
-    authz: &Authz,
-    dropped: bool,
-) -> axum::response::Response {
-    if authz.report_filtered(dropped) {
-        resp.headers_mut().insert(
-            "x-consul-results-filtered-by-acls",
-            axum::http::HeaderValue::from_static("true"),
-        );
-    }
-    resp
-}
-
 /// `GET /v1/agent/self`.
 pub(super) fn self_info(shared: &Arc<Shared>, req: &Req) -> Answer {
     let authz = req.authz(shared)?;
@@ -230,12 +215,8 @@ fn member(shared: &Shared, node_id: &str) -> Value {
 pub(super) fn members(shared: &Arc<Shared>, req: &Req) -> Answer {
     let authz = req.authz(shared)?;
     let node_id = shared.read(|st| st.node_id.clone());
-    let list = if authz.allowed() {
-        vec![member(shared, &node_id)]
-    } else {
-        vec![]
-    };
-    Ok(filtered(req.json(&list), &authz, list.is_empty()))
+    let (list, dropped) = acl_filter(&authz, vec![member(shared, &node_id)]);
+    Ok(filtered(req.json(&list), &authz, dropped))
 }
 
 /// `GET /v1/agent/services`.
@@ -248,16 +229,12 @@ pub(super) fn services(shared: &Arc<Shared>, req: &Req) -> Answer {
             .map(|s| json!(views::agent_service(s, &shared.datacenter)))
             .collect()
     });
-    let mut kept = apply_filter(&filter, all);
-    let total = kept.len();
-    if !authz.allowed() {
-        kept.clear();
-    }
+    let (kept, dropped) = acl_filter(&authz, apply_filter(&filter, all));
     let map: serde_json::Map<String, Value> = kept
         .into_iter()
         .map(|v| (v["ID"].as_str().unwrap_or_default().to_owned(), v))
         .collect();
-    Ok(filtered(req.json(&map), &authz, total != map.len()))
+    Ok(filtered(req.json(&map), &authz, dropped))
 }
 
 /// The FNV-1a hash of an answer, as Consul's `ContentHash` (hex).
@@ -511,16 +488,12 @@ pub(super) fn checks(shared: &Arc<Shared>, req: &Req) -> Answer {
             .map(|c| json!(views::health_check(c, st, &shared.node)))
             .collect()
     });
-    let mut kept = apply_filter(&filter, all);
-    let total = kept.len();
-    if !authz.allowed() {
-        kept.clear();
-    }
+    let (kept, dropped) = acl_filter(&authz, apply_filter(&filter, all));
     let map: serde_json::Map<String, Value> = kept
         .into_iter()
         .map(|v| (v["CheckID"].as_str().unwrap_or_default().to_owned(), v))
         .collect();
-    Ok(filtered(req.json(&map), &authz, total != map.len()))
+    Ok(filtered(req.json(&map), &authz, dropped))
 }
 
 /// `PUT /v1/agent/check/register`.

@@ -7,25 +7,10 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::health::{acl_filter, has_tags};
+use super::health::has_tags;
 use super::views;
-use super::{Answer, ApiError, ReadOptions, Req, apply_filter};
-use crate::acl::Authz;
+use super::{Answer, ApiError, ReadOptions, Req, acl_filter, apply_filter, filtered};
 use crate::state::Shared;
-
-fn filtered_header(
-    mut resp: axum::response::Response,
-    authz: &Authz,
-    dropped: bool,
-) -> axum::response::Response {
-    if authz.report_filtered(dropped) {
-        resp.headers_mut().insert(
-            "x-consul-results-filtered-by-acls",
-            axum::http::HeaderValue::from_static("true"),
-        );
-    }
-    resp
-}
 
 /// `GET /v1/catalog/services`: `{name: [tags]}`.
 pub(super) async fn services(shared: &Arc<Shared>, req: &Req) -> Answer {
@@ -51,11 +36,7 @@ pub(super) async fn services(shared: &Arc<Shared>, req: &Req) -> Answer {
         .into_iter()
         .map(|(k, v)| (k, v.into_iter().collect()))
         .collect();
-    Ok(filtered_header(
-        opts.meta(req.json(&map), index),
-        &authz,
-        dropped,
-    ))
+    Ok(filtered(opts.meta(req.json(&map), index), &authz, dropped))
 }
 
 /// `GET /v1/catalog/service/:name`: `[ServiceNode]`.
@@ -82,7 +63,7 @@ pub(super) async fn service(shared: &Arc<Shared>, req: &Req) -> Answer {
             )
         })
         .await;
-    Ok(filtered_header(
+    Ok(filtered(
         opts.meta(req.json(&nodes), index),
         &authz,
         dropped,
@@ -101,7 +82,7 @@ pub(super) async fn nodes(shared: &Arc<Shared>, req: &Req) -> Answer {
             (st.catalog_index, acl_filter(&authz, nodes))
         })
         .await;
-    Ok(filtered_header(
+    Ok(filtered(
         opts.meta(req.json(&nodes), index),
         &authz,
         dropped,

@@ -10,33 +10,10 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::views;
-use super::{Answer, ApiError, ReadOptions, Req, apply_filter, parse_go_bool};
-use crate::acl::Authz;
+use super::{
+    Answer, ApiError, ReadOptions, Req, acl_filter, apply_filter, filtered, parse_go_bool,
+};
 use crate::state::{Shared, State};
-
-fn filtered_header(
-    mut resp: axum::response::Response,
-    authz: &Authz,
-    dropped: bool,
-) -> axum::response::Response {
-    if authz.report_filtered(dropped) {
-        resp.headers_mut().insert(
-            "x-consul-results-filtered-by-acls",
-            axum::http::HeaderValue::from_static("true"),
-        );
-    }
-    resp
-}
-
-/// Keeps everything if allowed, nothing otherwise; says whether something was dropped.
-pub(super) fn acl_filter<T>(authz: &Authz, mut items: Vec<T>) -> (Vec<T>, bool) {
-    let before = items.len();
-    if !authz.allowed() {
-        items.clear();
-    }
-    let dropped = items.len() != before;
-    (items, dropped)
-}
 
 /// Whether every `?tag=` is among `tags` (case-insensitive, as Consul's tag filter).
 pub(super) fn has_tags(tags: &[String], wanted: &[String]) -> bool {
@@ -104,7 +81,7 @@ pub(super) async fn service(shared: &Arc<Shared>, req: &Req) -> Answer {
     } else {
         entries
     };
-    Ok(filtered_header(
+    Ok(filtered(
         opts.meta(req.json(&entries), index),
         &authz,
         dropped,
@@ -127,7 +104,7 @@ async fn check_list(
             (index, acl_filter(&authz, apply_filter(&filter, values)))
         })
         .await;
-    Ok(filtered_header(
+    Ok(filtered(
         opts.meta(req.json(&checks), index),
         &authz,
         dropped,

@@ -202,6 +202,28 @@ impl Req {
     }
 }
 
+/// Adds `X-Consul-Results-Filtered-By-ACLs: true` when the token's view dropped something and
+/// the request named a token.
+pub(crate) fn filtered(mut resp: Response, authz: &Authz, dropped: bool) -> Response {
+    if authz.report_filtered(dropped) {
+        resp.headers_mut().insert(
+            HeaderName::from_static("x-consul-results-filtered-by-acls"),
+            HeaderValue::from_static("true"),
+        );
+    }
+    resp
+}
+
+/// Keeps everything if allowed, nothing otherwise; says whether something was dropped.
+pub(crate) fn acl_filter<T>(authz: &Authz, mut items: Vec<T>) -> (Vec<T>, bool) {
+    let before = items.len();
+    if !authz.allowed() {
+        items.clear();
+    }
+    let dropped = items.len() != before;
+    (items, dropped)
+}
+
 /// Applies `?filter=` to JSON entries.
 pub(crate) fn apply_filter(
     filter: &Option<filter::Expr>,
