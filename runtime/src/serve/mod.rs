@@ -199,7 +199,9 @@ where
     let server = axum::serve(listener, make).with_graceful_shutdown(async move {
         let _ = close_rx.wait_for(|closed| *closed).await;
     });
-    let mut server = tokio::spawn(server.into_future());
+    // Tasks are aborted if this future is dropped, so nothing outlives a dropped `serve`:
+    // the registrar first, then the guard deregisters, then the server (reverse order).
+    let mut server = AbortOnDrop(tokio::spawn(server.into_future()));
     tracing::info!(id = %instance.id(), %bound, advertised = %advertised.url(""), "serving");
 
     let guard = DeregisterGuard::new(settings.consul.clone(), instance.id().to_owned());
@@ -233,7 +235,7 @@ where
         }
         registered = true;
     }
-    let mut registrar = tokio::spawn(registrar.run(status, registered));
+    let mut registrar = AbortOnDrop(tokio::spawn(registrar.run(status, registered)));
 
     let mut requested = instance.shutdown_requested();
     let user_signal = async move {
@@ -256,7 +258,7 @@ where
         .await
         .is_err()
     {
-        registrar.abort();
+        registrar.0.abort();
     }
     // 2. Deregister (bounded).
     deregister(&client, &instance, settings.deregister_timeout).await;
@@ -286,7 +288,7 @@ where
         Ok(Err(join)) => return Err(Error::Io(io::Error::other(join))),
         Err(_) => {
             tracing::warn!(in_flight = instance.in_flight(), bound = ?settings.drain_timeout, "drain bound reached; closing remaining connections");
-            server.abort();
+            server.0.abort();
         }
     }
     tracing::info!(id = %instance.id(), "stopped");
@@ -340,6 +342,23 @@ async fn deregister(client: &Client, instance: &Instance, bound: Duration) {
         ),
     }
     instance.set_registered(false);
+}
+
+/// A task handle that aborts the task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx)
+    }
 }
 
 /// Wraps every connection's service in [`Discovered`].

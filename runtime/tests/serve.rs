@@ -1,0 +1,392 @@
+//! The serve lifecycle in-process against the dev agent: the ways serving can end, Consul
+//! faults at start-up and shutdown, and the make-service flavours. Everything on loopback.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::{Router, extract::ConnectInfo, routing::get};
+use discoverable_devagent::{Config as AgentConfig, DevAgent};
+use discoverable_runtime::consul::{self, Client};
+use discoverable_runtime::{Error, Service, ServiceBuilder};
+use tokio::net::TcpListener;
+
+const T: Duration = Duration::from_secs(10);
+
+async fn agent() -> (DevAgent, Client) {
+    let agent = DevAgent::start(AgentConfig::default()).await.unwrap();
+    let client = Client::new(config(&agent)).unwrap();
+    (agent, client)
+}
+
+fn config(agent: &DevAgent) -> consul::Config {
+    consul::Config::builder()
+        .address(agent.url())
+        .request_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap()
+}
+
+fn builder(agent: &DevAgent) -> ServiceBuilder {
+    Service::builder("svc")
+        .prefix("/svc")
+        .consul(config(agent))
+        .grace_period(Duration::from_millis(100))
+        .retry_backoff(Duration::from_millis(20), Duration::from_millis(200))
+}
+
+fn app() -> Router {
+    Router::new().route("/", get(|| async { "ok" }))
+}
+
+async fn until<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + T;
+    while !f().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn registered(client: &Client, id: &str) -> bool {
+    client
+        .agent_services()
+        .await
+        .map(|s| s.contains_key(id))
+        .unwrap_or(false)
+}
+
+async fn passing(client: &Client, name: &str) -> usize {
+    let q = consul::HealthQuery::default();
+    client
+        .health_service(name, &q)
+        .await
+        .map(|e| e.value.len())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn instance_shutdown_takes_the_signal_path() {
+    let (agent, client) = agent().await;
+    let service = builder(&agent).build().unwrap();
+    let instance = service.instance();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
+    until("registered", || registered(&client, instance.id())).await;
+    assert!(instance.is_registered());
+    assert_eq!(
+        passing(&client, "svc").await,
+        1,
+        "registered as passing at once"
+    );
+
+    instance.shutdown();
+    until("deregistered", || async {
+        !registered(&client, instance.id()).await
+    })
+    .await;
+    // Still serving during the grace period, health says 503.
+    let health = reqwest::get(format!("{url}/health")).await.unwrap();
+    assert_eq!(health.status(), 503);
+    tokio::time::timeout(T, served)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        reqwest::get(&url).await.is_err(),
+        "listener closed after serve returned"
+    );
+}
+
+#[tokio::test]
+async fn user_shutdown_future_and_connect_info_make_service() {
+    let (agent, client) = agent().await;
+    let service = builder(&agent).build().unwrap();
+    let id = service.id().to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = Router::new()
+        .route(
+            "/",
+            get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.ip().to_string() }),
+        )
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(
+        discoverable_runtime::serve(service, listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .into_future(),
+    );
+    until("registered", || registered(&client, &id)).await;
+    assert_eq!(
+        reqwest::get(&url).await.unwrap().text().await.unwrap(),
+        "127.0.0.1"
+    );
+    assert_eq!(
+        reqwest::get(format!("{url}/health"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    tx.send(()).unwrap();
+    tokio::time::timeout(T, served)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(!registered(&client, &id).await);
+}
+
+#[tokio::test]
+async fn into_make_service_works() {
+    let (agent, client) = agent().await;
+    let service = builder(&agent).build().unwrap();
+    let instance = service.instance();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let served = tokio::spawn(
+        discoverable_runtime::serve(service, listener, app().into_make_service()).into_future(),
+    );
+    until("registered", || registered(&client, instance.id())).await;
+    instance.shutdown();
+    tokio::time::timeout(T, served)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(!registered(&client, instance.id()).await);
+}
+
+// Multi-threaded: the best-effort deregistration blocks the dropping thread for its bound, and
+// the agent under test runs on this same runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_serve_future_still_deregisters() {
+    let (agent, client) = agent().await;
+    let service = builder(&agent).build().unwrap();
+    let id = service.id().to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let serving = discoverable_runtime::serve(service, listener, app()).into_future();
+    let client2 = client.clone();
+    let id2 = id.clone();
+    // The serve future loses a select! once the instance is registered, as an early `?` or a
+    // competing branch in user code would do.
+    tokio::select! {
+        _ = serving => panic!("serve returned on its own"),
+        () = until("registered", move || { let (c, i) = (client2.clone(), id2.clone()); async move { registered(&c, &i).await } }) => {}
+    }
+    assert!(
+        !registered(&client, &id).await,
+        "deregistered when the serve future was dropped"
+    );
+    // Nothing outlives it: the registrar does not register the instance again.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !registered(&client, &id).await,
+        "no registration after the serve future was dropped"
+    );
+}
+
+#[tokio::test]
+async fn registers_once_consul_comes_up_and_serves_meanwhile() {
+    let (agent, client) = agent().await;
+    agent.faults().set_unavailable(true).await;
+    let service = builder(&agent)
+        .retry_backoff(Duration::from_millis(100), Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let instance = service.instance();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
+    // Serving at once although Consul is down.
+    until("serving", || async {
+        reqwest::get(&url)
+            .await
+            .map(|r| r.status() == 200)
+            .unwrap_or(false)
+    })
+    .await;
+    // Let the backoff reach its cap before Consul comes back.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!instance.is_registered());
+    agent.faults().set_unavailable(false).await;
+    let up = Instant::now();
+    until("registered after Consul came up", || {
+        registered(&client, instance.id())
+    })
+    .await;
+    let took = up.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "registered {took:?} after Consul came up"
+    );
+    eprintln!("registered {took:?} after the agent came up");
+    instance.shutdown();
+    tokio::time::timeout(T, served)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn fail_fast_refuses_to_start_without_consul() {
+    let (agent, _client) = agent().await;
+    agent.faults().set_unavailable(true).await;
+    let service = builder(&agent).fail_fast(true).build().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = tokio::time::timeout(
+        T,
+        discoverable_runtime::serve(service, listener, app()).into_future(),
+    )
+    .await
+    .expect("fail_fast returns promptly")
+    .expect_err("fail_fast fails without Consul");
+    assert!(err.to_string().contains("cannot reach Consul"), "{err}");
+}
+
+#[tokio::test]
+async fn re_registers_after_the_agent_loses_its_state() {
+    let (agent, client) = agent().await;
+    let service = builder(&agent).build().unwrap();
+    let instance = service.instance();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
+    until("registered", || registered(&client, instance.id())).await;
+    agent.faults().restart_losing_state();
+    let lost = Instant::now();
+    until("registered again", || registered(&client, instance.id())).await;
+    assert!(
+        lost.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        lost.elapsed()
+    );
+    assert_eq!(passing(&client, "svc").await, 1);
+    // An operator's deregistration is healed the same way.
+    client.deregister(instance.id()).await.unwrap();
+    until("registered after an operator removed it", || {
+        registered(&client, instance.id())
+    })
+    .await;
+    instance.shutdown();
+    tokio::time::timeout(T, served)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(!registered(&client, instance.id()).await);
+}
+
+#[tokio::test]
+async fn shutdown_is_bounded_when_consul_hangs() {
+    let (agent, client) = agent().await;
+    let service = builder(&agent)
+        .deregister_timeout(Duration::from_millis(300))
+        .consul(
+            consul::Config::builder()
+                .address(agent.url())
+                .request_timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let instance = service.instance();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
+    until("registered", || registered(&client, instance.id())).await;
+    agent.faults().set_delay(Some(Duration::from_secs(20)));
+    let asked = Instant::now();
+    instance.shutdown();
+    tokio::time::timeout(T, served)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    // registrar stop (≤ bound) + deregistration (≤ bound) + grace 100 ms + drain.
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "shutdown took {:?}",
+        asked.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn no_ghost_when_shutdown_comes_while_registration_retries() {
+    let (agent, client) = agent().await;
+    agent.faults().set_unavailable(true).await;
+    let service = builder(&agent).build().unwrap();
+    let instance = service.instance();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    instance.shutdown();
+    tokio::time::timeout(T, served)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    agent.faults().set_unavailable(false).await;
+    // Give a leftover retry every chance to land: several backoff caps.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        client.agent_services().await.unwrap().is_empty(),
+        "nothing registered after shutdown"
+    );
+}
+
+#[tokio::test]
+async fn ipv6_addresses_are_bracketed_and_checked() {
+    let Ok(listener) = TcpListener::bind("[::1]:0").await else {
+        eprintln!("skipped: no IPv6 loopback on this host");
+        return;
+    };
+    let (agent, client) = agent().await;
+    let service = builder(&agent)
+        .interval(Duration::from_secs(1))
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let instance = service.instance();
+    let port = listener.local_addr().unwrap().port();
+    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
+    until("registered", || registered(&client, instance.id())).await;
+    let services = client.agent_services().await.unwrap();
+    assert_eq!(services[instance.id()].address, "::1");
+    let checks = client.agent_checks().await.unwrap();
+    let check = &checks[&format!("service:{}", instance.id())];
+    assert_eq!(check.definition.http, format!("http://[::1]:{port}/health"));
+    // The agent's own HTTP check reaches it: its output shows a real run.
+    until("agent ran the check", || async {
+        let checks = client.agent_checks().await.unwrap();
+        checks[&format!("service:{}", instance.id())]
+            .output
+            .contains("200")
+    })
+    .await;
+    instance.shutdown();
+    tokio::time::timeout(T, served)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn bad_service_is_a_run_time_error() {
+    match Service::builder("bad name").build() {
+        Err(Error::InvalidService(e)) => assert!(e.to_string().contains("`name`"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+use std::future::IntoFuture;
