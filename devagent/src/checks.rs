@@ -7,6 +7,7 @@
 //!   answer critical. Output: `HTTP GET <url>: 200 OK Output: <body, first 4KB>`, or Go's error
 //!   text, e.g. `Get "<url>": dial tcp 127.0.0.1:1: connect: connection refused`.
 //! - TCP: a connect every `Interval`; `TCP connect <addr>: Success` or Go's dial error.
+//! - Both honour `SuccessBeforePassing`, `FailuresBeforeWarning` and `FailuresBeforeCritical`.
 //! - TTL: armed at registration; each update re-arms it; on expiry the check turns critical with
 //!   `TTL expired` (or `TTL expired (last output before timeout follows): <output>`).
 //! - Reaper: every `reap_interval`, a service with a check critical for longer than its
@@ -107,6 +108,7 @@ async fn run_periodic(shared: Arc<Shared>, id: String, generation: u64, def: Che
         },
         Kind::Tcp => None,
     };
+    let mut thresholds = Thresholds::new(&def);
     // Consul's RandomStagger: the first run somewhere within the first interval.
     let stagger = rand::random_range(0..interval.as_nanos().max(1) as u64);
     tokio::time::sleep(Duration::from_nanos(stagger)).await;
@@ -115,12 +117,60 @@ async fn run_periodic(shared: Arc<Shared>, id: String, generation: u64, def: Che
             Some(client) => http_once(client, &def).await,
             None => tcp_once(&def.tcp, timeout).await,
         };
-        let output = truncate_output(&output, output_max(&def));
-        let changed = shared.write(|st| st.set_check(&id, Some(generation), status, &output));
-        if changed {
-            tracing::debug!(check = %id, status = status.as_str(), "check status");
+        if let Some(status) = thresholds.observe(status) {
+            let output = truncate_output(&output, output_max(&def));
+            let changed = shared.write(|st| st.set_check(&id, Some(generation), status, &output));
+            if changed {
+                tracing::debug!(check = %id, status = status.as_str(), "check status");
+            }
         }
         tokio::time::sleep(interval).await;
+    }
+}
+
+/// `SuccessBeforePassing`, `FailuresBeforeWarning`, `FailuresBeforeCritical`: how many results
+/// in a row it takes to change the status, as Consul's `StatusHandler` counts them.
+struct Thresholds {
+    successes: i64,
+    failures: i64,
+    success_before_passing: i64,
+    failures_before_warning: i64,
+    failures_before_critical: i64,
+}
+
+impl Thresholds {
+    fn new(def: &CheckDef) -> Thresholds {
+        Thresholds {
+            successes: 0,
+            failures: 0,
+            success_before_passing: def.success_before_passing,
+            // Defaults to FailuresBeforeCritical when not set.
+            failures_before_warning: if def.failures_before_warning == 0 {
+                def.failures_before_critical
+            } else {
+                def.failures_before_warning
+            },
+            failures_before_critical: def.failures_before_critical,
+        }
+    }
+
+    /// The status to record after one result, if the thresholds allow a change.
+    fn observe(&mut self, status: Status) -> Option<Status> {
+        if status == Status::Critical {
+            self.failures += 1;
+            self.successes = 0;
+            if self.failures >= self.failures_before_critical {
+                Some(Status::Critical)
+            } else if self.failures >= self.failures_before_warning {
+                Some(Status::Warning)
+            } else {
+                None
+            }
+        } else {
+            self.successes += 1;
+            self.failures = 0;
+            (self.successes >= self.success_before_passing).then_some(status)
+        }
     }
 }
 
@@ -364,6 +414,27 @@ mod tests {
         );
         // Never splits a character.
         assert_eq!(truncate_output("ééé", 3), "é ... (captured 3 of 6 bytes)");
+    }
+
+    #[test]
+    fn thresholds_count_results_in_a_row() {
+        let def = CheckDef {
+            success_before_passing: 2,
+            failures_before_warning: 1,
+            failures_before_critical: 3,
+            ..CheckDef::default()
+        };
+        let mut t = Thresholds::new(&def);
+        assert_eq!(t.observe(Status::Passing), None);
+        assert_eq!(t.observe(Status::Passing), Some(Status::Passing));
+        assert_eq!(t.observe(Status::Critical), Some(Status::Warning));
+        assert_eq!(t.observe(Status::Critical), Some(Status::Warning));
+        assert_eq!(t.observe(Status::Critical), Some(Status::Critical));
+        assert_eq!(t.observe(Status::Passing), None);
+        // Without thresholds every result counts at once.
+        let mut t = Thresholds::new(&CheckDef::default());
+        assert_eq!(t.observe(Status::Critical), Some(Status::Critical));
+        assert_eq!(t.observe(Status::Warning), Some(Status::Warning));
     }
 
     #[test]

@@ -451,6 +451,9 @@ pub(crate) struct CheckDef {
     pub(crate) disable_redirects: bool,
     pub(crate) output_max_size: i64,
     pub(crate) deregister_critical_service_after: GoDuration,
+    pub(crate) success_before_passing: i64,
+    pub(crate) failures_before_warning: i64,
+    pub(crate) failures_before_critical: i64,
 }
 
 impl CheckDef {
@@ -484,6 +487,9 @@ impl CheckDef {
             disable_redirects: f.bool("DisableRedirects")?,
             output_max_size: f.int("OutputMaxSize")?,
             deregister_critical_service_after: f.duration("DeregisterCriticalServiceAfter")?,
+            success_before_passing: f.int("SuccessBeforePassing")?,
+            failures_before_warning: f.int("FailuresBeforeWarning")?,
+            failures_before_critical: f.int("FailuresBeforeCritical")?,
         })
     }
 
