@@ -80,6 +80,19 @@ pub struct Faults {
     server: Arc<Server>,
 }
 
+impl std::fmt::Debug for Faults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Faults")
+            .field("addr", &self.server.addr())
+            .field("delay", &self.shared.faults.delay())
+            .field(
+                "failures_left",
+                &self.shared.faults.failures.load(Ordering::SeqCst),
+            )
+            .finish()
+    }
+}
+
 impl Faults {
     pub(crate) fn new(shared: Arc<Shared>, server: Arc<Server>) -> Faults {
         Faults { shared, server }
