@@ -1,0 +1,6 @@
+#[discoverable::discoverable(name = "cool_app")]
+fn serve_app() {}
+
+fn main() {
+    serve_app();
+}

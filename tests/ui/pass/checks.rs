@@ -1,0 +1,31 @@
+use discoverable::Health;
+
+async fn database_ready() -> bool {
+    true
+}
+
+mod health {
+    pub async fn queue() -> discoverable::Health {
+        discoverable::Health::Up
+    }
+
+    pub fn cache() -> impl std::future::Future<Output = bool> + Send {
+        async { true }
+    }
+}
+
+async fn r#disk() -> Health {
+    Health::from(true)
+}
+
+#[discoverable::discoverable(
+    name = "cool_app",
+    checks = [database_ready, health::queue, health::cache, r#disk],
+)]
+async fn serve_app(listener: tokio::net::TcpListener, app: axum::Router) -> std::io::Result<()> {
+    axum::serve(listener, app).await
+}
+
+fn main() {
+    let _ = serve_app;
+}
