@@ -61,15 +61,23 @@ pub(crate) struct Args {
     pub(crate) checks: Option<Arg<Vec<Path>>>,
     pub(crate) fail_fast: Option<Arg<LitBool>>,
     pub(crate) krate: Option<Arg<Path>>,
+    /// Every keyword written, including those whose value did not parse.
+    pub(crate) given: Vec<String>,
+}
+
+impl Args {
+    /// Whether the argument was written, whether or not its value parsed.
+    pub(crate) fn given(&self, keyword: &str) -> bool {
+        self.given.iter().any(|given| given == keyword)
+    }
 }
 
 /// Parses the attribute's arguments, recording every error.
 pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
     let mut args = Args::default();
-    let mut seen = Vec::new();
     let parser = |input: ParseStream<'_>| {
         comma_separated(input, errors, |input, errors| {
-            argument(input, &mut args, &mut seen, errors)
+            argument(input, &mut args, errors)
         })
     };
     if let Err(error) = parser.parse2(tokens) {
@@ -113,12 +121,7 @@ fn skip_past_comma(input: ParseStream<'_>) -> syn::Result<()> {
     })
 }
 
-fn argument(
-    input: ParseStream<'_>,
-    args: &mut Args,
-    seen: &mut Vec<String>,
-    errors: &mut Errors,
-) -> syn::Result<()> {
+fn argument(input: ParseStream<'_>, args: &mut Args, errors: &mut Errors) -> syn::Result<()> {
     let lookahead = input.lookahead1();
     let known = lookahead.peek(kw::name)
         || lookahead.peek(kw::prefix)
@@ -146,13 +149,13 @@ fn argument(
 
     let keyword = input.call(Ident::parse_any)?;
     let text = keyword.to_string();
-    if seen.contains(&text) {
+    if args.given(&text) {
         return Err(syn::Error::new(
             keyword.span(),
             format!("`{keyword}` specified more than once"),
         ));
     }
-    seen.push(text.clone());
+    args.given.push(text.clone());
 
     let k = &keyword;
     match text.as_str() {

@@ -4,8 +4,8 @@
 //! has compiling ones).
 //!
 //! The attribute runs in three steps, one file each (as thiserror-impl and serde_derive do):
-//! [`args`] parses the arguments, [`validate`] applies the shared metadata rules of
-//! `discoverable_rules`, [`expand`] generates the code (with [`body`] rewriting the serve calls).
+//! `args` parses the arguments, `validate` applies the shared metadata rules of
+//! `discoverable_rules`, `expand` generates the code (with `body` rewriting the serve calls).
 //! Errors from every step are collected and reported together.
 
 #![warn(missing_docs, rust_2018_idioms)]

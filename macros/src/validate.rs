@@ -45,6 +45,9 @@ pub(crate) struct Check {
 
 /// Checks the arguments against the rules, recording every broken one.
 pub(crate) fn validate(args: Args, errors: &mut Errors) -> Service {
+    // An argument written with a value that did not parse is not missing: its syntax error is
+    // reported already.
+    let (name_given, prefix_given) = (args.given("name"), args.given("prefix"));
     let krate = args
         .krate
         .map_or_else(|| syn::parse_quote!(::discoverable), |arg| arg.value);
@@ -54,6 +57,7 @@ pub(crate) fn validate(args: Args, errors: &mut Errors) -> Service {
             check(errors, &arg.value, rules::check_name(&arg.value.value()));
             arg.value
         }
+        None if name_given => LitStr::new("", Span::call_site()),
         None => {
             errors.push(syn::Error::new(
                 Span::call_site(),
@@ -64,7 +68,7 @@ pub(crate) fn validate(args: Args, errors: &mut Errors) -> Service {
     };
 
     if let Some(strip) = args.strip.as_ref().filter(|strip| strip.value.value) {
-        if args.prefix.is_none() {
+        if !prefix_given {
             errors.spanned(
                 &strip.keyword,
                 r#"`strip = true` removes the `prefix` from request paths, but no `prefix` is given; add one, e.g. `prefix = "/oops"`, or remove `strip`"#,
@@ -320,6 +324,8 @@ mod tests {
             ]
         );
         assert!(messages(quote!(name = ""))[0].starts_with("`name`: the service name is empty"));
+        // A name that does not parse is not also missing.
+        assert_eq!(messages(quote!(name = 5)).len(), 1);
         assert!(messages(quote!(name = "a b"))[0].contains("' '"));
     }
 
@@ -426,6 +432,10 @@ mod tests {
     #[test]
     fn strip_needs_prefix() {
         assert_eq!(messages(quote!(name = "a", strip = true)).len(), 1);
+        assert_eq!(
+            messages(quote!(name = "a", prefix = 1, strip = true)).len(),
+            1
+        );
         assert!(messages(quote!(name = "a", strip = false)).is_empty());
     }
 
