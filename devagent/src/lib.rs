@@ -128,6 +128,31 @@ impl fmt::Debug for Config {
 }
 
 /// A running agent. Dropping it stops it (listener, connections, check runners).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use discoverable_devagent::{Config, DevAgent};
+///
+/// let agent = DevAgent::start(Config::default()).await?;
+/// let http = reqwest::Client::new();
+/// // Exactly what a Consul client sends.
+/// http.put(format!("{}/v1/agent/service/register", agent.url()))
+///     .body(r#"{"Name": "web", "Port": 8080, "Check": {"TTL": "15s", "Status": "passing"}}"#)
+///     .send()
+///     .await?
+///     .error_for_status()?;
+/// let healthy: serde_json::Value = http
+///     .get(format!("{}/v1/health/service/web?passing", agent.url()))
+///     .send()
+///     .await?
+///     .json()
+///     .await?;
+/// assert_eq!(healthy[0]["Service"]["Port"], 8080);
+/// agent.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
 pub struct DevAgent {
     shared: Arc<Shared>,
     server: Arc<Server>,
