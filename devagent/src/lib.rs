@@ -64,6 +64,18 @@ use tokio::task::JoinHandle;
 
 pub use faults::Faults;
 
+/// Not public API: what the `devagent` binary needs from the library.
+#[doc(hidden)]
+pub mod __private {
+    use std::time::Duration;
+
+    /// A non-negative Go duration (`500ms`, `1m30s`), or `None`.
+    pub fn go_duration(s: &str) -> Option<Duration> {
+        let d = crate::decode::parse_go_duration(s).ok()?;
+        (d.0 >= 0).then(|| d.positive().unwrap_or_default())
+    }
+}
+
 use crate::acl::Acl;
 use crate::server::Server;
 use crate::state::Shared;

@@ -6,6 +6,7 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use discoverable_devagent::{Config, DevAgent};
 
@@ -26,10 +27,14 @@ OPTIONS:
     --node <NAME>          Node name [default: devagent]
     --datacenter <DC>      Datacenter [default: dc1]
     --acl-token <TOKEN>    Turn ACLs on (default policy deny) with TOKEN as the management token
+    --reap-interval <D>    How often long-critical services are reaped [default: 30s]
+    --deregister-critical-min <D>
+                           Least DeregisterCriticalServiceAfter honoured [default: 1m]
     -h, --help             Print this help
 
 When ready it prints one line, `devagent listening on http://ADDR`, to stdout.
-Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more.
+Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more. Durations are Go
+durations (500ms, 2s, 1m30s); shorten the reaper's for quick tests of crash clean-up.
 
 FAULT SWITCHES (paths Consul does not use):
     PUT /_devagent/fault/unavailable?for=2s   stop listening for that long, then listen again
@@ -68,10 +73,21 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Config>, 
             "--node" => config.node = value()?,
             "--datacenter" => config.datacenter = value()?,
             "--acl-token" => config.acl_token = Some(value()?),
+            "--reap-interval" => config.reap_interval = duration(&flag, &value()?)?,
+            "--deregister-critical-min" => {
+                config.deregister_critical_min = duration(&flag, &value()?)?;
+            }
             other => return Err(format!("unknown argument {other:?}; see --help")),
         }
     }
     Ok(Some(config))
+}
+
+/// A positive Go duration such as `500ms` or `1m30s`.
+fn duration(flag: &str, raw: &str) -> Result<Duration, String> {
+    discoverable_devagent::__private::go_duration(raw)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{flag}: {raw:?} is not a positive duration like 500ms or 1m30s"))
 }
 
 async fn stop_signal() {
@@ -164,5 +180,19 @@ mod tests {
         assert!(parse(&["--addr"]).is_err());
         assert!(parse(&["--addr", "nope"]).is_err());
         assert!(parse(&["--bogus"]).is_err());
+        let c = parse(&["--reap-interval", "500ms", "--deregister-critical-min=1.5s"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.reap_interval, Duration::from_millis(500));
+        assert_eq!(c.deregister_critical_min, Duration::from_millis(1500));
+        assert!(parse(&["--reap-interval", "0s"]).is_err());
+        assert!(parse(&["--reap-interval", "5"]).is_err());
+        assert_eq!(
+            parse(&["--reap-interval", "1m30s"])
+                .unwrap()
+                .unwrap()
+                .reap_interval,
+            Duration::from_secs(90)
+        );
     }
 }
