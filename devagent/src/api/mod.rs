@@ -434,8 +434,13 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response 
         HeaderName::from_static("x-consul-default-acl-policy"),
         HeaderValue::from_static(shared.acl.default_policy()),
     );
-    // The query string is left out: it may hold a token.
-    tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
+    // The query string is left out and ACL paths are hidden: either may hold a token.
+    let logged = if path.starts_with("/v1/acl/") {
+        "/v1/acl/<hidden>"
+    } else {
+        path.as_str()
+    };
+    tracing::debug!(%method, path = %logged, status = resp.status().as_u16(), "request");
     resp
 }
 
