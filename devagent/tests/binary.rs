@@ -90,6 +90,13 @@ async fn prints_its_address_serves_and_exits_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 403);
+    // Legacy ACL endpoints carried the token in the path.
+    let resp = http
+        .get(format!("{url}/v1/acl/info/{TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
 
     let pid = child.id().to_string();
     let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
