@@ -275,7 +275,7 @@ impl State {
 
     /// Adds or replaces a check, keeping the status and output of a check with the same ID when
     /// the registration named no status. Returns whether anything a reader sees changed.
-    fn put_check(&mut self, new: NewCheck, index: &mut Option<u64>) -> bool {
+    fn put_check(&mut self, new: NewCheck) -> bool {
         let NewCheck {
             mut check,
             status_given,
@@ -298,9 +298,6 @@ impl State {
         };
         check.create_index = create;
         check.modify_index = modify;
-        if changed && index.is_none() {
-            *index = Some(0);
-        }
         // Replacing drops the old runner, which stops it.
         self.checks.insert(check.id.clone(), check);
         changed
@@ -327,11 +324,11 @@ impl State {
         replace_existing_checks: bool,
     ) -> Vec<String> {
         let old = self.services.get(&service.id).cloned();
-        let mut pending = None;
         let service_changed = old.as_ref().is_none_or(|o| !o.same_content(&service));
         let ids: Vec<String> = checks.iter().map(|c| c.check.id.clone()).collect();
+        let mut checks_changed = false;
         for c in checks {
-            self.put_check(c, &mut pending);
+            checks_changed |= self.put_check(c);
         }
         if replace_existing_checks {
             let stale: Vec<String> = self
@@ -342,10 +339,10 @@ impl State {
                 .collect();
             for id in stale {
                 self.checks.remove(&id);
-                pending = Some(0);
+                checks_changed = true;
             }
         }
-        if service_changed || pending.is_some() {
+        if service_changed || checks_changed {
             let old_name = old.as_ref().map(|o| o.name.clone());
             let names = [Some(service.name.clone()), old_name];
             let index = self.bump(names.iter().flatten().map(String::as_str));
@@ -374,8 +371,7 @@ impl State {
     pub(crate) fn add_check(&mut self, check: NewCheck) -> String {
         let id = check.check.id.clone();
         let name = check.check.service_name.clone();
-        let mut pending = None;
-        if self.put_check(check, &mut pending) {
+        if self.put_check(check) {
             let index = if name.is_empty() {
                 self.bump_node()
             } else {
