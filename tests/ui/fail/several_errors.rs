@@ -3,7 +3,7 @@
     prefix = "oops",
     interval = "soon",
     port = 3000,
-    strip = "yes",
+    strip = "yes"
 )]
 async fn serve_app(listener: tokio::net::TcpListener, app: axum::Router) -> std::io::Result<()> {
     axum::serve(listener, app).await
