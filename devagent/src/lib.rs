@@ -184,14 +184,37 @@ impl DevAgent {
     ///
     /// Must be called within a tokio runtime.
     pub async fn start(config: Config) -> io::Result<DevAgent> {
-        let shared = Shared::new(
-            config.node,
-            config.datacenter,
-            Acl::new(config.acl_token),
+        let shared = Self::shared(&config);
+        let server = Server::start(config.addr, shared.clone()).await?;
+        Ok(Self::run(shared, server))
+    }
+
+    /// Starts serving on a listener the caller bound already (`config.addr` is ignored), e.g.
+    /// to learn the agent's port before any thread exists.
+    ///
+    /// Must be called within a tokio runtime.
+    pub async fn from_listener(
+        listener: std::net::TcpListener,
+        config: Config,
+    ) -> io::Result<DevAgent> {
+        listener.set_nonblocking(true)?;
+        let shared = Self::shared(&config);
+        let server =
+            Server::start_on(tokio::net::TcpListener::from_std(listener)?, shared.clone())?;
+        Ok(Self::run(shared, server))
+    }
+
+    fn shared(config: &Config) -> Arc<Shared> {
+        Shared::new(
+            config.node.clone(),
+            config.datacenter.clone(),
+            Acl::new(config.acl_token.clone()),
             config.reap_interval,
             config.deregister_critical_min,
-        );
-        let server = Server::start(config.addr, shared.clone()).await?;
+        )
+    }
+
+    fn run(shared: Arc<Shared>, server: Arc<Server>) -> DevAgent {
         let _ = shared.server.set(Arc::downgrade(&server));
         let reaper = checks::spawn_reaper(shared.clone());
         tracing::info!(
@@ -201,11 +224,11 @@ impl DevAgent {
             acl = shared.acl.default_policy(),
             "devagent started"
         );
-        Ok(DevAgent {
+        DevAgent {
             shared,
             server,
             reaper,
-        })
+        }
     }
 
     /// The bound address (port 0 resolved).

@@ -66,7 +66,11 @@ fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 impl Server {
     /// Binds `addr` and starts serving.
     pub(crate) async fn start(addr: SocketAddr, shared: Arc<Shared>) -> io::Result<Arc<Server>> {
-        let listener = bind(addr)?;
+        Server::start_on(bind(addr)?, shared)
+    }
+
+    /// Starts serving on a listener bound by the caller.
+    pub(crate) fn start_on(listener: TcpListener, shared: Arc<Shared>) -> io::Result<Arc<Server>> {
         let server = Arc::new(Server {
             addr: listener.local_addr()?,
             shared,

@@ -85,6 +85,11 @@ impl Instance {
         &self.shared.health_path
     }
 
+    /// How long the health route's indicators (and Consul's check) may take.
+    pub(crate) fn check_timeout(&self) -> Duration {
+        self.shared.check_timeout
+    }
+
     /// Sets the instance's own health by hand (`Some`), or returns it to automatic (`None`).
     ///
     /// Indicators still count: the health route reports the worst of both.

@@ -23,6 +23,7 @@
 
 mod address;
 mod guard;
+mod probe;
 mod registrar;
 mod signal;
 
@@ -43,13 +44,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_service::Service as TowerService;
 
-use crate::consul::{CheckStatus, Client};
+use crate::consul::Client;
 use crate::error::Error;
 use crate::instance::Instance;
 use crate::layer::Discovered;
 use crate::service::Service;
 
-pub(crate) use address::http_url;
 use guard::DeregisterGuard;
 use registrar::Registrar;
 
@@ -205,12 +205,12 @@ where
     tracing::info!(id = %instance.id(), %bound, advertised = %advertised.url(""), "serving");
 
     let guard = DeregisterGuard::new(settings.consul.clone(), instance.id().to_owned());
-    let probe_url = http_url(
-        &address::probe_addr(bound).ip().to_string(),
-        bound.port(),
+    let status = probe::probe(
+        address::probe_addr(bound),
         instance.health_path(),
-    );
-    let status = probe(&probe_url, &settings).await;
+        instance.check_timeout(),
+    )
+    .await;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut registrar = Registrar {
         client: client.clone(),
@@ -293,38 +293,6 @@ where
     }
     tracing::info!(id = %instance.id(), "stopped");
     Ok(())
-}
-
-/// Probes the health route once over the bound address; the check is registered in that
-/// state so it is routable at once instead of after Consul's first scheduled run.
-async fn probe(url: &str, settings: &crate::service::Settings) -> CheckStatus {
-    let timeout = match settings.check {
-        discoverable_rules::CheckTiming::Http { timeout, .. } => timeout,
-        discoverable_rules::CheckTiming::Ttl { ttl } => ttl / 3,
-    };
-    let client = match reqwest::Client::builder()
-        .no_proxy()
-        .timeout(timeout)
-        .build()
-    {
-        Ok(c) => c,
-        Err(_) => return CheckStatus::Critical,
-    };
-    match client.get(url).send().await {
-        Ok(r) => {
-            let status = match r.status().as_u16() {
-                200..=299 => CheckStatus::Passing,
-                429 => CheckStatus::Warning,
-                _ => CheckStatus::Critical,
-            };
-            tracing::debug!(url, code = r.status().as_u16(), "probed own health route");
-            status
-        }
-        Err(e) => {
-            tracing::warn!(url, error = %e, "own health route did not answer; registering as critical");
-            CheckStatus::Critical
-        }
-    }
 }
 
 async fn deregister(client: &Client, instance: &Instance, bound: Duration) {

@@ -1,0 +1,303 @@
+//! The whole story in one command, no Consul needed:
+//!
+//! ```sh
+//! cargo run --example demo
+//! ```
+//!
+//! Starts the dev agent in-process on a free loopback port (or uses the Consul that
+//! `CONSUL_HTTP_ADDR` names), the `monolith` (`/v1`) and `v2` (`/v2`) services, and a prefix
+//! router that routes by the `urlprefix-` tags it reads from Consul, as Fabio does. Then it
+//! sends requests through the router, and replaces the v2 instance under steady load: a new
+//! instance starts, the old one is stopped through the same path a SIGTERM takes
+//! (deregister, grace period, drain). It prints a timeline and ends with
+//! `requests: N ok, M failed`; it exits non-zero if any request failed.
+
+#[path = "support/router.rs"]
+mod router;
+
+use std::future::IntoFuture;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// The monolith: everything under `/v1`.
+#[discoverable::discoverable(name = "monolith", prefix = "/v1")]
+async fn monolith(listener: TcpListener, stop: oneshot::Receiver<()>) -> io::Result<()> {
+    let app = Router::new()
+        .fallback(|uri: axum::http::Uri| async move { format!("monolith: {}", uri.path()) });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = stop.await;
+        })
+        .await
+}
+
+/// The rewrite: everything under `/v2`. `label` tells the instances apart.
+#[discoverable::discoverable(name = "v2", prefix = "/v2")]
+async fn v2(
+    listener: TcpListener,
+    label: &'static str,
+    stop: oneshot::Receiver<()>,
+) -> io::Result<()> {
+    let app = Router::new()
+        .fallback(move |uri: axum::http::Uri| async move { format!("v2 {label}: {}", uri.path()) });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = stop.await;
+        })
+        .await
+}
+
+struct Timeline {
+    start: Instant,
+}
+
+impl Timeline {
+    fn event(&self, what: &str, figure: Option<(&str, Duration)>) {
+        let at = self.start.elapsed().as_secs_f64() * 1000.0;
+        match figure {
+            Some((label, d)) => println!(
+                "{at:>8.1} ms  {what:<52} {label:>22} {:>8.1} ms",
+                d.as_secs_f64() * 1000.0
+            ),
+            None => println!("{at:>8.1} ms  {what}"),
+        }
+    }
+}
+
+/// A running service instance: its port and how to stop it.
+struct Running {
+    port: u16,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<io::Result<()>>,
+}
+
+async fn start<F, Fut>(f: F) -> io::Result<(Running, Instant)>
+where
+    F: FnOnce(TcpListener, oneshot::Receiver<()>) -> Fut,
+    Fut: std::future::Future<Output = io::Result<()>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let bound = Instant::now();
+    let port = listener.local_addr()?.port();
+    let (stop, rx) = oneshot::channel();
+    let task = tokio::spawn(f(listener, rx));
+    Ok((Running { port, stop, task }, bound))
+}
+
+async fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> Result<T, String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = f() {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("timed out waiting for {what}"));
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The dev agent's port is taken before any thread exists, so the services (which read
+    // CONSUL_HTTP_ADDR like every Consul client) can be pointed at it.
+    let agent_listener = match std::env::var_os("CONSUL_HTTP_ADDR") {
+        Some(_) => None,
+        None => {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+            let url = format!("http://{}", listener.local_addr()?);
+            // SAFETY: no other thread exists yet; nothing reads the environment concurrently.
+            #[allow(unsafe_code)]
+            unsafe {
+                std::env::set_var("CONSUL_HTTP_ADDR", &url)
+            };
+            Some(listener)
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Runtime::new()?;
+    let (ok, failed, agent) = runtime.block_on(story(agent_listener))?;
+    // The watches stop with the runtime, before the agent they watch.
+    drop(runtime);
+    drop(agent);
+    println!("requests: {ok} ok, {failed} failed");
+    if failed > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+async fn story(
+    agent_listener: Option<std::net::TcpListener>,
+) -> Result<(u64, u64), Box<dyn std::error::Error>> {
+    let t = Timeline {
+        start: Instant::now(),
+    };
+    let consul = std::env::var("CONSUL_HTTP_ADDR")?;
+    let agent = match agent_listener {
+        Some(listener) => {
+            let agent =
+                discoverable_devagent::DevAgent::from_listener(listener, Default::default())
+                    .await?;
+            t.event(&format!("dev agent listening on {}", agent.url()), None);
+            Some(agent)
+        }
+        None => {
+            t.event(&format!("using Consul at {consul}"), None);
+            None
+        }
+    };
+    let discovery = discoverable::Discovery::from_env()?;
+    let router = router::PrefixRouter::new(discovery.clone());
+    let router_listener = TcpListener::bind("127.0.0.1:0").await?;
+    let router_url = format!("http://{}", router_listener.local_addr()?);
+    tokio::spawn(axum::serve(router_listener, router.clone().app()).into_future());
+    t.event(&format!("router listening on {router_url}"), None);
+
+    let in_router = |port: u16| {
+        let router = router.clone();
+        move || {
+            router
+                .table()
+                .iter()
+                .any(|(_, e)| e.port == port)
+                .then_some(())
+        }
+    };
+    let mut v2_watch = discovery.watch("v2").start();
+    let mut v1_watch = discovery.watch("monolith").start();
+
+    // 1. Two services come up.
+    let (mono, mono_bound) = start(monolith).await?;
+    let (old, old_bound) = start(|l, s| v2(l, "a", s)).await?;
+    t.event(&format!("monolith bound on 127.0.0.1:{}", mono.port), None);
+    t.event(
+        &format!("v2 instance a bound on 127.0.0.1:{}", old.port),
+        None,
+    );
+    let port = mono.port;
+    v1_watch
+        .wait_for(|s| s.endpoints().iter().any(|e| e.port == port))
+        .await;
+    t.event(
+        "monolith registered and passing",
+        Some(("after bind", mono_bound.elapsed())),
+    );
+    let port = old.port;
+    v2_watch
+        .wait_for(|s| s.endpoints().iter().any(|e| e.port == port))
+        .await;
+    t.event(
+        "v2 a registered and passing",
+        Some(("after bind", old_bound.elapsed())),
+    );
+    until("monolith in the router", in_router(mono.port)).await?;
+    until("v2 a in the router", in_router(old.port)).await?;
+    t.event(
+        "both routable through the router",
+        Some(("after bind", mono_bound.elapsed())),
+    );
+
+    // 2. Requests through the router.
+    let http = reqwest::Client::new();
+    for path in ["/v1/users", "/v2/users"] {
+        let body = http
+            .get(format!("{router_url}{path}"))
+            .send()
+            .await?
+            .text()
+            .await?;
+        t.event(&format!("GET {path:<10} -> {body}"), None);
+    }
+
+    // 3. Rolling restart of v2 under steady load.
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let running = Arc::new(AtomicBool::new(true));
+    let mut load = Vec::new();
+    for client in 0..4 {
+        let (http, url, ok, failed, running) = (
+            http.clone(),
+            router_url.clone(),
+            ok.clone(),
+            failed.clone(),
+            running.clone(),
+        );
+        load.push(tokio::spawn(async move {
+            let path = if client % 2 == 0 {
+                "/v2/orders"
+            } else {
+                "/v1/orders"
+            };
+            while running.load(Ordering::Relaxed) {
+                match http.get(format!("{url}{path}")).send().await {
+                    Ok(r) if r.status().is_success() => ok.fetch_add(1, Ordering::Relaxed),
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    t.event("steady load: 4 clients through the router", None);
+    let (new, new_bound) = start(|l, s| v2(l, "b", s)).await?;
+    t.event(
+        &format!("v2 instance b bound on 127.0.0.1:{}", new.port),
+        None,
+    );
+    until("v2 b in the router", in_router(new.port)).await?;
+    t.event(
+        "v2 b routable through the router",
+        Some(("after bind", new_bound.elapsed())),
+    );
+
+    let stopping = Instant::now();
+    let _ = old.stop.send(());
+    t.event("v2 a stopping (the path SIGTERM takes)", None);
+    let port = old.port;
+    until("v2 a out of the router", move || {
+        in_router(port)().is_none().then_some(())
+    })
+    .await?;
+    t.event(
+        "v2 a left the router",
+        Some(("after stop", stopping.elapsed())),
+    );
+    old.task.await??;
+    t.event(
+        "v2 a deregistered, drained and stopped",
+        Some(("after stop", stopping.elapsed())),
+    );
+    // A moment of load on the new instance alone.
+    let before = ok.load(Ordering::Relaxed);
+    until("requests served by v2 b alone", || {
+        (ok.load(Ordering::Relaxed) >= before + 100).then_some(())
+    })
+    .await?;
+    running.store(false, Ordering::Relaxed);
+    for l in load {
+        l.await?;
+    }
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    t.event(
+        &format!("steady load stopped: {ok} ok, {failed} failed"),
+        None,
+    );
+
+    // 4. Everything stops the same way.
+    let _ = new.stop.send(());
+    let _ = mono.stop.send(());
+    new.task.await??;
+    mono.task.await??;
+    v2_watch.wait_for(|s| s.is_empty()).await;
+    t.event("all instances deregistered and stopped", None);
+    Ok((ok, failed, agent))
+}
