@@ -229,3 +229,38 @@ async fn ttl_check_stays_passing_and_goes_critical_when_frozen() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_process_is_reaped_by_the_agent() {
+    // The agent's test switch shortens Consul's one-minute DeregisterCriticalServiceAfter
+    // minimum, so the backstop for a crash can be watched in seconds.
+    let (_agent, consul) = devagent(&[
+        "--reap-interval",
+        "200ms",
+        "--deregister-critical-cap",
+        "1s",
+    ]);
+    let (mut app, _url) = example("layer", &consul, &[("CHECK_TTL", "2s")]);
+    until(T, "registered", || async {
+        agent_instances(&consul, "cool_app")
+            .await
+            .filter(|s| !s.is_empty())
+    })
+    .await;
+    app.signal("KILL");
+    app.wait_exit(T);
+    let killed = Instant::now();
+    // Nothing deregistered it: the TTL expires (2 s), then the reaper removes it (1 s + 200 ms).
+    assert_eq!(agent_instances(&consul, "cool_app").await.unwrap().len(), 1);
+    until(T, "reaped", || async {
+        agent_instances(&consul, "cool_app")
+            .await
+            .filter(|s| s.is_empty())
+    })
+    .await;
+    eprintln!("reaped {:?} after SIGKILL", killed.elapsed());
+    assert!(
+        killed.elapsed() >= Duration::from_secs(2),
+        "reaped before the TTL expired"
+    );
+}

@@ -111,6 +111,10 @@ pub struct Config {
     pub reap_interval: Duration,
     /// The least `DeregisterCriticalServiceAfter` honoured. Default 60s (Consul's minimum).
     pub deregister_critical_min: Duration,
+    /// **Not Consul behaviour**, for tests only: every `DeregisterCriticalServiceAfter` is
+    /// treated as at most this long, so a test can watch a crashed instance being reaped
+    /// although its registration asks for Consul's one-minute minimum. Default `None`.
+    pub deregister_critical_cap: Option<Duration>,
 }
 
 impl Default for Config {
@@ -122,6 +126,7 @@ impl Default for Config {
             acl_token: None,
             reap_interval: Duration::from_secs(30),
             deregister_critical_min: Duration::from_secs(60),
+            deregister_critical_cap: None,
         }
     }
 }
@@ -135,6 +140,7 @@ impl fmt::Debug for Config {
             .field("acl_token", &self.acl_token.as_ref().map(|_| "<redacted>"))
             .field("reap_interval", &self.reap_interval)
             .field("deregister_critical_min", &self.deregister_critical_min)
+            .field("deregister_critical_cap", &self.deregister_critical_cap)
             .finish()
     }
 }
@@ -211,6 +217,7 @@ impl DevAgent {
             Acl::new(config.acl_token.clone()),
             config.reap_interval,
             config.deregister_critical_min,
+            config.deregister_critical_cap,
         )
     }
 

@@ -30,6 +30,9 @@ OPTIONS:
     --reap-interval <D>    How often long-critical services are reaped [default: 30s]
     --deregister-critical-min <D>
                            Least DeregisterCriticalServiceAfter honoured [default: 1m]
+    --deregister-critical-cap <D>
+                           NOT CONSUL BEHAVIOUR, for tests: treat every
+                           DeregisterCriticalServiceAfter as at most D [default: none]
     -h, --help             Print this help
 
 When ready it prints one line, `devagent listening on http://ADDR`, to stdout.
@@ -76,6 +79,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Config>, 
             "--reap-interval" => config.reap_interval = duration(&flag, &value()?)?,
             "--deregister-critical-min" => {
                 config.deregister_critical_min = duration(&flag, &value()?)?;
+            }
+            "--deregister-critical-cap" => {
+                config.deregister_critical_cap = Some(duration(&flag, &value()?)?);
             }
             other => return Err(format!("unknown argument {other:?}; see --help")),
         }

@@ -567,6 +567,7 @@ pub(crate) struct Shared {
     pub(crate) acl: Acl,
     pub(crate) reap_interval: Duration,
     pub(crate) deregister_critical_min: Duration,
+    pub(crate) deregister_critical_cap: Option<Duration>,
     pub(crate) faults: Switches,
     /// The listener, for the fault endpoints; weak because the server holds this agent.
     pub(crate) server: OnceLock<Weak<Server>>,
@@ -581,6 +582,7 @@ impl Shared {
         acl: Acl,
         reap_interval: Duration,
         deregister_critical_min: Duration,
+        deregister_critical_cap: Option<Duration>,
     ) -> Arc<Shared> {
         let state = State::new(0);
         let (changes, _) = watch::channel(Version {
@@ -593,6 +595,7 @@ impl Shared {
             acl,
             reap_interval,
             deregister_critical_min,
+            deregister_critical_cap,
             faults: Switches::default(),
             server: OnceLock::new(),
             state: Mutex::new(state),

@@ -100,7 +100,8 @@ fn new_check(shared: &Shared, def: &CheckDef, id: String, name: String) -> NewCh
     check.reap_after = def
         .deregister_critical_service_after
         .positive()
-        .map(|d| d.max(shared.deregister_critical_min));
+        .map(|d| d.max(shared.deregister_critical_min))
+        .map(|d| shared.deregister_critical_cap.map_or(d, |cap| d.min(cap)));
     check.ttl = def.ttl.positive().map(|ttl| Ttl {
         ttl,
         deadline: Some(Instant::now() + ttl),
