@@ -236,8 +236,8 @@ fn check_route_host(host: &str) -> Result {
     Ok(())
 }
 
-/// A user tag: not empty, no control characters, and not a second `urlprefix-` route when a
-/// prefix is given (set `prefix` instead).
+/// A user tag: not empty, no control characters. A `urlprefix-` tag among the user's tags is
+/// allowed: it adds a route beside the one `prefix` registers.
 pub fn check_tag(tag: &str) -> Result {
     if tag.is_empty() {
         return Err(RuleError::new(
