@@ -137,9 +137,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+type Agent = Option<discoverable_devagent::DevAgent>;
+
 async fn story(
     agent_listener: Option<std::net::TcpListener>,
-) -> Result<(u64, u64), Box<dyn std::error::Error>> {
+) -> Result<(u64, u64, Agent), Box<dyn std::error::Error>> {
     let t = Timeline {
         start: Instant::now(),
     };
