@@ -30,6 +30,9 @@
 //!
 //! The same agent runs as a program, `devagent --addr 127.0.0.1:8500` (see `devagent --help`).
 //!
+//! For tests of a client's TLS settings it can serve HTTPS, with or without requiring client
+//! certificates: see [`TlsConfig`] (a development and test feature).
+//!
 //! # Endpoints
 //!
 //! Agent: `PUT /v1/agent/service/register` (`?replace-existing-checks`),
@@ -53,6 +56,7 @@ mod decode;
 mod faults;
 mod server;
 mod state;
+mod tls;
 
 use std::fmt;
 use std::io;
@@ -63,6 +67,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 pub use faults::Faults;
+pub use tls::TlsConfig;
 
 /// Not public API: what the `devagent` binary needs from the library.
 #[doc(hidden)]
@@ -115,6 +120,10 @@ pub struct Config {
     /// treated as at most this long, so a test can watch a crashed instance being reaped
     /// although its registration asks for Consul's one-minute minimum. Default `None`.
     pub deregister_critical_cap: Option<Duration>,
+    /// `Some`: serve HTTPS (optionally requiring client certificates) instead of plain HTTP,
+    /// for tests of a client's TLS settings. A development and test feature, see
+    /// [`TlsConfig`]. Default `None`.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for Config {
@@ -127,6 +136,7 @@ impl Default for Config {
             reap_interval: Duration::from_secs(30),
             deregister_critical_min: Duration::from_secs(60),
             deregister_critical_cap: None,
+            tls: None,
         }
     }
 }
@@ -141,6 +151,7 @@ impl fmt::Debug for Config {
             .field("reap_interval", &self.reap_interval)
             .field("deregister_critical_min", &self.deregister_critical_min)
             .field("deregister_critical_cap", &self.deregister_critical_cap)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -189,9 +200,14 @@ impl DevAgent {
     /// Binds `config.addr`, starts serving, and returns once it is listening.
     ///
     /// Must be called within a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// The bind error, or `InvalidInput` when the TLS material of `config.tls` cannot be used.
     pub async fn start(config: Config) -> io::Result<DevAgent> {
+        let tls = config.tls.as_ref().map(TlsConfig::acceptor).transpose()?;
         let shared = Self::shared(&config);
-        let server = Server::start(config.addr, shared.clone()).await?;
+        let server = Server::start(config.addr, shared.clone(), tls).await?;
         Ok(Self::run(shared, server))
     }
 
@@ -203,10 +219,14 @@ impl DevAgent {
         listener: std::net::TcpListener,
         config: Config,
     ) -> io::Result<DevAgent> {
+        let tls = config.tls.as_ref().map(TlsConfig::acceptor).transpose()?;
         listener.set_nonblocking(true)?;
         let shared = Self::shared(&config);
-        let server =
-            Server::start_on(tokio::net::TcpListener::from_std(listener)?, shared.clone())?;
+        let server = Server::start_on(
+            tokio::net::TcpListener::from_std(listener)?,
+            shared.clone(),
+            tls,
+        )?;
         Ok(Self::run(shared, server))
     }
 
@@ -226,6 +246,7 @@ impl DevAgent {
         let reaper = checks::spawn_reaper(shared.clone());
         tracing::info!(
             addr = %server.addr(),
+            tls = server.is_tls(),
             node = %shared.node,
             datacenter = %shared.datacenter,
             acl = shared.acl.default_policy(),
@@ -243,8 +264,8 @@ impl DevAgent {
         self.server.addr()
     }
 
-    /// The base URL clients use, e.g. `http://127.0.0.1:8500` (loopback when bound to a
-    /// wildcard address).
+    /// The base URL clients use, e.g. `http://127.0.0.1:8500`, or `https://127.0.0.1:8501`
+    /// with [`Config::tls`] (loopback when bound to a wildcard address).
     pub fn url(&self) -> String {
         let mut addr = self.addr();
         if addr.ip().is_unspecified() {
@@ -253,7 +274,17 @@ impl DevAgent {
                 IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
             });
         }
-        format!("http://{addr}")
+        let scheme = if self.server.is_tls() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{addr}")
+    }
+
+    /// Whether the agent serves HTTPS ([`Config::tls`]).
+    pub fn is_tls(&self) -> bool {
+        self.server.is_tls()
     }
 
     /// A handle on the fault switches.

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use discoverable_devagent::{Config, DevAgent};
+use discoverable_devagent::{Config, DevAgent, TlsConfig};
 
 const HELP: &str = "\
 devagent: a Consul-compatible agent for development and tests.
@@ -33,9 +33,15 @@ OPTIONS:
     --deregister-critical-cap <D>
                            NOT CONSUL BEHAVIOUR, for tests: treat every
                            DeregisterCriticalServiceAfter as at most D [default: none]
+    --tls-cert <FILE>      Serve HTTPS with this PEM certificate chain (needs --tls-key);
+                           for tests of clients' TLS settings
+    --tls-key <FILE>       The PEM private key of --tls-cert
+    --tls-client-ca <FILE> Require client certificates signed by these PEM CA
+                           certificates (mutual TLS; needs --tls-cert)
     -h, --help             Print this help
 
-When ready it prints one line, `devagent listening on http://ADDR`, to stdout.
+When ready it prints one line, `devagent listening on http://ADDR` (https:// with
+--tls-cert), to stdout.
 Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more. Durations are Go
 durations (500ms, 2s, 1m30s); shorten the reaper's for quick tests of crash clean-up.
 
@@ -51,6 +57,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Config>, 
         addr: SocketAddr::from(([127, 0, 0, 1], 8500)),
         ..Config::default()
     };
+    let (mut tls_cert, mut tls_key, mut tls_client_ca) = (None, None, None);
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -83,9 +90,23 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Config>, 
             "--deregister-critical-cap" => {
                 config.deregister_critical_cap = Some(duration(&flag, &value()?)?);
             }
+            "--tls-cert" => tls_cert = Some(value()?),
+            "--tls-key" => tls_key = Some(value()?),
+            "--tls-client-ca" => tls_client_ca = Some(value()?),
             other => return Err(format!("unknown argument {other:?}; see --help")),
         }
     }
+    config.tls = match (tls_cert, tls_key) {
+        (Some(cert), Some(key)) => Some(
+            TlsConfig::from_files(&cert, &key, tls_client_ca.as_ref())
+                .map_err(|e| format!("--tls-cert/--tls-key/--tls-client-ca: {e}"))?,
+        ),
+        (None, None) if tls_client_ca.is_some() => {
+            return Err("--tls-client-ca needs --tls-cert and --tls-key".into());
+        }
+        (None, None) => None,
+        _ => return Err("--tls-cert and --tls-key go together".into()),
+    };
     Ok(Some(config))
 }
 
@@ -143,7 +164,7 @@ async fn main() -> ExitCode {
     let agent = match DevAgent::start(config).await {
         Ok(agent) => agent,
         Err(e) => {
-            eprintln!("devagent: cannot listen: {e}");
+            eprintln!("devagent: cannot start: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -200,5 +221,46 @@ mod tests {
                 .reap_interval,
             Duration::from_secs(90)
         );
+    }
+
+    #[test]
+    fn parses_tls_flags() {
+        let dir = std::env::temp_dir().join(format!("devagent-flags-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            path.to_str().unwrap().to_owned()
+        };
+        let (cert, key, ca) = (file("c.pem", "C"), file("k.pem", "K"), file("ca.pem", "A"));
+        let c = parse(&["--tls-cert", &cert, "--tls-key", &key])
+            .unwrap()
+            .unwrap();
+        let tls = c.tls.unwrap();
+        assert_eq!(
+            (&tls.cert_pem[..], &tls.key_pem[..]),
+            (&b"C"[..], &b"K"[..])
+        );
+        assert!(tls.client_ca_pem.is_none());
+        let c = parse(&[
+            &format!("--tls-cert={cert}"),
+            "--tls-key",
+            &key,
+            "--tls-client-ca",
+            &ca,
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.tls.unwrap().client_ca_pem.as_deref(), Some(&b"A"[..]));
+        assert!(
+            parse(&["--tls-cert", &cert])
+                .unwrap_err()
+                .contains("go together")
+        );
+        assert!(parse(&["--tls-client-ca", &ca]).is_err());
+        let missing = dir.join("missing.pem");
+        let e = parse(&["--tls-cert", missing.to_str().unwrap(), "--tls-key", &key]).unwrap_err();
+        assert!(e.contains("missing.pem"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

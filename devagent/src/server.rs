@@ -1,10 +1,13 @@
-//! The listener: accepts connections and serves HTTP/1.1 on them, and can stop and start again on
-//! the same port.
+//! The listener: accepts connections and serves HTTP/1.1 on them (over TLS when configured),
+//! and can stop and start again on the same port.
 //!
 //! Consul serves its HTTP API over HTTP/1.1. Each connection runs in a task of one `JoinSet`, so
 //! stopping (the `unavailable` fault, shutdown) closes the listener *and* drops every open
 //! connection at once; clients with pooled keep-alive connections then fail like clients of a
 //! dead agent instead of being served by a listener that is supposedly gone.
+//!
+//! With TLS, the handshake runs in the connection's task, bounded by [`HANDSHAKE_TIMEOUT`], so a
+//! client that never finishes it holds up nobody else.
 
 use std::convert::Infallible;
 use std::io;
@@ -18,14 +21,20 @@ use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
 
 use crate::api;
 use crate::state::Shared;
+
+/// How long a client may take to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A listening (or paused) HTTP server for one agent.
 pub(crate) struct Server {
     addr: SocketAddr,
     shared: Arc<Shared>,
+    /// `Some`: every connection is TLS.
+    tls: Option<TlsAcceptor>,
     running: Mutex<Option<Running>>,
     /// Serialises stop/start so two toggles cannot interleave.
     toggle: tokio::sync::Mutex<()>,
@@ -65,15 +74,24 @@ fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 
 impl Server {
     /// Binds `addr` and starts serving.
-    pub(crate) async fn start(addr: SocketAddr, shared: Arc<Shared>) -> io::Result<Arc<Server>> {
-        Server::start_on(bind(addr)?, shared)
+    pub(crate) async fn start(
+        addr: SocketAddr,
+        shared: Arc<Shared>,
+        tls: Option<TlsAcceptor>,
+    ) -> io::Result<Arc<Server>> {
+        Server::start_on(bind(addr)?, shared, tls)
     }
 
     /// Starts serving on a listener bound by the caller.
-    pub(crate) fn start_on(listener: TcpListener, shared: Arc<Shared>) -> io::Result<Arc<Server>> {
+    pub(crate) fn start_on(
+        listener: TcpListener,
+        shared: Arc<Shared>,
+        tls: Option<TlsAcceptor>,
+    ) -> io::Result<Arc<Server>> {
         let server = Arc::new(Server {
             addr: listener.local_addr()?,
             shared,
+            tls,
             running: Mutex::new(None),
             toggle: tokio::sync::Mutex::new(()),
             stopped: AtomicBool::new(false),
@@ -87,12 +105,18 @@ impl Server {
         self.addr
     }
 
+    /// Whether connections are TLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     fn serve(&self, listener: TcpListener) -> Running {
         let connections = Arc::new(Mutex::new(JoinSet::new()));
         let accept = tokio::spawn(accept_loop(
             listener,
             connections.clone(),
             self.shared.clone(),
+            self.tls.clone(),
         ));
         Running {
             accept,
@@ -143,13 +167,14 @@ async fn accept_loop(
     listener: TcpListener,
     connections: Arc<Mutex<JoinSet<()>>>,
     shared: Arc<Shared>,
+    tls: Option<TlsAcceptor>,
 ) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
                 let mut set = lock(&connections);
                 while set.try_join_next().is_some() {}
-                set.spawn(serve_connection(stream, shared.clone()));
+                set.spawn(serve_connection(stream, shared.clone(), tls.clone()));
             }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -160,16 +185,29 @@ async fn accept_loop(
     }
 }
 
-async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
+async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, tls: Option<TlsAcceptor>) {
     let _ = stream.set_nodelay(true);
+    let Some(acceptor) = tls else {
+        return serve_http(TokioIo::new(stream), shared).await;
+    };
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => serve_http(TokioIo::new(stream), shared).await,
+        // A client that does not trust the agent, or lacks a client certificate: its own
+        // error says why; the agent only notes it.
+        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!(bound = ?HANDSHAKE_TIMEOUT, "TLS handshake timed out"),
+    }
+}
+
+async fn serve_http<I>(io: I, shared: Arc<Shared>)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let shared = shared.clone();
         async move { Ok::<_, Infallible>(api::handle(shared, req.map(Body::new)).await) }
     });
-    if let Err(e) = http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
-        .await
-    {
+    if let Err(e) = http1::Builder::new().serve_connection(io, service).await {
         tracing::debug!(error = %e, "connection ended with an error");
     }
 }
