@@ -657,10 +657,12 @@ impl Client {
         if e.is_timeout() {
             Error::Timeout { addr, after: bound }
         } else {
-            Error::Unreachable {
-                addr,
-                message: self.scrub(chain(e)),
+            let mut message = self.scrub(chain(e));
+            if let Some(hint) = tls_hint(&message) {
+                message.push_str("; TLS: ");
+                message.push_str(hint);
             }
+            Error::Unreachable { addr, message }
         }
     }
 
@@ -816,6 +818,33 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// What to set when the TLS handshake failed, read from rustls's error text (reqwest gives no
+/// typed TLS error): the transport's words alone ("invalid peer certificate: UnknownIssuer")
+/// do not say which of Consul's variables fixes it.
+fn tls_hint(message: &str) -> Option<&'static str> {
+    if message.contains("invalid peer certificate") {
+        Some(if message.contains("not valid for name") {
+            "the agent's certificate does not carry the host name dialled; set CONSUL_TLS_SERVER_NAME to a name it carries, or address the agent by that name"
+        } else {
+            "the agent's certificate is not trusted; set CONSUL_CACERT or CONSUL_CAPATH to the CA that signed it"
+        })
+    } else if [
+        "alert: CertificateRequired",
+        "alert: UnknownCA",
+        "alert: BadCertificate",
+        "alert: CertificateUnknown",
+    ]
+    .iter()
+    .any(|alert| message.contains(alert))
+    {
+        Some(
+            "the agent refused the client certificate; set CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY to a certificate signed by a CA it trusts",
+        )
+    } else {
+        None
+    }
+}
+
 /// Resolves every name to the configured host, so that a URL naming the TLS server name
 /// connects to the address of `CONSUL_HTTP_ADDR`.
 struct ServerNameResolver {
@@ -960,6 +989,28 @@ mod tests {
         assert_eq!(
             client.scrub("echo tok-9f8e7d6c-secret and pw-9f8e7d6c-secret".into()),
             "echo <redacted> and <redacted>"
+        );
+    }
+
+    #[test]
+    fn consul_tls_failures_name_the_variable_to_set() {
+        let hint = |m: &str| tls_hint(m).unwrap_or_default();
+        assert!(
+            hint("client error (Connect): invalid peer certificate: UnknownIssuer")
+                .contains("CONSUL_CACERT")
+        );
+        assert!(
+            hint("invalid peer certificate: certificate not valid for name \"127.0.0.1\"")
+                .contains("CONSUL_TLS_SERVER_NAME")
+        );
+        assert!(
+            hint("connection error: received fatal alert: CertificateRequired")
+                .contains("CONSUL_CLIENT_CERT")
+        );
+        assert!(hint("received fatal alert: UnknownCA").contains("CONSUL_CLIENT_KEY"));
+        assert_eq!(
+            tls_hint("tcp connect error: Connection refused (os error 111)"),
+            None
         );
     }
 
