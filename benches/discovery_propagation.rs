@@ -31,7 +31,7 @@ fn main() {
         "propagation_p50_ms",
         percentile(&all, 50.0),
         "< 10",
-        "polling discovery: up to its poll interval",
+        "a client polling every 10 s: 5000 on average",
     );
     report.add("propagation_p99_ms", percentile(&all, 99.0), "", "");
     report.add("register_p50_ms", percentile(&register, 50.0), "", "");

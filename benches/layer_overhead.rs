@@ -12,8 +12,7 @@
 //! 3. Keep-alive requests per second and latency over loopback: three servers as child
 //!    processes (bare `axum::serve`, `axum::serve` with the layer, `discoverable::serve`
 //!    registered with an in-process dev agent), loaded in interleaved rounds by a separate
-//!    load-generator process (servers pinned to CPU 0, the load generator to CPU 1, so each
-//!    has a core of its own); and the server's CPU time (user + kernel, from
+//!    load-generator process; and the server's CPU time (user + kernel, from
 //!    `/proc/<pid>/task/*/schedstat`) per request served in those rounds.
 //!
 //! The stacks: `bare` is the app; `layer` is `app.layer(DiscoveryLayer::new(&service))`, as a
@@ -125,9 +124,6 @@ fn child_count(stack: &str, n: usize) {
 /// or until killed. Under callgrind (`counted`) on a current-thread runtime, so the count
 /// does not depend on how work lands on worker threads.
 fn child_server(stack: &str, counted: bool) {
-    if !counted {
-        common::pin_to_cpu(0);
-    }
     let runtime = if counted {
         current_thread()
     } else {
@@ -169,7 +165,6 @@ fn child_server(stack: &str, counted: bool) {
 /// Child mode: `connections` keep-alive connections send GET / back to back for `length`;
 /// prints `result {json}` with the count and latency percentiles.
 fn child_load(addr: SocketAddr, connections: usize, length: Duration) {
-    common::pin_to_cpu(1);
     let result = current_thread().block_on(async move {
         let start = Instant::now();
         let end = start + length;
@@ -229,7 +224,16 @@ fn parent() {
     load(&mut report, &runtime, &consul);
     runtime.block_on(agent.shutdown());
     report.note(
+        "layer = app.layer(DiscoveryLayer): axum boxes every route again (one more boxed service clone and boxed future per request)",
+    );
+    report.note(
+        "wrapped = DiscoveryLayer around the whole Router, as discoverable::serve applies it",
+    );
+    report.note(
         "in-process figures exclude HTTP parsing and I/O, so their ratios overstate the layer's share of a real request",
+    );
+    report.note(
+        "wire instruction counts are user space only; a request's kernel work (loopback TCP) is in server_cpu_us",
     );
     report.note(
         "wall-clock figures on a shared 2-core machine are noisy; the instruction count is the deciding figure",

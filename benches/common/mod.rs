@@ -117,7 +117,7 @@ impl Report {
         println!();
         println!("== {} ==", self.bench);
         for (i, row) in std::iter::once(&header).chain(&rows).enumerate() {
-            println!(
+            let line = format!(
                 "{:<w0$}  {:>w1$}  {:<w2$}  {}",
                 row[0],
                 row[1],
@@ -127,6 +127,7 @@ impl Report {
                 w1 = widths[1],
                 w2 = widths[2],
             );
+            println!("{}", line.trim_end());
             if i == 0 {
                 println!("{}", "-".repeat(widths.iter().sum::<usize>() + 6));
             }
@@ -134,6 +135,11 @@ impl Report {
         for note in &self.notes {
             println!("  {note}");
         }
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        println!(
+            "  load average {} after the run",
+            load.split_whitespace().next().unwrap_or("?")
+        );
 
         let mut json = serde_json::Map::new();
         for f in &self.figures {
@@ -189,8 +195,10 @@ pub fn print_machine() {
         .and_then(|l| l.split_whitespace().next())
         .and_then(|n| n.parse::<f64>().ok())
         .unwrap_or(0.0);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split_whitespace().next().unwrap_or("?");
     println!(
-        "machine: {cores} cores, {model}, {:.1} GiB memory",
+        "machine: {cores} cores, {model}, {:.1} GiB memory; load average {load} before the run",
         mem_kib / 1024.0 / 1024.0
     );
 }
@@ -240,21 +248,6 @@ pub fn release_example(name: &str) -> PathBuf {
         "cargo build --release --example {name} failed"
     );
     target_dir().join("release").join("examples").join(name)
-}
-
-/// Pins the calling thread (and the threads it starts afterwards) to `cpu`, when the machine
-/// has it; returns whether it did.
-pub fn pin_to_cpu(cpu: usize) -> bool {
-    if std::thread::available_parallelism().map_or(1, |n| n.get()) <= cpu {
-        return false;
-    }
-    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET and sched_setaffinity only touch
-    // the set passed by reference.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
-    }
 }
 
 /// This bench's own executable, to start in a child mode.
