@@ -83,29 +83,42 @@ pub(crate) fn status_of(health: Health) -> CheckStatus {
 /// Remembers the last failure so each distinct cause is logged once, not on every retry.
 #[derive(Default)]
 struct Quiet {
-    last: Option<String>,
+    /// What failed (registration, watch, heartbeat) and the error's text.
+    last: Option<(&'static str, String)>,
 }
 
 impl Quiet {
-    fn failed(&mut self, what: &str, error: &Error) {
+    fn failed(&mut self, what: &'static str, error: &Error) {
         let text = error.to_string();
-        if self.last.as_deref() != Some(text.as_str()) {
+        if self.last.as_ref().map(|(_, t)| t.as_str()) != Some(text.as_str()) {
             match error {
                 Error::PermissionDenied { .. } | Error::Status { status: 400, .. } => {
                     tracing::error!(error = %error, "{what} rejected by Consul; retrying every {REJECTED_RETRY:?} until fixed")
                 }
                 _ => tracing::warn!(error = %error, "{what} failed; retrying in the background"),
             }
-            self.last = Some(text);
+            self.last = Some((what, text));
         } else {
             tracing::debug!(error = %error, "{what} failed again");
         }
     }
 
+    /// `what` worked: if the last failure logged was of `what`, say it works again. A success
+    /// of something else (a heartbeat while the watch fails) leaves it, so that failure is
+    /// not logged again on its next retry.
     fn recovered(&mut self, what: &str) {
-        if self.last.take().is_some() {
+        if self.last.as_ref().is_some_and(|(w, _)| *w == what) {
+            self.last = None;
             tracing::info!("{what} works again");
         }
+    }
+}
+
+/// Why the watch on the instance's own registration cannot block, when it cannot.
+fn not_blocking(id: &str, message: &str) -> Error {
+    Error::Decode {
+        what: format!("GET /v1/agent/service/{id}"),
+        message: message.to_owned(),
     }
 }
 
@@ -122,6 +135,8 @@ impl Registrar {
     /// Runs until `stop` turns true: registers, then keeps the registration alive.
     pub(crate) async fn run(mut self, mut status: CheckStatus, mut registered: bool) {
         let mut quiet = Quiet::default();
+        // Backoff between registrations that Consul accepts but then does not show.
+        let mut unseen = crate::retry::backoff(self.retry_min, self.retry_max);
         loop {
             if !registered && !self.register_with_retry(status, &mut quiet).await {
                 return;
@@ -130,12 +145,30 @@ impl Registrar {
             // Registered: watch our own entry; heartbeat in TTL mode.
             match self.keep_alive(&mut quiet).await {
                 KeepAlive::Stopped => return,
-                KeepAlive::Lost => {
+                KeepAlive::Lost { seen: true } => {
+                    // The agent restarted without its state, or an operator removed the
+                    // instance: register again at once.
+                    unseen = crate::retry::backoff(self.retry_min, self.retry_max);
                     self.instance.set_registered(false);
                     tracing::warn!(id = %self.registration.id, "Consul lost this instance's registration; registering again");
-                    status = status_of(self.instance.report().await.status);
+                }
+                KeepAlive::Lost { seen: false } => {
+                    // Accepted, yet never shown: registering again at once would loop as fast
+                    // as Consul answers. Back off, and log the cause once.
+                    self.instance.set_registered(false);
+                    let e = Error::NotFound {
+                        message: format!(
+                            "Consul accepted the registration of {} but GET /v1/agent/service/{} does not show it; point CONSUL_HTTP_ADDR at the local agent, not at a load balancer over several agents",
+                            self.registration.id, self.registration.id
+                        ),
+                    };
+                    quiet.failed("watching the registration", &e);
+                    if !self.pause(unseen.next().unwrap_or(self.retry_max)).await {
+                        return;
+                    }
                 }
             }
+            status = status_of(self.instance.report().await.status);
         }
     }
 
@@ -187,8 +220,11 @@ impl Registrar {
         let mut backoff = crate::retry::backoff(self.retry_min, self.retry_max);
         let beat = self.ttl.map(|ttl| ttl / 3);
         let mut next_beat = tokio::time::Instant::now();
+        // Whether a watch answer has shown the registration since it was made.
+        let mut seen = false;
         loop {
             let since = hash.clone();
+            let asked = tokio::time::Instant::now();
             let watch = client.agent_service(&id, since.as_deref(), Some(WATCH_WAIT));
             tokio::pin!(watch);
             let outcome = loop {
@@ -218,7 +254,7 @@ impl Registrar {
                             .await
                         {
                             Ok(()) => quiet.recovered("TTL heartbeat"),
-                            Err(Error::NotFound { .. }) => return KeepAlive::Lost,
+                            Err(Error::NotFound { .. }) => return KeepAlive::Lost { seen },
                             Err(e) => quiet.failed("TTL heartbeat", &e),
                         }
                         next_beat = tokio::time::Instant::now() + beat.unwrap_or(WATCH_WAIT);
@@ -226,15 +262,45 @@ impl Registrar {
                 }
             };
             match outcome {
+                // An answer the next read cannot block on (no hash), or one that came back at
+                // once with the hash it was asked to wait on, would make this loop spin as
+                // fast as Consul answers: back off instead, as after a failure.
+                Ok(found) if found.value.is_some() && found.hash.is_none() => {
+                    let e = not_blocking(
+                        &id,
+                        "the answer has no ContentHash, so the watch cannot block on it; expected Consul's agent service definition",
+                    );
+                    quiet.failed("watching the registration", &e);
+                    if !self.pause(backoff.next().unwrap_or(self.retry_max)).await {
+                        return KeepAlive::Stopped;
+                    }
+                }
+                Ok(found)
+                    if since.is_some()
+                        && found.hash == since
+                        && asked.elapsed() < WATCH_WAIT / 2 =>
+                {
+                    // Keep the hash: the next read asks to block again, and does not count
+                    // as the watch working again.
+                    let e = not_blocking(
+                        &id,
+                        "Consul answered at once with an unchanged ContentHash instead of blocking until it changes",
+                    );
+                    quiet.failed("watching the registration", &e);
+                    if !self.pause(backoff.next().unwrap_or(self.retry_max)).await {
+                        return KeepAlive::Stopped;
+                    }
+                }
                 Ok(found) => match found.value {
                     Some(_) => {
+                        seen = true;
                         backoff = crate::retry::backoff(self.retry_min, self.retry_max);
                         quiet.recovered("watching the registration");
                         hash = found.hash;
                     }
-                    None => return KeepAlive::Lost,
+                    None => return KeepAlive::Lost { seen },
                 },
-                Err(Error::NotFound { .. }) => return KeepAlive::Lost,
+                Err(Error::NotFound { .. }) => return KeepAlive::Lost { seen },
                 Err(e) => {
                     quiet.failed("watching the registration", &e);
                     hash = None;
@@ -250,5 +316,8 @@ impl Registrar {
 
 enum KeepAlive {
     Stopped,
-    Lost,
+    /// Consul does not hold the registration (any more); `seen`: a watch answer had shown it.
+    Lost {
+        seen: bool,
+    },
 }
