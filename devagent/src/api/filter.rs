@@ -7,8 +7,18 @@
 //! double-quoted or backquoted strings, numbers, `true`/`false`, or bare words. A selector that
 //! does not exist in an entry matches nothing (and `!=` / `is empty` hold). `matches` (regular
 //! expressions) is not supported and, like any syntax error, answers `400`.
+//!
+//! A limit of this agent, not of Consul: parentheses and `not` nest at most [`MAX_DEPTH`] deep
+//! and an expression has at most [`MAX_TOKENS`] tokens; beyond that the answer is `400`. Parsing,
+//! evaluating and dropping an expression recurse over its tree, so without a bound a hostile
+//! filter would overflow the stack and abort the whole agent.
 
 use serde_json::Value;
+
+/// Deepest nesting of parentheses and `not`.
+pub(crate) const MAX_DEPTH: usize = 64;
+/// Most tokens in one expression (it bounds the depth of `and`/`or` chains too).
+pub(crate) const MAX_TOKENS: usize = 1024;
 
 /// A parsed filter expression.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,6 +111,8 @@ fn tokenize(input: &str) -> Result<Vec<Token>, String> {
 struct Parser {
     tokens: Vec<Token>,
     pos: usize,
+    /// Parentheses and `not` open around the current position.
+    depth: usize,
 }
 
 impl Parser {
@@ -139,17 +151,33 @@ impl Parser {
     fn unary(&mut self) -> Result<Expr, String> {
         if self.peek_word("not") {
             self.pos += 1;
-            return Ok(Expr::Not(Box::new(self.unary()?)));
+            self.enter()?;
+            let inner = self.unary()?;
+            self.depth -= 1;
+            return Ok(Expr::Not(Box::new(inner)));
         }
         if self.tokens.get(self.pos) == Some(&Token::Sym("(")) {
             self.pos += 1;
+            self.enter()?;
             let inner = self.or()?;
+            self.depth -= 1;
             if self.next() != Some(Token::Sym(")")) {
                 return Err("expected \")\"".into());
             }
             return Ok(inner);
         }
         self.matcher()
+    }
+
+    /// One level deeper, refused beyond [`MAX_DEPTH`].
+    fn enter(&mut self) -> Result<(), String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!(
+                "expression nested too deeply (more than {MAX_DEPTH} levels of parentheses and not)"
+            ));
+        }
+        Ok(())
     }
 
     fn matcher(&mut self) -> Result<Expr, String> {
@@ -246,7 +274,16 @@ pub(crate) fn parse(input: &str) -> Result<Expr, String> {
     if tokens.is_empty() {
         return Err(fail("empty expression".into()));
     }
-    let mut p = Parser { tokens, pos: 0 };
+    if tokens.len() > MAX_TOKENS {
+        return Err(fail(format!(
+            "expression too long (more than {MAX_TOKENS} tokens)"
+        )));
+    }
+    let mut p = Parser {
+        tokens,
+        pos: 0,
+        depth: 0,
+    };
     let expr = p.or().map_err(fail)?;
     if p.pos < p.tokens.len() {
         return Err(fail(format!("unexpected {:?}", p.tokens[p.pos])));
@@ -310,6 +347,30 @@ impl Expr {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn hostile_nesting_and_length_are_refused_not_overflowed() {
+        let nested = |n: usize| format!("{}Service.Port == 1{}", "(".repeat(n), ")".repeat(n));
+        assert!(parse(&nested(MAX_DEPTH)).is_ok());
+        let e = parse(&nested(MAX_DEPTH + 1)).unwrap_err();
+        assert!(
+            e.starts_with(
+                "Failed to create boolean expression evaluator: expression nested too deeply"
+            ),
+            "{e}"
+        );
+        assert!(parse(&nested(1_000_000)).is_err());
+        let nots = |n: usize| format!("{}a == 1", "not ".repeat(n));
+        assert!(parse(&nots(MAX_DEPTH)).is_ok());
+        assert!(parse(&nots(MAX_DEPTH + 1)).is_err());
+        let chain = |n: usize| vec!["a == 1"; n].join(" and ");
+        assert!(parse(&chain(MAX_TOKENS / 4)).is_ok());
+        let e = parse(&chain(100_000)).unwrap_err();
+        assert!(e.contains("expression too long"), "{e}");
+        // Balanced depth is counted per branch, not in total.
+        let wide = vec![nested(MAX_DEPTH / 2); 4].join(" or ");
+        assert!(parse(&wide).is_ok());
+    }
 
     fn entry() -> Value {
         json!({"Service": {"ID": "web-1", "Tags": ["v1", "primary"], "Meta": {"version": "2"},
