@@ -17,6 +17,8 @@ mod args;
 mod body;
 mod errors;
 mod expand;
+#[cfg(test)]
+mod proptests;
 mod validate;
 
 /// Makes the axum service an async function serves discoverable through HashiCorp Consul.
