@@ -26,6 +26,9 @@ const MAX_MESSAGE_CHARS: usize = 512;
 /// Secrets shorter than this are not scrubbed from error texts: replacing every occurrence of
 /// one or two characters would garble the message without protecting anything.
 const MIN_SCRUB_LEN: usize = 4;
+/// The shortest beginning of a secret scrubbed at the end of a text that was cut short:
+/// shorter beginnings are too likely to be ordinary text, and too short to be of use.
+const MIN_PARTIAL_SCRUB_LEN: usize = 8;
 
 /// A client of one Consul agent. Cheap to clone (an [`Arc`] inside); clones share the
 /// connection pool.
@@ -683,26 +686,43 @@ impl Client {
     fn body_message(&self, answer: &Answer) -> String {
         let text = String::from_utf8_lossy(&answer.body);
         let text = text.trim();
-        let mut message = if text.is_empty() {
-            answer
+        if text.is_empty() {
+            return answer
                 .status
                 .canonical_reason()
                 .unwrap_or("no reason given")
-                .to_owned()
-        } else {
-            text.to_owned()
-        };
-        if let Some((cut, _)) = message.char_indices().nth(MAX_MESSAGE_CHARS) {
-            message.truncate(cut);
-            message.push_str("...");
+                .to_owned();
         }
-        self.scrub(message)
+        self.excerpt(text, MAX_MESSAGE_CHARS)
+    }
+
+    /// `text` with the secrets scrubbed, *then* cut to `max` characters, so a cut can never
+    /// leave part of a secret behind.
+    fn excerpt(&self, text: &str, max: usize) -> String {
+        let mut text = self.scrub(text.to_owned());
+        if let Some((cut, _)) = text.char_indices().nth(max) {
+            text.truncate(cut);
+            text.push_str("...");
+        }
+        text
     }
 
     fn scrub(&self, mut text: String) -> String {
         for secret in &self.inner.secrets {
-            if secret.len() >= MIN_SCRUB_LEN && text.contains(secret.as_str()) {
+            if secret.len() < MIN_SCRUB_LEN {
+                continue;
+            }
+            if text.contains(secret.as_str()) {
                 text = text.replace(secret.as_str(), "<redacted>");
+            }
+            // A text cut short inside a secret (an answer whose body or framing was cut by
+            // Consul or a proxy) ends with the secret's beginning.
+            let partial = (MIN_PARTIAL_SCRUB_LEN..secret.len())
+                .rev()
+                .find(|&n| secret.is_char_boundary(n) && text.ends_with(&secret[..n]));
+            if let Some(n) = partial {
+                text.truncate(text.len() - n);
+                text.push_str("<redacted>");
             }
         }
         text
@@ -738,7 +758,7 @@ impl Client {
             Some(raw) => raw.trim().parse::<u64>().map_err(|_| {
                 decode_error(format!(
                     "the X-Consul-Index header `{}` is not an unsigned integer",
-                    raw.chars().take(40).collect::<String>()
+                    self.excerpt(raw, 40)
                 ))
             })?,
         };
@@ -748,7 +768,7 @@ impl Client {
             Some(raw) => Duration::from_millis(raw.trim().parse::<u64>().map_err(|_| {
                 decode_error(format!(
                     "the X-Consul-LastContact header `{}` is not a number of milliseconds",
-                    raw.chars().take(40).collect::<String>()
+                    self.excerpt(raw, 40)
                 ))
             })?),
         };
@@ -990,6 +1010,25 @@ mod tests {
             client.scrub("echo tok-9f8e7d6c-secret and pw-9f8e7d6c-secret".into()),
             "echo <redacted> and <redacted>"
         );
+        // Cut short inside the token, by the other side or by our own excerpt.
+        assert_eq!(
+            client.scrub("denied for tok-9f8e7d6c-sec".into()),
+            "denied for <redacted>"
+        );
+        let long = format!("{}tok-9f8e7d6c-secret", "x".repeat(500));
+        let cut = client.excerpt(&long, 510);
+        assert!(!cut.contains("9f8e"), "{cut}");
+        assert!(
+            client
+                .excerpt(" 7 tok-9f8e7d6c-secret", 12)
+                .starts_with(" 7 <redacted")
+        );
+        assert_eq!(
+            client.scrub("x tok-9f8".into()),
+            "x tok-9f8",
+            "too short to matter"
+        );
+        assert_eq!(client.scrub("x tok-9f8e".into()), "x <redacted>");
     }
 
     #[test]
