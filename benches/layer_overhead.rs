@@ -47,11 +47,12 @@ const CPU_ROUNDS: usize = 15;
 /// Target CPU time of one stack in one CPU-time round.
 const CPU_BLOCK: Duration = Duration::from_millis(80);
 /// Interleaved rounds of the loopback load measurement; each stack is loaded once per round.
-const LOAD_ROUNDS: usize = 6;
+/// Many short rounds: load from other work on the machine then hits every stack alike.
+const LOAD_ROUNDS: usize = 12;
 /// Keep-alive connections of the load generator.
 const LOAD_CONNECTIONS: usize = 8;
 /// Length of one load run.
-const LOAD_RUN: Duration = Duration::from_secs(2);
+const LOAD_RUN: Duration = Duration::from_secs(1);
 
 const TARGET_COST: &str = "<= 1.02";
 const TARGET_THROUGHPUT: &str = ">= 0.98";
@@ -218,10 +219,21 @@ fn parent() {
     let consul = agent.url();
 
     let mut report = Report::new("layer_overhead");
+    let phase = |name: &str, start: Instant| {
+        println!("  {name} done in {:.1} s", start.elapsed().as_secs_f64());
+    };
+    let t = Instant::now();
     instructions(&mut report);
+    phase("callgrind in process", t);
+    let t = Instant::now();
     wire_instructions(&mut report, &consul);
+    phase("callgrind over loopback", t);
+    let t = Instant::now();
     cpu_time(&mut report);
+    phase("cpu time", t);
+    let t = Instant::now();
     load(&mut report, &runtime, &consul);
+    phase("load", t);
     runtime.block_on(agent.shutdown());
     report.note(
         "layer = app.layer(DiscoveryLayer): axum boxes every route again (one more boxed service clone and boxed future per request)",
@@ -627,6 +639,15 @@ fn load(report: &mut Report, runtime: &tokio::runtime::Runtime, consul: &str) {
         );
     }
     report.add("load_errors_count", errors as f64, "0", "");
+    let range = |v: &[f64], w: &[f64]| {
+        let r: Vec<f64> = v.iter().zip(w).map(|(x, y)| x / y).collect();
+        format!("{:.3}..{:.3}", percentile(&r, 0.0), percentile(&r, 100.0))
+    };
+    report.note(format!(
+        "throughput ratio per round: layer {}, serve {}",
+        range(&rps(layer), &rps(bare)),
+        range(&rps(serve), &rps(bare))
+    ));
 
     drop(servers);
 }

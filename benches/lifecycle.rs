@@ -80,18 +80,21 @@ fn main() {
     report.finish();
 }
 
+fn discovery_client(consul: &str) -> Client {
+    Client::new(
+        ConsulConfig::builder()
+            .address(consul)
+            .build()
+            .expect("consul config"),
+    )
+    .expect("consul client")
+}
+
 async fn run(cool_app: std::path::PathBuf) -> Vec<Sample> {
     let agent = DevAgent::start(Config::default()).await.expect("dev agent");
     let consul = agent.url();
-    let discovery = Discovery::new(
-        Client::new(
-            ConsulConfig::builder()
-                .address(&consul)
-                .build()
-                .expect("consul config"),
-        )
-        .expect("consul client"),
-    );
+    let client = discovery_client(&consul);
+    let discovery = Discovery::new(client.clone());
     let mut any_state = discovery.watch(SERVICE).passing_only(false).start();
     let mut passing = discovery.watch(SERVICE).start();
     let _ = tokio::time::timeout(
@@ -103,7 +106,7 @@ async fn run(cool_app: std::path::PathBuf) -> Vec<Sample> {
 
     let mut samples = Vec::new();
     for _ in 0..REPETITIONS {
-        samples.push(once(&cool_app, &consul, &mut any_state, &mut passing).await);
+        samples.push(once(&cool_app, &consul, &client, &mut any_state, &mut passing).await);
     }
     agent.shutdown().await;
     samples
@@ -116,6 +119,7 @@ fn has_port(port: u16) -> impl FnMut(&InstanceSet) -> bool {
 async fn once(
     exe: &std::path::Path,
     consul: &str,
+    client: &Client,
     any_state: &mut Watch,
     passing: &mut Watch,
 ) -> Sample {
@@ -145,6 +149,16 @@ async fn once(
             Instant::now()
         },
     );
+
+    // The dev agent answers the health query and /v1/agent/services from one store; check
+    // that the agent lists the instance too.
+    let listed = client
+        .agent_services()
+        .await
+        .expect("agent services")
+        .values()
+        .any(|s| s.port == port);
+    assert!(listed, "instance on port {port} not in /v1/agent/services");
 
     let term = Instant::now();
     proc.signal(libc::SIGTERM);
