@@ -68,7 +68,7 @@ impl PrefixRouter {
             .flat_map(|e| e.routes().into_iter().map(move |r| (r, e.clone())))
             .filter(|(r, _)| r.tcp_port.is_none())
             .collect();
-        table.sort_by(|a, b| b.0.specificity().cmp(&a.0.specificity()));
+        table.sort_by_key(|(route, _)| std::cmp::Reverse(route.specificity()));
         table
     }
 

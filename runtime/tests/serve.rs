@@ -73,7 +73,11 @@ async fn passing(client: &Client, name: &str) -> usize {
 #[tokio::test]
 async fn instance_shutdown_takes_the_signal_path() {
     let (agent, client) = agent().await;
-    let service = builder(&agent).build().unwrap();
+    // A grace period long enough to ask the health route inside it on a busy machine.
+    let service = builder(&agent)
+        .grace_period(Duration::from_secs(1))
+        .build()
+        .unwrap();
     let instance = service.instance();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

@@ -235,7 +235,13 @@ where
         }
         registered = true;
     }
-    let mut registrar = AbortOnDrop(tokio::spawn(registrar.run(status, registered)));
+    // Every line the registrar logs names the instance, so several instances in one process
+    // can be told apart.
+    let span = tracing::info_span!("registrar", service = %settings.name, id = %instance.id());
+    let mut registrar = AbortOnDrop(tokio::spawn(tracing::Instrument::instrument(
+        registrar.run(status, registered),
+        span,
+    )));
 
     let mut requested = instance.shutdown_requested();
     let user_signal = async move {
