@@ -203,8 +203,9 @@ async fn consul_answering_5xx_is_retried_logged_once_and_heals() {
     .await;
     let took = cleared.elapsed();
     eprintln!("5xx: registered {took:?} after Consul answered again");
-    // The cap is 2 s and jitter adds up to as much again.
-    assert!(took < Duration::from_millis(4500), "took {took:?}");
+    // The cap is 2 s and the jitter adds up to as much again (`retry::backoff`), so the
+    // attempt after the fault cleared comes at most 4 s later.
+    assert!(took < Duration::from_secs(5), "took {took:?}");
 
     let client = Client::new(consul_at(&agent.url(), Duration::from_secs(2))).unwrap();
     let passing = client
