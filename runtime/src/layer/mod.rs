@@ -99,8 +99,8 @@ where
                 Method::HEAD => true,
                 _ => {
                     return ResponseFuture {
-                        kind: Kind::Ready {
-                            response: Some(method_not_allowed()),
+                        kind: Kind::Health {
+                            future: Box::pin(std::future::ready(method_not_allowed())),
                         },
                     };
                 }
@@ -144,7 +144,7 @@ async fn health_response<B: From<String> + Send + 'static>(
     response
 }
 
-fn method_not_allowed<B: From<String>>() -> Response<B> {
+fn method_not_allowed<B: From<String> + Send + 'static>() -> Response<B> {
     let mut response = Response::new(B::from("method not allowed; use GET or HEAD\n".to_owned()));
     *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
     response
@@ -165,8 +165,8 @@ pin_project! {
     #[project = KindProj]
     enum Kind<F, B> {
         Inner { #[pin] future: F, _guard: InFlight },
+        // Boxed, so the future that wraps every other request stays as small as the app's.
         Health { future: Pin<Box<dyn Future<Output = Response<B>> + Send>> },
-        Ready { response: Option<Response<B>> },
     }
 }
 
@@ -181,10 +181,6 @@ where
         match self.project().kind.project() {
             KindProj::Inner { future, .. } => future.poll(cx),
             KindProj::Health { future } => future.as_mut().poll(cx).map(Ok),
-            KindProj::Ready { response } => match response.take() {
-                Some(r) => Poll::Ready(Ok(r)),
-                None => Poll::Pending,
-            },
         }
     }
 }
