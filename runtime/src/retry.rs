@@ -1,18 +1,22 @@
 //! The one backoff policy of every Consul retry loop: exponential from `min`, capped at `max`,
-//! with jitter so many instances do not retry in step.
+//! with "equal jitter" (each delay drawn from its upper half) so many instances do not retry in
+//! step, and no delay ever exceeds `max`.
 
 use std::time::Duration;
 
 use backon::BackoffBuilder;
 
-/// An endless iterator of delays.
-pub(crate) fn backoff(min: Duration, max: Duration) -> backon::ExponentialBackoff {
+/// An endless iterator of delays, each in `[d/2, d]` where `d` grows from `min` to `max`.
+pub(crate) fn backoff(
+    min: Duration,
+    max: Duration,
+) -> impl Iterator<Item = Duration> + Send + use<> {
     backon::ExponentialBuilder::default()
         .with_min_delay(min)
         .with_max_delay(max)
-        .with_jitter()
         .without_max_times()
         .build()
+        .map(|d| d.mul_f64(0.5 + fastrand::f64() / 2.0))
 }
 
 #[cfg(test)]
@@ -25,12 +29,17 @@ mod tests {
             .take(20)
             .collect();
         assert_eq!(delays.len(), 20);
-        // Jitter adds up to one `min`-scaled step on top; never more than twice the cap.
         assert!(
-            delays.iter().all(|d| *d <= Duration::from_secs(4)),
+            delays.iter().all(|d| *d <= Duration::from_secs(2)),
+            "never above the cap: {delays:?}"
+        );
+        assert!(
+            delays[0] >= Duration::from_millis(50) && delays[0] <= Duration::from_millis(100),
             "{delays:?}"
         );
-        assert!(delays[0] < Duration::from_millis(250), "{delays:?}");
-        assert!(delays[19] >= Duration::from_secs(2), "{delays:?}");
+        assert!(
+            delays[19] >= Duration::from_secs(1),
+            "at the cap, in its upper half: {delays:?}"
+        );
     }
 }

@@ -375,6 +375,6 @@ async fn run(b: WatchBuilder, tx: watch::Sender<InstanceSet>) {
     }
 }
 
-fn new_backoff(b: &WatchBuilder) -> backon::ExponentialBackoff {
+fn new_backoff(b: &WatchBuilder) -> impl Iterator<Item = std::time::Duration> + Send + use<> {
     crate::retry::backoff(b.retry_min, b.retry_max)
 }
