@@ -5,7 +5,12 @@
 //! typed error or a log line, never a panic. Everything on 127.0.0.1.
 
 mod capture;
+#[path = "../../devagent/tests/pki/mod.rs"]
 mod pki;
+
+#[path = "support/wait.rs"]
+mod wait;
+use wait::until;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -108,21 +113,6 @@ async fn serve(
     (instance, addr, task)
 }
 
-async fn until<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + T;
-    while !f().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// Serves an instance over `config`, waits until `check` sees it registered, stops it, and
 /// checks it left.
 async fn serve_registered(name: &str, config: consul::Config, check: &Client) {
@@ -135,7 +125,7 @@ async fn serve_registered(name: &str, config: consul::Config, check: &Client) {
                 Ok(h) if h.value.is_some() == want)
         }
     };
-    until("registered over TLS", || registered(true)).await;
+    until(T, "registered over TLS", || registered(true)).await;
     instance.shutdown();
     tokio::time::timeout(T, task)
         .await

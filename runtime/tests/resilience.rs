@@ -16,6 +16,10 @@ mod fake_consul;
 #[path = "support/logs.rs"]
 mod logs;
 
+#[path = "support/wait.rs"]
+mod wait;
+use wait::until;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashSet;
 use std::future::IntoFuture;
@@ -89,22 +93,6 @@ static EXCLUSIVE: RwLock<()> = RwLock::const_new(());
 // ---------------------------------------------------------------------------------------------
 
 const T: Duration = Duration::from_secs(15);
-
-/// Polls `f` every 5 ms until it holds; panics with `what` after `within`.
-async fn until<F, Fut>(within: Duration, what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !f().await {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
 
 fn consul_at(url: &str, request_timeout: Duration) -> consul::Config {
     consul::Config::builder()

@@ -12,6 +12,10 @@
 
 mod capture;
 
+#[path = "support/wait.rs"]
+mod wait;
+use wait::until;
+
 use std::collections::BTreeSet;
 use std::io::Read as _;
 use std::net::SocketAddr;
@@ -93,21 +97,6 @@ async fn serve(service: Service) -> Served {
     Served { addr, task }
 }
 
-async fn until<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + T;
-    while !f().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 async fn registered(admin: &Client, id: &str) -> bool {
     matches!(admin.agent_service(id, None, None).await, Ok(h) if h.value.is_some())
 }
@@ -153,7 +142,7 @@ async fn registers_with_the_token_of_consul_http_token() {
     let service = builder("sec-env-token", config).build().unwrap();
     let instance = service.instance();
     let served = serve(service).await;
-    until("registered with the token", || {
+    until(T, "registered with the token", || {
         registered(&admin, instance.id())
     })
     .await;
@@ -194,7 +183,7 @@ async fn the_token_file_is_read_once_trimmed_and_wins_over_the_variable() {
     let service = builder("sec-token-file", config).build().unwrap();
     let instance = service.instance();
     let served = serve(service).await;
-    until("registered with the file's token", || {
+    until(T, "registered with the file's token", || {
         registered(&admin, instance.id())
     })
     .await;
@@ -364,7 +353,7 @@ async fn no_log_line_shows_the_token_at_trace_level() {
     .unwrap();
     let (good_instance, bad_instance) = (good.instance(), bad.instance());
     let (good, bad) = (serve(good).await, serve(bad).await);
-    until("registered", || registered(&admin, good_instance.id())).await;
+    until(T, "registered", || registered(&admin, good_instance.id())).await;
     // Only this test's registrar meets an unknown token (the fail-fast test stops instead).
     capture::wait_for(&["rejected by Consul", "ACL not found"], T).await;
     stop(good_instance, good).await;

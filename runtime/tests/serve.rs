@@ -1,6 +1,10 @@
 //! The serve lifecycle in-process against the dev agent: the ways serving can end, Consul
 //! faults at start-up and shutdown, and the make-service flavours. Everything on loopback.
 
+#[path = "support/wait.rs"]
+mod wait;
+use wait::until;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -38,21 +42,6 @@ fn app() -> Router {
     Router::new().route("/", get(|| async { "ok" }))
 }
 
-async fn until<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + T;
-    while !f().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 async fn registered(client: &Client, id: &str) -> bool {
     client
         .agent_services()
@@ -82,7 +71,7 @@ async fn instance_shutdown_takes_the_signal_path() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
-    until("registered", || registered(&client, instance.id())).await;
+    until(T, "registered", || registered(&client, instance.id())).await;
     assert!(instance.is_registered());
     assert_eq!(
         passing(&client, "svc").await,
@@ -91,7 +80,7 @@ async fn instance_shutdown_takes_the_signal_path() {
     );
 
     instance.shutdown();
-    until("deregistered", || async {
+    until(T, "deregistered", || async {
         !registered(&client, instance.id()).await
     })
     .await;
@@ -130,7 +119,7 @@ async fn user_shutdown_future_and_connect_info_make_service() {
             })
             .into_future(),
     );
-    until("registered", || registered(&client, &id)).await;
+    until(T, "registered", || registered(&client, &id)).await;
     assert_eq!(
         reqwest::get(&url).await.unwrap().text().await.unwrap(),
         "127.0.0.1"
@@ -160,7 +149,7 @@ async fn into_make_service_works() {
     let served = tokio::spawn(
         discoverable_runtime::serve(service, listener, app().into_make_service()).into_future(),
     );
-    until("registered", || registered(&client, instance.id())).await;
+    until(T, "registered", || registered(&client, instance.id())).await;
     instance.shutdown();
     tokio::time::timeout(T, served)
         .await
@@ -185,7 +174,7 @@ async fn dropping_the_serve_future_still_deregisters() {
     // competing branch in user code would do.
     tokio::select! {
         _ = serving => panic!("serve returned on its own"),
-        () = until("registered", move || { let (c, i) = (client2.clone(), id2.clone()); async move { registered(&c, &i).await } }) => {}
+        () = until(T, "registered", move || { let (c, i) = (client2.clone(), id2.clone()); async move { registered(&c, &i).await } }) => {}
     }
     assert!(
         !registered(&client, &id).await,
@@ -212,7 +201,7 @@ async fn registers_once_consul_comes_up_and_serves_meanwhile() {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
     // Serving at once although Consul is down.
-    until("serving", || async {
+    until(T, "serving", || async {
         reqwest::get(&url)
             .await
             .map(|r| r.status() == 200)
@@ -224,7 +213,7 @@ async fn registers_once_consul_comes_up_and_serves_meanwhile() {
     assert!(!instance.is_registered());
     agent.faults().set_unavailable(false).await;
     let up = Instant::now();
-    until("registered after Consul came up", || {
+    until(T, "registered after Consul came up", || {
         registered(&client, instance.id())
     })
     .await;
@@ -265,10 +254,10 @@ async fn re_registers_after_the_agent_loses_its_state() {
     let instance = service.instance();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
-    until("registered", || registered(&client, instance.id())).await;
+    until(T, "registered", || registered(&client, instance.id())).await;
     agent.faults().restart_losing_state();
     let lost = Instant::now();
-    until("registered again", || registered(&client, instance.id())).await;
+    until(T, "registered again", || registered(&client, instance.id())).await;
     assert!(
         lost.elapsed() < Duration::from_secs(3),
         "took {:?}",
@@ -277,7 +266,7 @@ async fn re_registers_after_the_agent_loses_its_state() {
     assert_eq!(passing(&client, "svc").await, 1);
     // An operator's deregistration is healed the same way.
     client.deregister(instance.id()).await.unwrap();
-    until("registered after an operator removed it", || {
+    until(T, "registered after an operator removed it", || {
         registered(&client, instance.id())
     })
     .await;
@@ -307,7 +296,7 @@ async fn shutdown_is_bounded_when_consul_hangs() {
     let instance = service.instance();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
-    until("registered", || registered(&client, instance.id())).await;
+    until(T, "registered", || registered(&client, instance.id())).await;
     agent.faults().set_delay(Some(Duration::from_secs(20)));
     let asked = Instant::now();
     instance.shutdown();
@@ -363,14 +352,14 @@ async fn ipv6_addresses_are_bracketed_and_checked() {
     let instance = service.instance();
     let port = listener.local_addr().unwrap().port();
     let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
-    until("registered", || registered(&client, instance.id())).await;
+    until(T, "registered", || registered(&client, instance.id())).await;
     let services = client.agent_services().await.unwrap();
     assert_eq!(services[instance.id()].address, "::1");
     let checks = client.agent_checks().await.unwrap();
     let check = &checks[&format!("service:{}", instance.id())];
     assert_eq!(check.definition.http, format!("http://[::1]:{port}/health"));
     // The agent's own HTTP check reaches it: its output shows a real run.
-    until("agent ran the check", || async {
+    until(T, "agent ran the check", || async {
         let checks = client.agent_checks().await.unwrap();
         checks[&format!("service:{}", instance.id())]
             .output

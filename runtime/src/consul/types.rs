@@ -715,16 +715,8 @@ pub(crate) struct CheckUpdate<'a> {
 /// assert_eq!(format_go_duration(Duration::from_millis(1500)), "1500ms");
 /// ```
 pub fn format_go_duration(d: Duration) -> String {
-    let nanos = d.as_nanos();
-    if nanos % 1_000_000_000 == 0 {
-        format!("{}s", nanos / 1_000_000_000)
-    } else if nanos % 1_000_000 == 0 {
-        format!("{}ms", nanos / 1_000_000)
-    } else if nanos % 1_000 == 0 {
-        format!("{}us", nanos / 1_000)
-    } else {
-        format!("{nanos}ns")
-    }
+    // One formatting for the attribute's messages and for Consul's requests.
+    discoverable_rules::go_duration(d)
 }
 
 /// Parses a Go duration string (`"10s"`, `"1.5s"`, `"1m30s"`, `"250ms"`, `"0"`), as Go's
