@@ -383,3 +383,30 @@ async fn bad_service_is_a_run_time_error() {
 }
 
 use std::future::IntoFuture;
+
+// Multi-threaded for the same reason as the dropped-future test above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_next_to_serve_still_deregisters() {
+    let (agent, client) = agent().await;
+    let service = builder(&agent).build().unwrap();
+    let id = service.id().to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (c, i) = (client.clone(), id.clone());
+    // User code beside the server panics once the instance is registered; unwinding drops
+    // the serve future.
+    let task = tokio::spawn(async move {
+        tokio::select! {
+            _ = discoverable_runtime::serve(service, listener, app()).into_future() => {}
+            () = async {
+                until(T, "registered", || registered(&c, &i)).await;
+                panic!("user code failed after registration");
+            } => {}
+        }
+    });
+    let joined = tokio::time::timeout(T, task).await.unwrap();
+    assert!(joined.unwrap_err().is_panic());
+    assert!(
+        !registered(&client, &id).await,
+        "deregistered while the panic unwound"
+    );
+}
