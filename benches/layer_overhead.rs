@@ -264,37 +264,9 @@ fn instructions(report: &mut Report) {
         "callgrind: {} stacks x {{0, {CALLGRIND_REQUESTS}}} requests ...",
         STACKS.len()
     );
-    let runs: Vec<(&str, usize)> = STACKS
-        .iter()
-        .flat_map(|s| [(*s, 0), (*s, CALLGRIND_REQUESTS)])
-        .collect();
-    // Two at a time: the counts are deterministic, the machine has two cores.
-    let mut counts = Vec::new();
-    for pair in runs.chunks(2) {
-        let handles: Vec<_> = pair
-            .iter()
-            .map(|&(stack, n)| {
-                let out = dir.join(format!("{stack}-{n}.out"));
-                let exe = exe.clone();
-                std::thread::spawn(move || (stack, n, callgrind(&exe, &out, stack, n)))
-            })
-            .collect();
-        counts.extend(
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("callgrind run")),
-        );
-    }
-    let per_request = |stack: &str| {
-        let at = |n| {
-            counts
-                .iter()
-                .find(|(s, k, _)| *s == stack && *k == n)
-                .map(|(_, _, c)| *c as f64)
-                .expect("count")
-        };
-        (at(CALLGRIND_REQUESTS) - at(0)) / CALLGRIND_REQUESTS as f64
-    };
+    let per_request = instructions_per_request(&STACKS, CALLGRIND_REQUESTS, move |stack, n| {
+        callgrind(&exe, &dir.join(format!("{stack}-{n}.out")), stack, n)
+    });
     let bare = per_request("bare");
     let layer = per_request("layer");
     let wrapped = per_request("wrapped");
@@ -313,6 +285,42 @@ fn instructions(report: &mut Report) {
         TARGET_COST,
         "as serve wraps the Router",
     );
+}
+
+/// Counts each stack with 0 and with `n` requests, two runs at a time (the counts are
+/// deterministic, the machine has two cores), and returns a stack's instructions per
+/// request: `(I(n) - I(0)) / n`.
+fn instructions_per_request(
+    stacks: &[&'static str],
+    n: usize,
+    count: impl Fn(&'static str, usize) -> u64 + Clone + Send + 'static,
+) -> impl Fn(&str) -> f64 {
+    let runs: Vec<(&'static str, usize)> = stacks.iter().flat_map(|s| [(*s, 0), (*s, n)]).collect();
+    let mut counts = Vec::new();
+    for pair in runs.chunks(2) {
+        let handles: Vec<_> = pair
+            .iter()
+            .map(|&(stack, k)| {
+                let count = count.clone();
+                std::thread::spawn(move || (stack, k, count(stack, k)))
+            })
+            .collect();
+        counts.extend(
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("callgrind run")),
+        );
+    }
+    move |stack: &str| {
+        let at = |k| {
+            counts
+                .iter()
+                .find(|(s, c, _)| *s == stack && *c == k)
+                .map(|(_, _, c)| *c as f64)
+                .expect("count")
+        };
+        (at(n) - at(0)) / n as f64
+    }
 }
 
 /// Runs this executable in `--child-count` mode under callgrind; returns the instructions
@@ -354,36 +362,15 @@ fn wire_instructions(report: &mut Report, consul: &str) {
         "callgrind over loopback: {} servers x {{0, {WIRE_REQUESTS}}} requests ...",
         SERVERS.len()
     );
-    let runs: Vec<(&str, usize)> = SERVERS
-        .iter()
-        .flat_map(|s| [(*s, 0), (*s, WIRE_REQUESTS)])
-        .collect();
-    let mut counts = Vec::new();
-    for pair in runs.chunks(2) {
-        let handles: Vec<_> = pair
-            .iter()
-            .map(|&(stack, n)| {
-                let out = dir.join(format!("wire-{stack}-{n}.out"));
-                let consul = consul.to_owned();
-                std::thread::spawn(move || (stack, n, wire_callgrind(&out, &consul, stack, n)))
-            })
-            .collect();
-        counts.extend(
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("callgrind run")),
-        );
-    }
-    let per_request = |stack: &str| {
-        let at = |n| {
-            counts
-                .iter()
-                .find(|(s, k, _)| *s == stack && *k == n)
-                .map(|(_, _, c)| *c as f64)
-                .expect("count")
-        };
-        (at(WIRE_REQUESTS) - at(0)) / WIRE_REQUESTS as f64
-    };
+    let consul = consul.to_owned();
+    let per_request = instructions_per_request(&SERVERS, WIRE_REQUESTS, move |stack, n| {
+        wire_callgrind(
+            &dir.join(format!("wire-{stack}-{n}.out")),
+            &consul,
+            stack,
+            n,
+        )
+    });
     let bare = per_request("bare");
     let layer = per_request("layer");
     let serve = per_request("serve");

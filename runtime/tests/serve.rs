@@ -42,6 +42,15 @@ fn app() -> Router {
     Router::new().route("/", get(|| async { "ok" }))
 }
 
+/// Waits (bounded) for the spawned `serve` to return, and asserts it returned `Ok`.
+async fn returns_ok(served: tokio::task::JoinHandle<std::io::Result<()>>) {
+    tokio::time::timeout(T, served)
+        .await
+        .expect("serve returns in time")
+        .expect("serve did not panic")
+        .expect("serve returned Ok");
+}
+
 async fn registered(client: &Client, id: &str) -> bool {
     client
         .agent_services()
@@ -87,11 +96,7 @@ async fn instance_shutdown_takes_the_signal_path() {
     // Still serving during the grace period, health says 503.
     let health = reqwest::get(format!("{url}/health")).await.unwrap();
     assert_eq!(health.status(), 503);
-    tokio::time::timeout(T, served)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    returns_ok(served).await;
     assert!(
         reqwest::get(&url).await.is_err(),
         "listener closed after serve returned"
@@ -132,11 +137,7 @@ async fn user_shutdown_future_and_connect_info_make_service() {
         200
     );
     tx.send(()).unwrap();
-    tokio::time::timeout(T, served)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    returns_ok(served).await;
     assert!(!registered(&client, &id).await);
 }
 
@@ -151,11 +152,7 @@ async fn into_make_service_works() {
     );
     until(T, "registered", || registered(&client, instance.id())).await;
     instance.shutdown();
-    tokio::time::timeout(T, served)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    returns_ok(served).await;
     assert!(!registered(&client, instance.id()).await);
 }
 
@@ -224,11 +221,7 @@ async fn registers_once_consul_comes_up_and_serves_meanwhile() {
     );
     eprintln!("registered {took:?} after the agent came up");
     instance.shutdown();
-    tokio::time::timeout(T, served)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    returns_ok(served).await;
 }
 
 #[tokio::test]
@@ -271,11 +264,7 @@ async fn re_registers_after_the_agent_loses_its_state() {
     })
     .await;
     instance.shutdown();
-    tokio::time::timeout(T, served)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    returns_ok(served).await;
     assert!(!registered(&client, instance.id()).await);
 }
 
@@ -300,11 +289,7 @@ async fn shutdown_is_bounded_when_consul_hangs() {
     agent.faults().set_delay(Some(Duration::from_secs(20)));
     let asked = Instant::now();
     instance.shutdown();
-    tokio::time::timeout(T, served)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    returns_ok(served).await;
     // registrar stop (≤ bound) + deregistration (≤ bound) + grace 100 ms + drain.
     assert!(
         asked.elapsed() < Duration::from_secs(3),
@@ -323,11 +308,7 @@ async fn no_ghost_when_shutdown_comes_while_registration_retries() {
     let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
     tokio::time::sleep(Duration::from_millis(300)).await;
     instance.shutdown();
-    tokio::time::timeout(T, served)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    returns_ok(served).await;
     agent.faults().set_unavailable(false).await;
     // Give a leftover retry every chance to land: several backoff caps.
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -367,11 +348,7 @@ async fn ipv6_addresses_are_bracketed_and_checked() {
     })
     .await;
     instance.shutdown();
-    tokio::time::timeout(T, served)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    returns_ok(served).await;
 }
 
 #[tokio::test]
