@@ -1,0 +1,86 @@
+//! One type for "the dev agent or a real Consul", for tests that run against both.
+
+use discoverable_devagent::{Config, DevAgent};
+
+use crate::consul::{Consul, ConsulOptions};
+use crate::peers;
+
+/// Which agent a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentKind {
+    /// The project's dev agent, in process.
+    Dev,
+    /// A real `consul agent -dev` process.
+    RealConsul,
+}
+
+/// The dev agent or a real Consul, on loopback.
+#[derive(Debug)]
+pub enum Agent {
+    /// The dev agent.
+    Dev(DevAgent),
+    /// A real Consul.
+    Real(Consul),
+}
+
+impl Agent {
+    /// Starts an agent of `kind`; `None` when a real Consul cannot be built here (the test
+    /// then skips; under `CI=true` this panics instead). `acl_token`: ACLs on with that
+    /// management token.
+    pub async fn start(kind: AgentKind, test: &str, acl_token: Option<&str>) -> Option<Agent> {
+        match kind {
+            AgentKind::Dev => {
+                let config = Config {
+                    acl_token: acl_token.map(str::to_owned),
+                    ..Config::default()
+                };
+                Some(Agent::Dev(
+                    DevAgent::start(config).await.expect("dev agent starts"),
+                ))
+            }
+            AgentKind::RealConsul => {
+                let peers = peers::require(test)?;
+                let options = ConsulOptions {
+                    acl_management_token: acl_token.map(str::to_owned),
+                    ..ConsulOptions::default()
+                };
+                let consul = tokio::task::spawn_blocking(move || Consul::start(&peers, options))
+                    .await
+                    .expect("consul starts");
+                Some(Agent::Real(consul))
+            }
+        }
+    }
+
+    /// The HTTP API's base URL.
+    pub fn url(&self) -> String {
+        match self {
+            Agent::Dev(a) => a.url(),
+            Agent::Real(c) => c.url(),
+        }
+    }
+
+    /// Which kind this is.
+    pub fn kind(&self) -> AgentKind {
+        match self {
+            Agent::Dev(_) => AgentKind::Dev,
+            Agent::Real(_) => AgentKind::RealConsul,
+        }
+    }
+
+    /// The dev agent, if this is one.
+    pub fn dev(&self) -> Option<&DevAgent> {
+        match self {
+            Agent::Dev(a) => Some(a),
+            Agent::Real(_) => None,
+        }
+    }
+
+    /// The real Consul, if this is one.
+    pub fn real(&mut self) -> Option<&mut Consul> {
+        match self {
+            Agent::Dev(_) => None,
+            Agent::Real(c) => Some(c),
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! A real Consul agent process for the tests.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::http::{self, Answer};
+use crate::peers::Peers;
+use crate::process::{Peer, free_port, scratch_dir, wait_until};
+
+/// How to run a [`Consul`] agent. `Default`: one `-dev` server on 127.0.0.1, no ACLs.
+#[derive(Debug, Clone)]
+pub struct ConsulOptions {
+    /// Turn ACLs on (default policy deny) with this initial management token, which is also
+    /// the agent's own token.
+    pub acl_management_token: Option<String>,
+    /// A real server with a data directory (`-server -bootstrap-expect`) instead of `-dev`,
+    /// so a restart can keep or lose the state.
+    pub persistent: bool,
+    /// Servers to expect before electing a leader (with `persistent`); 1 by default.
+    pub bootstrap_expect: usize,
+    /// Run as a client agent (no `-server`); implies a data directory.
+    pub client_only: bool,
+    /// Addresses to join (`-retry-join`).
+    pub retry_join: Vec<String>,
+    /// The address the agent binds and advertises for its cluster traffic.
+    pub bind: IpAddr,
+    /// The address its HTTP API listens on.
+    pub client: IpAddr,
+    /// The network namespace to run in (`ip netns exec`), for the cluster tests' hosts.
+    pub netns: Option<String>,
+    /// The node name; `node-<pid>-<n>` by default.
+    pub node: Option<String>,
+    /// Fixed serf LAN port (all agents of a cluster across namespaces may share one);
+    /// picked at run time when `None`.
+    pub serf_lan_port: Option<u16>,
+    /// More HCL appended to the generated configuration.
+    pub extra_hcl: String,
+    /// Wait for a leader (and the agent's own node in the catalog) before `start` returns.
+    pub wait_ready: bool,
+}
+
+impl Default for ConsulOptions {
+    fn default() -> Self {
+        ConsulOptions {
+            acl_management_token: None,
+            persistent: false,
+            bootstrap_expect: 1,
+            client_only: false,
+            retry_join: Vec::new(),
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            client: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            netns: None,
+            node: None,
+            serf_lan_port: None,
+            extra_hcl: String::new(),
+            wait_ready: true,
+        }
+    }
+}
+
+impl ConsulOptions {
+    /// ACLs on, default deny, with `token` as the initial management token.
+    pub fn with_acl(token: &str) -> Self {
+        ConsulOptions {
+            acl_management_token: Some(token.to_owned()),
+            ..ConsulOptions::default()
+        }
+    }
+}
+
+/// A real `consul agent`, killed (and its scratch directory removed) when dropped.
+#[derive(Debug)]
+pub struct Consul {
+    peer: Option<Peer>,
+    binary: PathBuf,
+    options: ConsulOptions,
+    dir: PathBuf,
+    node: String,
+    http: SocketAddr,
+    serf_lan: u16,
+}
+
+const READY_WITHIN: Duration = Duration::from_secs(60);
+
+impl Consul {
+    /// Starts an agent with `options` and (unless told not to) waits until it is ready.
+    /// Panics, with the end of its log, if it does not start.
+    pub fn start(peers: &Peers, options: ConsulOptions) -> Consul {
+        let dir = scratch_dir("consul");
+        let node = options.node.clone().unwrap_or_else(|| {
+            let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+            name.replace("discoverable-consul", "node")
+        });
+        let http = SocketAddr::new(options.client, free_port());
+        let serf_lan = options.serf_lan_port.unwrap_or_else(free_port);
+        let ports = format!(
+            "ports {{\n  http = {}\n  dns = -1\n  grpc = -1\n  grpc_tls = -1\n  https = -1\n  \
+             serf_lan = {serf_lan}\n  serf_wan = {}\n  server = {}\n}}\n",
+            http.port(),
+            free_port(),
+            free_port(),
+        );
+        let mut hcl = format!(
+            "node_name = \"{node}\"\n{ports}\
+             # Loopback only: no update check or anonymous signature to the vendor.\n\
+             disable_update_check = true\ndisable_anonymous_signature = true\n\
+             performance {{ raft_multiplier = 1 }}\n"
+        );
+        if let Some(token) = &options.acl_management_token {
+            hcl.push_str(&format!(
+                "acl {{\n  enabled = true\n  default_policy = \"deny\"\n  \
+                 enable_token_persistence = true\n  tokens {{\n    \
+                 initial_management = \"{token}\"\n    agent = \"{token}\"\n  }}\n}}\n"
+            ));
+        }
+        hcl.push_str(&options.extra_hcl);
+        std::fs::write(dir.join("consul.hcl"), hcl).expect("write consul.hcl");
+        let mut consul = Consul {
+            peer: None,
+            binary: peers.consul.clone(),
+            options,
+            dir,
+            node,
+            http,
+            serf_lan,
+        };
+        consul.launch();
+        consul
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn launch(&mut self) {
+        let o = &self.options;
+        let mut cmd = match &o.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&self.binary);
+                c
+            }
+            None => Command::new(&self.binary),
+        };
+        cmd.arg("agent");
+        if o.persistent || o.client_only {
+            std::fs::create_dir_all(self.data_dir()).expect("data dir");
+            cmd.arg("-data-dir").arg(self.data_dir());
+            if !o.client_only {
+                cmd.arg("-server")
+                    .arg(format!("-bootstrap-expect={}", o.bootstrap_expect));
+            }
+        } else {
+            cmd.arg("-dev");
+        }
+        for join in &o.retry_join {
+            cmd.arg(format!("-retry-join={join}"));
+        }
+        cmd.arg(format!("-bind={}", o.bind))
+            .arg(format!("-client={}", o.client))
+            .arg("-config-file")
+            .arg(self.dir.join("consul.hcl"));
+        // The test's own Consul settings must not reach the agent's CLI.
+        for var in [
+            "CONSUL_HTTP_ADDR",
+            "CONSUL_HTTP_TOKEN",
+            "CONSUL_HTTP_TOKEN_FILE",
+        ] {
+            cmd.env_remove(var);
+        }
+        self.peer = Some(Peer::spawn(
+            &format!("consul {}", self.node),
+            cmd,
+            &self.dir.join("consul.log"),
+        ));
+        if self.options.wait_ready {
+            self.wait_ready(READY_WITHIN);
+        }
+    }
+
+    /// Waits until the agent has a leader and its own node is in the catalog (so ACLs are
+    /// bootstrapped and registrations are seen by health queries at once).
+    pub fn wait_ready(&mut self, within: Duration) {
+        let started = Instant::now();
+        let node_path = format!("/v1/catalog/node/{}", self.node);
+        let result = wait_until(within, || {
+            if let Some(peer) = self.peer.as_mut() {
+                peer.check_alive()?;
+            }
+            let leader = self.get("/v1/status/leader")?;
+            if leader.status != 200 || leader.body.trim() == "\"\"" {
+                return Err(format!("no leader yet: {} {}", leader.status, leader.body));
+            }
+            let node = self.get(&node_path)?;
+            match node.json() {
+                Ok(v) if node.status == 200 && v.get("Node").is_some_and(|n| !n.is_null()) => {
+                    Ok(())
+                }
+                _ => Err(format!(
+                    "node not in the catalog yet: {} {}",
+                    node.status, node.body
+                )),
+            }
+        });
+        if let Err(why) = result {
+            panic!(
+                "consul {} not ready: {why}\nits log ends:\n{}",
+                self.node,
+                self.log_tail(40)
+            );
+        }
+        eprintln!(
+            "testkit: consul {} ready at {} in {:.1?}",
+            self.node,
+            self.url(),
+            started.elapsed()
+        );
+    }
+
+    /// The HTTP API's address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+    }
+
+    /// The HTTP API's base URL, `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.http)
+    }
+
+    /// The agent's node name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The serf LAN address others join (`bind:port`).
+    pub fn serf_lan_addr(&self) -> String {
+        SocketAddr::new(self.options.bind, self.serf_lan).to_string()
+    }
+
+    /// The management token, when ACLs are on.
+    pub fn token(&self) -> Option<&str> {
+        self.options.acl_management_token.as_deref()
+    }
+
+    /// The process ID (0 while killed).
+    pub fn pid(&self) -> i32 {
+        self.peer.as_ref().map_or(0, Peer::pid)
+    }
+
+    /// `GET path` with the management token.
+    pub fn get(&self, path: &str) -> Result<Answer, String> {
+        http::get(self.http, path, self.token())
+    }
+
+    /// `PUT path` with a JSON body and the management token.
+    pub fn put(&self, path: &str, body: &Value) -> Result<Answer, String> {
+        http::put(self.http, path, body, self.token())
+    }
+
+    /// Creates a policy of `rules` (HCL) and a token holding only it; returns its secret.
+    pub fn create_token(&self, name: &str, rules: &str) -> String {
+        let policy = self
+            .put("/v1/acl/policy", &json!({ "Name": name, "Rules": rules }))
+            .expect("create policy");
+        assert_eq!(policy.status, 200, "create policy {name}: {}", policy.body);
+        let token = self
+            .put(
+                "/v1/acl/token",
+                &json!({ "Description": name, "Policies": [{ "Name": name }] }),
+            )
+            .expect("create token");
+        assert_eq!(token.status, 200, "create token {name}: {}", token.body);
+        token.json().expect("token JSON")["SecretID"]
+            .as_str()
+            .expect("SecretID")
+            .to_owned()
+    }
+
+    /// Kills the agent (SIGKILL); nothing answers on its port until [`Consul::restart`].
+    pub fn kill(&mut self) {
+        if let Some(mut peer) = self.peer.take() {
+            peer.kill();
+        }
+    }
+
+    /// Kills the agent if it runs and starts it again on the same ports; `keep_state: false`
+    /// removes its data directory first (a `-dev` agent never keeps state).
+    pub fn restart(&mut self, keep_state: bool) {
+        self.kill();
+        if !keep_state {
+            let _ = std::fs::remove_dir_all(self.data_dir());
+        }
+        self.launch();
+    }
+
+    /// Freezes the agent (SIGSTOP): connections are accepted by the kernel, never answered.
+    pub fn freeze(&self) {
+        if let Some(peer) = &self.peer {
+            peer.signal(libc::SIGSTOP);
+        }
+    }
+
+    /// Thaws a frozen agent (SIGCONT).
+    pub fn thaw(&self) {
+        if let Some(peer) = &self.peer {
+            peer.signal(libc::SIGCONT);
+        }
+    }
+
+    /// The last `lines` lines of the agent's log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.peer
+            .as_ref()
+            .map(|p| p.log_tail(lines))
+            .unwrap_or_else(|| {
+                let text = std::fs::read_to_string(self.dir.join("consul.log")).unwrap_or_default();
+                let all: Vec<&str> = text.lines().collect();
+                all[all.len().saturating_sub(lines)..].join("\n")
+            })
+    }
+}
+
+impl Drop for Consul {
+    fn drop(&mut self) {
+        self.thaw();
+        self.kill();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!(
+                "testkit: consul {} log kept in {}",
+                self.node,
+                self.dir.display()
+            );
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! Test support of discoverable: the real peers the integration tests run against.
+//!
+//! - [`peers`]: builds Consul v1.14.11, Fabio and the seed's Go recipe from the workspace's
+//!   `peers/` Go modules into `target/peers/`, once, under a lock, cached; skips (or, with
+//!   `CI=true`, fails) where Go is missing.
+//! - [`Consul`]: a real `consul agent` on loopback, every port picked at run time, optionally
+//!   with ACLs (default deny, a management token); kill, restart with or without its state,
+//!   freeze and thaw it.
+//! - [`Fabio`]: a real Fabio on loopback in front of an agent; its routing table.
+//! - [`Agent`] (feature `devagent`): the dev agent or a real Consul behind one type, for tests
+//!   that run against both.
+//!
+//! Everything listens on 127.0.0.1 and every child process is killed when its handle drops
+//! (and, through a parent-death signal, when the test process dies).
+
+#![deny(unsafe_code)]
+#![warn(missing_docs, rust_2018_idioms)]
+
+#[cfg(feature = "devagent")]
+mod agent;
+mod consul;
+mod fabio;
+pub mod http;
+pub mod peers;
+mod process;
+
+#[cfg(feature = "devagent")]
+pub use agent::{Agent, AgentKind};
+pub use consul::{Consul, ConsulOptions};
+pub use fabio::{Fabio, Route};
+pub use process::{Peer, free_port, wait_until};
