@@ -20,7 +20,7 @@ pub enum Agent {
     /// The dev agent.
     Dev(DevAgent),
     /// A real Consul.
-    Real(Consul),
+    Real(Box<Consul>),
 }
 
 impl Agent {
@@ -47,7 +47,7 @@ impl Agent {
                 let consul = tokio::task::spawn_blocking(move || Consul::start(&peers, options))
                     .await
                     .expect("consul starts");
-                Some(Agent::Real(consul))
+                Some(Agent::Real(Box::new(consul)))
             }
         }
     }
