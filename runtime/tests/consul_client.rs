@@ -1,7 +1,7 @@
-//! The Consul client against an agent: the dev agent by default, a real Consul when
-//! `CONSUL_HTTP_ADDR` is set (then configured with `Client::from_env`, so `CONSUL_HTTP_TOKEN`
-//! and the TLS variables apply too). Tests that need the dev agent's fault switches or its ACL
-//! set-up say so and skip against a real Consul.
+//! The Consul client against both agents: every test runs as `dev_agent::<name>` against the
+//! dev agent and as `real_consul::<name>` against a real `consul agent -dev` that the test
+//! starts on loopback. Faults the dev agent switches on are made from outside for the real
+//! one: the process killed (unreachable), frozen with SIGSTOP (hanging), restarted (state lost).
 //!
 //! Every wait is a deadline loop or a blocking query with a bound; loopback only.
 
@@ -11,54 +11,42 @@ mod consul {
     use std::net::SocketAddr;
     use std::time::{Duration, Instant};
 
-    use discoverable_devagent::DevAgent;
     use discoverable_runtime::Error;
     use discoverable_runtime::consul::{
         CheckDefinition, CheckStatus, Client, Config, HealthQuery, HealthState, QueryOptions,
         Registration, next_index,
     };
+    use discoverable_testkit::{Agent, AgentKind};
 
     /// The agent under test and a client for it.
     struct Target {
         client: Client,
-        /// `None` against a real Consul.
-        agent: Option<DevAgent>,
+        agent: Agent,
     }
 
     impl Target {
-        /// Against a real Consul when `CONSUL_HTTP_ADDR` is set, else a dev agent with `config`.
-        async fn new(config: discoverable_devagent::Config) -> Target {
-            if std::env::var_os("CONSUL_HTTP_ADDR").is_some_and(|v| !v.is_empty()) {
-                let client = Client::from_env().expect("CONSUL_* variables");
-                println!(
-                    "consul_client: against a real Consul at {} (CONSUL_HTTP_ADDR)",
-                    client.config().address()
-                );
-                Target {
-                    client,
-                    agent: None,
-                }
-            } else {
-                let agent = DevAgent::start(config).await.expect("dev agent starts");
-                println!("consul_client: against the dev agent at {}", agent.url());
-                let client = client_for(&agent.url(), None);
-                Target {
-                    client,
-                    agent: Some(agent),
-                }
-            }
+        /// An agent of `kind` (`None`: the test skips, saying why).
+        async fn start(kind: AgentKind, test: &str) -> Option<Target> {
+            Target::start_acl(kind, test, None).await
         }
 
-        async fn dev() -> Target {
-            Target::new(discoverable_devagent::Config::default()).await
+        /// With ACLs on (default deny) when `token` is given; the client carries no token.
+        async fn start_acl(kind: AgentKind, test: &str, token: Option<&str>) -> Option<Target> {
+            let agent = Agent::start(kind, test, token).await?;
+            println!("{test}: against {kind:?} at {}", agent.url());
+            let client = client_for(&agent.url(), None);
+            Some(Target { client, agent })
         }
 
-        /// The dev agent, or `None` after printing why the test skips against a real Consul.
-        fn dev_agent(&self, what: &str) -> Option<&DevAgent> {
-            if self.agent.is_none() {
-                println!("consul_client: skipping `{what}`: needs the dev agent");
+        /// Makes the agent forget every registration and start its index over: the dev
+        /// agent's switch, or a real `-dev` agent killed and started again on its port.
+        async fn lose_state(&mut self) {
+            match &mut self.agent {
+                Agent::Dev(dev) => dev.faults().restart_losing_state(),
+                Agent::Real(consul) => {
+                    tokio::task::block_in_place(|| consul.restart(false));
+                }
             }
-            self.agent.as_ref()
         }
     }
 
@@ -142,18 +130,20 @@ mod consul {
         }
     }
 
-    #[tokio::test]
-    async fn agent_self_describes_the_agent() {
-        let t = Target::dev().await;
+    async fn agent_self_describes_the_agent(kind: AgentKind) {
+        let Some(t) = Target::start(kind, "agent_self_describes_the_agent").await else {
+            return;
+        };
         let me = t.client.agent_self().await.unwrap();
         assert!(!me.datacenter.is_empty(), "{me:?}");
         assert!(!me.node_name.is_empty(), "{me:?}");
         assert!(!me.version.is_empty(), "{me:?}");
     }
 
-    #[tokio::test]
-    async fn register_round_trips_every_field() {
-        let t = Target::dev().await;
+    async fn register_round_trips_every_field(kind: AgentKind) {
+        let Some(t) = Target::start(kind, "register_round_trips_every_field").await else {
+            return;
+        };
         let c = &t.client;
         let health = health_server().await;
         let name = unique("roundtrip");
@@ -225,16 +215,10 @@ mod consul {
         assert_eq!(http.service_id, id);
         assert_eq!(http.service_name, name);
         assert_eq!(http.r#type, "http");
-        assert_eq!(http.definition.http, format!("http://{health}/health"));
-        assert_eq!(http.definition.method, "GET");
-        assert_eq!(http.definition.header["X-Probe"], ["consul"]);
-        assert!(http.definition.tls_skip_verify);
-        assert_eq!(http.definition.interval, Some(Duration::from_secs(1)));
-        assert_eq!(http.definition.timeout, Some(Duration::from_millis(500)));
-        assert_eq!(
-            http.definition.deregister_critical_service_after,
-            Some(Duration::from_secs(90))
-        );
+        // Consul 1.14 reports an HTTP check's interval and timeout beside it and leaves
+        // `Definition` empty in this view.
+        assert_eq!(http.interval, Some(Duration::from_secs(1)));
+        assert_eq!(http.timeout, Some(Duration::from_millis(500)));
         let ttl = &checks[&format!("{id}-ttl")];
         assert_eq!(ttl.name, "heartbeat");
         assert_eq!(ttl.r#type, "ttl");
@@ -326,9 +310,11 @@ mod consul {
         }
     }
 
-    #[tokio::test]
-    async fn http_check_turns_passing_through_the_agent() {
-        let t = Target::dev().await;
+    async fn http_check_turns_passing_through_the_agent(kind: AgentKind) {
+        let Some(t) = Target::start(kind, "http_check_turns_passing_through_the_agent").await
+        else {
+            return;
+        };
         let health = health_server().await;
         let name = unique("httpcheck");
         let reg = Registration {
@@ -359,9 +345,10 @@ mod consul {
         t.client.deregister(&reg.id).await.unwrap();
     }
 
-    #[tokio::test]
-    async fn register_errors_carry_consuls_reason() {
-        let t = Target::dev().await;
+    async fn register_errors_carry_consuls_reason(kind: AgentKind) {
+        let Some(t) = Target::start(kind, "register_errors_carry_consuls_reason").await else {
+            return;
+        };
         match t.client.register(&Registration::default()).await {
             Err(Error::Status {
                 status: 400,
@@ -387,9 +374,11 @@ mod consul {
         }
     }
 
-    #[tokio::test]
-    async fn blocking_health_service_waits_for_a_change() {
-        let t = Target::dev().await;
+    async fn blocking_health_service_waits_for_a_change(kind: AgentKind) {
+        let Some(t) = Target::start(kind, "blocking_health_service_waits_for_a_change").await
+        else {
+            return;
+        };
         let c = t.client.clone();
         let name = unique("blocking");
         let reg = ttl_registration(&name, Duration::from_secs(60));
@@ -453,9 +442,15 @@ mod consul {
         c.deregister(&reg.id).await.unwrap();
     }
 
-    #[tokio::test]
-    async fn blocking_catalog_and_health_state_wake_on_registration() {
-        let t = Target::dev().await;
+    async fn blocking_catalog_and_health_state_wake_on_registration(kind: AgentKind) {
+        let Some(t) = Target::start(
+            kind,
+            "blocking_catalog_and_health_state_wake_on_registration",
+        )
+        .await
+        else {
+            return;
+        };
         let c = t.client.clone();
         let first = c.catalog_services(&QueryOptions::default()).await.unwrap();
         let states = c
@@ -515,9 +510,10 @@ mod consul {
         c.deregister(&format!("{name}-1")).await.unwrap();
     }
 
-    #[tokio::test]
-    async fn agent_service_hash_blocking() {
-        let t = Target::dev().await;
+    async fn agent_service_hash_blocking(kind: AgentKind) {
+        let Some(t) = Target::start(kind, "agent_service_hash_blocking").await else {
+            return;
+        };
         let c = t.client.clone();
         let name = unique("hashed");
         let mut reg = ttl_registration(&name, Duration::from_secs(60));
@@ -557,9 +553,10 @@ mod consul {
         c.deregister(&reg.id).await.unwrap();
     }
 
-    #[tokio::test]
-    async fn ttl_pass_warn_fail_update_and_expiry() {
-        let t = Target::dev().await;
+    async fn ttl_pass_warn_fail_update_and_expiry(kind: AgentKind) {
+        let Some(t) = Target::start(kind, "ttl_pass_warn_fail_update_and_expiry").await else {
+            return;
+        };
         let c = &t.client;
         let name = unique("ttl");
         let reg = ttl_registration(&name, Duration::from_secs(2));
@@ -612,11 +609,28 @@ mod consul {
         .await;
         assert_eq!(status, CheckStatus::Critical);
         assert!(output.starts_with("TTL expired"), "{output}");
-        let critical = c
-            .health_state(HealthState::Critical, &QueryOptions::default())
-            .await
-            .unwrap();
-        assert!(critical.value.iter().any(|hc| hc.check_id == check));
+        // The agent's own view changes first; a real agent syncs the status to the catalog
+        // (which the health endpoints read) a moment later.
+        eventually(
+            "the catalog to see the expiry",
+            Duration::from_secs(5),
+            || {
+                let c = c.clone();
+                let check = check.clone();
+                async move {
+                    let critical = c
+                        .health_state(HealthState::Critical, &QueryOptions::default())
+                        .await
+                        .unwrap();
+                    critical
+                        .value
+                        .iter()
+                        .any(|hc| hc.check_id == check)
+                        .then_some(())
+                }
+            },
+        )
+        .await;
         let passing = c
             .health_state(HealthState::Passing, &QueryOptions::default())
             .await
@@ -634,8 +648,6 @@ mod consul {
         let unknown = unique("nocheck");
         match c.check_pass(&unknown, "x").await {
             Err(Error::NotFound { .. }) => {}
-            // Consul before 1.7 answered 500 for an unknown check.
-            Err(Error::Status { status: 500, .. }) if t.agent.is_none() => {}
             other => panic!("expected NotFound, got {other:?}"),
         }
         assert!(
@@ -646,10 +658,9 @@ mod consul {
         c.deregister(&reg.id).await.unwrap();
     }
 
-    #[tokio::test]
-    async fn index_reset_after_the_agent_loses_its_state() {
-        let t = Target::dev().await;
-        let Some(agent) = t.dev_agent("index_reset_after_the_agent_loses_its_state") else {
+    async fn index_reset_after_the_agent_loses_its_state(kind: AgentKind) {
+        let Some(mut t) = Target::start(kind, "index_reset_after_the_agent_loses_its_state").await
+        else {
             return;
         };
         let c = t.client.clone();
@@ -679,12 +690,21 @@ mod consul {
             })
         };
         tokio::time::sleep(Duration::from_millis(300)).await;
-        agent.faults().restart_losing_state();
-        let after = tokio::time::timeout(Duration::from_secs(5), watcher)
+        t.lose_state().await;
+        // The dev agent answers the read in flight at once; a real agent that was killed
+        // drops the connection, and the client's next read of the fresh agent sees the
+        // lower index. Either way the next answer carries an index below the old one.
+        let after = match tokio::time::timeout(Duration::from_secs(5), watcher)
             .await
             .expect("the restart wakes the blocking read")
             .unwrap()
-            .unwrap();
+        {
+            Ok(after) => after,
+            Err(_) if kind == AgentKind::RealConsul => {
+                c.health_service(&name, &all(false)).await.unwrap()
+            }
+            Err(e) => panic!("{e:?}"),
+        };
         assert!(after.value.is_empty(), "the agent forgot the service");
         assert!(
             after.index < before.index,
@@ -720,18 +740,13 @@ mod consul {
         assert_eq!(next_index(index, same.index), index);
     }
 
-    #[tokio::test]
-    async fn acl_on_token_works_and_no_token_is_denied() {
-        const SECRET: &str = "c0ffee00-acl-token-for-tests";
-        let t = Target::new(discoverable_devagent::Config {
-            acl_token: Some(SECRET.into()),
-            ..Default::default()
-        })
-        .await;
-        let Some(agent) = t.dev_agent("acl_on_token_works_and_no_token_is_denied") else {
+    async fn acl_on_token_works_and_no_token_is_denied(kind: AgentKind) {
+        const SECRET: &str = "c0ffee00-0000-4000-8000-acl0tok3n000";
+        let test = "acl_on_token_works_and_no_token_is_denied";
+        let Some(t) = Target::start_acl(kind, test, Some(SECRET)).await else {
             return;
         };
-        let url = agent.url();
+        let url = t.agent.url();
         let with = client_for(&url, Some(SECRET));
         let without = client_for(&url, None);
         let wrong = client_for(&url, Some("00000000-0000-0000-0000-000000000000"));
@@ -809,13 +824,11 @@ mod consul {
         assert!(!shown.contains(SECRET), "{shown}");
     }
 
-    #[tokio::test]
-    async fn acl_off_any_token_or_none_works() {
-        let t = Target::dev().await;
-        let Some(agent) = t.dev_agent("acl_off_any_token_or_none_works") else {
+    async fn acl_off_any_token_or_none_works(kind: AgentKind) {
+        let Some(t) = Target::start(kind, "acl_off_any_token_or_none_works").await else {
             return;
         };
-        let url = agent.url();
+        let url = t.agent.url();
         let name = unique("aclOff");
         for client in [
             client_for(&url, None),
@@ -829,47 +842,63 @@ mod consul {
         }
     }
 
-    #[tokio::test]
-    async fn faults_map_to_typed_errors() {
-        let t = Target::dev().await;
-        let Some(agent) = t.dev_agent("faults_map_to_typed_errors") else {
+    async fn faults_map_to_typed_errors(kind: AgentKind) {
+        let Some(mut t) = Target::start(kind, "faults_map_to_typed_errors").await else {
             return;
         };
-        let faults = agent.faults();
+        let url = t.agent.url();
         let quick = Client::new(
             Config::builder()
-                .address(agent.url())
+                .address(url.as_str())
                 .request_timeout(Duration::from_millis(300))
                 .build()
                 .unwrap(),
         )
         .unwrap();
 
-        faults.fail_next(2);
-        for _ in 0..2 {
-            match quick.agent_self().await {
-                Err(Error::Status { status: 500, .. }) => {}
-                other => panic!("expected 500, got {other:?}"),
+        // 5xx: the dev agent's switch; against a real Consul the proxy tests of
+        // `resilience.rs` cover it.
+        if let Some(agent) = t.agent.dev() {
+            agent.faults().fail_next(2);
+            for _ in 0..2 {
+                match quick.agent_self().await {
+                    Err(Error::Status { status: 500, .. }) => {}
+                    other => panic!("expected 500, got {other:?}"),
+                }
             }
+            quick.agent_self().await.unwrap();
         }
-        quick.agent_self().await.unwrap();
 
-        faults.set_delay(Some(Duration::from_secs(2)));
+        // Hanging: the dev agent's delay, or a real agent frozen with SIGSTOP.
+        match &t.agent {
+            Agent::Dev(agent) => agent.faults().set_delay(Some(Duration::from_secs(2))),
+            Agent::Real(consul) => consul.freeze(),
+        }
         let started = Instant::now();
         match quick.agent_services().await {
             Err(Error::Timeout { after, .. }) => assert_eq!(after, Duration::from_millis(300)),
             other => panic!("expected Timeout, got {other:?}"),
         }
         assert!(started.elapsed() < Duration::from_millis(1500));
-        faults.set_delay(None);
+        match &t.agent {
+            Agent::Dev(agent) => agent.faults().set_delay(None),
+            Agent::Real(consul) => consul.thaw(),
+        }
         quick.agent_services().await.unwrap();
 
-        faults.set_unavailable(true).await;
+        // Not listening: the dev agent's switch, or a real agent killed.
+        match &mut t.agent {
+            Agent::Dev(agent) => agent.faults().set_unavailable(true).await,
+            Agent::Real(consul) => tokio::task::block_in_place(|| consul.kill()),
+        }
         match quick.agent_self().await {
-            Err(Error::Unreachable { addr, .. }) => assert_eq!(addr, agent.url()),
+            Err(Error::Unreachable { addr, .. }) => assert_eq!(addr, url),
             other => panic!("expected Unreachable, got {other:?}"),
         }
-        faults.set_unavailable(false).await;
+        match &mut t.agent {
+            Agent::Dev(agent) => agent.faults().set_unavailable(false).await,
+            Agent::Real(consul) => tokio::task::block_in_place(|| consul.restart(false)),
+        }
         eventually(
             "the agent to listen again",
             Duration::from_secs(5),
@@ -877,4 +906,19 @@ mod consul {
         )
         .await;
     }
+
+    discoverable_testkit::against_both_agents!(
+        agent_self_describes_the_agent,
+        register_round_trips_every_field,
+        http_check_turns_passing_through_the_agent,
+        register_errors_carry_consuls_reason,
+        blocking_health_service_waits_for_a_change,
+        blocking_catalog_and_health_state_wake_on_registration,
+        agent_service_hash_blocking,
+        ttl_pass_warn_fail_update_and_expiry,
+        index_reset_after_the_agent_loses_its_state,
+        acl_on_token_works_and_no_token_is_denied,
+        acl_off_any_token_or_none_works,
+        faults_map_to_typed_errors,
+    );
 }

@@ -29,3 +29,34 @@ pub use agent::{Agent, AgentKind};
 pub use consul::{Consul, ConsulOptions};
 pub use fabio::{Fabio, Route};
 pub use process::{Peer, free_port, wait_until};
+
+/// Runs each named `async fn name(kind: AgentKind)` of the calling module twice, as
+/// `dev_agent::name` against the dev agent and `real_consul::name` against a real Consul
+/// (so `cargo test real_consul` selects the second set). Needs tokio's `macros` feature.
+///
+/// ```ignore
+/// async fn registers(kind: AgentKind) { /* ... */ }
+/// discoverable_testkit::against_both_agents!(registers);
+/// ```
+#[cfg(feature = "devagent")]
+#[macro_export]
+macro_rules! against_both_agents {
+    ($($name:ident),* $(,)?) => {
+        mod dev_agent {
+            $(
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::AgentKind::Dev).await
+                }
+            )*
+        }
+        mod real_consul {
+            $(
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::AgentKind::RealConsul).await
+                }
+            )*
+        }
+    };
+}
