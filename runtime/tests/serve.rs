@@ -1,5 +1,7 @@
-//! The serve lifecycle in-process against the dev agent: the ways serving can end, Consul
-//! faults at start-up and shutdown, and the make-service flavours. Everything on loopback.
+//! The serve lifecycle in-process, against the dev agent (`dev_agent::<name>`) and a real
+//! Consul (`real_consul::<name>`): the ways serving can end, Consul faults at start-up and
+//! shutdown (for the real agent made from outside: killed, restarted, frozen), and the
+//! make-service flavours. Everything on loopback.
 
 #[path = "support/wait.rs"]
 mod wait;
@@ -9,20 +11,21 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::{Router, extract::ConnectInfo, routing::get};
-use discoverable_devagent::{Config as AgentConfig, DevAgent};
 use discoverable_runtime::consul::{self, Client};
 use discoverable_runtime::{Error, Service, ServiceBuilder};
+use discoverable_testkit::{Agent, AgentKind};
 use tokio::net::TcpListener;
 
 const T: Duration = Duration::from_secs(10);
 
-async fn agent() -> (DevAgent, Client) {
-    let agent = DevAgent::start(AgentConfig::default()).await.unwrap();
+/// An agent of `kind` and a client for it; `None`: the test skips, saying why.
+async fn agent(kind: AgentKind, test: &str) -> Option<(Agent, Client)> {
+    let agent = Agent::start(kind, test, None).await?;
     let client = Client::new(config(&agent)).unwrap();
-    (agent, client)
+    Some((agent, client))
 }
 
-fn config(agent: &DevAgent) -> consul::Config {
+fn config(agent: &Agent) -> consul::Config {
     consul::Config::builder()
         .address(agent.url())
         .request_timeout(Duration::from_secs(2))
@@ -30,7 +33,7 @@ fn config(agent: &DevAgent) -> consul::Config {
         .unwrap()
 }
 
-fn builder(agent: &DevAgent) -> ServiceBuilder {
+fn builder(agent: &Agent) -> ServiceBuilder {
     Service::builder("svc")
         .prefix("/svc")
         .consul(config(agent))
@@ -68,9 +71,10 @@ async fn passing(client: &Client, name: &str) -> usize {
         .unwrap_or(0)
 }
 
-#[tokio::test]
-async fn instance_shutdown_takes_the_signal_path() {
-    let (agent, client) = agent().await;
+async fn instance_shutdown_takes_the_signal_path(kind: AgentKind) {
+    let Some((agent, client)) = agent(kind, "instance_shutdown_takes_the_signal_path").await else {
+        return;
+    };
     // A grace period long enough to ask the health route inside it on a busy machine.
     let service = builder(&agent)
         .grace_period(Duration::from_secs(1))
@@ -103,9 +107,12 @@ async fn instance_shutdown_takes_the_signal_path() {
     );
 }
 
-#[tokio::test]
-async fn user_shutdown_future_and_connect_info_make_service() {
-    let (agent, client) = agent().await;
+async fn user_shutdown_future_and_connect_info_make_service(kind: AgentKind) {
+    let Some((agent, client)) =
+        agent(kind, "user_shutdown_future_and_connect_info_make_service").await
+    else {
+        return;
+    };
     let service = builder(&agent).build().unwrap();
     let id = service.id().to_owned();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -141,9 +148,10 @@ async fn user_shutdown_future_and_connect_info_make_service() {
     assert!(!registered(&client, &id).await);
 }
 
-#[tokio::test]
-async fn into_make_service_works() {
-    let (agent, client) = agent().await;
+async fn into_make_service_works(kind: AgentKind) {
+    let Some((agent, client)) = agent(kind, "into_make_service_works").await else {
+        return;
+    };
     let service = builder(&agent).build().unwrap();
     let instance = service.instance();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -158,9 +166,11 @@ async fn into_make_service_works() {
 
 // Multi-threaded: the best-effort deregistration blocks the dropping thread for its bound, and
 // the agent under test runs on this same runtime.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dropping_the_serve_future_still_deregisters() {
-    let (agent, client) = agent().await;
+async fn dropping_the_serve_future_still_deregisters(kind: AgentKind) {
+    let Some((agent, client)) = agent(kind, "dropping_the_serve_future_still_deregisters").await
+    else {
+        return;
+    };
     let service = builder(&agent).build().unwrap();
     let id = service.id().to_owned();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -185,10 +195,13 @@ async fn dropping_the_serve_future_still_deregisters() {
     );
 }
 
-#[tokio::test]
-async fn registers_once_consul_comes_up_and_serves_meanwhile() {
-    let (agent, client) = agent().await;
-    agent.faults().set_unavailable(true).await;
+async fn registers_once_consul_comes_up_and_serves_meanwhile(kind: AgentKind) {
+    let Some((mut agent, client)) =
+        agent(kind, "registers_once_consul_comes_up_and_serves_meanwhile").await
+    else {
+        return;
+    };
+    agent.go_down().await;
     let service = builder(&agent)
         .retry_backoff(Duration::from_millis(100), Duration::from_secs(2))
         .build()
@@ -208,7 +221,7 @@ async fn registers_once_consul_comes_up_and_serves_meanwhile() {
     // Let the backoff reach its cap before Consul comes back.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(!instance.is_registered());
-    agent.faults().set_unavailable(false).await;
+    agent.come_back().await;
     let up = Instant::now();
     until(T, "registered after Consul came up", || {
         registered(&client, instance.id())
@@ -224,10 +237,12 @@ async fn registers_once_consul_comes_up_and_serves_meanwhile() {
     returns_ok(served).await;
 }
 
-#[tokio::test]
-async fn fail_fast_refuses_to_start_without_consul() {
-    let (agent, _client) = agent().await;
-    agent.faults().set_unavailable(true).await;
+async fn fail_fast_refuses_to_start_without_consul(kind: AgentKind) {
+    let Some((mut agent, _client)) = agent(kind, "fail_fast_refuses_to_start_without_consul").await
+    else {
+        return;
+    };
+    agent.go_down().await;
     let service = builder(&agent).fail_fast(true).build().unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let err = tokio::time::timeout(
@@ -240,15 +255,18 @@ async fn fail_fast_refuses_to_start_without_consul() {
     assert!(err.to_string().contains("cannot reach Consul"), "{err}");
 }
 
-#[tokio::test]
-async fn re_registers_after_the_agent_loses_its_state() {
-    let (agent, client) = agent().await;
+async fn re_registers_after_the_agent_loses_its_state(kind: AgentKind) {
+    let Some((mut agent, client)) =
+        agent(kind, "re_registers_after_the_agent_loses_its_state").await
+    else {
+        return;
+    };
     let service = builder(&agent).build().unwrap();
     let instance = service.instance();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
     until(T, "registered", || registered(&client, instance.id())).await;
-    agent.faults().restart_losing_state();
+    agent.lose_state().await;
     let lost = Instant::now();
     until(T, "registered again", || registered(&client, instance.id())).await;
     assert!(
@@ -268,9 +286,10 @@ async fn re_registers_after_the_agent_loses_its_state() {
     assert!(!registered(&client, instance.id()).await);
 }
 
-#[tokio::test]
-async fn shutdown_is_bounded_when_consul_hangs() {
-    let (agent, client) = agent().await;
+async fn shutdown_is_bounded_when_consul_hangs(kind: AgentKind) {
+    let Some((agent, client)) = agent(kind, "shutdown_is_bounded_when_consul_hangs").await else {
+        return;
+    };
     let service = builder(&agent)
         .deregister_timeout(Duration::from_millis(300))
         .consul(
@@ -286,7 +305,7 @@ async fn shutdown_is_bounded_when_consul_hangs() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
     until(T, "registered", || registered(&client, instance.id())).await;
-    agent.faults().set_delay(Some(Duration::from_secs(20)));
+    agent.hang();
     let asked = Instant::now();
     instance.shutdown();
     returns_ok(served).await;
@@ -298,10 +317,16 @@ async fn shutdown_is_bounded_when_consul_hangs() {
     );
 }
 
-#[tokio::test]
-async fn no_ghost_when_shutdown_comes_while_registration_retries() {
-    let (agent, client) = agent().await;
-    agent.faults().set_unavailable(true).await;
+async fn no_ghost_when_shutdown_comes_while_registration_retries(kind: AgentKind) {
+    let Some((mut agent, client)) = agent(
+        kind,
+        "no_ghost_when_shutdown_comes_while_registration_retries",
+    )
+    .await
+    else {
+        return;
+    };
+    agent.go_down().await;
     let service = builder(&agent).build().unwrap();
     let instance = service.instance();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -309,7 +334,7 @@ async fn no_ghost_when_shutdown_comes_while_registration_retries() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     instance.shutdown();
     returns_ok(served).await;
-    agent.faults().set_unavailable(false).await;
+    agent.come_back().await;
     // Give a leftover retry every chance to land: several backoff caps.
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(
@@ -318,13 +343,15 @@ async fn no_ghost_when_shutdown_comes_while_registration_retries() {
     );
 }
 
-#[tokio::test]
-async fn ipv6_addresses_are_bracketed_and_checked() {
+async fn ipv6_addresses_are_bracketed_and_checked(kind: AgentKind) {
     let Ok(listener) = TcpListener::bind("[::1]:0").await else {
         eprintln!("skipped: no IPv6 loopback on this host");
         return;
     };
-    let (agent, client) = agent().await;
+    let Some((agent, client)) = agent(kind, "ipv6_addresses_are_bracketed_and_checked").await
+    else {
+        return;
+    };
     let service = builder(&agent)
         .interval(Duration::from_secs(1))
         .timeout(Duration::from_millis(500))
@@ -336,15 +363,12 @@ async fn ipv6_addresses_are_bracketed_and_checked() {
     until(T, "registered", || registered(&client, instance.id())).await;
     let services = client.agent_services().await.unwrap();
     assert_eq!(services[instance.id()].address, "::1");
-    let checks = client.agent_checks().await.unwrap();
-    let check = &checks[&format!("service:{}", instance.id())];
-    assert_eq!(check.definition.http, format!("http://[::1]:{port}/health"));
-    // The agent's own HTTP check reaches it: its output shows a real run.
+    // The agent's own HTTP check reaches the bracketed URL: its output shows a real run.
+    let url = format!("http://[::1]:{port}/health");
     until(T, "agent ran the check", || async {
         let checks = client.agent_checks().await.unwrap();
-        checks[&format!("service:{}", instance.id())]
-            .output
-            .contains("200")
+        let output = &checks[&format!("service:{}", instance.id())].output;
+        output.contains(&url) && output.contains("200")
     })
     .await;
     instance.shutdown();
@@ -362,9 +386,10 @@ async fn bad_service_is_a_run_time_error() {
 use std::future::IntoFuture;
 
 // Multi-threaded for the same reason as the dropped-future test above.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_panic_next_to_serve_still_deregisters() {
-    let (agent, client) = agent().await;
+async fn a_panic_next_to_serve_still_deregisters(kind: AgentKind) {
+    let Some((agent, client)) = agent(kind, "a_panic_next_to_serve_still_deregisters").await else {
+        return;
+    };
     let service = builder(&agent).build().unwrap();
     let id = service.id().to_owned();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -387,3 +412,17 @@ async fn a_panic_next_to_serve_still_deregisters() {
         "deregistered while the panic unwound"
     );
 }
+
+discoverable_testkit::against_both_agents!(
+    instance_shutdown_takes_the_signal_path,
+    user_shutdown_future_and_connect_info_make_service,
+    into_make_service_works,
+    dropping_the_serve_future_still_deregisters,
+    registers_once_consul_comes_up_and_serves_meanwhile,
+    fail_fast_refuses_to_start_without_consul,
+    re_registers_after_the_agent_loses_its_state,
+    shutdown_is_bounded_when_consul_hangs,
+    no_ghost_when_shutdown_comes_while_registration_retries,
+    ipv6_addresses_are_bracketed_and_checked,
+    a_panic_next_to_serve_still_deregisters,
+);

@@ -84,3 +84,57 @@ impl Agent {
         }
     }
 }
+
+/// Faults, the same for both kinds: the dev agent's switches, or the real process killed,
+/// restarted or frozen from outside.
+impl Agent {
+    /// Stops answering: the dev agent stops listening; a real Consul is killed.
+    pub async fn go_down(&mut self) {
+        match self {
+            Agent::Dev(a) => a.faults().set_unavailable(true).await,
+            Agent::Real(c) => blocking(|| c.kill()),
+        }
+    }
+
+    /// Answers again on the same address: the dev agent listens again (keeping its state);
+    /// a real `-dev` Consul starts afresh (its state is gone) and is ready when this returns.
+    pub async fn come_back(&mut self) {
+        match self {
+            Agent::Dev(a) => a.faults().set_unavailable(false).await,
+            Agent::Real(c) => blocking(|| c.restart(false)),
+        }
+    }
+
+    /// Forgets every registration and starts its index over (a restart without state).
+    pub async fn lose_state(&mut self) {
+        match self {
+            Agent::Dev(a) => a.faults().restart_losing_state(),
+            Agent::Real(c) => blocking(|| c.restart(false)),
+        }
+    }
+
+    /// Stops answering while keeping connections open: the dev agent delays every answer by
+    /// a minute; a real Consul is frozen (SIGSTOP).
+    pub fn hang(&self) {
+        match self {
+            Agent::Dev(a) => a
+                .faults()
+                .set_delay(Some(std::time::Duration::from_secs(60))),
+            Agent::Real(c) => c.freeze(),
+        }
+    }
+
+    /// Ends [`Agent::hang`].
+    pub fn unhang(&self) {
+        match self {
+            Agent::Dev(a) => a.faults().set_delay(None),
+            Agent::Real(c) => c.thaw(),
+        }
+    }
+}
+
+/// Runs a blocking process operation without stalling the runtime's other tasks (needs the
+/// multi-threaded runtime, which [`against_both_agents!`](crate::against_both_agents) uses).
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
