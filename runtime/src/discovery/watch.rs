@@ -365,6 +365,10 @@ async fn run(b: WatchBuilder, tx: watch::Sender<InstanceSet>) {
                     set.stale = true;
                     changed
                 });
+                // The agent may have restarted without its state meanwhile: its index then
+                // starts below ours, and a query blocking on ours would hold for its whole
+                // wait before the lower index could reset it. Read afresh instead.
+                index = 0;
                 let delay = backoff.next().unwrap_or(b.retry_max);
                 tokio::select! {
                     () = tx.closed() => return,
