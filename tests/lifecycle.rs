@@ -1,4 +1,5 @@
-//! The lifecycle end to end: the dev agent and the example services as real processes.
+//! The lifecycle end to end: the example services as real processes, against the dev agent's
+//! process (`dev_agent::<name>`) and a real Consul (`real_consul::<name>`).
 
 mod support;
 
@@ -6,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use support::{agent_instances, devagent, example, get_json, until};
+use discoverable_testkit::AgentKind;
+use support::{agent_instances, agent_process, example, get_json, until};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -14,9 +16,12 @@ fn port_of(url: &str) -> u64 {
     url.rsplit(':').next().unwrap().parse().unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn registers_every_field_and_is_passing_at_once() {
-    let (_agent, consul) = devagent(&[]);
+async fn registers_every_field_and_is_passing_at_once(kind: AgentKind) {
+    let Some((_agent, consul)) =
+        agent_process(kind, "registers_every_field_and_is_passing_at_once", &[])
+    else {
+        return;
+    };
     let (_app, url) = example("cool_app", &consul, &[]);
     let services = until(T, "cool_app registered", || async {
         agent_instances(&consul, "cool_app")
@@ -50,11 +55,16 @@ async fn registers_every_field_and_is_passing_at_once() {
     assert_eq!(check["Status"], "passing");
     assert_eq!(check["Interval"], "10s");
     assert_eq!(check["Timeout"], "5s");
-    assert_eq!(check["Definition"]["HTTP"], format!("{url}/health"));
-    assert_eq!(
-        check["Definition"]["DeregisterCriticalServiceAfter"],
-        "1m0s"
-    );
+    // The agent's own run of the check (its first within the 10 s interval) names the URL.
+    let health_url = format!("{url}/health");
+    until(T, "the agent to run the HTTP check", || async {
+        let checks = get_json(&format!("{consul}/v1/agent/checks")).await?;
+        let output = checks[format!("service:{id}")]["Output"]
+            .as_str()?
+            .to_owned();
+        (output.contains(&health_url) && output.contains("200")).then_some(())
+    })
+    .await;
 
     // The health route and the app.
     let r = reqwest::get(format!("{url}/health")).await.unwrap();
@@ -64,8 +74,11 @@ async fn registers_every_field_and_is_passing_at_once() {
     assert_eq!(r.text().await.unwrap(), "home page");
 }
 
-async fn sigterm_drains_after_deregistering(signal: &str) {
-    let (_agent, consul) = devagent(&[]);
+async fn sigterm_drains_after_deregistering(kind: AgentKind, signal: &str) {
+    let Some((_agent, consul)) = agent_process(kind, "sigterm_drains_after_deregistering", &[])
+    else {
+        return;
+    };
     let (mut app, url) = example(
         "cool_app",
         &consul,
@@ -117,19 +130,18 @@ async fn sigterm_drains_after_deregistering(signal: &str) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_deregisters_then_drains_and_exits_zero() {
-    sigterm_drains_after_deregistering("TERM").await;
+async fn sigterm_deregisters_then_drains_and_exits_zero(kind: AgentKind) {
+    sigterm_drains_after_deregistering(kind, "TERM").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ctrl_c_deregisters_then_drains_and_exits_zero() {
-    sigterm_drains_after_deregistering("INT").await;
+async fn ctrl_c_deregisters_then_drains_and_exits_zero(kind: AgentKind) {
+    sigterm_drains_after_deregistering(kind, "INT").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_get_two_ids() {
-    let (_agent, consul) = devagent(&[]);
+async fn two_instances_get_two_ids(kind: AgentKind) {
+    let Some((_agent, consul)) = agent_process(kind, "two_instances_get_two_ids", &[]) else {
+        return;
+    };
     let (_a, url_a) = example("cool_app", &consul, &[]);
     let (_b, url_b) = example("cool_app", &consul, &[]);
     let services = until(T, "both registered", || async {
@@ -149,9 +161,12 @@ async fn two_instances_get_two_ids() {
     assert_eq!(ports, want);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_route_follows_the_instance_state() {
-    let (_agent, consul) = devagent(&[]);
+async fn health_route_follows_the_instance_state(kind: AgentKind) {
+    let Some((_agent, consul)) =
+        agent_process(kind, "health_route_follows_the_instance_state", &[])
+    else {
+        return;
+    };
     let (_app, url) = example("layer", &consul, &[]);
     until(T, "registered", || async {
         agent_instances(&consul, "cool_app")
@@ -188,9 +203,14 @@ async fn health_route_follows_the_instance_state() {
     assert_eq!(code("/health").await, 200);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ttl_check_stays_passing_and_goes_critical_when_frozen() {
-    let (_agent, consul) = devagent(&[]);
+async fn ttl_check_stays_passing_and_goes_critical_when_frozen(kind: AgentKind) {
+    let Some((_agent, consul)) = agent_process(
+        kind,
+        "ttl_check_stays_passing_and_goes_critical_when_frozen",
+        &[],
+    ) else {
+        return;
+    };
     let (app, _url) = example("layer", &consul, &[("CHECK_TTL", "3s")]);
     let id = until(T, "registered", || async {
         let s = agent_instances(&consul, "cool_app").await?;
@@ -230,16 +250,26 @@ async fn ttl_check_stays_passing_and_goes_critical_when_frozen() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_process_is_reaped_by_the_agent() {
-    // The agent's test switch shortens Consul's one-minute DeregisterCriticalServiceAfter
-    // minimum, so the backstop for a crash can be watched in seconds.
-    let (_agent, consul) = devagent(&[
-        "--reap-interval",
-        "200ms",
-        "--deregister-critical-cap",
-        "1s",
-    ]);
+async fn a_killed_process_is_reaped_by_the_agent(kind: AgentKind) {
+    // The dev agent's test switch shortens Consul's one-minute DeregisterCriticalServiceAfter
+    // minimum, so the backstop for a crash can be watched in seconds. A real Consul honours
+    // its minimum (1 min) and reaps every 30 s: up to about 90 s after the TTL expired.
+    let Some((_agent, consul)) = agent_process(
+        kind,
+        "a_killed_process_is_reaped_by_the_agent",
+        &[
+            "--reap-interval",
+            "200ms",
+            "--deregister-critical-cap",
+            "1s",
+        ],
+    ) else {
+        return;
+    };
+    let reap_within = match kind {
+        AgentKind::Dev => T,
+        AgentKind::RealConsul => Duration::from_secs(120),
+    };
     let (mut app, _url) = example("layer", &consul, &[("CHECK_TTL", "2s")]);
     until(T, "registered", || async {
         agent_instances(&consul, "cool_app")
@@ -250,17 +280,32 @@ async fn a_killed_process_is_reaped_by_the_agent() {
     app.signal("KILL");
     app.wait_exit(T);
     let killed = Instant::now();
-    // Nothing deregistered it: the TTL expires (2 s), then the reaper removes it (1 s + 200 ms).
+    // Nothing deregistered it: the TTL expires (2 s), then the reaper removes it.
     assert_eq!(agent_instances(&consul, "cool_app").await.unwrap().len(), 1);
-    until(T, "reaped", || async {
+    until(reap_within, "reaped", || async {
         agent_instances(&consul, "cool_app")
             .await
             .filter(|s| s.is_empty())
     })
     .await;
-    eprintln!("reaped {:?} after SIGKILL", killed.elapsed());
+    eprintln!("{kind:?}: reaped {:?} after SIGKILL", killed.elapsed());
+    let least = match kind {
+        AgentKind::Dev => Duration::from_secs(2),
+        AgentKind::RealConsul => Duration::from_secs(60),
+    };
     assert!(
-        killed.elapsed() >= Duration::from_secs(2),
-        "reaped before the TTL expired"
+        killed.elapsed() >= least,
+        "reaped {:?} after the kill, before TTL plus the agent's minimum",
+        killed.elapsed()
     );
 }
+
+discoverable_testkit::against_both_agents!(
+    registers_every_field_and_is_passing_at_once,
+    two_instances_get_two_ids,
+    health_route_follows_the_instance_state,
+    ttl_check_stays_passing_and_goes_critical_when_frozen,
+    sigterm_deregisters_then_drains_and_exits_zero,
+    ctrl_c_deregisters_then_drains_and_exits_zero,
+    a_killed_process_is_reaped_by_the_agent,
+);

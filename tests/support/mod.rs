@@ -121,6 +121,42 @@ pub fn spawn(name: &str, mut cmd: Command) -> Proc {
     }
 }
 
+/// The agent a process test runs against: the dev agent's process or a real Consul.
+pub enum AgentProc {
+    Dev(Proc),
+    Real(discoverable_testkit::Consul),
+}
+
+/// An agent of `kind` as a process on 127.0.0.1:<free port> (`dev_args` go to the dev agent
+/// only); returns it and its URL, or `None` when the test skips (saying why).
+pub fn agent_process(
+    kind: discoverable_testkit::AgentKind,
+    test: &str,
+    dev_args: &[&str],
+) -> Option<(AgentProc, String)> {
+    match kind {
+        discoverable_testkit::AgentKind::Dev => {
+            let (p, url) = devagent(dev_args);
+            Some((AgentProc::Dev(p), url))
+        }
+        discoverable_testkit::AgentKind::RealConsul => {
+            let peers = discoverable_testkit::peers::require(test)?;
+            let consul =
+                blocking(|| discoverable_testkit::Consul::start(&peers, Default::default()));
+            let url = consul.url();
+            Some((AgentProc::Real(consul), url))
+        }
+    }
+}
+
+/// Runs blocking process work without stalling a multi-threaded test runtime.
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(_) => tokio::task::block_in_place(f),
+        Err(_) => f(),
+    }
+}
+
 /// The dev agent as a process on 127.0.0.1:<free port>; returns it and its URL.
 pub fn devagent(extra: &[&str]) -> (Proc, String) {
     let mut cmd = Command::new(binary("bin", "devagent"));
