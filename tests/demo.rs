@@ -1,4 +1,5 @@
-//! The one-command demo runs to the end: exit 0 and a last line with zero failed requests.
+//! The one-command demo runs to the end: exit 0 and a last line with zero failed requests, on
+//! its built-in dev agent and on a real Consul named by `CONSUL_HTTP_ADDR`.
 
 mod support;
 
@@ -8,9 +9,29 @@ use std::time::{Duration, Instant};
 #[test]
 fn demo_replaces_an_instance_under_load_without_a_failed_request() {
     let mut cmd = Command::new(support::binary("example", "demo"));
-    // The demo starts its own dev agent; a Consul named by the environment would be used
-    // instead, so keep the test on the built-in one.
+    // The demo starts its own dev agent unless the environment names a Consul.
     cmd.env_remove("CONSUL_HTTP_ADDR").env("RUST_LOG", "warn");
+    run_demo(cmd);
+}
+
+#[test]
+fn demo_on_a_real_consul_replaces_an_instance_without_a_failed_request() {
+    let Some(peers) = discoverable_testkit::peers::require("demo_on_a_real_consul") else {
+        return;
+    };
+    let consul = discoverable_testkit::Consul::start(&peers, Default::default());
+    let mut cmd = Command::new(support::binary("example", "demo"));
+    cmd.env("CONSUL_HTTP_ADDR", consul.url())
+        .env("RUST_LOG", "warn");
+    let out = run_demo(cmd);
+    assert!(
+        out.contains(&consul.url()),
+        "the demo names the Consul it used:\n{out}"
+    );
+}
+
+/// Runs the demo to its end; asserts success and zero failed requests; returns its output.
+fn run_demo(cmd: Command) -> String {
     let mut demo = support::spawn("demo", cmd);
     let started = Instant::now();
     let code = demo.wait_exit(Duration::from_secs(60));
@@ -30,4 +51,5 @@ fn demo_replaces_an_instance_under_load_without_a_failed_request() {
         "the demo took {:?}",
         started.elapsed()
     );
+    out
 }

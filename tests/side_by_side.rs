@@ -1,18 +1,23 @@
 //! The seed's situation as real processes: `/v1` to the monolith, `/v2` to v2, through a
-//! prefix router that reads the `urlprefix-` tags from the dev agent.
+//! prefix router that reads the `urlprefix-` tags from the agent: the dev agent's process
+//! (`dev_agent::`) or a real Consul (`real_consul::`).
 
 mod support;
 
 use std::process::Command;
 use std::time::Duration;
 
-use support::{agent_instances, devagent, until};
+use discoverable_testkit::AgentKind;
+use support::{agent_instances, agent_process, until};
 
 const T: Duration = Duration::from_secs(20);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn routes_by_prefix_and_leaves_consul_on_sigterm() {
-    let (_agent, consul) = devagent(&[]);
+async fn routes_by_prefix_and_leaves_consul_on_sigterm(kind: AgentKind) {
+    let Some((_agent, consul)) =
+        agent_process(kind, "routes_by_prefix_and_leaves_consul_on_sigterm", &[])
+    else {
+        return;
+    };
     let mut cmd = Command::new(support::binary("example", "side_by_side"));
     cmd.env("CONSUL_HTTP_ADDR", &consul)
         .env("MONOLITH_ADDR", "127.0.0.1:0")
@@ -52,3 +57,5 @@ async fn routes_by_prefix_and_leaves_consul_on_sigterm() {
     .await;
     assert_eq!(app.wait_exit(T), Some(0));
 }
+
+discoverable_testkit::against_both_agents!(routes_by_prefix_and_leaves_consul_on_sigterm);
