@@ -1,12 +1,13 @@
 //! Request bodies decoded the way Consul decodes them, and Go durations.
 //!
-//! Consul decodes a registration with Go's `encoding/json` plus aliases for snake_case keys, so a
-//! key matches a field case-insensitively and `deregister_critical_service_after` means
-//! `DeregisterCriticalServiceAfter`. Here a key matches a field when both agree after lower-casing
-//! and dropping underscores; map keys (`Meta`, `Header`, `TaggedAddresses`) are kept as sent.
-//! Unknown keys are ignored and `null` means the zero value, as in Go. Error texts follow Go's
-//! (`json: cannot unmarshal ...`, `time: invalid duration "x"`); handlers prefix them with
-//! `Request decode failed: `.
+//! Consul decodes a registration with Go's `encoding/json`, unknown fields disallowed, plus a few
+//! snake_case aliases: a key matches a field case-insensitively, and only the aliases Consul
+//! declares ([`SNAKE_ALIASES`], e.g. `deregister_critical_service_after`) stand for their field.
+//! Any other key is refused with Go's `json: unknown field "k"` (so `check_id`, or `CheckID` in a
+//! check registration, which names its ID `ID`, are errors as in Consul). Map keys (`Meta`,
+//! `Header`, `TaggedAddresses`) are kept as sent and `null` means the zero value, as in Go. Error
+//! texts follow Go's (`json: cannot unmarshal ...`, `time: invalid duration "x"`); handlers
+//! prefix them with `Request decode failed: `.
 //!
 //! Durations are Go's: [`parse_go_duration`] reads `"1m30s"`, [`GoDuration`]'s `Display` writes them
 //! back the way Go's `time.Duration.String` does.
@@ -211,6 +212,12 @@ pub(crate) fn parse_json(body: &[u8]) -> Result<Value, DecodeError> {
         Some(Ok(v)) => Ok(v),
         Some(Err(e)) if e.is_eof() => Err(DecodeError("unexpected EOF".into())),
         Some(Err(e)) => {
+            // Where a key was expected Go says so; serde_json calls that "key must be a string".
+            let looking = if e.to_string().starts_with("key must be a string") {
+                "looking for beginning of object key string"
+            } else {
+                "looking for beginning of value"
+            };
             // Point at the offending character, as Go does.
             let offset = body
                 .split(|b| *b == b'\n')
@@ -222,9 +229,7 @@ pub(crate) fn parse_json(body: &[u8]) -> Result<Value, DecodeError> {
                 .ok()
                 .and_then(|s| s.chars().next())
                 .unwrap_or('?');
-            Err(DecodeError(format!(
-                "invalid character {c:?} looking for beginning of value"
-            )))
+            Err(DecodeError(format!("invalid character {c:?} {looking}")))
         }
         None => Err(DecodeError("EOF".into())),
     }
@@ -241,26 +246,128 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-fn norm(key: &str) -> String {
-    key.chars()
-        .filter(|c| *c != '_')
-        .flat_map(char::to_lowercase)
-        .collect()
+/// The snake_case keys Consul 1.14 decodes as another name of a field: (field, alias).
+pub(crate) const SNAKE_ALIASES: &[(&str, &str)] = &[
+    ("EnableTagOverride", "enable_tag_override"),
+    ("TaggedAddresses", "tagged_addresses"),
+    (
+        "DeregisterCriticalServiceAfter",
+        "deregister_critical_service_after",
+    ),
+    ("TLSSkipVerify", "tls_skip_verify"),
+    ("TLSServerName", "tls_server_name"),
+    ("ScriptArgs", "script_args"),
+    ("ScriptArgs", "args"),
+    ("DockerContainerID", "docker_container_id"),
+    ("GRPCUseTLS", "grpc_use_tls"),
+    ("ServiceID", "service_id"),
+];
+
+/// The fields of a service registration (`structs.ServiceDefinition`).
+pub(crate) const SERVICE_FIELDS: &[&str] = &[
+    "Kind",
+    "ID",
+    "Name",
+    "Tags",
+    "Address",
+    "TaggedAddresses",
+    "Meta",
+    "Port",
+    "SocketPath",
+    "Check",
+    "Checks",
+    "Weights",
+    "Token",
+    "EnableTagOverride",
+    "Proxy",
+    "Connect",
+];
+
+/// The fields every check definition has (`structs.CheckType` and `structs.CheckDefinition`).
+const CHECK_COMMON_FIELDS: &[&str] = &[
+    "Name",
+    "Status",
+    "Notes",
+    "ServiceID",
+    "ScriptArgs",
+    "HTTP",
+    "H2PING",
+    "H2PingUseTLS",
+    "Header",
+    "Method",
+    "Body",
+    "DisableRedirects",
+    "TCP",
+    "UDP",
+    "Interval",
+    "AliasNode",
+    "AliasService",
+    "DockerContainerID",
+    "Shell",
+    "GRPC",
+    "GRPCUseTLS",
+    "OSService",
+    "TLSServerName",
+    "TLSSkipVerify",
+    "Timeout",
+    "TTL",
+    "SuccessBeforePassing",
+    "FailuresBeforeWarning",
+    "FailuresBeforeCritical",
+    "DeregisterCriticalServiceAfter",
+    "OutputMaxSize",
+];
+
+/// Which check definition a body is: a service's `Check`/`Checks` item (`structs.CheckType`, its
+/// ID is `CheckID`) or a `/v1/agent/check/register` body (`structs.CheckDefinition`, its ID is
+/// `ID`, and it takes a `Token`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CheckForm {
+    ServiceCheck,
+    Registration,
 }
 
-/// The fields of one JSON object, looked up Consul's way (case-insensitive, snake_case accepted).
+impl CheckForm {
+    fn accepts(self, key: &str) -> bool {
+        let extra: &[&str] = match self {
+            CheckForm::ServiceCheck => &["CheckID", "ProxyHTTP", "ProxyGRPC"],
+            CheckForm::Registration => &["ID", "Token"],
+        };
+        CHECK_COMMON_FIELDS
+            .iter()
+            .chain(extra)
+            .any(|f| field_matches(key, f))
+    }
+}
+
+/// Whether a JSON key names `field` for Go: case-insensitively, or as one of its snake aliases.
+fn field_matches(key: &str, field: &str) -> bool {
+    key.eq_ignore_ascii_case(field)
+        || SNAKE_ALIASES
+            .iter()
+            .any(|(f, alias)| *f == field && key.eq_ignore_ascii_case(alias))
+}
+
+/// The fields of one JSON object, looked up Consul's way (case-insensitive, its snake aliases).
 #[derive(Clone, Copy)]
 pub(crate) struct Fields<'a> {
     map: &'a Map<String, Value>,
-    /// The Go type name used in error texts, e.g. `ServiceDefinition`.
-    ty: &'static str,
+    /// The struct path Go names in type errors, e.g. `.Alias.Check.Alias`.
+    path: &'static str,
 }
 
 impl<'a> Fields<'a> {
     /// The object `v`, or Go's error for decoding a non-object into a struct.
     pub(crate) fn new(v: &'a Value, ty: &'static str) -> Result<Self, DecodeError> {
         match v {
-            Value::Object(map) => Ok(Fields { map, ty }),
+            Value::Object(map) => Ok(Fields {
+                map,
+                // Consul's registration types decode through an `Alias` type.
+                path: match ty {
+                    "ServiceDefinition" | "CheckDefinition" => ".Alias",
+                    other => other,
+                },
+            }),
             other => Err(DecodeError(format!(
                 "json: cannot unmarshal {} into Go value of type structs.{ty}",
                 kind(other)
@@ -268,26 +375,40 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// Go's `DisallowUnknownFields`: the first key that names none of `accepts`' fields is an
+    /// error, `json: unknown field "k"`.
+    pub(crate) fn deny_unknown(&self, accepts: impl Fn(&str) -> bool) -> Result<(), DecodeError> {
+        match self.map.keys().find(|k| !accepts(k)) {
+            Some(k) => Err(DecodeError(format!("json: unknown field {}", quote(k)))),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Fields::deny_unknown`] against a list of field names.
+    pub(crate) fn deny_unknown_of(&self, fields: &[&str]) -> Result<(), DecodeError> {
+        self.deny_unknown(|k| fields.iter().any(|f| field_matches(k, f)))
+    }
+
     /// The value for field `name` (CamelCase), if present and not `null`.
     fn get(&self, name: &str) -> Option<&'a Value> {
         let v = self.map.get(name).or_else(|| {
-            let want = norm(name);
             self.map
                 .iter()
-                .find(|(k, _)| norm(k) == want)
+                .find(|(k, _)| field_matches(k, name))
                 .map(|(_, v)| v)
         })?;
         (!v.is_null()).then_some(v)
     }
 
     fn mismatch(&self, name: &str, v: &Value, go_type: &str) -> DecodeError {
+        // Go names the number only when a number could not be read as the integer wanted.
         let what = match v {
-            Value::Number(n) => format!("number {n}"),
+            Value::Number(n) if go_type == "int" => format!("number {n}"),
             other => kind(other).to_string(),
         };
         DecodeError(format!(
             "json: cannot unmarshal {what} into Go struct field {}.{name} of type {go_type}",
-            self.ty
+            self.path
         ))
     }
 
@@ -331,7 +452,7 @@ impl<'a> Fields<'a> {
     }
 
     pub(crate) fn string_map(&self, name: &str) -> Result<BTreeMap<String, String>, DecodeError> {
-        self.map_of(name, "map[string]string", |v| match v {
+        self.map_of(name, "map[string]string", "string", |v| match v {
             Value::String(s) => Some(s.clone()),
             Value::Null => Some(String::new()),
             _ => None,
@@ -342,7 +463,7 @@ impl<'a> Fields<'a> {
         &self,
         name: &str,
     ) -> Result<BTreeMap<String, Vec<String>>, DecodeError> {
-        self.map_of(name, "map[string][]string", |v| match v {
+        self.map_of(name, "map[string][]string", "[]string", |v| match v {
             Value::Array(items) => items
                 .iter()
                 .map(|i| i.as_str().map(str::to_owned))
@@ -356,6 +477,7 @@ impl<'a> Fields<'a> {
         &self,
         name: &str,
         go_type: &str,
+        element_type: &str,
         f: impl Fn(&Value) -> Option<T>,
     ) -> Result<BTreeMap<String, T>, DecodeError> {
         match self.get(name) {
@@ -364,7 +486,7 @@ impl<'a> Fields<'a> {
                 .iter()
                 .map(|(k, v)| {
                     f(v).map(|t| (k.clone(), t))
-                        .ok_or_else(|| self.mismatch(name, v, go_type))
+                        .ok_or_else(|| self.mismatch(name, v, element_type))
                 })
                 .collect(),
             Some(v) => Err(self.mismatch(name, v, go_type)),
@@ -389,7 +511,7 @@ impl<'a> Fields<'a> {
     ) -> Result<Option<Fields<'a>>, DecodeError> {
         match self.get(name) {
             None => Ok(None),
-            Some(v @ Value::Object(_)) => Fields::new(v, ty).map(Some),
+            Some(v @ Value::Object(_)) => Fields::new(v, ty).map(|f| Some(f.under(name))),
             Some(v) => Err(self.mismatch(name, v, ty)),
         }
     }
@@ -406,11 +528,24 @@ impl<'a> Fields<'a> {
                 .iter()
                 .map(|i| match i {
                     Value::Null => Ok(None),
-                    v => Fields::new(v, ty).map(Some),
+                    v => Fields::new(v, ty).map(|f| Some(f.under(name))),
                 })
                 .collect(),
             Some(v) => Err(self.mismatch(name, v, ty)),
         }
+    }
+}
+
+impl Fields<'_> {
+    /// The struct path Go reports for the fields of a nested object `name`.
+    fn under(mut self, name: &str) -> Self {
+        self.path = match name {
+            "Check" => ".Alias.Check.Alias",
+            "Checks" => ".Alias.Checks.Alias",
+            "Weights" => "Weights.Alias.Weights",
+            _ => self.path,
+        };
+        self
     }
 }
 
@@ -458,7 +593,8 @@ pub(crate) struct CheckDef {
 
 impl CheckDef {
     /// Decodes one check object (`Check`, an item of `Checks`, or a check registration).
-    pub(crate) fn decode(f: Fields<'_>) -> Result<CheckDef, DecodeError> {
+    pub(crate) fn decode(f: Fields<'_>, form: CheckForm) -> Result<CheckDef, DecodeError> {
+        f.deny_unknown(|k| form.accepts(k))?;
         Ok(CheckDef {
             check_id: f.string("CheckID")?,
             name: f.string("Name")?,
@@ -511,7 +647,10 @@ impl CheckDef {
             return Err("Interval and TTL cannot both be specified".into());
         }
         if self.interval_check() && self.interval.0 <= 0 {
-            return Err("Interval must be > 0 for Script, HTTP, or TCP checks".into());
+            return Err(
+                "Interval must be > 0 for Script, HTTP, H2PING, TCP, UDP or OSService checks"
+                    .into(),
+            );
         }
         if !self.interval_check() && self.ttl.0 <= 0 {
             return Err("TTL must be > 0 for TTL checks".into());
@@ -563,10 +702,12 @@ impl ServiceDef {
     pub(crate) fn decode(body: &[u8]) -> Result<ServiceDef, DecodeError> {
         let value = parse_json(body)?;
         let f = Fields::new(&value, "ServiceDefinition")?;
+        f.deny_unknown_of(SERVICE_FIELDS)?;
         let mut tagged_addresses = BTreeMap::new();
         if let Some(tagged) = f.object("TaggedAddresses", "map[string]structs.ServiceAddress")? {
             for (name, v) in tagged.map {
                 let a = Fields::new(v, "ServiceAddress")?;
+                a.deny_unknown_of(&["Address", "Port"])?;
                 tagged_addresses.insert(
                     name.clone(),
                     TaggedAddress {
@@ -577,17 +718,25 @@ impl ServiceDef {
             }
         }
         let weights = match f.object("Weights", "Weights")? {
-            Some(w) => Some((w.int("Passing")?, w.int("Warning")?)),
+            Some(w) => {
+                w.deny_unknown_of(&["Passing", "Warning"])?;
+                Some((w.int("Passing")?, w.int("Warning")?))
+            }
             None => None,
         };
         let check = match f.object("Check", "CheckType")? {
-            Some(c) => CheckDef::decode(c)?,
+            Some(c) => CheckDef::decode(c, CheckForm::ServiceCheck)?,
             None => CheckDef::default(),
         };
         let checks = f
             .objects("Checks", "CheckType")?
             .into_iter()
-            .map(|c| c.map_or_else(|| Ok(CheckDef::default()), CheckDef::decode))
+            .map(|c| {
+                c.map_or_else(
+                    || Ok(CheckDef::default()),
+                    |c| CheckDef::decode(c, CheckForm::ServiceCheck),
+                )
+            })
             .collect::<Result<_, _>>()?;
         Ok(ServiceDef {
             kind: f.string("Kind")?,
@@ -681,7 +830,7 @@ mod tests {
         let body = br#"{"name":"web","ID":"web-1","tags":["a"],"PORT":80,
             "enable_tag_override":true,"tagged_addresses":{"lan":{"address":"10.0.0.1","port":81}},
             "meta":{"redis_version":"4"},"weights":{"passing":3,"warning":2},
-            "check":{"http":"http://x/health","interval":"10s","check_id":"c1",
+            "check":{"http":"http://x/health","interval":"10s","checkid":"c1",
                      "deregister_critical_service_after":"1m","tls_skip_verify":true},
             "checks":[{"ttl":"5s","status":"passing"}]}"#;
         let s = ServiceDef::decode(body).unwrap();
@@ -721,8 +870,51 @@ mod tests {
             ServiceDef::decode(br#"{"Name":"a","Port":"80"}"#)
                 .unwrap_err()
                 .0,
-            "json: cannot unmarshal string into Go struct field ServiceDefinition.Port of type int"
+            "json: cannot unmarshal string into Go struct field .Alias.Port of type int"
         );
+        assert_eq!(
+            ServiceDef::decode(br#"{"Name":5}"#).unwrap_err().0,
+            "json: cannot unmarshal number into Go struct field .Alias.Name of type string"
+        );
+        assert_eq!(
+            ServiceDef::decode(br#"{"Name":"a","Port":1.5}"#)
+                .unwrap_err()
+                .0,
+            "json: cannot unmarshal number 1.5 into Go struct field .Alias.Port of type int"
+        );
+        assert_eq!(
+            ServiceDef::decode(br#"{"Name":"a","Meta":{"k":5}}"#)
+                .unwrap_err()
+                .0,
+            "json: cannot unmarshal number into Go struct field .Alias.Meta of type string"
+        );
+        assert_eq!(
+            ServiceDef::decode(br#"{"Name":"a","Check":{"TTL":"1s","Name":5}}"#)
+                .unwrap_err()
+                .0,
+            "json: cannot unmarshal number into Go struct field .Alias.Check.Alias.Name of type string"
+        );
+        assert_eq!(
+            ServiceDef::decode(b"{not json").unwrap_err().0,
+            "invalid character 'n' looking for beginning of object key string"
+        );
+        // Unknown fields are refused, snake_case only where Consul declares an alias.
+        for (body, field) in [
+            (r#"{"Name":"a","Bogus":1}"#, "Bogus"),
+            (
+                r#"{"Name":"a","Check":{"TTL":"1s","check_id":"c"}}"#,
+                "check_id",
+            ),
+            (r#"{"Name":"a","Check":{"TTL":"1s","ID":"c"}}"#, "ID"),
+            (r#"{"Name":"a","service_id":"c"}"#, "service_id"),
+            (r#"{"Name":"a","Weights":{"Passing":1,"Bogus":1}}"#, "Bogus"),
+        ] {
+            assert_eq!(
+                ServiceDef::decode(body.as_bytes()).unwrap_err().0,
+                format!("json: unknown field {field:?}"),
+                "{body}"
+            );
+        }
         assert_eq!(
             ServiceDef::decode(br#"{"Name":"a","Check":{"TTL":"ten"}}"#)
                 .unwrap_err()
@@ -740,9 +932,12 @@ mod tests {
     fn validates_checks_like_consul() {
         let check = |json: &str| {
             let v: Value = serde_json::from_str(json).unwrap();
-            CheckDef::decode(Fields::new(&v, "CheckType").unwrap())
-                .unwrap()
-                .validate()
+            CheckDef::decode(
+                Fields::new(&v, "CheckType").unwrap(),
+                CheckForm::ServiceCheck,
+            )
+            .unwrap()
+            .validate()
         };
         assert_eq!(
             check(r#"{"TTL":"1s","Interval":"1s"}"#).unwrap_err(),
@@ -750,7 +945,7 @@ mod tests {
         );
         assert_eq!(
             check(r#"{"HTTP":"http://x"}"#).unwrap_err(),
-            "Interval must be > 0 for Script, HTTP, or TCP checks"
+            "Interval must be > 0 for Script, HTTP, H2PING, TCP, UDP or OSService checks"
         );
         assert_eq!(
             check(r#"{"Name":"x"}"#).unwrap_err(),

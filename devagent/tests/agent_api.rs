@@ -137,7 +137,7 @@ async fn validation_errors_have_consuls_status_and_text() {
         (
             r#"{"Name":"a","Port":"80"}"#,
             400,
-            "Request decode failed: json: cannot unmarshal string into Go struct field ServiceDefinition.Port of type int",
+            "Request decode failed: json: cannot unmarshal string into Go struct field .Alias.Port of type int",
         ),
         (
             r#"{"Name":"a","Check":{"TTL":"ten"}}"#,
@@ -188,7 +188,7 @@ async fn validation_errors_have_consuls_status_and_text() {
         (
             r#"{"Name":"a","Check":{"HTTP":"http://127.0.0.1:1/"}}"#,
             400,
-            "Invalid check: Interval must be > 0 for Script, HTTP, or TCP checks",
+            "Invalid check: Interval must be > 0 for Script, HTTP, H2PING, TCP, UDP or OSService checks",
         ),
         (
             r#"{"Name":"a","Checks":[{"Name":"x"}]}"#,
@@ -227,14 +227,15 @@ async fn validation_errors_have_consuls_status_and_text() {
 #[tokio::test]
 async fn body_keys_are_case_insensitive_and_snake_case() {
     let env = start().await;
-    // What py-consul sends (lower case), plus snake_case keys Consul accepts.
+    // What py-consul sends (lower case), plus the snake_case aliases Consul declares (a check's
+    // ID has none: `check_id` is refused, lower-case `checkid` is CheckID).
     env.register(json!({
         "name": "py", "id": "py-1", "address": "127.0.0.1", "port": 9000,
         "tags": ["a"], "meta": {"redis_version": "4.0"},
         "enable_tag_override": true,
         "tagged_addresses": {"wan": {"address": "1.2.3.4", "port": 9001}},
         "weights": {"passing": 3, "warning": 2},
-        "checks": [{"ttl": "10s", "check_id": "py-ttl", "status": "warning",
+        "checks": [{"ttl": "10s", "checkid": "py-ttl", "status": "warning",
                     "deregister_critical_service_after": "1m30s"}]
     }))
     .await;

@@ -16,7 +16,7 @@ use super::views::{self, VERSION};
 use super::{Answer, ApiError, Req, acl_filter, apply_filter, empty, filtered, parse_go_bool};
 use crate::acl::Authz;
 use crate::checks;
-use crate::decode::{CheckDef, Fields, ServiceDef, TaggedAddress, parse_json};
+use crate::decode::{CheckDef, CheckForm, Fields, ServiceDef, TaggedAddress, parse_json};
 use crate::state::{Check, NewCheck, Service, Shared, State, Status, Ttl};
 
 const SERVICE_MAINT_PREFIX: &str = "_service_maintenance:";
@@ -501,7 +501,7 @@ pub(super) fn checks(shared: &Arc<Shared>, req: &Req) -> Answer {
 pub(super) fn check_register(shared: &Arc<Shared>, req: &Req) -> Answer {
     let value = parse_json(&req.body).map_err(decode_failed)?;
     let fields = Fields::new(&value, "CheckDefinition").map_err(decode_failed)?;
-    let def = CheckDef::decode(fields).map_err(decode_failed)?;
+    let def = CheckDef::decode(fields, CheckForm::Registration).map_err(decode_failed)?;
     let id = fields.string("ID").map_err(decode_failed)?;
     if def.name.is_empty() {
         return Err(ApiError::new(400, "Missing check name"));
