@@ -1,6 +1,6 @@
 //! A real Fabio process for the tests.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::Command;
 use std::time::Duration;
 
@@ -19,7 +19,8 @@ pub struct Route {
     pub dst: String,
 }
 
-/// A real Fabio on 127.0.0.1 reading one Consul agent; killed when dropped.
+/// A real Fabio reading one Consul agent (on 127.0.0.1 unless told otherwise); killed when
+/// dropped.
 #[derive(Debug)]
 pub struct Fabio {
     peer: Peer,
@@ -28,41 +29,100 @@ pub struct Fabio {
     dir: std::path::PathBuf,
 }
 
+/// How to run a [`Fabio`]: [`Fabio::start_in`]. [`FabioOptions::new`]: on 127.0.0.1 in the
+/// test's own namespace, waiting for the UI, like [`Fabio::start`].
+#[derive(Debug, Clone)]
+pub struct FabioOptions {
+    /// The Consul agent's HTTP address (`host:port`) Fabio reads.
+    pub consul: SocketAddr,
+    /// The ACL token Fabio sends to Consul.
+    pub token: Option<String>,
+    /// The network namespace to run in (`ip netns exec`), for the cluster tests' hosts.
+    pub netns: Option<String>,
+    /// The address the proxy listens on (its port is picked at run time).
+    pub proxy: IpAddr,
+    /// The address the UI and its API listen on (its port is picked at run time).
+    pub ui: IpAddr,
+    /// More command-line flags (for example `-log.access.target=stdout`).
+    pub args: Vec<String>,
+    /// Wait until the UI answers before `start_in` returns. A probe from the test's own
+    /// namespace cannot reach a Fabio inside another one: turn it off with `netns` and probe
+    /// from inside.
+    pub wait_ready: bool,
+}
+
+impl FabioOptions {
+    /// Fabio in front of the agent at `consul`, on 127.0.0.1, waiting for its UI.
+    pub fn new(consul: SocketAddr) -> Self {
+        FabioOptions {
+            consul,
+            token: None,
+            netns: None,
+            proxy: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ui: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            args: Vec::new(),
+            wait_ready: true,
+        }
+    }
+}
+
 impl Fabio {
     /// Starts Fabio in front of the agent at `consul` (`host:port`), with `token` if given,
     /// and waits until its UI answers. Its own registration in Consul is off.
     pub fn start(peers: &Peers, consul: SocketAddr, token: Option<&str>) -> Fabio {
+        Fabio::start_in(
+            peers,
+            FabioOptions {
+                token: token.map(str::to_owned),
+                ..FabioOptions::new(consul)
+            },
+        )
+    }
+
+    /// Starts Fabio with `options`. Its own registration in Consul is off. Panics, with the
+    /// end of its log, if it does not start (when waiting for it).
+    pub fn start_in(peers: &Peers, options: FabioOptions) -> Fabio {
         let dir = scratch_dir("fabio");
-        let proxy: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let ui: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let mut cmd = Command::new(&peers.fabio);
+        let proxy = SocketAddr::new(options.proxy, free_port());
+        let ui = SocketAddr::new(options.ui, free_port());
+        let mut cmd = match &options.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&peers.fabio);
+                c
+            }
+            None => Command::new(&peers.fabio),
+        };
         cmd.arg("-registry.consul.addr")
-            .arg(consul.to_string())
+            .arg(options.consul.to_string())
             .arg("-proxy.addr")
             .arg(proxy.to_string())
             .arg("-ui.addr")
             .arg(ui.to_string())
-            .arg("-registry.consul.register.enabled=false");
-        if let Some(token) = token {
+            .arg("-registry.consul.register.enabled=false")
+            .args(&options.args);
+        if let Some(token) = &options.token {
             cmd.arg("-registry.consul.token").arg(token);
         }
         cmd.env_remove("CONSUL_HTTP_ADDR")
             .env_remove("CONSUL_HTTP_TOKEN");
         let mut peer = Peer::spawn("fabio", cmd, &dir.join("fabio.log"));
-        let up = wait_until(Duration::from_secs(30), || {
-            peer.check_alive()?;
-            let a = http::get(ui, "/api/routes", None)?;
-            if a.status == 200 {
-                Ok(())
-            } else {
-                Err(format!("UI answered {}", a.status))
+        if options.wait_ready {
+            let up = wait_until(Duration::from_secs(30), || {
+                peer.check_alive()?;
+                let a = http::get(ui, "/api/routes", None)?;
+                if a.status == 200 {
+                    Ok(())
+                } else {
+                    Err(format!("UI answered {}", a.status))
+                }
+            });
+            if let Err(why) = up {
+                panic!(
+                    "fabio did not start: {why}\nits log ends:\n{}",
+                    peer.log_tail(30)
+                );
             }
-        });
-        if let Err(why) = up {
-            panic!(
-                "fabio did not start: {why}\nits log ends:\n{}",
-                peer.log_tail(30)
-            );
         }
         Fabio {
             peer,
@@ -70,6 +130,27 @@ impl Fabio {
             ui,
             dir,
         }
+    }
+
+    /// The process ID.
+    pub fn pid(&self) -> i32 {
+        self.peer.pid()
+    }
+
+    /// The UI's address (its API serves the routing table at `/api/routes`).
+    pub fn ui_addr(&self) -> SocketAddr {
+        self.ui
+    }
+
+    /// Everything Fabio printed so far (its log, and its access log when
+    /// `-log.access.target=stdout`).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("fabio.log")).unwrap_or_default()
+    }
+
+    /// `Err` if Fabio has exited, with its status and the end of its log.
+    pub fn check_alive(&mut self) -> Result<(), String> {
+        self.peer.check_alive()
     }
 
     /// The proxy's address, where routed requests go.

@@ -6,11 +6,13 @@
 //! - [`Consul`]: a real `consul agent` on loopback, every port picked at run time, optionally
 //!   with ACLs (default deny, a management token); kill, restart with or without its state,
 //!   freeze and thaw it.
-//! - [`Fabio`]: a real Fabio on loopback in front of an agent; its routing table.
+//! - [`Fabio`]: a real Fabio in front of an agent (on loopback, or inside a network namespace
+//!   with [`FabioOptions`]); its routing table.
 //! - [`Agent`] (feature `devagent`): the dev agent or a real Consul behind one type, for tests
 //!   that run against both.
 //!
-//! Everything listens on 127.0.0.1 and every child process is killed when its handle drops
+//! Everything listens on 127.0.0.1 (or, for the cluster tests, on the addresses of network
+//! namespaces the test made) and every child process is killed when its handle drops
 //! (and, through a parent-death signal, when the test process dies).
 
 #![deny(unsafe_code)]
@@ -27,7 +29,7 @@ mod process;
 #[cfg(feature = "devagent")]
 pub use agent::{Agent, AgentKind};
 pub use consul::{Consul, ConsulOptions};
-pub use fabio::{Fabio, Route};
+pub use fabio::{Fabio, FabioOptions, Route};
 pub use process::{Peer, free_port, wait_until};
 
 /// Runs each named `async fn name(kind: AgentKind)` of the calling module twice, as

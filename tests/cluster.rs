@@ -1,0 +1,1061 @@
+//! A Consul cluster across hosts, with Fabio, under faults.
+//!
+//! Each test builds its own topology of network namespaces standing in for machines: three
+//! Consul servers (`s1`..`s3`), two client hosts (`c1`, `c2`) each with a Consul client agent
+//! and a `cool_app` instance, and a router host (`fb`) with its own client agent and Fabio
+//! reading it. Every host has one interface (`eth0`, 10.213.9.0/24) on a veth pair whose other
+//! end is a port of a bridge inside a dedicated "switch" namespace; nothing is added to the
+//! root namespace. A host is cut off by setting its switch port down (a pulled cable).
+//!
+//! The test reads Consul and Fabio, and sends load through Fabio, from helper processes it
+//! starts inside the router host (this same test binary, running [`cluster_netns_helper`]),
+//! so every packet stays on interfaces the test created. Namespace names carry the test's pid
+//! and a per-topology number; they are deleted (with the veth pairs and the bridge) when the
+//! topology drops, also when the test fails, after every process in them was killed.
+//!
+//! Ports: every agent uses serf LAN port 8301 (Consul's default, the same on every host, as in
+//! a real deployment); that is safe because each namespace is new and holds nothing else. The
+//! other ports (HTTP, server RPC, serf WAN, Fabio's) are picked at run time.
+//!
+//! The tests run one after another (a lock): each topology is seven Consul agents, Fabio and
+//! two instances, which is all two cores should carry at once. The figures go to
+//! `target/bench-results/cluster.json`.
+//!
+//! Needs root, iproute2 (`ip`) and the real peers (Go); without them the tests print why and
+//! pass as skipped, and with `CI=true` they fail instead.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, mpsc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use discoverable_testkit::{Consul, ConsulOptions, Fabio, FabioOptions, peers};
+use serde_json::{Value, json};
+use support::{Proc, binary, spawn};
+
+/// Set in the helper's environment: [`cluster_netns_helper`] acts only when it is.
+const HELPER_ENV: &str = "DISCOVERABLE_CLUSTER_HELPER";
+/// The hosts' network, shared by every topology (each has its own bridge).
+const NET: &str = "10.213.9";
+const PREFIX_LEN: &str = "24";
+/// Serf LAN port of every agent (see the module comment).
+const SERF_LAN: u16 = 8301;
+/// The hosts: short name (also the node name) and last octet of the address.
+const SERVERS: [(&str, u8); 3] = [("s1", 11), ("s2", 12), ("s3", 13)];
+const CLIENTS: [(&str, u8); 2] = [("c1", 21), ("c2", 22)];
+const ROUTER: (&str, u8) = ("fb", 30);
+
+/// Bound on forming the cluster and on each wait of a step.
+const T: Duration = Duration::from_secs(60);
+
+fn addr(octet: u8) -> IpAddr {
+    format!("{NET}.{octet}").parse().unwrap()
+}
+
+// ---------------------------------------------------------------------------------------
+// The network
+
+/// Runs `ip args..`; the error is its stderr (or why it could not run).
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run `ip`: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`ip {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// The hosts' namespaces and the switch namespace with its bridge; deleted when dropped.
+struct Net {
+    tag: String,
+    /// Namespaces made, in order (the switch first); deleted in reverse.
+    created: Vec<String>,
+}
+
+impl Net {
+    /// `Err`: why the namespaces could not be made (not root, no iproute2, no netns support).
+    fn create() -> Result<Net, String> {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let tag = format!(
+            "dcl{}n{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut net = Net {
+            tag,
+            created: Vec::new(),
+        };
+        let sw = net.switch();
+        ip(&["netns", "add", &sw])?;
+        net.created.push(sw.clone());
+        ip(&["-n", &sw, "link", "add", "br0", "type", "bridge"])?;
+        ip(&["-n", &sw, "link", "set", "br0", "up"])?;
+        ip(&["-n", &sw, "link", "set", "lo", "up"])?;
+        for (host, octet) in SERVERS.iter().chain(&CLIENTS).chain([&ROUTER]) {
+            let ns = net.ns(host);
+            ip(&["netns", "add", &ns])?;
+            net.created.push(ns.clone());
+            // The pair is made inside the switch namespace with its host end moved straight
+            // into the host's: it never appears in the root namespace. The switch port is
+            // named after the host.
+            let cidr = format!("{NET}.{octet}/{PREFIX_LEN}");
+            let steps: [&[&str]; 7] = [
+                &[
+                    "-n", &sw, "link", "add", host, "type", "veth", "peer", "name", "eth0",
+                    "netns", &ns,
+                ],
+                &["-n", &sw, "link", "set", host, "master", "br0"],
+                &["-n", &sw, "link", "set", host, "up"],
+                &["-n", &ns, "addr", "add", &cidr, "dev", "eth0"],
+                &["-n", &ns, "link", "set", "eth0", "up"],
+                &["-n", &ns, "link", "set", "lo", "up"],
+                &["-n", &ns, "link", "show", "eth0"],
+            ];
+            for step in steps {
+                ip(step)?;
+            }
+        }
+        Ok(net)
+    }
+
+    fn switch(&self) -> String {
+        format!("{}sw", self.tag)
+    }
+
+    /// The namespace of `host`.
+    fn ns(&self, host: &str) -> String {
+        format!("{}{host}", self.tag)
+    }
+
+    /// Sets `host`'s port on the switch down (`false`) or up (`true`).
+    fn link(&self, host: &str, up: bool) {
+        let state = if up { "up" } else { "down" };
+        ip(&["-n", &self.switch(), "link", "set", host, state]).unwrap();
+    }
+
+    /// `ip netns exec <ns of host> <program>`: the program runs in that namespace (same pid).
+    fn exec(&self, host: &str, program: &std::path::Path) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns(host)]).arg(program);
+        cmd
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for ns in self.created.drain(..).rev() {
+            if let Err(e) = ip(&["netns", "delete", &ns]) {
+                eprintln!("cleanup: {e}");
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The helper: HTTP from inside the router host
+
+/// A helper process inside a host's namespace, fed one JSON request per line.
+struct Helper {
+    child: Child,
+    stdin: ChildStdin,
+    answers: mpsc::Receiver<Value>,
+}
+
+impl Helper {
+    fn start(net: &Net, host: &str) -> Helper {
+        let exe = std::env::current_exe().unwrap();
+        let mut child = net
+            .exec(host, &exe)
+            .args([
+                "--ignored",
+                "--exact",
+                "cluster_netns_helper",
+                "--nocapture",
+            ])
+            .args(["--test-threads", "1"])
+            .env(HELPER_ENV, "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the helper");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, answers) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // libtest may have started the line ("test cluster_netns_helper ... ").
+                if let Some(at) = line.find("@@ ") {
+                    let answer = serde_json::from_str(&line[at + 3..]).unwrap_or(Value::Null);
+                    if tx.send(answer).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Helper {
+            child,
+            stdin,
+            answers,
+        }
+    }
+
+    fn send(&mut self, request: &Value) {
+        writeln!(self.stdin, "{request}").expect("helper alive");
+        self.stdin.flush().unwrap();
+    }
+
+    fn recv(&self, within: Duration) -> Value {
+        self.answers
+            .recv_timeout(within)
+            .expect("the helper answers in time")
+    }
+
+    /// `GET url` (bounded by 2 s): the status and the body, or `None` when it failed.
+    fn get(&mut self, url: &str) -> Option<(u16, String)> {
+        self.send(&json!({ "op": "get", "url": url, "timeout_ms": 2000 }));
+        let a = self.recv(Duration::from_secs(10));
+        Some((a["status"].as_u64()? as u16, a["body"].as_str()?.to_owned()))
+    }
+
+    /// `GET url` answered 200 with a JSON body: the body.
+    fn json(&mut self, url: &str) -> Option<Value> {
+        match self.get(url)? {
+            (200, body) => serde_json::from_str(&body).ok(),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Not a test of its own: the helper [`Helper`] starts inside a host's namespace. Reads one
+/// JSON request per line from stdin and answers one JSON line, `@@ {...}`:
+///
+/// - `{"op":"get","url":..,"timeout_ms":..}`: `{"status":..,"body":".."}` or `{"error":".."}`.
+/// - `{"op":"load","url":..,"run":..,"ms":..,"workers":..,"pause_ms":..}`: `workers` loops
+///   each sending `GET url?r=<run>&n=<seq>` over keep-alive connections, pausing `pause_ms`
+///   between requests, for `ms`; answers the counts and the first failures. A request fails
+///   unless it is answered 200 `home page` within 5 s.
+///
+/// Only addresses of the test's network and the namespace's own loopback may be asked.
+#[test]
+#[ignore = "helper process of the cluster tests, started by them inside a network namespace"]
+fn cluster_netns_helper() {
+    if std::env::var_os(HELPER_ENV).is_none() {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let allowed = [format!("http://{NET}."), "http://127.0.0.1:".to_owned()];
+    let stdout = std::io::stdout();
+    for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+        let Ok(request) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        let url = request["url"].as_str().unwrap_or_default().to_owned();
+        let answer = if !allowed.iter().any(|a| url.starts_with(a.as_str())) {
+            json!({ "error": format!("only {allowed:?} may be asked") })
+        } else if request["op"] == "get" {
+            let timeout = Duration::from_millis(request["timeout_ms"].as_u64().unwrap_or(2000));
+            rt.block_on(async {
+                let http = reqwest::Client::builder()
+                    .no_proxy()
+                    .timeout(timeout)
+                    .build()
+                    .unwrap();
+                let r = http.get(&url).send().await?;
+                let status = r.status().as_u16();
+                Ok::<_, reqwest::Error>((status, r.text().await?))
+            })
+            .map_or_else(
+                |e| json!({ "error": e.to_string() }),
+                |(status, body)| json!({ "status": status, "body": body }),
+            )
+        } else if request["op"] == "load" {
+            rt.block_on(load(&url, &request))
+        } else {
+            json!({ "error": "unknown op" })
+        };
+        let mut out = stdout.lock();
+        let _ = writeln!(out, "@@ {answer}");
+        let _ = out.flush();
+    }
+}
+
+/// The helper's load loop (see [`cluster_netns_helper`]).
+async fn load(url: &str, request: &Value) -> Value {
+    let run = request["run"].as_u64().unwrap_or(0);
+    let span = Duration::from_millis(request["ms"].as_u64().unwrap_or(1000));
+    let workers = request["workers"].as_u64().unwrap_or(2);
+    let pause = Duration::from_millis(request["pause_ms"].as_u64().unwrap_or(10));
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let seq = std::sync::Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..workers {
+        let (http, seq, url) = (http.clone(), seq.clone(), url.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut failures) = (0u64, Vec::new());
+            while started.elapsed() < span {
+                let n = seq.fetch_add(1, Ordering::Relaxed);
+                let at = started.elapsed();
+                let outcome = async {
+                    let r = http.get(format!("{url}?r={run}&n={n}")).send().await?;
+                    let status = r.status().as_u16();
+                    Ok::<_, reqwest::Error>((status, r.text().await?))
+                }
+                .await;
+                match outcome {
+                    Ok((200, body)) if body == "home page" => ok += 1,
+                    Ok((status, body)) => failures.push(json!({
+                        "n": n, "at_ms": at.as_millis() as u64,
+                        "what": format!("{status} {}", body.chars().take(80).collect::<String>()),
+                    })),
+                    Err(e) => failures.push(json!({
+                        "n": n, "at_ms": at.as_millis() as u64, "what": e.to_string(),
+                    })),
+                }
+                tokio::time::sleep(pause).await;
+            }
+            (ok, failures)
+        }));
+    }
+    let (mut ok, mut failures) = (0, Vec::new());
+    for task in tasks {
+        let (o, f) = task.await.unwrap();
+        ok += o;
+        failures.extend(f);
+    }
+    let failed = failures.len();
+    failures.truncate(20);
+    json!({
+        "sent": seq.load(Ordering::Relaxed),
+        "ok": ok,
+        "failed": failed,
+        "failures": failures,
+        "elapsed_ms": started.elapsed().as_millis() as u64,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// The topology
+
+/// One instance: its host, its process and its routed address.
+struct App {
+    host: &'static str,
+    proc: Proc,
+    /// Fabio's destination for it, `http://10.213.9.X:PORT/`.
+    dst: String,
+}
+
+/// The running topology. Fields drop in order: helpers, instances, Fabio, agents, then the
+/// namespaces.
+struct Cluster {
+    query: Helper,
+    load: Option<Helper>,
+    /// Helpers on other hosts, started when first asked for.
+    locals: BTreeMap<&'static str, Helper>,
+    apps: Vec<App>,
+    fabio: Fabio,
+    clients: BTreeMap<&'static str, Consul>,
+    servers: Vec<Consul>,
+    net: Net,
+    /// Held while the topology runs: one topology at a time.
+    _one_at_a_time: MutexGuard<'static, ()>,
+}
+
+/// Holds one topology at a time, also after a test failed while holding it.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Cluster {
+    /// Forms the whole topology and waits until Fabio routes both instances; `None` (after
+    /// printing why) where it cannot run.
+    fn up(test: &str) -> Option<Cluster> {
+        let peers = peers::require(test)?;
+        let guard = one_at_a_time();
+        let started = Instant::now();
+        let net = match Net::create() {
+            Ok(net) => net,
+            Err(why) => {
+                return peers::skip(
+                    test,
+                    &format!(
+                        "network namespaces unavailable ({why}); this test needs root and iproute2"
+                    ),
+                );
+            }
+        };
+        let app_binary = binary("example", "cool_app");
+        let join: Vec<String> = SERVERS
+            .iter()
+            .map(|(_, o)| SocketAddr::new(addr(*o), SERF_LAN).to_string())
+            .collect();
+        // Joins are retried every second (the default is 30 s), so agents started together
+        // find each other as soon as the first servers listen.
+        //
+        // Each node has a fixed node ID, standing in for the ID a real machine derives from
+        // its host UUID and keeps across a wiped data directory (here every "host" shares one
+        // machine, so the host-derived IDs would all be equal). With a random ID kept only in
+        // the data directory, an agent wiped and restarted at once is refused by the servers
+        // for good ("Node name c1 is reserved by node <old ID>"): serf never sees the node
+        // fail, so the old ID's serfHealth stays passing and Consul will not rename it.
+        let agent = |host: &str, octet: u8| ConsulOptions {
+            bind: addr(octet),
+            netns: Some(net.ns(host)),
+            node: Some(host.to_owned()),
+            serf_lan_port: Some(SERF_LAN),
+            retry_join: join.clone(),
+            extra_hcl: format!(
+                "retry_interval = \"1s\"\nnode_id = \"0d15c0e1-0000-4000-8000-{octet:012}\"\n"
+            ),
+            wait_ready: false,
+            ..ConsulOptions::default()
+        };
+        // Servers' HTTP APIs listen on their host's address (the helper reads them across the
+        // switch); the client agents' on 127.0.0.1 of their own host, for the local instance
+        // and Fabio.
+        let servers: Vec<Consul> = SERVERS
+            .iter()
+            .map(|(host, octet)| {
+                Consul::start(
+                    &peers,
+                    ConsulOptions {
+                        persistent: true,
+                        bootstrap_expect: 3,
+                        client: addr(*octet),
+                        ..agent(host, *octet)
+                    },
+                )
+            })
+            .collect();
+        let clients: BTreeMap<&'static str, Consul> = CLIENTS
+            .iter()
+            .chain([&ROUTER])
+            .map(|(host, octet)| {
+                let consul = Consul::start(
+                    &peers,
+                    ConsulOptions {
+                        client_only: true,
+                        ..agent(host, *octet)
+                    },
+                );
+                (*host, consul)
+            })
+            .collect();
+        let mut query = Helper::start(&net, ROUTER.0);
+
+        let fabio = Fabio::start_in(
+            &peers,
+            FabioOptions {
+                netns: Some(net.ns(ROUTER.0)),
+                proxy: addr(ROUTER.1),
+                args: vec![
+                    "-log.access.target=stdout".into(),
+                    "-log.access.format=@@access $time_unix_ms $upstream_addr $response_status $request_uri".into(),
+                ],
+                wait_ready: false,
+                ..FabioOptions::new(clients[ROUTER.0].http_addr())
+            },
+        );
+
+        // The cluster: a leader, and every node's serfHealth passing in the catalog.
+        let nodes: Vec<&str> = SERVERS
+            .iter()
+            .chain(&CLIENTS)
+            .chain([&ROUTER])
+            .map(|(h, _)| *h)
+            .collect();
+        let formed = wait(T, "the cluster formed", || {
+            for s in &servers {
+                let leader = query.json(&format!("{}/v1/status/leader", s.url()))?;
+                if leader.as_str().is_none_or(str::is_empty) {
+                    return None;
+                }
+            }
+            let checks = query.json(&format!("{}/v1/health/state/passing", servers[0].url()))?;
+            let passing: Vec<&str> = checks
+                .as_array()?
+                .iter()
+                .filter(|c| c["CheckID"] == "serfHealth")
+                .filter_map(|c| c["Node"].as_str())
+                .collect();
+            nodes.iter().all(|n| passing.contains(n)).then_some(())
+        });
+        if formed.is_none() {
+            for s in &servers {
+                eprintln!("{} log:\n{}", s.node(), s.log_tail(30));
+            }
+            for c in clients.values() {
+                eprintln!("{} log:\n{}", c.node(), c.log_tail(30));
+            }
+            panic!("the cluster did not form within {T:?}");
+        }
+        let formed_in = started.elapsed();
+        let ui = fabio.ui_addr();
+        wait(T, "Fabio's UI answers", || {
+            query.json(&format!("http://{ui}/api/routes"))
+        })
+        .unwrap_or_else(|| panic!("Fabio did not start; its log:\n{}", fabio.log()));
+
+        let apps = CLIENTS
+            .iter()
+            .map(|(host, octet)| {
+                let mut cmd = net.exec(host, &app_binary);
+                cmd.env("BIND_ADDR", "0.0.0.0:0")
+                    .env("CONSUL_HTTP_ADDR", clients[host].url())
+                    .env("RUST_LOG", "info");
+                let proc = spawn(&format!("cool_app on {host}"), cmd);
+                let bound = proc.wait_line("listening on ", T);
+                let port = bound.rsplit(':').next().unwrap();
+                App {
+                    host,
+                    proc,
+                    dst: format!("http://{}:{port}/", addr(*octet)),
+                }
+            })
+            .collect();
+        let mut cluster = Cluster {
+            query,
+            load: None,
+            locals: BTreeMap::new(),
+            apps,
+            fabio,
+            clients,
+            servers,
+            net,
+            _one_at_a_time: guard,
+        };
+        let both = cluster.dsts_of_apps();
+        cluster
+            .wait_routes(T, "Fabio routes both instances", |d| d == both)
+            .unwrap_or_else(|| cluster.fail("Fabio never routed both instances"));
+        eprintln!(
+            "{test}: cluster formed in {formed_in:.1?}, both instances routed {:.1?} after start",
+            started.elapsed()
+        );
+        Some(cluster)
+    }
+
+    /// A helper on `host` (started on first use), to read that host's own agent.
+    fn local(&mut self, host: &'static str) -> &mut Helper {
+        let net = &self.net;
+        self.locals
+            .entry(host)
+            .or_insert_with(|| Helper::start(net, host))
+    }
+
+    /// Fabio's destinations for both instances, sorted.
+    fn dsts_of_apps(&self) -> Vec<String> {
+        let mut d: Vec<String> = self.apps.iter().map(|a| a.dst.clone()).collect();
+        d.sort();
+        d
+    }
+
+    fn app(&self, host: &str) -> &App {
+        self.apps.iter().find(|a| a.host == host).unwrap()
+    }
+
+    /// Fabio's destinations for `/oops` now (`None` when its UI did not answer).
+    fn routes(&mut self) -> Option<Vec<String>> {
+        let ui = self.fabio.ui_addr();
+        let routes = self.query.json(&format!("http://{ui}/api/routes"))?;
+        let mut dst: Vec<String> = routes
+            .as_array()?
+            .iter()
+            .filter(|r| r["src"] == "/oops")
+            .filter_map(|r| r["dst"].as_str().map(str::to_owned))
+            .collect();
+        dst.sort();
+        Some(dst)
+    }
+
+    /// Waits until Fabio's destinations satisfy `ok`; `None` after `within`.
+    fn wait_routes(
+        &mut self,
+        within: Duration,
+        what: &str,
+        ok: impl Fn(&[String]) -> bool,
+    ) -> Option<Vec<String>> {
+        wait(within, what, || self.routes().filter(|d| ok(d)))
+    }
+
+    /// The leader's server RPC address as a server sees it (`None`: none, or no answer).
+    fn leader_seen_by(&mut self, server: usize) -> Option<String> {
+        let url = format!("{}/v1/status/leader", self.servers[server].url());
+        let leader = self.query.json(&url)?;
+        leader.as_str().filter(|l| !l.is_empty()).map(str::to_owned)
+    }
+
+    /// The passing `cool_app` instances in the catalog, as (node, service ID), read from a
+    /// live server.
+    fn passing_instances(&mut self, server: usize) -> Option<Vec<(String, String)>> {
+        let url = format!(
+            "{}/v1/health/service/cool_app?passing",
+            self.servers[server].url()
+        );
+        let entries = self.query.json(&url)?;
+        let mut found: Vec<(String, String)> = entries
+            .as_array()?
+            .iter()
+            .map(|e| {
+                (
+                    e["Node"]["Node"].as_str().unwrap_or_default().to_owned(),
+                    e["Service"]["ID"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        found.sort();
+        Some(found)
+    }
+
+    /// The status of `node`'s serfHealth check in the catalog.
+    fn serf_health(&mut self, server: usize, node: &str) -> Option<String> {
+        let url = format!("{}/v1/health/node/{node}", self.servers[server].url());
+        let checks = self.query.json(&url)?;
+        checks
+            .as_array()?
+            .iter()
+            .find(|c| c["CheckID"] == "serfHealth")
+            .and_then(|c| c["Status"].as_str().map(str::to_owned))
+    }
+
+    /// Starts a load run through Fabio from the router host; [`Cluster::load_result`] waits
+    /// for its answer.
+    fn start_load(&mut self, run: u64, span: Duration) {
+        let url = format!("http://{}/oops/", self.fabio.proxy_addr());
+        let helper = self
+            .load
+            .get_or_insert_with(|| Helper::start(&self.net, ROUTER.0));
+        helper.send(&json!({
+            "op": "load", "url": url, "run": run, "ms": span.as_millis() as u64,
+            "workers": 2, "pause_ms": 10,
+        }));
+    }
+
+    fn load_result(&mut self, within: Duration) -> Value {
+        self.load.as_ref().expect("a load run").recv(within)
+    }
+
+    /// Fabio's access log of load run `run`: (unix ms, upstream `host:port`, status).
+    fn served(&self, run: u64) -> Vec<(u64, String, u16)> {
+        let tag = format!("?r={run}&");
+        self.fabio
+            .log()
+            .lines()
+            .filter_map(|line| {
+                let rest = &line[line.find("@@access ")? + 9..];
+                let mut f = rest.split(' ');
+                let (at, upstream, status, uri) = (f.next()?, f.next()?, f.next()?, f.next()?);
+                uri.contains(&tag).then(|| {
+                    (
+                        at.parse().unwrap_or(0),
+                        upstream.to_owned(),
+                        status.parse().unwrap_or(0),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Waits until Fabio's access log shows load run `run` reaching every instance.
+    fn wait_served_by_both(&mut self, run: u64) {
+        let upstreams: Vec<String> = self
+            .apps
+            .iter()
+            .map(|a| {
+                a.dst
+                    .trim_start_matches("http://")
+                    .trim_end_matches('/')
+                    .to_owned()
+            })
+            .collect();
+        wait(T, "the load reaches both instances", || {
+            let served = self.served(run);
+            upstreams
+                .iter()
+                .all(|u| served.iter().any(|(_, s, _)| s == u))
+                .then_some(())
+        })
+        .unwrap_or_else(|| self.fail("the load did not reach both instances"));
+    }
+
+    /// Panics with `why` and the ends of Fabio's and the agents' logs.
+    fn fail(&self, why: &str) -> ! {
+        let fabio_log = self.fabio.log();
+        let tail: Vec<&str> = fabio_log
+            .lines()
+            .filter(|l| !l.contains("@@access"))
+            .collect();
+        eprintln!(
+            "fabio log ends:\n{}",
+            tail[tail.len().saturating_sub(20)..].join("\n")
+        );
+        for c in self.servers.iter().chain(self.clients.values()) {
+            eprintln!("consul {} log ends:\n{}", c.node(), c.log_tail(15));
+        }
+        panic!("{why}");
+    }
+}
+
+/// Polls `f` every 50 ms until it returns `Some`; `None` after `within`.
+fn wait<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            eprintln!("timed out after {within:?} waiting for {what}");
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Merges `figures` into `target/bench-results/cluster.json`, keeping other keys.
+fn record(figures: &[(&str, Value)]) {
+    static FILE: Mutex<()> = Mutex::new(());
+    let _one = FILE.lock().unwrap_or_else(|p| p.into_inner());
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| {
+            if t.is_absolute() {
+                t
+            } else {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(t)
+            }
+        })
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join("bench-results");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("cluster.json");
+    let mut all: serde_json::Map<String, Value> = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    for (key, value) in figures {
+        println!("figure {key} = {value}");
+        all.insert((*key).to_owned(), value.clone());
+    }
+    std::fs::write(&path, serde_json::to_string_pretty(&all).unwrap() + "\n").unwrap();
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+// ---------------------------------------------------------------------------------------
+// The tests
+
+#[test]
+fn cluster_routes_across_hosts() {
+    let test = "cluster_routes_across_hosts";
+    let Some(mut c) = Cluster::up(test) else {
+        return;
+    };
+    // Requests through Fabio reach both hosts' instances.
+    c.start_load(1, Duration::from_secs(3));
+    let result = c.load_result(Duration::from_secs(20));
+    assert_eq!(result["failed"], 0, "{result}");
+    let served = c.served(1);
+    assert!(served.iter().all(|(_, _, status)| *status == 200));
+    let by = served_by(&served);
+    eprintln!(
+        "{test}: {} requests through Fabio served by {by:?}",
+        served.len()
+    );
+    assert_eq!(by.len(), 2, "both instances serve: {by:?}");
+
+    // Every Consul agent, Fabio and both instances run in the test's namespaces, none in
+    // the test's own.
+    let own = netns_of(std::process::id() as i32);
+    let pids: Vec<(String, i32)> = c
+        .servers
+        .iter()
+        .chain(c.clients.values())
+        .map(|s| (format!("consul {}", s.node()), s.pid()))
+        .chain([("fabio".to_owned(), c.fabio.pid())])
+        .chain(c.apps.iter().map(|a| (a.proc.name.clone(), a.proc.pid())))
+        .collect();
+    for (name, pid) in pids {
+        let ns = netns_of(pid);
+        assert!(
+            !ns.is_empty() && ns != own,
+            "{name} runs in the root namespace"
+        );
+    }
+}
+
+/// The network namespace of process `pid` (`net:[inode]`).
+fn netns_of(pid: i32) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/net"))
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn cluster_leader_loss_under_load() {
+    let test = "cluster_leader_loss_under_load";
+    let Some(mut c) = Cluster::up(test) else {
+        return;
+    };
+    let leader = wait(T, "a leader", || c.leader_seen_by(0)).unwrap();
+    let dead = SERVERS
+        .iter()
+        .position(|(_, o)| leader.starts_with(&format!("{}:", addr(*o))))
+        .unwrap_or_else(|| panic!("leader {leader} is none of the servers"));
+    let alive: Vec<usize> = (0..SERVERS.len()).filter(|i| *i != dead).collect();
+
+    // Load through Fabio for 12 s; the leader dies once it flows to both instances.
+    let span = Duration::from_secs(12);
+    c.start_load(2, span);
+    let load_started = Instant::now();
+    c.wait_served_by_both(2);
+    wait(T, "300 requests served before the fault", || {
+        (c.served(2).len() >= 300).then_some(())
+    })
+    .unwrap_or_else(|| c.fail("the load did not flow"));
+    let killed_unix_ms = unix_ms();
+    let killed_at = Instant::now();
+    c.servers[dead].kill();
+    // Elected: both surviving servers name the same new leader.
+    let new_leader = wait(T, "a new leader", || {
+        let seen: Vec<Option<String>> = alive.iter().map(|&i| c.leader_seen_by(i)).collect();
+        let first = seen[0].clone().filter(|l| *l != leader)?;
+        seen.iter()
+            .all(|l| l.as_ref() == Some(&first))
+            .then_some(first)
+    })
+    .unwrap_or_else(|| c.fail("no new leader"));
+    let failover = killed_at.elapsed();
+    eprintln!(
+        "{test}: killed leader {} ({leader}) {:.1?} into the load; new leader {new_leader} after {failover:.1?}",
+        SERVERS[dead].0,
+        killed_at - load_started
+    );
+
+    // Both instances stay registered, passing, and routed.
+    let nodes: Vec<String> = CLIENTS.iter().map(|(h, _)| (*h).to_owned()).collect();
+    let registered = wait(T, "both instances passing after the failover", || {
+        let found = c.passing_instances(alive[0])?;
+        let on: Vec<String> = found.into_iter().map(|(n, _)| n).collect();
+        (on == nodes).then_some(())
+    });
+    assert!(registered.is_some(), "instances lost after the failover");
+    let both = c.dsts_of_apps();
+    assert_eq!(c.routes().as_deref(), Some(both.as_slice()));
+
+    let result = c.load_result(span + Duration::from_secs(20));
+    let failed = result["failed"].as_u64().unwrap();
+    eprintln!("{test}: load: {result}");
+    record(&[
+        ("leader_failover_ms", json!(ms(failover))),
+        ("leader_loss_requests_failed_count", json!(failed)),
+    ]);
+    // Fabio keeps its routing table while its blocking queries fail for want of a leader,
+    // and the instances, their agents and their checks never depend on the leader: no
+    // request may fail.
+    assert_eq!(
+        failed, 0,
+        "requests failed across the leader loss: {result}"
+    );
+    assert!(result["ok"].as_u64().unwrap() > 100, "{result}");
+    // Both instances served after the kill too.
+    let after: Vec<_> = c
+        .served(2)
+        .into_iter()
+        .filter(|(t, _, _)| *t > killed_unix_ms)
+        .collect();
+    let by_upstream = served_by(&after);
+    eprintln!("{test}: after the kill, served by {by_upstream:?}");
+    assert_eq!(by_upstream.len(), 2, "{by_upstream:?}");
+}
+
+#[test]
+fn cluster_agent_restart_losing_state() {
+    let test = "cluster_agent_restart_losing_state";
+    let Some(mut c) = Cluster::up(test) else {
+        return;
+    };
+    let host = CLIENTS[0].0;
+    let before = wait(T, "the instances in the catalog", || {
+        c.passing_instances(0).filter(|f| f.len() == 2)
+    })
+    .unwrap();
+    let id = before.iter().find(|(n, _)| n == host).unwrap().1.clone();
+
+    // SIGKILL, the data directory removed, started again on the same address and ports: an
+    // agent that comes back empty (a new node ID too, as its data directory held it).
+    let agent_url = c.clients[host].url();
+    let restarted = Instant::now();
+    c.clients.get_mut(host).unwrap().restart(false);
+    // The agent holds the instance again: the runtime, whose watch on its own registration
+    // was cut, found it gone and registered it again. Read on the host itself.
+    let local = c.local(host);
+    wait(T, "the restarted agent holds the instance again", || {
+        let (status, _) = local.get(&format!("{agent_url}/v1/agent/service/{id}"))?;
+        (status == 200).then_some(())
+    })
+    .unwrap_or_else(|| c.fail("the instance did not register again with its restarted agent"));
+    let reregistered = restarted.elapsed();
+    // The catalog: the restarted agent synced its node (its empty state first, which drops
+    // the instance from the catalog unless the runtime was quicker) and the instance, passing.
+    wait(
+        T,
+        "the catalog shows the instance on the restarted node",
+        || {
+            c.passing_instances(0)?
+                .iter()
+                .any(|(n, i)| n == host && *i == id)
+                .then_some(())
+        },
+    )
+    .unwrap_or_else(|| c.fail("the catalog never showed the instance again"));
+    let in_catalog = restarted.elapsed();
+    let both = c.dsts_of_apps();
+    c.wait_routes(T, "Fabio routes both again", |d| d == both)
+        .unwrap_or_else(|| c.fail("Fabio did not route the instance again"));
+    let routed = restarted.elapsed();
+    eprintln!(
+        "{test}: {host}'s agent restarted without its state; {id} registered with it again after {reregistered:.1?}, passing in the catalog after {in_catalog:.1?}, routed by Fabio after {routed:.1?}"
+    );
+    record(&[("agent_restart_reregistered_ms", json!(ms(reregistered)))]);
+}
+
+#[test]
+fn cluster_host_cut_off() {
+    let test = "cluster_host_cut_off";
+    let Some(mut c) = Cluster::up(test) else {
+        return;
+    };
+    let host = CLIENTS[0].0;
+    let cut_dst = c.app(host).dst.clone();
+    let other_dst = c.app(CLIENTS[1].0).dst.clone();
+
+    let cut = Instant::now();
+    c.net.link(host, false);
+    wait(T, "serfHealth of the cut host critical", || {
+        (c.serf_health(0, host)? == "critical").then_some(())
+    })
+    .unwrap_or_else(|| c.fail("the cut host never went critical"));
+    let critical = cut.elapsed();
+    let only_other = [other_dst.clone()];
+    c.wait_routes(T, "Fabio stops routing to the cut host", |d| {
+        d == only_other
+    })
+    .unwrap_or_else(|| c.fail("Fabio kept routing to the cut host"));
+    let unroutable = cut.elapsed();
+    eprintln!(
+        "{test}: {host} cut off: serfHealth critical after {critical:.1?}, {cut_dst} out of Fabio's table after {unroutable:.1?}"
+    );
+
+    let healed = Instant::now();
+    c.net.link(host, true);
+    let both = c.dsts_of_apps();
+    c.wait_routes(T, "Fabio routes the healed host again", |d| d == both)
+        .unwrap_or_else(|| c.fail("Fabio never routed the healed host again"));
+    let routable = healed.elapsed();
+    assert_eq!(c.serf_health(0, host).as_deref(), Some("passing"));
+    eprintln!("{test}: link back: {cut_dst} routed again after {routable:.1?}");
+    record(&[
+        ("partition_unroutable_ms", json!(ms(unroutable))),
+        ("partition_heal_routable_ms", json!(ms(routable))),
+    ]);
+}
+
+#[test]
+fn cluster_sigterm_under_load() {
+    let test = "cluster_sigterm_under_load";
+    let Some(mut c) = Cluster::up(test) else {
+        return;
+    };
+    let span = Duration::from_secs(8);
+    c.start_load(5, span);
+    c.wait_served_by_both(5);
+    let host = CLIENTS[0].0;
+    let stopped_dst = c.app(host).dst.clone();
+    let sigterm_at = unix_ms();
+    let signalled = Instant::now();
+    let app = c.apps.iter_mut().find(|a| a.host == host).unwrap();
+    app.proc.signal("TERM");
+    assert_eq!(app.proc.wait_exit(T), Some(0));
+    let exited_at = unix_ms();
+    eprintln!(
+        "{test}: {host}'s instance exited {:.1?} after SIGTERM",
+        signalled.elapsed()
+    );
+    let other = [c.app(CLIENTS[1].0).dst.clone()];
+    assert_eq!(c.routes().as_deref(), Some(other.as_slice()));
+
+    let result = c.load_result(span + Duration::from_secs(20));
+    let failed = result["failed"].as_u64().unwrap();
+    eprintln!("{test}: load: {result}");
+    record(&[("sigterm_requests_failed_count", json!(failed))]);
+    assert_eq!(failed, 0, "requests failed across the SIGTERM: {result}");
+
+    // After the exit, the other instance served everything.
+    let served = c.served(5);
+    let stopped = stopped_dst
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let after: Vec<&(u64, String, u16)> =
+        served.iter().filter(|(t, _, _)| *t > exited_at).collect();
+    let last_to_stopped = served
+        .iter()
+        .filter(|(_, u, _)| u == stopped)
+        .map(|(t, _, _)| *t)
+        .max()
+        .unwrap_or(0);
+    eprintln!(
+        "{test}: {} requests after the exit, all to the other instance; last request to the stopped one {} ms after SIGTERM",
+        after.len(),
+        last_to_stopped.saturating_sub(sigterm_at)
+    );
+    assert!(after.len() > 50, "the load went on after the exit");
+    assert!(after.iter().all(|(_, u, s)| u != stopped && *s == 200));
+}
+
+/// Requests per upstream.
+fn served_by(served: &[(u64, String, u16)]) -> BTreeMap<String, usize> {
+    let mut by = BTreeMap::new();
+    for (_, upstream, _) in served {
+        *by.entry(upstream.clone()).or_default() += 1;
+    }
+    by
+}
