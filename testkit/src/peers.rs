@@ -83,7 +83,11 @@ fn out_dir() -> PathBuf {
 fn go(dir: &Path) -> Command {
     let mut cmd = Command::new("go");
     // Never download another toolchain; the go line of each module fits this machine's Go.
-    cmd.current_dir(dir).env("GOTOOLCHAIN", "local");
+    // No VCS stamp: the binaries do not depend on the state of this checkout.
+    let flags = std::env::var("GOFLAGS").unwrap_or_default();
+    cmd.current_dir(dir)
+        .env("GOTOOLCHAIN", "local")
+        .env("GOFLAGS", format!("{flags} -buildvcs=false").trim());
     cmd
 }
 
