@@ -619,6 +619,16 @@ fn code_of(status: &str) -> u16 {
     }
 }
 
+/// A `?format=text` health answer: Consul types it `text/plain`, without a charset.
+fn health_text(status: u16, body: impl Into<String>) -> axum::response::Response {
+    let mut resp = super::text(status, body);
+    resp.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/plain"),
+    );
+    resp
+}
+
 fn wants_text(req: &Req) -> bool {
     let accept = req
         .headers
@@ -679,7 +689,7 @@ pub(super) fn health_by_id(shared: &Arc<Shared>, req: &Req) -> Answer {
         Some(result) => {
             let (status, info) = result?;
             let resp = if wants_text(req) {
-                super::text(code_of(status), status)
+                health_text(code_of(status), status)
             } else {
                 req.json_status(code_of(status), &info)
             };
@@ -688,7 +698,7 @@ pub(super) fn health_by_id(shared: &Arc<Shared>, req: &Req) -> Answer {
         None => {
             let reason = format!("ServiceId {id} not found");
             let resp = if wants_text(req) {
-                super::text(404, reason.clone())
+                health_text(404, reason.clone())
             } else {
                 req.json_status(
                     404,
@@ -724,7 +734,7 @@ pub(super) fn health_by_name(shared: &Arc<Shared>, req: &Req) -> Answer {
         (code, status, list)
     });
     let mut resp = if wants_text(req) {
-        super::text(code, status.clone())
+        health_text(code, status.clone())
     } else {
         req.json_status(code, &list)
     };

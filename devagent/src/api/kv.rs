@@ -121,10 +121,31 @@ async fn get(shared: &Arc<Shared>, req: &Req, opts: ReadOptions) -> Answer {
             *resp.status_mut() = axum::http::StatusCode::NOT_FOUND;
             resp
         }
-        Some(Found::Raw(bytes)) => Response::new(Body::from(bytes)),
+        Some(Found::Raw(bytes)) => {
+            // Consul types a raw value `text/plain` whatever it holds, and keeps browsers
+            // from running it.
+            let mut resp = Response::new(Body::from(bytes));
+            let h = resp.headers_mut();
+            h.insert(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("text/plain"),
+            );
+            h.insert(
+                "content-security-policy",
+                axum::http::HeaderValue::from_static("sandbox"),
+            );
+            h.insert(
+                "x-content-type-options",
+                axum::http::HeaderValue::from_static("nosniff"),
+            );
+            resp
+        }
         Some(Found::Json(body)) => req.json(&body),
     };
-    Ok(opts.meta(resp, index))
+    // KV reads carry no X-Consul-Effective-Consistency in Consul.
+    let mut resp = opts.meta(resp, index);
+    resp.headers_mut().remove("x-consul-effective-consistency");
+    Ok(resp)
 }
 
 fn put(shared: &Arc<Shared>, req: &Req, opts: &ReadOptions) -> Answer {

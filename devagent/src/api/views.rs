@@ -271,7 +271,12 @@ pub(crate) fn consul_service() -> Service {
         address: String::new(),
         tagged_addresses: BTreeMap::new(),
         meta: BTreeMap::from([
+            ("non_voter".into(), "false".into()),
             ("raft_version".into(), "3".into()),
+            ("read_replica".into(), "false".into()),
+            ("serf_protocol_current".into(), "2".into()),
+            ("serf_protocol_max".into(), "5".into()),
+            ("serf_protocol_min".into(), "1".into()),
             ("version".into(), VERSION.into()),
         ]),
         port: 8300,
@@ -324,7 +329,10 @@ pub(crate) struct NodeService {
     address: String,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     tagged_addresses: BTreeMap<String, ServiceAddress>,
-    meta: BTreeMap<String, String>,
+    /// `null` when none was registered, as Consul's nil map marshals.
+    meta: Option<BTreeMap<String, String>>,
+    /// Left out when 0 (`omitempty` in Consul's type).
+    #[serde(skip_serializing_if = "is_zero")]
     port: i64,
     #[serde(skip_serializing_if = "String::is_empty")]
     socket_path: String,
@@ -332,8 +340,13 @@ pub(crate) struct NodeService {
     enable_tag_override: bool,
     proxy: Value,
     connect: Value,
+    peer_name: String,
     create_index: u64,
     modify_index: u64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 pub(crate) fn node_service(s: &Service) -> NodeService {
@@ -344,7 +357,7 @@ pub(crate) fn node_service(s: &Service) -> NodeService {
         tags: s.tags.clone(),
         address: s.address.clone(),
         tagged_addresses: tagged(s),
-        meta: s.meta.clone(),
+        meta: (!s.meta.is_empty()).then(|| s.meta.clone()),
         port: s.port,
         socket_path: s.socket_path.clone(),
         weights: Weights {
@@ -354,6 +367,7 @@ pub(crate) fn node_service(s: &Service) -> NodeService {
         enable_tag_override: s.enable_tag_override,
         proxy: proxy(),
         connect: json!({}),
+        peer_name: String::new(),
         create_index: s.create_index,
         modify_index: s.modify_index,
     }
@@ -381,7 +395,6 @@ pub(crate) struct ServiceNode {
     service_weights: Weights,
     service_meta: BTreeMap<String, String>,
     service_port: i64,
-    #[serde(skip_serializing_if = "String::is_empty")]
     service_socket_path: String,
     service_enable_tag_override: bool,
     service_proxy: Value,
