@@ -44,12 +44,11 @@ pub(super) async fn service(shared: &Arc<Shared>, req: &Req) -> Answer {
     if name.is_empty() {
         return Err(ApiError::new(400, "Missing service name"));
     }
+    // Consul reads ?passing after the query ran, so its 400 carries the blocking headers.
     let passing = match req.query.get("passing") {
-        None => false,
-        Some("") => true,
-        Some(v) => {
-            parse_go_bool(v).ok_or_else(|| ApiError::new(400, "Invalid value for ?passing"))?
-        }
+        None => Some(false),
+        Some("") => Some(true),
+        Some(v) => parse_go_bool(v),
     };
     let filter = req.filter()?;
     opts.check_dc(shared)?;
@@ -69,6 +68,10 @@ pub(super) async fn service(shared: &Arc<Shared>, req: &Req) -> Answer {
             (st.service_index(name), acl_filter(&authz, entries))
         })
         .await;
+    let Some(passing) = passing else {
+        let resp = super::text(400, "Invalid value for ?passing");
+        return Ok(opts.meta(resp, index));
+    };
     let entries: Vec<Value> = if passing {
         entries
             .into_iter()

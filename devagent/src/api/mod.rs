@@ -195,9 +195,12 @@ impl Req {
     pub(crate) fn filter(&self) -> Result<Option<filter::Expr>, ApiError> {
         match self.query.get("filter") {
             None | Some("") => Ok(None),
-            Some(f) => filter::parse(f)
-                .map(Some)
-                .map_err(|e| ApiError::new(400, e)),
+            // Consul's servers fail to compile a bad expression: 500. This agent's own limits
+            // on depth and length answer 400.
+            Some(f) => filter::parse(f).map(Some).map_err(|e| {
+                let limit = e.contains("nested too deeply") || e.contains("too long");
+                ApiError::new(if limit { 400 } else { 500 }, e)
+            }),
         }
     }
 }
