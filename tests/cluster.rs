@@ -17,6 +17,22 @@
 //! a real deployment); that is safe because each namespace is new and holds nothing else. The
 //! other ports (HTTP, server RPC, serf WAN, Fabio's) are picked at run time.
 //!
+//! The tests, each on a topology of its own, each printing its figures:
+//!
+//! - `cluster_routes_across_hosts`: requests through Fabio reach both hosts' instances, and
+//!   every agent, Fabio and both instances run outside the root namespace.
+//! - `cluster_leader_loss_under_load`: the leader server is killed (SIGKILL) under load
+//!   through Fabio; `leader_failover_ms` until both survivors name a new leader,
+//!   `leader_loss_requests_failed_count` (asserted 0); both instances stay passing and routed.
+//! - `cluster_agent_restart_losing_state`: a client agent is killed and restarted with its
+//!   data directory removed; `agent_restart_reregistered_ms` until the runtime registered the
+//!   instance with it again (then the catalog and Fabio follow).
+//! - `cluster_host_cut_off`: a client host's link goes down; its node's serfHealth turns
+//!   critical and Fabio drops its instance (`partition_unroutable_ms`), and routes it again
+//!   once the link is back (`partition_heal_routable_ms`).
+//! - `cluster_sigterm_under_load`: SIGTERM to one instance under load through Fabio;
+//!   `sigterm_requests_failed_count` (asserted 0); after its exit the other serves everything.
+//!
 //! The tests run one after another (a lock): each topology is seven Consul agents, Fabio and
 //! two instances, which is all two cores should carry at once. The figures go to
 //! `target/bench-results/cluster.json`.
@@ -113,7 +129,7 @@ impl Net {
             // into the host's: it never appears in the root namespace. The switch port is
             // named after the host.
             let cidr = format!("{NET}.{octet}/{PREFIX_LEN}");
-            let steps: [&[&str]; 7] = [
+            let steps: [&[&str]; 6] = [
                 &[
                     "-n", &sw, "link", "add", host, "type", "veth", "peer", "name", "eth0",
                     "netns", &ns,
@@ -123,7 +139,6 @@ impl Net {
                 &["-n", &ns, "addr", "add", &cidr, "dev", "eth0"],
                 &["-n", &ns, "link", "set", "eth0", "up"],
                 &["-n", &ns, "link", "set", "lo", "up"],
-                &["-n", &ns, "link", "show", "eth0"],
             ];
             for step in steps {
                 ip(step)?;
@@ -532,7 +547,8 @@ impl Cluster {
                 let mut cmd = net.exec(host, &app_binary);
                 cmd.env("BIND_ADDR", "0.0.0.0:0")
                     .env("CONSUL_HTTP_ADDR", clients[host].url())
-                    .env("RUST_LOG", "info");
+                    .env("RUST_LOG", "info")
+                    .env("NO_COLOR", "1");
                 let proc = spawn(&format!("cool_app on {host}"), cmd);
                 let bound = proc.wait_line("listening on ", T);
                 let port = bound.rsplit(':').next().unwrap();
