@@ -27,6 +27,9 @@
 //! - `cluster_agent_restart_losing_state`: a client agent is killed and restarted with its
 //!   data directory removed; `agent_restart_reregistered_ms` until the runtime registered the
 //!   instance with it again (then the catalog and Fabio follow).
+//! - `cluster_agent_restart_keeping_state`: the same, keeping the data directory; the
+//!   instance is out of Fabio's table until the restored check's first run (printed, bounded
+//!   by the check interval; see the test).
 //! - `cluster_host_cut_off`: a client host's link goes down; its node's serfHealth turns
 //!   critical and Fabio drops its instance (`partition_unroutable_ms`), and routes it again
 //!   once the link is back (`partition_heal_routable_ms`).
@@ -1074,4 +1077,44 @@ fn served_by(served: &[(u64, String, u16)]) -> BTreeMap<String, usize> {
         *by.entry(upstream.clone()).or_default() += 1;
     }
     by
+}
+
+/// A client agent restarted *keeping* its data directory: Consul restores the instance and its
+/// check, but restores every check as critical ("to avoid placing potentially unhealthy
+/// services into active rotation") until the check's first run, which it staggers at random
+/// within the interval (10 s by default). The runtime's watch sees the registration still
+/// there, so it does not register again, and the instance is out of Fabio's table until that
+/// first run: up to one check interval, although the instance was healthy all along. The test
+/// measures that gap and bounds it by the interval; it prints, rather than records, the figure.
+#[test]
+fn cluster_agent_restart_keeping_state() {
+    let test = "cluster_agent_restart_keeping_state";
+    let Some(mut c) = Cluster::up(test) else {
+        return;
+    };
+    let host = CLIENTS[0].0;
+    let restarted = Instant::now();
+    c.clients.get_mut(host).unwrap().restart(true);
+    let both = c.dsts_of_apps();
+    let other = [c.app(CLIENTS[1].0).dst.clone()];
+    let dropped = c.wait_routes(Duration::from_secs(5), "the restored check critical", |d| {
+        d == other
+    });
+    let dropped_after = restarted.elapsed();
+    // The interval (10 s) bounds the first run; 5 s more for the agent to start and Fabio.
+    c.wait_routes(
+        Duration::from_secs(15),
+        "Fabio routes the instance again",
+        |d| d == both,
+    )
+    .unwrap_or_else(|| c.fail("the instance was not routed again within one check interval"));
+    let routed = restarted.elapsed();
+    match dropped {
+        Some(_) => eprintln!(
+            "{test}: {host}'s agent restarted keeping its state: the instance left Fabio's table after {dropped_after:.1?} (check restored critical) and was routed again after {routed:.1?}, at the check's first run"
+        ),
+        None => eprintln!(
+            "{test}: {host}'s agent restarted keeping its state: the instance stayed routed ({routed:.1?})"
+        ),
+    }
 }
