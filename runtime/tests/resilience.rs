@@ -3,9 +3,12 @@
 //! heartbeat; many instances in one process; and no growth in tasks or memory over a
 //! thousand failed calls.
 //!
-//! Consul is the dev agent, or a fake on loopback (`support/fake_consul.rs`) where the test
-//! needs answers Consul never gives or needs to count what reaches it. Log lines are captured
-//! per test thread (`support/logs.rs`) to check that each distinct cause is logged once.
+//! The tests that need an agent run against the dev agent (`dev_agent::<name>`, faults from
+//! its own switches) and a real Consul (`real_consul::<name>`, faults from a `FaultProxy` in
+//! front of it that the service talks through). A fake on loopback (`support/fake_consul.rs`)
+//! stands in where the test needs answers Consul never gives or needs to count what reaches
+//! it. Log lines are captured per test thread (`support/logs.rs`) to check that each distinct
+//! cause is logged once, so the tests that read them run on a current-thread runtime.
 //!
 //! This binary counts allocated bytes with its own global allocator. The test that reads the
 //! count takes [`EXCLUSIVE`] for writing so no other test of this binary runs meanwhile; all
@@ -30,6 +33,7 @@ use axum::{Router, routing::get};
 use discoverable_devagent::{Config as AgentConfig, DevAgent};
 use discoverable_runtime::consul::{self, Client, HealthQuery};
 use discoverable_runtime::{Service, ServiceBuilder};
+use discoverable_testkit::{Agent, AgentKind, FaultProxy};
 use tokio::net::TcpListener;
 use tokio::sync::RwLock;
 use tracing::Level;
@@ -147,6 +151,77 @@ async fn serving(url: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// The agent a test runs against and its faults: the dev agent's own switches, or, for a real
+/// Consul (which has none), a [`FaultProxy`] in front of it that the service talks through.
+struct Target {
+    agent: Agent,
+    proxy: Option<FaultProxy>,
+}
+
+impl Target {
+    /// An agent of `kind` (ACLs on with `token`); `None`: the test skips, saying why.
+    async fn start(kind: AgentKind, test: &str, token: Option<&str>) -> Option<Target> {
+        Some(Target::around(Agent::start(kind, test, token).await?))
+    }
+
+    fn around(agent: Agent) -> Target {
+        let proxy = match agent.kind() {
+            AgentKind::Dev => None,
+            AgentKind::RealConsul => {
+                let addr = agent.url().trim_start_matches("http://").parse().unwrap();
+                Some(FaultProxy::start(addr))
+            }
+        };
+        Target { agent, proxy }
+    }
+
+    /// Where the service under test sends its requests.
+    fn url(&self) -> String {
+        self.proxy
+            .as_ref()
+            .map_or_else(|| self.agent.url(), FaultProxy::url)
+    }
+
+    /// A client of the agent itself, past any fault, for the test's own reads.
+    fn client(&self) -> Client {
+        Client::new(consul_at(&self.agent.url(), Duration::from_secs(2))).unwrap()
+    }
+
+    /// The next `n` requests answer 500 (`u32::MAX`: all, until reset with 0).
+    fn fail_next(&self, n: u32) {
+        match &self.proxy {
+            Some(proxy) => proxy.fail_next(n),
+            None => self.agent.dev().unwrap().faults().fail_next(n),
+        }
+    }
+
+    /// Every answer waits `delay` (`None`: no delay).
+    fn set_delay(&self, delay: Option<Duration>) {
+        match &self.proxy {
+            Some(proxy) => proxy.set_delay(delay),
+            None => self.agent.dev().unwrap().faults().set_delay(delay),
+        }
+    }
+
+    /// Connections refused (`true`) or accepted again; a real Consul keeps running and keeps
+    /// its state behind the proxy, as the dev agent does.
+    async fn set_unavailable(&self, on: bool) {
+        match &self.proxy {
+            Some(proxy) => proxy.set_refusing(on).await,
+            None => self.agent.dev().unwrap().faults().set_unavailable(on).await,
+        }
+    }
+
+    /// Requests for `path` that were answered `status`: the dev agent's request log, or what
+    /// the proxy passed back.
+    fn requests(&self, logs: &Logs, path: &str, status: u16) -> usize {
+        match &self.proxy {
+            Some(proxy) => proxy.count(path, status),
+            None => logs.agent_requests(path, status),
+        }
+    }
+}
+
 /// Calls of `kind` the fake gets within `window`.
 async fn calls_within(fake: &FakeConsul, kind: Kind, window: Duration) -> usize {
     let before = fake.count(kind);
@@ -163,27 +238,34 @@ fn problems_with(logs: &Logs, part: &str) -> usize {
 // 1. 5xx, slow, garbage: retried, healed, each cause logged once
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
-async fn consul_answering_5xx_is_retried_logged_once_and_heals() {
+async fn consul_answering_5xx_is_retried_logged_once_and_heals(kind: AgentKind) {
     let _shared = EXCLUSIVE.read().await;
     let (logs, _guard) = Logs::capture(Level::INFO);
-    let agent = DevAgent::start(AgentConfig::default()).await.unwrap();
+    let Some(target) = Target::start(
+        kind,
+        "consul_answering_5xx_is_retried_logged_once_and_heals",
+        None,
+    )
+    .await
+    else {
+        return;
+    };
     // Every request fails until the switch is reset.
-    agent.faults().fail_next(u32::MAX);
+    target.fail_next(u32::MAX);
     // Default backoff (100 ms doubling to the 2 s cap, with jitter): the figure is the
     // default's.
-    let service = builder("svc", &agent.url()).build().unwrap();
+    let service = builder("svc", &target.url()).build().unwrap();
     let instance = service.instance();
     let (served, url) = start(service).await;
     assert!(serving(&url).await, "serves while Consul fails");
     const REGISTER: &str = "/v1/agent/service/register";
     // 100+200+400+800+1600 ms: the sixth attempt comes after the backoff reached its cap.
     until(T, "six failed registrations", || async {
-        logs.agent_requests(REGISTER, 500) >= 6
+        target.requests(&logs, REGISTER, 500) >= 6
     })
     .await;
     assert!(!instance.is_registered());
-    agent.faults().fail_next(0);
+    target.fail_next(0);
     let cleared = Instant::now();
     until(T, "registered once Consul answers again", || async {
         instance.is_registered()
@@ -195,14 +277,18 @@ async fn consul_answering_5xx_is_retried_logged_once_and_heals() {
     // attempt after the fault cleared comes at most 4 s later.
     assert!(took < Duration::from_secs(5), "took {took:?}");
 
-    let client = Client::new(consul_at(&agent.url(), Duration::from_secs(2))).unwrap();
-    let passing = client
-        .health_service("svc", &HealthQuery::default())
-        .await
-        .unwrap();
-    assert_eq!(passing.value.len(), 1, "registered and passing");
+    let client = target.client();
+    // A real Consul's health endpoint reads the catalog, which its agent syncs to right after
+    // the registration: a moment later, not at once.
+    until(T, "registered and passing", || async {
+        client
+            .health_service("svc", &HealthQuery::default())
+            .await
+            .is_ok_and(|p| p.value.len() == 1)
+    })
+    .await;
 
-    let failures = logs.agent_requests(REGISTER, 500);
+    let failures = target.requests(&logs, REGISTER, 500);
     assert!(failures >= 6);
     assert_eq!(
         problems_with(&logs, "500"),
@@ -217,15 +303,22 @@ async fn consul_answering_5xx_is_retried_logged_once_and_heals() {
     assert!(client.agent_services().await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn consul_answering_too_slowly_is_retried_logged_once_and_heals() {
+async fn consul_answering_too_slowly_is_retried_logged_once_and_heals(kind: AgentKind) {
     let _shared = EXCLUSIVE.read().await;
     let (logs, _guard) = Logs::capture(Level::DEBUG);
-    let agent = DevAgent::start(AgentConfig::default()).await.unwrap();
+    let Some(target) = Target::start(
+        kind,
+        "consul_answering_too_slowly_is_retried_logged_once_and_heals",
+        None,
+    )
+    .await
+    else {
+        return;
+    };
     // Every answer comes after the client's request bound.
-    agent.faults().set_delay(Some(Duration::from_millis(1500)));
-    let service = builder("svc", &agent.url())
-        .consul(consul_at(&agent.url(), Duration::from_millis(300)))
+    target.set_delay(Some(Duration::from_millis(1500)));
+    let service = builder("svc", &target.url())
+        .consul(consul_at(&target.url(), Duration::from_millis(300)))
         .retry_backoff(Duration::from_millis(50), Duration::from_millis(500))
         .build()
         .unwrap();
@@ -238,7 +331,7 @@ async fn consul_answering_too_slowly_is_retried_logged_once_and_heals() {
     })
     .await;
     assert!(!instance.is_registered());
-    agent.faults().set_delay(None);
+    target.set_delay(None);
     let cleared = Instant::now();
     until(T, "registered once Consul is quick again", || async {
         instance.is_registered()
@@ -260,7 +353,7 @@ async fn consul_answering_too_slowly_is_retried_logged_once_and_heals() {
     );
     assert_eq!(logs.problems().len(), 1, "{}", logs.text());
 
-    let client = Client::new(consul_at(&agent.url(), Duration::from_secs(2))).unwrap();
+    let client = target.client();
     until(T, "the agent holds the registration", || async {
         client
             .agent_services()
@@ -461,19 +554,24 @@ async fn a_thousand_failed_calls_grow_neither_tasks_nor_memory() {
 // 2. Rejected registrations (403, 400): one clear line, then slow retries
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
-async fn permission_denied_is_logged_once_with_the_fix_and_not_retried_at_full_speed() {
+async fn permission_denied_is_logged_once_with_the_fix_and_not_retried_at_full_speed(
+    kind: AgentKind,
+) {
     let _shared = EXCLUSIVE.read().await;
     let (logs, _guard) = Logs::capture(Level::INFO);
     const TOKEN: &str = "b1gs3cr3t-management-token";
-    let agent = DevAgent::start(AgentConfig {
-        acl_token: Some(TOKEN.into()),
-        ..AgentConfig::default()
-    })
+    // ACLs on, default deny.
+    let Some(target) = Target::start(
+        kind,
+        "permission_denied_is_logged_once_with_the_fix_and_not_retried_at_full_speed",
+        Some(TOKEN),
+    )
     .await
-    .unwrap();
+    else {
+        return;
+    };
     // No token, and a backoff that would retry hundreds of times a second.
-    let service = builder("svc", &agent.url())
+    let service = builder("svc", &target.url())
         .retry_backoff(Duration::from_millis(1), Duration::from_millis(2))
         .build()
         .unwrap();
@@ -481,12 +579,12 @@ async fn permission_denied_is_logged_once_with_the_fix_and_not_retried_at_full_s
     let (served, url) = start(service).await;
     const REGISTER: &str = "/v1/agent/service/register";
     until(T, "the first registration denied", || async {
-        logs.agent_requests(REGISTER, 403) >= 1
+        target.requests(&logs, REGISTER, 403) >= 1
     })
     .await;
     let window = Duration::from_secs(2);
     tokio::time::sleep(window).await;
-    let attempts = logs.agent_requests(REGISTER, 403);
+    let attempts = target.requests(&logs, REGISTER, 403);
     eprintln!("403: {attempts} registration attempts in the first {window:?}");
     assert!(
         attempts <= 2,
@@ -565,18 +663,28 @@ async fn a_registration_consul_rejects_with_400_is_logged_once_and_not_retried_a
 // 3. TTL heartbeat: a third of the TTL, survives a failed update, stops before deregistration
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
-async fn ttl_heartbeat_runs_every_third_survives_a_failure_and_stops_before_deregistration() {
+async fn ttl_heartbeat_runs_every_third_survives_a_failure_and_stops_before_deregistration(
+    kind: AgentKind,
+) {
     let _shared = EXCLUSIVE.read().await;
-    let agent = DevAgent::start(AgentConfig::default()).await.unwrap();
-    // Everything the instance sends goes through a recording proxy.
-    let proxy = FakeConsul::proxy(&agent.url()).await;
+    let Some(target) = Target::start(
+        kind,
+        "ttl_heartbeat_runs_every_third_survives_a_failure_and_stops_before_deregistration",
+        None,
+    )
+    .await
+    else {
+        return;
+    };
+    // Everything the instance sends goes through a recording proxy (in front of the fault
+    // proxy, for a real Consul).
+    let proxy = FakeConsul::proxy(&target.url()).await;
     let ttl = Duration::from_millis(1500);
     let beat = ttl / 3;
     let service = builder("svc", &proxy.url).ttl(ttl).build().unwrap();
     let instance = service.instance();
     let check_id = format!("service:{}", instance.id());
-    let client = Client::new(consul_at(&agent.url(), Duration::from_secs(2))).unwrap();
+    let client = target.client();
     let (served, _url) = start(service).await;
     let updates = |status: u16| {
         proxy
@@ -600,7 +708,7 @@ async fn ttl_heartbeat_runs_every_third_survives_a_failure_and_stops_before_dere
 
     // One failed update. The watch is parked in a blocking read, so the next request the
     // agent gets is the heartbeat; the test reads the agent only after that.
-    agent.faults().fail_next(1);
+    target.fail_next(1);
     until(T, "a failed heartbeat", || async {
         proxy.calls().iter().any(|c| c.status == 500)
     })
@@ -686,21 +794,38 @@ async fn a_working_heartbeat_does_not_relog_a_failing_watch() {
 // 4. Shutdown while Consul is down: bounded, drains; the agent reaps the orphan
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test]
-async fn shutdown_while_consul_is_down_still_drains_and_the_agent_reaps_the_orphan() {
+/// The one slow test against a real Consul: its reaper runs every 30 s and honours no
+/// `DeregisterCriticalServiceAfter` below one minute, so the orphan leaves 60–90 s after its
+/// check went critical.
+async fn shutdown_while_consul_is_down_still_drains_and_the_agent_reaps_the_orphan(
+    kind: AgentKind,
+) {
     let _shared = EXCLUSIVE.read().await;
     let (logs, _guard) = Logs::capture(Level::INFO);
-    // The test switch shortens Consul's one-minute DeregisterCriticalServiceAfter minimum.
-    let agent = DevAgent::start(AgentConfig {
-        reap_interval: Duration::from_millis(200),
-        deregister_critical_cap: Some(Duration::from_secs(1)),
-        ..AgentConfig::default()
-    })
-    .await
-    .unwrap();
-    let client = Client::new(consul_at(&agent.url(), Duration::from_secs(2))).unwrap();
+    let test = "shutdown_while_consul_is_down_still_drains_and_the_agent_reaps_the_orphan";
+    let (target, reaped_within) = match kind {
+        // The test switch shortens Consul's one-minute DeregisterCriticalServiceAfter minimum.
+        AgentKind::Dev => {
+            let agent = DevAgent::start(AgentConfig {
+                reap_interval: Duration::from_millis(200),
+                deregister_critical_cap: Some(Duration::from_secs(1)),
+                ..AgentConfig::default()
+            })
+            .await
+            .unwrap();
+            (Target::around(Agent::Dev(agent)), Duration::from_secs(20))
+        }
+        AgentKind::RealConsul => {
+            let Some(target) = Target::start(kind, test, None).await else {
+                return;
+            };
+            (target, Duration::from_secs(120))
+        }
+    };
+    let client = target.client();
     let deregister_bound = Duration::from_millis(500);
-    let service = builder("svc", &agent.url())
+    // `deregister_after` is the default, one minute: Consul's minimum.
+    let service = builder("svc", &target.url())
         .interval(Duration::from_secs(1))
         .timeout(Duration::from_millis(500))
         .deregister_timeout(deregister_bound)
@@ -721,9 +846,10 @@ async fn shutdown_while_consul_is_down_still_drains_and_the_agent_reaps_the_orph
         instance.in_flight() == 1
     })
     .await;
-    agent.faults().set_unavailable(true).await;
+    target.set_unavailable(true).await;
     let asked = Instant::now();
     stop(&instance, served).await;
+    let stopped = Instant::now();
     let shutdown = asked.elapsed();
     eprintln!("Consul down: serve returned {shutdown:?} after shutdown was asked");
     // Registrar stop and deregistration each at most the 500 ms bound, 100 ms grace, and
@@ -743,11 +869,11 @@ async fn shutdown_while_consul_is_down_still_drains_and_the_agent_reaps_the_orph
 
     // Consul is back; nothing deregistered the instance, so its check goes critical (nothing
     // answers) and the agent reaps it after DeregisterCriticalServiceAfter.
-    agent.faults().set_unavailable(false).await;
+    target.set_unavailable(false).await;
     let back = Instant::now();
     let services = client.agent_services().await.unwrap();
     assert!(services.contains_key(&id), "the orphan is still registered");
-    until(Duration::from_secs(20), "the orphan reaped", || async {
+    until(reaped_within, "the orphan reaped", || async {
         client
             .agent_services()
             .await
@@ -755,9 +881,14 @@ async fn shutdown_while_consul_is_down_still_drains_and_the_agent_reaps_the_orph
             .unwrap_or(false)
     })
     .await;
+    let how = match kind {
+        AgentKind::Dev => "DeregisterCriticalServiceAfter capped to 1 s, reaper every 200 ms",
+        AgentKind::RealConsul => "DeregisterCriticalServiceAfter 1 min, Consul's reaper every 30 s",
+    };
     eprintln!(
-        "Consul down at shutdown: orphan reaped {:?} after the agent came back (check interval 1 s, DeregisterCriticalServiceAfter capped to 1 s, reaper every 200 ms)",
-        back.elapsed()
+        "Consul down at shutdown: orphan reaped {:?} after the agent came back, {:?} after serve returned (check interval 1 s, {how})",
+        back.elapsed(),
+        stopped.elapsed()
     );
 }
 
@@ -765,11 +896,18 @@ async fn shutdown_while_consul_is_down_still_drains_and_the_agent_reaps_the_orph
 // 5. Many instances of one service in one process
 // ---------------------------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_instances_register_pass_and_deregister_each_with_its_own_id() {
+async fn fifty_instances_register_pass_and_deregister_each_with_its_own_id(kind: AgentKind) {
     let _shared = EXCLUSIVE.read().await;
     const N: u64 = 50;
-    let agent = DevAgent::start(AgentConfig::default()).await.unwrap();
+    let Some(agent) = Agent::start(
+        kind,
+        "fifty_instances_register_pass_and_deregister_each_with_its_own_id",
+        None,
+    )
+    .await
+    else {
+        return;
+    };
     let client = Client::new(consul_at(&agent.url(), Duration::from_secs(5))).unwrap();
     let started = Instant::now();
     let mut instances = Vec::new();
@@ -791,6 +929,14 @@ async fn fifty_instances_register_pass_and_deregister_each_with_its_own_id() {
     let registered = started.elapsed();
     let ours: HashSet<String> = instances.iter().map(|(i, _)| i.id().to_owned()).collect();
     assert_eq!(ours.len(), N as usize, "each instance has its own ID");
+    // A real Consul's health endpoint reads the catalog, synced a moment after the agent.
+    until(T, "all passing in the catalog", || async {
+        client
+            .health_service("many", &HealthQuery::default())
+            .await
+            .is_ok_and(|p| p.value.len() >= N as usize)
+    })
+    .await;
     let passing = client
         .health_service("many", &HealthQuery::default())
         .await
@@ -820,3 +966,14 @@ async fn fifty_instances_register_pass_and_deregister_each_with_its_own_id() {
         "{N} instances: all registered and passing {registered:?} after the first started; all deregistered and stopped {stopped:?} after shutdown"
     );
 }
+
+discoverable_testkit::against_both_agents!(
+    fifty_instances_register_pass_and_deregister_each_with_its_own_id;
+    // These read the log lines, captured on the test's thread only.
+    current_thread:
+    consul_answering_5xx_is_retried_logged_once_and_heals,
+    consul_answering_too_slowly_is_retried_logged_once_and_heals,
+    permission_denied_is_logged_once_with_the_fix_and_not_retried_at_full_speed,
+    ttl_heartbeat_runs_every_third_survives_a_failure_and_stops_before_deregistration,
+    shutdown_while_consul_is_down_still_drains_and_the_agent_reaps_the_orphan,
+);
