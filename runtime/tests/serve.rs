@@ -426,3 +426,62 @@ discoverable_testkit::against_both_agents!(
     ipv6_addresses_are_bracketed_and_checked,
     a_panic_next_to_serve_still_deregisters,
 );
+
+/// A Consul agent that restarts keeping its state restores every check as critical until the
+/// check's first run, at a random point within its interval. The registrar notices the agent
+/// answering again and registers once more, so the instance is passing (routable) at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_consul_restarted_keeping_its_state_shows_the_instance_passing_at_once() {
+    let test = "real_consul_restarted_keeping_its_state_shows_the_instance_passing_at_once";
+    let Some(peers) = discoverable_testkit::peers::require(test) else {
+        return;
+    };
+    let options = discoverable_testkit::ConsulOptions {
+        persistent: true,
+        ..Default::default()
+    };
+    let mut consul =
+        tokio::task::block_in_place(|| discoverable_testkit::Consul::start(&peers, options));
+    let cfg = consul::Config::builder()
+        .address(consul.url())
+        .request_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let client = Client::new(cfg.clone()).unwrap();
+    // A long interval: the agent's own first run of the check is far off.
+    let service = Service::builder("svc")
+        .consul(cfg)
+        .interval(Duration::from_secs(60))
+        .grace_period(Duration::from_millis(100))
+        .retry_backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let instance = service.instance();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
+    until(T, "registered", || registered(&client, instance.id())).await;
+    let check = format!("service:{}", instance.id());
+    let status = |client: Client, check: String| async move {
+        let checks = client.agent_checks().await.ok()?;
+        checks.get(&check).map(|c| c.status)
+    };
+    assert_eq!(
+        status(client.clone(), check.clone()).await,
+        Some(consul::CheckStatus::Passing)
+    );
+
+    tokio::task::block_in_place(|| consul.restart(true));
+    let back = Instant::now();
+    until(T, "passing again after the restart", || async {
+        status(client.clone(), check.clone()).await == Some(consul::CheckStatus::Passing)
+    })
+    .await;
+    let took = back.elapsed();
+    eprintln!("passing {took:?} after the agent came back with its state");
+    assert!(
+        took < Duration::from_secs(3),
+        "critical for {took:?}: the agent's first check run decided, not the registrar"
+    );
+    instance.shutdown();
+    returns_ok(served).await;
+}

@@ -152,6 +152,32 @@ impl Registrar {
                     self.instance.set_registered(false);
                     tracing::warn!(id = %self.registration.id, "Consul lost this instance's registration; registering again");
                 }
+                KeepAlive::Reconnected => {
+                    // The agent was unreachable and answers again, still holding the
+                    // instance. A Consul agent that restarted keeping its state restores every
+                    // check as critical until its first run, at a random point within its
+                    // interval, and a registration over an existing check keeps that check's
+                    // status. So when the agent's status is not the instance's own, take the
+                    // instance out and register it afresh; it is unroutable either way.
+                    let ours = status_of(self.instance.report().await.status);
+                    let check = check_id(&self.registration.id);
+                    let theirs = self
+                        .client
+                        .agent_checks()
+                        .await
+                        .ok()
+                        .and_then(|checks| checks.get(&check).map(|c| c.status));
+                    match theirs {
+                        Some(theirs) if theirs != ours => {
+                            tracing::info!(id = %self.registration.id, agent = ?theirs, instance = ?ours, "Consul answers again with the check in another state; registering afresh");
+                            self.instance.set_registered(false);
+                            // A failure here leaves the old registration; the registration
+                            // below replaces it.
+                            let _ = self.client.deregister(&self.registration.id).await;
+                        }
+                        _ => registered = true,
+                    }
+                }
                 KeepAlive::Lost { seen: false } => {
                     // Accepted, yet never shown: registering again at once would loop as fast
                     // as Consul answers. Back off, and log the cause once.
@@ -222,6 +248,8 @@ impl Registrar {
         let mut next_beat = tokio::time::Instant::now();
         // Whether a watch answer has shown the registration since it was made.
         let mut seen = false;
+        // Whether the watch failed since it last showed the registration.
+        let mut failed = false;
         loop {
             let since = hash.clone();
             let asked = tokio::time::Instant::now();
@@ -292,6 +320,10 @@ impl Registrar {
                     }
                 }
                 Ok(found) => match found.value {
+                    Some(_) if failed && seen => {
+                        quiet.recovered("watching the registration");
+                        return KeepAlive::Reconnected;
+                    }
                     Some(_) => {
                         seen = true;
                         backoff = crate::retry::backoff(self.retry_min, self.retry_max);
@@ -303,6 +335,7 @@ impl Registrar {
                 Err(Error::NotFound { .. }) => return KeepAlive::Lost { seen },
                 Err(e) => {
                     quiet.failed("watching the registration", &e);
+                    failed = true;
                     hash = None;
                     let delay = backoff.next().unwrap_or(self.retry_max);
                     if !self.pause(delay).await {
@@ -316,6 +349,8 @@ impl Registrar {
 
 enum KeepAlive {
     Stopped,
+    /// Consul answers again after failing, and still holds the registration.
+    Reconnected,
     /// Consul does not hold the registration (any more); `seen`: a watch answer had shown it.
     Lost {
         seen: bool,
