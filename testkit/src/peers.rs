@@ -7,6 +7,9 @@
 //!
 //! Where Go is missing, [`require`] prints why and returns `None`, and the test skips; with
 //! `CI=true` it panics instead, so CI never passes without the real peers.
+//!
+//! `DISCOVERABLE_TEST_CONSUL=/path/to/consul` (and `DISCOVERABLE_TEST_FABIO`) run the suite
+//! against another build instead of the one from `peers/`.
 
 use std::fs::File;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -91,7 +94,30 @@ fn go(dir: &Path) -> Command {
     cmd
 }
 
+/// Binaries named by `DISCOVERABLE_TEST_CONSUL` / `DISCOVERABLE_TEST_FABIO` replace the built
+/// ones, to run the suite against another Consul or Fabio.
+fn overridden(mut peers: Peers) -> Result<Peers, String> {
+    for (var, path) in [
+        ("DISCOVERABLE_TEST_CONSUL", &mut peers.consul),
+        ("DISCOVERABLE_TEST_FABIO", &mut peers.fabio),
+    ] {
+        if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
+            let p = PathBuf::from(p);
+            if !p.is_file() {
+                return Err(format!("{var}={}: no such file", p.display()));
+            }
+            eprintln!("testkit: {var}: using {}", p.display());
+            *path = p;
+        }
+    }
+    Ok(peers)
+}
+
 fn build() -> Result<Peers, String> {
+    build_from_source().and_then(overridden)
+}
+
+fn build_from_source() -> Result<Peers, String> {
     let version = match go(&workspace()).arg("version").output() {
         Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_owned(),
         Ok(out) => {
