@@ -10,6 +10,11 @@
 //! and from the moment SIGTERM is sent:
 //! - unroutable: the instance has left that watch;
 //! - exit: the process has exited (default grace period, 2 s, then drain).
+//!
+//! Then, where the real peers can be built (`peers/`), the same through a real Fabio on a
+//! real Consul: bind to the first request answered through Fabio, SIGTERM to Fabio no longer
+//! sending it requests, failed requests in the 5 s after one of two instances got SIGTERM;
+//! and the seed's Go recipe under the same pair (five instances started at once).
 
 mod common;
 
@@ -39,7 +44,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let samples = runtime.block_on(run(cool_app));
+    let samples = runtime.block_on(run(cool_app.clone()));
 
     let figure = |f: fn(&Sample) -> Duration| samples.iter().map(|s| ms(f(s))).collect::<Vec<_>>();
     let registered = figure(|s| s.registered);
@@ -77,6 +82,7 @@ fn main() {
     );
     report.add("exit_p95_ms", percentile(&exit, 95.0), "", "");
     report.add("repetitions_count", samples.len() as f64, ">= 20", "");
+    through_fabio::run(&cool_app, &mut report);
     report.finish();
 }
 
@@ -180,5 +186,204 @@ async fn once(
         routable: routable.saturating_duration_since(bound),
         unroutable: unroutable - term,
         exit: exited - term,
+    }
+}
+
+/// The same lifecycle through a real Fabio on a real Consul, and the seed's Go recipe beside
+/// it under the same pair. Skipped, with a note, where the real peers cannot be built.
+mod through_fabio {
+    use std::path::Path;
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+
+    use discoverable_testkit::{Consul, Fabio, free_port, peers};
+
+    use super::common::{Proc, Report, ms, percentile};
+    use super::{REPETITIONS, SERVICE};
+
+    const SEEDS: usize = 5;
+
+    /// Polls `done` every millisecond (the figures' resolution) until it holds; panics with
+    /// `what` after `within`.
+    fn until(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + within;
+        while !done() {
+            assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn answered(fabio: &Fabio) -> bool {
+        fabio.get("/oops/").is_ok_and(|a| a.status == 200)
+    }
+
+    fn registered(consul: &Consul) -> usize {
+        let services = consul.get("/v1/agent/services").unwrap().json().unwrap();
+        services
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|s| s["Service"] == SERVICE)
+            .count()
+    }
+
+    /// Requests through Fabio, one after another, for `window`: how many failed.
+    fn failed_within(fabio: &Fabio, window: Duration) -> usize {
+        let end = Instant::now() + window;
+        let mut failed = 0;
+        while Instant::now() < end {
+            if !answered(fabio) {
+                failed += 1;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        failed
+    }
+
+    fn cool_app(exe: &Path, consul: &Consul) -> (Proc, Instant, u16) {
+        let mut cmd = Command::new(exe);
+        cmd.env("BIND_ADDR", "127.0.0.1:0")
+            .env("CONSUL_HTTP_ADDR", consul.url())
+            .env_remove("DISCOVERABLE_GRACE_PERIOD")
+            .env("RUST_LOG", "warn");
+        let proc = Proc::spawn("cool_app", cmd);
+        let (bound, url) = proc.wait_line("listening on ", Duration::from_secs(20));
+        let port = super::common::parse_url_addr(&url).port();
+        (proc, bound, port)
+    }
+
+    fn routes_to(fabio: &Fabio, port: u16) -> bool {
+        fabio
+            .destinations("/oops")
+            .iter()
+            .any(|d| d.ends_with(&format!(":{port}/")))
+    }
+
+    pub fn run(exe: &Path, report: &mut Report) {
+        let Some(peers) = peers::require("lifecycle through Fabio") else {
+            report.note("through Fabio: skipped, the real peers cannot be built here");
+            return;
+        };
+        report.label(
+            "fabio_measured_on",
+            format!(
+                "Fabio {} on Consul {} (real processes on loopback)",
+                peers::FABIO_VERSION,
+                peers::CONSUL_VERSION
+            ),
+        );
+        let consul = Consul::start(&peers, Default::default());
+        let fabio = Fabio::start(&peers, consul.http_addr(), None);
+        println!("lifecycle: {REPETITIONS} repetitions through Fabio on a real Consul ...");
+        let (mut routable, mut unroutable) = (Vec::new(), Vec::new());
+        let mut left = 0;
+        for _ in 0..REPETITIONS {
+            let (mut proc, bound, _) = cool_app(exe, &consul);
+            until(Duration::from_secs(10), "routed through Fabio", || {
+                answered(&fabio)
+            });
+            routable.push(ms(bound.elapsed()));
+            let term = Instant::now();
+            proc.signal(libc::SIGTERM);
+            until(Duration::from_secs(10), "dropped by Fabio", || {
+                !answered(&fabio)
+            });
+            unroutable.push(ms(term.elapsed()));
+            let (_, status) = proc.wait_exit(Duration::from_secs(20));
+            assert!(status.success(), "cool_app exited with {status}");
+            left += registered(&consul);
+        }
+        report.add(
+            "fabio_routable_p50_ms",
+            percentile(&routable, 50.0),
+            "< 20",
+            "bind to the first request answered through Fabio",
+        );
+        report.add("fabio_routable_p95_ms", percentile(&routable, 95.0), "", "");
+        report.add(
+            "fabio_unroutable_p50_ms",
+            percentile(&unroutable, 50.0),
+            "< 20",
+            "SIGTERM to Fabio no longer sending it requests",
+        );
+        report.add(
+            "fabio_unroutable_p95_ms",
+            percentile(&unroutable, 95.0),
+            "",
+            "",
+        );
+
+        // One of two instances gets SIGTERM: requests through Fabio in the next 5 s.
+        let (first, _, p1) = cool_app(exe, &consul);
+        let (second, _, p2) = cool_app(exe, &consul);
+        until(Duration::from_secs(10), "both routed", || {
+            routes_to(&fabio, p1) && routes_to(&fabio, p2)
+        });
+        first.signal(libc::SIGTERM);
+        let failed = failed_within(&fabio, Duration::from_secs(5));
+        report.add("sigterm_requests_failed_count", failed as f64, "0", "");
+        second.signal(libc::SIGTERM);
+        for mut p in [first, second] {
+            let (_, status) = p.wait_exit(Duration::from_secs(20));
+            assert!(status.success(), "cool_app exited with {status}");
+        }
+        left += registered(&consul);
+        report.add("left_registered_count", left as f64, "0", "");
+
+        // The seed's recipe: SEEDS instances started at once on fixed ports.
+        println!(
+            "lifecycle: {SEEDS} instances of the seed's Go recipe (first check within 1 min) ..."
+        );
+        let started = Instant::now();
+        let mut seeds: Vec<(Proc, u16)> = (0..SEEDS)
+            .map(|_| {
+                let port = free_port();
+                let mut cmd = Command::new(&peers.seed);
+                cmd.env("BIND_ADDR", format!("127.0.0.1:{port}"))
+                    .env("CONSUL_HTTP_ADDR", consul.url());
+                (Proc::spawn("seed", cmd), port)
+            })
+            .collect();
+        let mut seed_routable: Vec<f64> = Vec::new();
+        // Each time another instance appears in the table, its time is taken; which one
+        // it was does not matter for the distribution.
+        until(
+            Duration::from_secs(75),
+            "every seed instance routed within its check interval",
+            || {
+                let now_routed = seeds.iter().filter(|(_, p)| routes_to(&fabio, *p)).count();
+                while seed_routable.len() < now_routed {
+                    seed_routable.push(ms(started.elapsed()));
+                }
+                now_routed == SEEDS
+            },
+        );
+        let (mut first, _) = seeds.remove(0);
+        first.signal(libc::SIGTERM);
+        first.wait_exit(Duration::from_secs(10));
+        let seed_failed = failed_within(&fabio, Duration::from_secs(5));
+        for (p, _) in &mut seeds {
+            p.signal(libc::SIGTERM);
+            p.wait_exit(Duration::from_secs(10));
+        }
+        let seed_left = registered(&consul);
+        report.add(
+            "seed_routable_p50_ms",
+            percentile(&seed_routable, 50.0),
+            "",
+            "the seed's Go recipe, same Consul and Fabio: first check within its 1 min interval",
+        );
+        report.add(
+            "seed_requests_failed_count",
+            seed_failed as f64,
+            "",
+            "the seed's recipe, one of its instances stopped: Fabio routes to it until its check fails",
+        );
+        report.add(
+            "seed_left_registered_count",
+            seed_left as f64,
+            "",
+            "of the seed's instances stopped with SIGTERM, still registered after they exited",
+        );
     }
 }

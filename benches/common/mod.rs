@@ -3,8 +3,8 @@
 //! `/proc` readings, and a lean keep-alive HTTP/1.1 client for load.
 //!
 //! Every bench is a `harness = false` target: `cargo bench --bench <name>` prints a table and
-//! writes `target/bench-results/<name>.json`, a flat object of figure name → number, each name
-//! ending in its unit (`_ms`, `_us`, `_ns`, `_rps`, `_ratio`, `_count`, `_percent`, `_mib`, `_s`).
+//! writes `target/bench-results/<name>.json`, a flat object of figure name → number (plus a
+//! few text labels saying what was measured against), each name ending in its unit (`_ms`, `_us`, `_ns`, `_rps`, `_ratio`, `_count`, `_percent`, `_mib`, `_s`).
 //! All traffic stays on 127.0.0.1; every process a bench starts is stopped when it ends.
 
 #![allow(dead_code)]
@@ -62,6 +62,7 @@ pub struct Report {
     bench: &'static str,
     figures: Vec<Figure>,
     notes: Vec<String>,
+    labels: Vec<(String, String)>,
 }
 
 impl Report {
@@ -70,7 +71,13 @@ impl Report {
             bench,
             figures: Vec::new(),
             notes: Vec::new(),
+            labels: Vec::new(),
         }
+    }
+
+    /// A text field of the JSON file (what the figures were measured against, say).
+    pub fn label(&mut self, name: &str, value: impl Into<String>) {
+        self.labels.push((name.to_owned(), value.into()));
     }
 
     /// Adds a figure; `target` and `anchor` may be empty.
@@ -142,6 +149,10 @@ impl Report {
         );
 
         let mut json = serde_json::Map::new();
+        for (name, value) in &self.labels {
+            println!("  {name}: {value}");
+            json.insert(name.clone(), serde_json::Value::String(value.clone()));
+        }
         for f in &self.figures {
             json.insert(f.name.clone(), json_number(f.value));
         }
