@@ -3,7 +3,8 @@
 //! Fabio does) to a service of two instances; each round replaces both instances one by one:
 //! start a new instance, wait until the router routes to it, stop the old one through
 //! `Instance::shutdown()` (the path SIGTERM takes: health 503, deregister, grace period,
-//! drain). Everything runs in this process against an in-process dev agent.
+//! drain). Everything runs in this process against an in-process dev agent; then, where the
+//! real peers can be built, the same through a real Fabio on a real Consul.
 //!
 //! Every answer other than `200` with the instance's body counts as failed, as does every
 //! connection error.
@@ -34,7 +35,7 @@ const SERVICE: &str = "rolling";
 const BODY: &str = "rolling page";
 
 struct Running {
-    id: String,
+    port: u16,
     instance: Instance,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -50,23 +51,27 @@ async fn start_instance(consul: &ConsulConfig) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
+    let port = listener.local_addr().expect("local addr").port();
     let app = Router::new().fallback(|| async { BODY });
     let instance = service.instance();
-    let id = service.id().to_owned();
     let task = tokio::spawn(discoverable::serve(service, listener, app).into_future());
-    Running { id, instance, task }
+    Running {
+        port,
+        instance,
+        task,
+    }
 }
 
-/// Waits until the router's table holds `id`; returns how long that took.
-async fn routed(router: &PrefixRouter, id: &str) -> Duration {
+/// Waits until `routed(port)` holds; returns how long that took.
+async fn routed(port: u16, routed: &(impl Fn(u16) -> bool + Sync)) -> Duration {
     let start = Instant::now();
     loop {
-        if router.table().iter().any(|(_, e)| e.id == id) {
+        if routed(port) {
             return start.elapsed();
         }
         assert!(
             start.elapsed() < Duration::from_secs(10),
-            "instance {id} never became routable"
+            "instance on port {port} never became routable"
         );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
@@ -90,7 +95,7 @@ impl Tally {
     }
 }
 
-async fn client(addr: std::net::SocketAddr, tally: Arc<Tally>) {
+async fn client(addr: std::net::SocketAddr, path: String, tally: Arc<Tally>) {
     let mut conn = None;
     while !tally.stop.load(Ordering::Relaxed) {
         let c = match &mut conn {
@@ -104,7 +109,7 @@ async fn client(addr: std::net::SocketAddr, tally: Arc<Tally>) {
                 }
             },
         };
-        match c.get("/roll").await {
+        match c.get(&path).await {
             Ok((status, len)) if status.is_success() && len == BODY.len() => {
                 tally.ok.fetch_add(1, Ordering::Relaxed);
             }
@@ -126,36 +131,37 @@ fn main() {
     runtime.block_on(run());
 }
 
-async fn run() {
-    let agent = DevAgent::start(Config::default()).await.expect("dev agent");
-    let consul = ConsulConfig::builder()
-        .address(agent.url())
-        .build()
-        .expect("consul config");
-    let discovery = Discovery::new(Client::new(consul.clone()).expect("consul client"));
-    let router = PrefixRouter::new(discovery);
-    let router_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind router");
-    let router_addr = router_listener.local_addr().unwrap();
-    let router_task =
-        tokio::spawn(axum::serve(router_listener, router.clone().app()).into_future());
+/// What one rolling restart through one router measured.
+struct Outcome {
+    ok: u64,
+    failed: u64,
+    duration: Duration,
+    ok_during: u64,
+    to_routable: Vec<f64>,
+    to_stopped: Vec<f64>,
+    failures: Vec<String>,
+}
 
+/// Serves INSTANCES instances, sends load through `router_addr`, and replaces every instance
+/// ROUNDS times, each replacement routed (as `is_routed` says) before the old one stops.
+async fn roll(
+    consul: &ConsulConfig,
+    router_addr: std::net::SocketAddr,
+    path: &str,
+    is_routed: impl Fn(u16) -> bool + Sync,
+) -> Outcome {
     let mut running = Vec::new();
     for _ in 0..INSTANCES {
-        let r = start_instance(&consul).await;
-        routed(&router, &r.id).await;
+        let r = start_instance(consul).await;
+        routed(r.port, &is_routed).await;
         running.push(r);
     }
 
     let tally = Arc::new(Tally::default());
     let clients: Vec<_> = (0..CLIENTS)
-        .map(|_| tokio::spawn(client(router_addr, tally.clone())))
+        .map(|_| tokio::spawn(client(router_addr, path.to_owned(), tally.clone())))
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    println!(
-        "rolling restart: {ROUNDS} rounds x {INSTANCES} instances, {CLIENTS} keep-alive clients through the prefix router, grace {GRACE:?} ..."
-    );
 
     let start = Instant::now();
     let ok_before = tally.ok.load(Ordering::Relaxed);
@@ -163,8 +169,8 @@ async fn run() {
     let mut to_stopped = Vec::new();
     for _ in 0..ROUNDS {
         for slot in running.iter_mut() {
-            let new = start_instance(&consul).await;
-            to_routable.push(ms(routed(&router, &new.id).await));
+            let new = start_instance(consul).await;
+            to_routable.push(ms(routed(new.port, &is_routed).await));
             let old = std::mem::replace(slot, new);
             let t = Instant::now();
             old.instance.shutdown();
@@ -183,47 +189,132 @@ async fn run() {
     for c in clients {
         let _ = tokio::time::timeout(Duration::from_secs(5), c).await;
     }
+    for r in running {
+        r.instance.shutdown();
+        let _ = tokio::time::timeout(Duration::from_secs(5), r.task).await;
+    }
+    let failures = tally.first_failures.lock().unwrap().clone();
+    Outcome {
+        ok: tally.ok.load(Ordering::Relaxed),
+        failed: tally.failed.load(Ordering::Relaxed),
+        duration,
+        ok_during,
+        to_routable,
+        to_stopped,
+        failures,
+    }
+}
 
-    let ok = tally.ok.load(Ordering::Relaxed);
-    let failed = tally.failed.load(Ordering::Relaxed);
+async fn run() {
+    let agent = DevAgent::start(Config::default()).await.expect("dev agent");
+    let consul = ConsulConfig::builder()
+        .address(agent.url())
+        .build()
+        .expect("consul config");
+    let discovery = Discovery::new(Client::new(consul.clone()).expect("consul client"));
+    let router = PrefixRouter::new(discovery);
+    let router_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind router");
+    let router_addr = router_listener.local_addr().unwrap();
+    let router_task =
+        tokio::spawn(axum::serve(router_listener, router.clone().app()).into_future());
+    println!(
+        "rolling restart: {ROUNDS} rounds x {INSTANCES} instances, {CLIENTS} keep-alive clients through the prefix router, grace {GRACE:?} ..."
+    );
+    let table = router.clone();
+    let o = roll(&consul, router_addr, "/roll", move |port| {
+        table.table().iter().any(|(_, e)| e.port == port)
+    })
+    .await;
+    router_task.abort();
+    agent.shutdown().await;
+
     let mut report = Report::new("rolling_restart");
-    report.add("requests_ok_count", ok as f64, "", "");
+    report.add("requests_ok_count", o.ok as f64, "", "");
     report.add(
         "requests_failed_count",
-        failed as f64,
+        o.failed as f64,
         "0",
         "Go seed: instances stay registered after SIGTERM; requests fail until the check does",
     );
     report.add("rounds_count", ROUNDS as f64, ">= 5", "");
-    report.add("replacements_count", to_routable.len() as f64, "", "");
-    report.add("duration_s", duration.as_secs_f64(), "", "");
+    report.add("replacements_count", o.to_routable.len() as f64, "", "");
+    report.add("duration_s", o.duration.as_secs_f64(), "", "");
     report.add(
         "requests_per_s",
-        ok_during as f64 / duration.as_secs_f64(),
+        o.ok_during as f64 / o.duration.as_secs_f64(),
         "",
         "during the restarts",
     );
     report.add(
         "new_routable_p50_ms",
-        median(&to_routable),
+        median(&o.to_routable),
         "",
         "new instance started to in the router's table",
     );
     report.add(
         "old_stopped_p50_ms",
-        median(&to_stopped),
+        median(&o.to_stopped),
         "",
         "shutdown() to serve returned; grace 500 ms",
     );
-    for why in tally.first_failures.lock().unwrap().iter() {
+    for why in &o.failures {
         report.note(format!("failure: {why}"));
     }
+    through_fabio(&mut report).await;
     report.finish();
+}
 
-    for r in running {
-        r.instance.shutdown();
-        let _ = tokio::time::timeout(Duration::from_secs(5), r.task).await;
+/// The same rolling restart through a real Fabio on a real Consul, where the real peers can
+/// be built.
+async fn through_fabio(report: &mut Report) {
+    use discoverable_testkit::{Consul, Fabio, peers};
+    let Some(peers) = peers::require("rolling_restart through Fabio") else {
+        report.note("through Fabio: skipped, the real peers cannot be built here");
+        return;
+    };
+    let (consul_proc, fabio) = tokio::task::block_in_place(|| {
+        let consul = Consul::start(&peers, Default::default());
+        let fabio = Fabio::start(&peers, consul.http_addr(), None);
+        (consul, fabio)
+    });
+    report.label(
+        "fabio_measured_on",
+        format!(
+            "Fabio {} on Consul {} (real processes on loopback)",
+            peers::FABIO_VERSION,
+            peers::CONSUL_VERSION
+        ),
+    );
+    let consul = ConsulConfig::builder()
+        .address(consul_proc.url())
+        .build()
+        .expect("consul config");
+    println!("rolling restart: the same through Fabio on a real Consul ...");
+    let fabio = Arc::new(fabio);
+    let table = fabio.clone();
+    let o = roll(&consul, fabio.proxy_addr(), "/roll", move |port| {
+        table
+            .destinations("/roll")
+            .iter()
+            .any(|d| d.ends_with(&format!(":{port}/")))
+    })
+    .await;
+    report.add("fabio_requests_ok_count", o.ok as f64, "", "");
+    report.add(
+        "fabio_requests_failed_count",
+        o.failed as f64,
+        "0",
+        "through Fabio on a real Consul",
+    );
+    report.add(
+        "fabio_new_routable_p50_ms",
+        median(&o.to_routable),
+        "",
+        "new instance started to in Fabio's table",
+    );
+    for why in &o.failures {
+        report.note(format!("failure through Fabio: {why}"));
     }
-    router_task.abort();
-    agent.shutdown().await;
 }
