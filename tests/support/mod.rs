@@ -124,7 +124,7 @@ pub fn spawn(name: &str, mut cmd: Command) -> Proc {
 /// The agent a process test runs against: the dev agent's process or a real Consul.
 pub enum AgentProc {
     Dev(Proc),
-    Real(discoverable_testkit::Consul),
+    Real(Box<discoverable_testkit::Consul>),
 }
 
 /// An agent of `kind` as a process on 127.0.0.1:<free port> (`dev_args` go to the dev agent
@@ -144,7 +144,7 @@ pub fn agent_process(
             let consul =
                 blocking(|| discoverable_testkit::Consul::start(&peers, Default::default()));
             let url = consul.url();
-            Some((AgentProc::Real(consul), url))
+            Some((AgentProc::Real(Box::new(consul)), url))
         }
     }
 }
