@@ -113,13 +113,25 @@ impl Indicator {
     }
 
     /// Runs the indicator, cut at `timeout`: a hung or panicking indicator counts as down.
+    /// The indicator's task ends with the run: a hung one is aborted at the timeout (or when
+    /// the run is dropped), so no task outlives its health request.
     async fn run(&self, timeout: Duration) -> Health {
         let fut = (self.run)();
-        match tokio::time::timeout(timeout, tokio::spawn(fut)).await {
+        let mut task = AbortOnDrop(tokio::spawn(fut));
+        match tokio::time::timeout(timeout, &mut task.0).await {
             Ok(Ok(health)) => health,
             Ok(Err(_panicked)) => Health::Down,
             Err(_elapsed) => Health::Down,
         }
+    }
+}
+
+/// Aborts the task when dropped (a no-op once it finished).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -192,6 +204,39 @@ mod tests {
             report.to_json(),
             r#"{"checks":{"cache":"degraded","db":"up","hangs":"down"},"status":"down"}"#
         );
+    }
+
+    #[tokio::test]
+    async fn a_hung_indicator_is_aborted_at_its_timeout() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        struct Dropped(Arc<AtomicBool>);
+        impl Drop for Dropped {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let dropped = Arc::new(AtomicBool::new(false));
+        let flag = dropped.clone();
+        let indicators = vec![Indicator::new("hangs", move || {
+            let guard = Dropped(flag.clone());
+            async move {
+                let _guard = guard;
+                std::future::pending::<Health>().await
+            }
+        })];
+        let report =
+            HealthReport::collect(Health::Up, &indicators, Duration::from_millis(20)).await;
+        assert_eq!(report.status, Health::Down);
+        // The hung future is dropped with its task, not left running.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !dropped.load(Ordering::SeqCst) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the hung indicator's task outlived its health request"
+            );
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 
     #[tokio::test]
