@@ -485,3 +485,38 @@ async fn real_consul_restarted_keeping_its_state_shows_the_instance_passing_at_o
     instance.shutdown();
     returns_ok(served).await;
 }
+
+/// On a current-thread runtime the best-effort deregistration of a dropped serve future runs
+/// as a task: dropping blocks nothing (the runtime's only thread keeps going while Consul
+/// takes its time), and the instance still leaves Consul.
+#[tokio::test(flavor = "current_thread")]
+async fn dropping_the_serve_future_on_a_current_thread_runtime_blocks_nothing() {
+    let Some((agent, client)) = agent(AgentKind::Dev, "dropping_on_current_thread").await else {
+        return;
+    };
+    let service = builder(&agent).build().unwrap();
+    let id = service.id().to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut serving = Box::pin(discoverable_runtime::serve(service, listener, app()).into_future());
+    tokio::select! {
+        _ = &mut serving => panic!("serve returned on its own"),
+        () = until(T, "registered", || registered(&client, &id)) => {}
+    }
+    // The agent answers slowly: waiting for the deregistration here would hold the runtime.
+    agent
+        .dev()
+        .unwrap()
+        .faults()
+        .set_delay(Some(Duration::from_secs(1)));
+    let dropping = Instant::now();
+    drop(serving);
+    let took = dropping.elapsed();
+    assert!(
+        took < Duration::from_millis(500),
+        "dropping the serve future blocked the runtime for {took:?}"
+    );
+    until(T, "deregistered after the drop", || async {
+        !registered(&client, &id).await
+    })
+    .await;
+}

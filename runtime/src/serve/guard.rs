@@ -30,20 +30,47 @@ impl Drop for DeregisterGuard {
         let Some((config, id)) = self.armed.take() else {
             return;
         };
-        // The caller's runtime may be shutting down, so run the call on a thread of its own
-        // with its own small runtime and client, and wait for it (bounded).
+        let deregister = async move {
+            let Ok(client) = Client::new(config) else {
+                return;
+            };
+            match tokio::time::timeout(BOUND, client.deregister(&id)).await {
+                Ok(Ok(())) => tracing::info!(%id, "deregistered after serving ended unexpectedly"),
+                _ => {
+                    tracing::warn!(%id, "best-effort deregistration failed; Consul removes the instance after deregister_after")
+                }
+            }
+        };
+        // On the caller's runtime when there is one and it is not unwinding a panic: on a
+        // multi-threaded runtime the call runs here (the worker hands its other tasks over
+        // while it waits, so nothing else stalls); on a current-thread runtime it runs as a
+        // task, because waiting here would stop that runtime's only thread.
+        if !std::thread::panicking() {
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                match handle.runtime_flavor() {
+                    tokio::runtime::RuntimeFlavor::MultiThread => {
+                        tokio::task::block_in_place(|| handle.block_on(deregister));
+                        return;
+                    }
+                    tokio::runtime::RuntimeFlavor::CurrentThread => {
+                        handle.spawn(deregister);
+                        return;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        // No runtime (or one that may be going away with the panic): a thread of its own
+        // with its own small runtime, waited for (bounded).
         let worker = std::thread::Builder::new()
             .name("discoverable-deregister".into())
             .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
-                let Ok(rt) = rt else { return };
-                rt.block_on(async {
-                    let Ok(client) = Client::new(config) else { return };
-                    match tokio::time::timeout(BOUND, client.deregister(&id)).await {
-                        Ok(Ok(())) => tracing::info!(%id, "deregistered after serving ended unexpectedly"),
-                        _ => tracing::warn!(%id, "best-effort deregistration failed; Consul removes the instance after deregister_after"),
-                    }
-                });
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                if let Ok(rt) = rt {
+                    rt.block_on(deregister);
+                }
             });
         if let Ok(worker) = worker {
             let _ = worker.join();
