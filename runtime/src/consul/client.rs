@@ -64,7 +64,12 @@ struct Inner {
     base: Url,
     token: Option<HeaderValue>,
     secrets: Vec<String>,
+    /// Why entries of a list were skipped, each said once (a bounded set).
+    skipped: std::sync::Mutex<std::collections::HashSet<String>>,
 }
+
+/// How many distinct skip reasons are remembered (and so logged once each).
+const SKIPPED_REMEMBERED: usize = 256;
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -211,6 +216,7 @@ impl Client {
                 base,
                 token,
                 secrets,
+                skipped: Default::default(),
             }),
         })
     }
@@ -509,7 +515,32 @@ impl Client {
             )
             .await?;
         let answer = self.require_ok(answer)?;
-        self.indexed(&answer)
+        let raw: Indexed<Vec<serde_json::Value>> = self.indexed(&answer)?;
+        Ok(Indexed {
+            value: self.each_decoded(&answer.what, raw.value),
+            index: raw.index,
+            known_leader: raw.known_leader,
+            last_contact: raw.last_contact,
+        })
+    }
+
+    /// Decodes every entry of a list on its own: one that does not decode (a port out of
+    /// range, say, which Consul itself accepts) is skipped, and said once, instead of hiding
+    /// every other entry.
+    fn each_decoded<T: DeserializeOwned>(&self, what: &str, raw: Vec<serde_json::Value>) -> Vec<T> {
+        raw.into_iter()
+            .filter_map(|entry| match serde_json::from_value::<T>(entry) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    let why = self.scrub(format!("{what}: an entry that does not decode ({e})"));
+                    let mut said = self.inner.skipped.lock().unwrap_or_else(|p| p.into_inner());
+                    if said.len() < SKIPPED_REMEMBERED && said.insert(why.clone()) {
+                        tracing::warn!("{why}; skipping it, keeping the others");
+                    }
+                    None
+                }
+            })
+            .collect()
     }
 
     /// The checks in a state (or all of them, [`HealthState::Any`]):
