@@ -77,4 +77,26 @@ pub enum Error {
         /// The service asked for.
         service: String,
     },
+    /// The service's instances are not known: Consul has not answered the watch yet.
+    #[error(
+        "the instances of service `{service}` are not known: Consul has not answered yet ({why}); check that a Consul agent runs where CONSUL_HTTP_ADDR says"
+    )]
+    InstancesUnknown {
+        /// The service asked for.
+        service: String,
+        /// Why: still waiting, or Consul unreachable.
+        why: String,
+    },
+    /// A request to one instance of a service failed (the instance, not Consul).
+    #[error("request to instance `{instance}` of service `{service}` at {addr} failed: {message}")]
+    Instance {
+        /// The service.
+        service: String,
+        /// The instance's ID.
+        instance: String,
+        /// Its address, `host:port`.
+        addr: String,
+        /// What the transport said.
+        message: String,
+    },
 }

@@ -351,8 +351,22 @@ async fn p2c_balances_over_discovered_instances(kind: AgentKind) {
     );
 
     client.deregister("web-a").await.unwrap();
-    within("a gone", w.wait_for(|s| s.len() == 1)).await;
-    // The balancer sees the removal on its next poll; every later request goes to b.
+    let gone = within("a gone", w.wait_for(|s| s.len() == 1)).await;
+    assert_eq!(ids(&gone), ["web-b"]);
+    // The balancer learns of the removal when it next polls its discover stream, which may
+    // come a few requests after the reader above saw it (seen once on a loaded machine with
+    // a real Consul). Once it answers b twenty times in a row (by chance 1 in a million with
+    // both), every later request goes to b.
+    let mut in_a_row = 0;
+    let deadline = std::time::Instant::now() + T;
+    while in_a_row < 20 {
+        let answer = balance.ready().await.unwrap().call(()).await.unwrap();
+        in_a_row = if answer == "b" { in_a_row + 1 } else { 0 };
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the balancer kept web-a"
+        );
+    }
     let a_before = a_hits.load(Ordering::SeqCst);
     for _ in 0..30 {
         let answer = balance.ready().await.unwrap().call(()).await.unwrap();
@@ -435,7 +449,128 @@ async fn balanced_client_retries_a_dead_instance_and_skips_departed_ones(kind: A
     }
 }
 
+/// Consul accepts a registration with port 70000; its entry cannot be an instance, and must
+/// not hide the healthy ones.
+async fn an_entry_that_does_not_decode_hides_no_other_instance(kind: AgentKind) {
+    let test = "an_entry_that_does_not_decode_hides_no_other_instance";
+    let Some((agent, client)) = agent(kind, test).await else {
+        return;
+    };
+    client
+        .register(&registration("web-1", 1001, CheckStatus::Passing, &[]))
+        .await
+        .unwrap();
+    let bad = reqwest::Client::new()
+        .put(format!("{}/v1/agent/service/register", agent.url()))
+        .body(
+            serde_json::json!({"ID": "web-bad", "Name": "web", "Port": 70000,
+                "Check": {"TTL": "10m", "Status": "passing"}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        bad.status(),
+        200,
+        "the agent accepts port 70000, as Consul does"
+    );
+    let mut watch = Discovery::new(client.clone()).watch("web").start();
+    let set = within("the healthy instance", watch.wait_for(|s| s.len() == 1)).await;
+    assert_eq!(ids(&set), ["web-1"]);
+    assert!(!set.is_stale(), "the watch reads Consul fine: {set:?}");
+}
+
+async fn balanced_waits_for_the_watchs_first_answer(kind: AgentKind) {
+    let test = "balanced_waits_for_the_watchs_first_answer";
+    let Some((_agent, client)) = agent(kind, test).await else {
+        return;
+    };
+    let a = backend("a", Arc::new(AtomicUsize::new(0))).await;
+    client
+        .register(&registration("web-a", a.port(), CheckStatus::Passing, &[]))
+        .await
+        .unwrap();
+    // The first request right after the watch starts: it waits for Consul's first answer.
+    let http = reqwest::Client::new();
+    for round in 0..5 {
+        let watch = Discovery::new(client.clone()).watch("web").start();
+        let balanced = Balanced::with_client(watch, http.clone());
+        let r = balanced
+            .get("/who")
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(r.text().await.unwrap(), "a");
+    }
+}
+
+async fn balanced_errors_name_the_instance_not_consul(kind: AgentKind) {
+    let test = "balanced_errors_name_the_instance_not_consul";
+    let Some((_agent, client)) = agent(kind, test).await else {
+        return;
+    };
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    client
+        .register(&registration(
+            "web-dead",
+            dead.port(),
+            CheckStatus::Passing,
+            &[],
+        ))
+        .await
+        .unwrap();
+    let balanced = Balanced::new(Discovery::new(client.clone()).watch("web").start());
+    let e = balanced.get("/who").await.unwrap_err();
+    let shown = e.to_string();
+    match &e {
+        discoverable_runtime::Error::Instance { instance, addr, .. } => {
+            assert_eq!(instance, "web-dead");
+            assert_eq!(addr, &dead.to_string());
+        }
+        other => panic!("expected an instance error, got {other:?}"),
+    }
+    assert!(
+        shown.contains("web-dead") && shown.contains(&dead.to_string()),
+        "{shown}"
+    );
+    assert!(!shown.contains("CONSUL_HTTP_ADDR"), "{shown}");
+    assert!(!shown.contains("cannot reach Consul"), "{shown}");
+}
+
+#[tokio::test]
+async fn balanced_says_consul_cannot_be_reached_before_any_answer() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let client = Client::new(
+        consul::Config::builder()
+            .address(format!("http://{closed}"))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let watch = Discovery::new(client)
+        .watch("web")
+        .retry_backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .start();
+    let e = Balanced::new(watch).get("/who").await.unwrap_err();
+    let shown = e.to_string();
+    assert!(
+        matches!(e, discoverable_runtime::Error::InstancesUnknown { .. }),
+        "{e:?}"
+    );
+    assert!(shown.contains("Consul cannot be reached"), "{shown}");
+    assert!(!shown.contains("is registered"), "{shown}");
+}
+
 discoverable_testkit::against_both_agents!(
+    balanced_waits_for_the_watchs_first_answer,
+    balanced_errors_name_the_instance_not_consul,
+    an_entry_that_does_not_decode_hides_no_other_instance,
     watch_follows_registrations_and_health,
     last_good_set_is_kept_and_marked_stale_while_consul_is_down,
     an_index_that_goes_backwards_resets_the_watch,

@@ -3,18 +3,24 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use http::Method;
 
-use super::watch::{Endpoint, Watch};
+use super::watch::{Endpoint, InstanceSet, Watch};
 use crate::error::Error;
+
+/// How long a request waits for the watch's first answer from Consul.
+const FIRST_ANSWER: Duration = Duration::from_secs(5);
 
 /// Sends each request to a healthy instance of one service.
 ///
 /// Picks by the power of two choices: two random instances of the current set, the one with
-/// fewer requests in flight from this client. An idempotent request (GET, HEAD, PUT, DELETE,
-/// OPTIONS, TRACE) whose connection fails is sent once more, to another instance. The set is
-/// read at every request, so an instance that left it gets no more requests.
+/// fewer requests in flight from this client. A request whose connection fails (so it was
+/// never sent, whatever its method) is sent once more, to another instance, and the instance
+/// that refused is left out until the watch brings a new answer from Consul. The set is read
+/// at every request, so an instance that left it gets no more requests; a request made before
+/// the watch's first answer waits for it (up to 5 s).
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), discoverable_runtime::Error> {
@@ -30,6 +36,24 @@ pub struct Balanced {
     watch: Watch,
     http: reqwest::Client,
     loads: Arc<Mutex<HashMap<String, Arc<AtomicUsize>>>>,
+    /// Instances that refused a connection, with the watch's index at that time.
+    refused: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+/// One request in flight to an instance; the count goes down when it ends or is dropped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn start(load: Arc<AtomicUsize>) -> Self {
+        load.fetch_add(1, Ordering::Relaxed);
+        InFlight(load)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Balanced {
@@ -48,12 +72,36 @@ impl Balanced {
             watch,
             http,
             loads: Arc::default(),
+            refused: Arc::default(),
         }
     }
 
     /// `GET path` on one instance.
     pub async fn get(&self, path_and_query: &str) -> Result<reqwest::Response, Error> {
         self.send(Method::GET, path_and_query, None).await
+    }
+
+    /// The current set, waiting (bounded) for the watch's first answer.
+    async fn known_set(&self) -> Result<InstanceSet, Error> {
+        let set = self.watch.current();
+        if set.is_known() {
+            return Ok(set);
+        }
+        let mut watch = self.watch.clone();
+        let unknown = |why: &str| Error::InstancesUnknown {
+            service: self.watch.service().to_owned(),
+            why: why.to_owned(),
+        };
+        match tokio::time::timeout(
+            FIRST_ANSWER,
+            watch.wait_for(|s| s.is_known() || s.is_stale()),
+        )
+        .await
+        {
+            Ok(set) if set.is_known() => Ok(set),
+            Ok(_) => Err(unknown("Consul cannot be reached")),
+            Err(_) => Err(unknown(&format!("no answer within {FIRST_ANSWER:?}"))),
+        }
     }
 
     /// Sends `method path` with an optional body to one instance.
@@ -63,45 +111,51 @@ impl Balanced {
         path_and_query: &str,
         body: Option<bytes::Bytes>,
     ) -> Result<reqwest::Response, Error> {
-        let idempotent = matches!(
-            method,
-            Method::GET
-                | Method::HEAD
-                | Method::PUT
-                | Method::DELETE
-                | Method::OPTIONS
-                | Method::TRACE
-        );
-        let mut tried: Option<String> = None;
+        let mut tried: Option<(String, Error)> = None;
         loop {
-            let set = self.watch.current();
-            let endpoint = self
-                .pick(set.endpoints(), tried.as_deref())
-                .ok_or_else(|| Error::NoInstance {
-                    service: self.watch.service().to_owned(),
-                })?;
-            let load = self.load(&endpoint.id);
-            load.fetch_add(1, Ordering::Relaxed);
+            let set = self.known_set().await?;
+            let Some(endpoint) = self.pick(&set, tried.as_ref().map(|(id, _)| id.as_str())) else {
+                // No other instance to try: the first one's failure is the answer.
+                return Err(tried.map_or_else(
+                    || Error::NoInstance {
+                        service: self.watch.service().to_owned(),
+                    },
+                    |(_, e)| e,
+                ));
+            };
+            let in_flight = InFlight::start(self.load(&endpoint.id));
             let url = format!("http://{}{}", endpoint.authority(), path_and_query);
             let mut request = self.http.request(method.clone(), &url);
             if let Some(body) = &body {
                 request = request.body(body.clone());
             }
             let result = request.send().await;
-            load.fetch_sub(1, Ordering::Relaxed);
+            drop(in_flight);
             match result {
                 Ok(response) => return Ok(response),
-                Err(e) if e.is_connect() && idempotent && tried.is_none() => {
-                    tracing::debug!(instance = %endpoint.id, error = %e, "connection failed; trying another instance");
-                    tried = Some(endpoint.id.clone());
+                Err(e) if e.is_connect() => {
+                    self.refused
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(endpoint.id.clone(), set.index());
+                    if tried.is_none() {
+                        tracing::debug!(instance = %endpoint.id, error = %e, "connection failed; trying another instance");
+                        tried = Some((endpoint.id.clone(), self.instance_error(endpoint, &e)));
+                        continue;
+                    }
+                    return Err(self.instance_error(endpoint, &e));
                 }
-                Err(e) => {
-                    return Err(Error::Unreachable {
-                        addr: url,
-                        message: e.to_string(),
-                    });
-                }
+                Err(e) => return Err(self.instance_error(endpoint, &e)),
             }
+        }
+    }
+
+    fn instance_error(&self, endpoint: &Endpoint, e: &reqwest::Error) -> Error {
+        Error::Instance {
+            service: self.watch.service().to_owned(),
+            instance: endpoint.id.clone(),
+            addr: endpoint.authority(),
+            message: e.to_string(),
         }
     }
 
@@ -114,11 +168,26 @@ impl Balanced {
         loads.entry(id.to_owned()).or_default().clone()
     }
 
-    fn pick<'a>(&self, endpoints: &'a [Endpoint], skip: Option<&str>) -> Option<&'a Endpoint> {
-        let candidates: Vec<&Endpoint> = endpoints
+    /// Two random candidates, the less loaded one. Candidates: the set without `skip` and
+    /// without instances that refused a connection since the set's last answer (unless
+    /// nothing else is left).
+    fn pick<'a>(&self, set: &'a InstanceSet, skip: Option<&str>) -> Option<&'a Endpoint> {
+        let all: Vec<&Endpoint> = set
+            .endpoints()
             .iter()
             .filter(|e| Some(e.id.as_str()) != skip)
             .collect();
+        let candidates: Vec<&Endpoint> = {
+            let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+            // A newer answer from Consul decides again.
+            refused.retain(|_, at| *at == set.index());
+            let live: Vec<&Endpoint> = all
+                .iter()
+                .copied()
+                .filter(|e| !refused.contains_key(&e.id))
+                .collect();
+            if live.is_empty() { all } else { live }
+        };
         match candidates.len() {
             0 => None,
             1 => Some(candidates[0]),
@@ -130,5 +199,51 @@ impl Balanced {
                 Some(if load(ea) <= load(eb) { ea } else { eb })
             }
         }
+    }
+
+    /// Requests in flight from this client to the instance `id`.
+    #[cfg(test)]
+    fn in_flight(&self, id: &str) -> usize {
+        self.load(id).load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Discovery;
+    use crate::consul::{CheckDefinition, CheckStatus, Client, Config, Registration};
+
+    #[tokio::test]
+    async fn a_cancelled_request_leaves_no_load_behind() {
+        let agent = discoverable_devagent::DevAgent::start(Default::default())
+            .await
+            .unwrap();
+        let client = Client::new(Config::builder().address(agent.url()).build().unwrap()).unwrap();
+        // An instance that takes the connection and never answers.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        client
+            .register(&Registration {
+                id: "web-1".into(),
+                name: "web".into(),
+                address: "127.0.0.1".into(),
+                port: silent.local_addr().unwrap().port(),
+                checks: vec![CheckDefinition {
+                    ttl: Some(Duration::from_secs(600)),
+                    status: Some(CheckStatus::Passing),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let balanced = Balanced::new(Discovery::new(client).watch("web").start());
+        let cancelled = tokio::time::timeout(Duration::from_millis(300), balanced.get("/")).await;
+        assert!(cancelled.is_err(), "the silent instance answered");
+        assert_eq!(
+            balanced.in_flight("web-1"),
+            0,
+            "the cancelled request still counts"
+        );
     }
 }
