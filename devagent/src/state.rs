@@ -174,10 +174,9 @@ impl Check {
     }
 }
 
-/// A check to add, and whether its registration named a status.
+/// A check to add.
 pub(crate) struct NewCheck {
     pub(crate) check: Check,
-    pub(crate) status_given: bool,
 }
 
 /// One KV entry.
@@ -276,13 +275,13 @@ impl State {
     /// Adds or replaces a check, keeping the status and output of a check with the same ID when
     /// the registration named no status. Returns whether anything a reader sees changed.
     fn put_check(&mut self, new: NewCheck) -> bool {
-        let NewCheck {
-            mut check,
-            status_given,
-        } = new;
+        let NewCheck { mut check } = new;
         check.generation = self.next_generation();
         let old = self.checks.get(&check.id);
-        if let (Some(old), false) = (old, status_given) {
+        // As Consul does, a check that exists keeps its status and output whatever the new
+        // registration says ("to avoid potential flapping"): a `Status` in the body only sets
+        // a new check's first state.
+        if let Some(old) = old {
             check.status = old.status;
             check.output = old.output.clone();
             check.critical_since = old.critical_since;
@@ -686,10 +685,7 @@ mod tests {
     fn check(id: &str, service_id: &str, status: Option<Status>) -> NewCheck {
         let mut check = Check::new(id.into(), "c".into(), status);
         check.service_id = service_id.into();
-        NewCheck {
-            check,
-            status_given: status.is_some(),
-        }
+        NewCheck { check }
     }
 
     #[test]
@@ -709,7 +705,9 @@ mod tests {
     }
 
     #[test]
-    fn reregistration_keeps_check_status_unless_given() {
+    fn reregistration_keeps_check_status_even_when_given() {
+        // Consul keeps an existing check's status and output across a new registration,
+        // whatever `Status` the registration names; only a new check takes it.
         let mut st = State::new(0);
         st.add_service(service("a", "web"), vec![check("c", "a", None)], false);
         st.set_check("c", None, Status::Passing, "ok");
@@ -718,9 +716,20 @@ mod tests {
         st.add_service(
             service("a", "web"),
             vec![check("c", "a", Some(Status::Warning))],
+            true,
+        );
+        assert_eq!(st.checks["c"].status, Status::Passing);
+        assert_eq!(st.checks["c"].output, "ok");
+        st.add_service(
+            service("a", "web"),
+            vec![check("d", "a", Some(Status::Warning))],
             false,
         );
-        assert_eq!(st.checks["c"].status, Status::Warning);
+        assert_eq!(
+            st.checks["d"].status,
+            Status::Warning,
+            "a new check takes it"
+        );
     }
 
     #[test]

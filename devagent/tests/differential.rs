@@ -648,6 +648,18 @@ fn script(r: &mut Run<'_>) {
         "register-ttl-initial-critical",
         json!({"Name": "ttlsvc", "Check": {"TTL": "10m"}}),
     );
+    // A registration over an existing check keeps that check's status (Consul restores it
+    // "to avoid potential flapping"), with and without replace-existing-checks.
+    r.register(
+        "register-again-keeps-check-status",
+        json!({"Name": "ttlsvc", "Check": {"TTL": "10m", "Status": "passing"}}),
+    );
+    r.put(
+        "register-again-replace-keeps-check-status",
+        "/v1/agent/service/register?replace-existing-checks",
+        json!({"Name": "ttlsvc", "Check": {"TTL": "10m", "Status": "warning"}}),
+    );
+    r.get("agent-checks-after-registering-again", "/v1/agent/checks");
     r.register(
         "register-several-checks",
         json!({

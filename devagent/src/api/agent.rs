@@ -107,10 +107,7 @@ fn new_check(shared: &Shared, def: &CheckDef, id: String, name: String) -> NewCh
         deadline: Some(Instant::now() + ttl),
         last_output: String::new(),
     });
-    NewCheck {
-        check,
-        status_given: status.is_some(),
-    }
+    NewCheck { check }
 }
 
 /// `403`/`404` for a write to a service, as Consul's `vetServiceUpdate`.
@@ -438,10 +435,7 @@ pub(super) fn service_maintenance(shared: &Arc<Shared>, req: &Req) -> Answer {
             check.service_id = id.to_owned();
             check.service_name = name;
             check.type_name = "maintenance".into();
-            st.add_check(NewCheck {
-                check,
-                status_given: true,
-            });
+            st.add_check(NewCheck { check });
         } else if !enable && present {
             st.remove_check(&check_id);
         }
@@ -468,10 +462,7 @@ pub(super) fn node_maintenance(shared: &Arc<Shared>, req: &Req) -> Answer {
             );
             check.notes = reason.to_owned();
             check.type_name = "maintenance".into();
-            st.add_check(NewCheck {
-                check,
-                status_given: true,
-            });
+            st.add_check(NewCheck { check });
         } else if !enable && present {
             st.remove_check(NODE_MAINT);
         }
