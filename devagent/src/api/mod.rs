@@ -581,10 +581,13 @@ mod tests {
 
     #[test]
     fn waits_like_consul() {
-        let w = jittered(None);
-        assert!(w >= Duration::from_secs(300) && w < Duration::from_secs(300 + 300 / 16));
-        let w = jittered(Some(Duration::from_secs(3600)));
-        assert!(w >= Duration::from_secs(600) && w < Duration::from_secs(600 + 600 / 16));
+        // The jitter's bound is wait/16 exactly (18.75 s for 5 min), not a whole second.
+        let within = |w: Duration, wait: Duration| w >= wait && w < wait + wait / 16;
+        for _ in 0..200 {
+            assert!(within(jittered(None), Duration::from_secs(300)));
+            let capped = jittered(Some(Duration::from_secs(3600)));
+            assert!(within(capped, Duration::from_secs(600)), "{capped:?}");
+        }
     }
 
     #[test]
