@@ -334,3 +334,70 @@ async fn skip_verify_works_without_a_ca_and_logs_a_warning() {
     serve_registered("tls-skip-served", cfg, &client).await;
     agent.shutdown().await;
 }
+
+/// The same settings against a real Consul serving HTTPS with the test's certificates and
+/// requiring client certificates: `CONSUL_HTTP_SSL` + `CONSUL_CACERT` + the client pair
+/// register, read back and serve; without the client pair, or with an untrusted CA, the
+/// error says it is TLS and which variable fixes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_consul_https_with_cacert_and_client_certificates() {
+    let test = "real_consul_https_with_cacert_and_client_certificates";
+    let Some(peers) = discoverable_testkit::peers::require(test) else {
+        return;
+    };
+    let pki = pki::pki();
+    let options = discoverable_testkit::ConsulOptions {
+        https: Some(discoverable_testkit::Https {
+            ca_file: pki.ca.clone(),
+            cert_file: pki.server.cert.clone(),
+            key_file: pki.server.key.clone(),
+            verify_incoming: true,
+        }),
+        ..Default::default()
+    };
+    let consul =
+        tokio::task::block_in_place(|| discoverable_testkit::Consul::start(&peers, options));
+    let port = consul.https_addr().expect("an HTTPS listener").port();
+    let base = [
+        (ENV_HTTP_ADDR, format!("127.0.0.1:{port}")),
+        (ENV_HTTP_SSL, "true".to_owned()),
+    ];
+    let with = |ca: &std::path::Path, pair: Option<&pki::Pair>| {
+        let mut v = base.to_vec();
+        v.push((ENV_CACERT, path(ca)));
+        if let Some(pair) = pair {
+            v.push((ENV_CLIENT_CERT, path(&pair.cert)));
+            v.push((ENV_CLIENT_KEY, path(&pair.key)));
+        }
+        config(&v)
+    };
+    let cfg = with(&pki.ca, Some(&pki.client));
+    let url = cfg.address().to_owned();
+    assert_eq!(url, format!("https://127.0.0.1:{port}"));
+    let client = Client::new(cfg.clone()).unwrap();
+    register_and_read_back(&client, "tls-real").await.unwrap();
+    serve_registered("tls-real-served", cfg, &client).await;
+
+    for (what, cfg, fix) in [
+        (
+            "no client certificate",
+            with(&pki.ca, None),
+            "CONSUL_CLIENT_CERT",
+        ),
+        (
+            "a client certificate of another CA",
+            with(&pki.ca, Some(&pki.stranger)),
+            "CONSUL_CLIENT_CERT",
+        ),
+        (
+            "an untrusted CA",
+            with(&pki.other_ca, Some(&pki.client)),
+            "CONSUL_CACERT",
+        ),
+    ] {
+        let e = register_and_read_back(&Client::new(cfg).unwrap(), "tls-refused")
+            .await
+            .unwrap_err();
+        assert_tls_unreachable(what, &e, &url, fix);
+    }
+}

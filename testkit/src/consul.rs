@@ -41,6 +41,22 @@ pub struct ConsulOptions {
     pub extra_hcl: String,
     /// Wait for a leader (and the agent's own node in the catalog) before `start` returns.
     pub wait_ready: bool,
+    /// Also serve the HTTP API over HTTPS (on [`Consul::https_addr`]) with these files;
+    /// plain HTTP stays on for the readiness probes.
+    pub https: Option<Https>,
+}
+
+/// The HTTPS listener of a [`Consul`]: PEM files and whether clients must show a certificate.
+#[derive(Debug, Clone)]
+pub struct Https {
+    /// The CA that signed `cert_file`, and that client certificates must chain to.
+    pub ca_file: PathBuf,
+    /// The agent's certificate.
+    pub cert_file: PathBuf,
+    /// Its key.
+    pub key_file: PathBuf,
+    /// Require a client certificate signed by `ca_file`.
+    pub verify_incoming: bool,
 }
 
 impl Default for ConsulOptions {
@@ -58,6 +74,7 @@ impl Default for ConsulOptions {
             serf_lan_port: None,
             extra_hcl: String::new(),
             wait_ready: true,
+            https: None,
         }
     }
 }
@@ -81,6 +98,7 @@ pub struct Consul {
     dir: PathBuf,
     node: String,
     http: SocketAddr,
+    https: Option<SocketAddr>,
     serf_lan: u16,
 }
 
@@ -97,10 +115,15 @@ impl Consul {
         });
         let http = SocketAddr::new(options.client, free_port());
         let serf_lan = options.serf_lan_port.unwrap_or_else(free_port);
+        let https = options
+            .https
+            .as_ref()
+            .map(|_| SocketAddr::new(options.client, free_port()));
         let ports = format!(
-            "ports {{\n  http = {}\n  dns = -1\n  grpc = -1\n  grpc_tls = -1\n  https = -1\n  \
+            "ports {{\n  http = {}\n  dns = -1\n  grpc = -1\n  grpc_tls = -1\n  https = {}\n  \
              serf_lan = {serf_lan}\n  serf_wan = {}\n  server = {}\n}}\n",
             http.port(),
+            https.map_or(-1, |a| i32::from(a.port())),
             free_port(),
             free_port(),
         );
@@ -117,6 +140,16 @@ impl Consul {
                  initial_management = \"{token}\"\n    agent = \"{token}\"\n  }}\n}}\n"
             ));
         }
+        if let Some(t) = &options.https {
+            hcl.push_str(&format!(
+                "tls {{\n  defaults {{\n    ca_file = {:?}\n    cert_file = {:?}\n    \
+                 key_file = {:?}\n  }}\n  https {{ verify_incoming = {} }}\n}}\n",
+                t.ca_file.display().to_string(),
+                t.cert_file.display().to_string(),
+                t.key_file.display().to_string(),
+                t.verify_incoming
+            ));
+        }
         hcl.push_str(&options.extra_hcl);
         std::fs::write(dir.join("consul.hcl"), hcl).expect("write consul.hcl");
         let mut consul = Consul {
@@ -126,6 +159,7 @@ impl Consul {
             dir,
             node,
             http,
+            https,
             serf_lan,
         };
         consul.launch();
@@ -224,6 +258,11 @@ impl Consul {
     /// The HTTP API's address.
     pub fn http_addr(&self) -> SocketAddr {
         self.http
+    }
+
+    /// The HTTPS listener's address, when [`ConsulOptions::https`] asked for one.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https
     }
 
     /// The HTTP API's base URL, `http://127.0.0.1:<port>`.

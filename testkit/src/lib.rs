@@ -32,7 +32,7 @@ pub mod proxy;
 
 #[cfg(feature = "devagent")]
 pub use agent::{Agent, AgentKind};
-pub use consul::{Consul, ConsulOptions};
+pub use consul::{Consul, ConsulOptions, Https};
 pub use fabio::{Fabio, FabioOptions, Route};
 pub use process::{Peer, free_port, wait_until};
 #[cfg(feature = "proxy")]
