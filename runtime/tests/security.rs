@@ -1,9 +1,10 @@
 //! Security properties of a served instance, end to end on loopback:
 //!
 //! - ACL: the token comes from `CONSUL_HTTP_TOKEN` or `CONSUL_HTTP_TOKEN_FILE` (read once,
-//!   trimmed; an unreadable file is a start-up error naming the variable); with the dev
-//!   agent's ACLs on, an instance registers with it, and without it gets a clear 403 in its
-//!   log that says what to set; the token never shows in a log line (every line of this test
+//!   trimmed; an unreadable file is a start-up error naming the variable); with ACLs on
+//!   (default deny) on the dev agent (`dev_agent::`) and on a real Consul (`real_consul::`),
+//!   an instance registers with it, and without it gets a clear 403 in its log that says
+//!   what to set; the token never shows in a log line (every line of this test
 //!   binary at TRACE, every target, `log` records of reqwest and rustls included), an error,
 //!   or a `Debug` output; the same for the `cool_app` example as a process at `RUST_LOG=trace`.
 //! - The health route: names and states of indicators only, GET and HEAD only (405 with
@@ -29,6 +30,7 @@ use discoverable_runtime::consul::{
     self, Client, ENV_HTTP_ADDR, ENV_HTTP_TOKEN, ENV_HTTP_TOKEN_FILE,
 };
 use discoverable_runtime::{Error, Health, Service, ServiceBuilder};
+use discoverable_testkit::{Agent, AgentKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -39,14 +41,11 @@ const TOKEN: &str = "acl-3f9d2c71-5b8e-4a06-9e4d-c0ffee5ec2e7";
 /// A token the agent does not know; it must not leak either.
 const WRONG: &str = "wrong-8a7b6c5d-4e3f-2a1b-secret";
 
-async fn acl_agent() -> DevAgent {
+/// An agent of `kind` with ACLs on (default deny) and [`TOKEN`] as its management token;
+/// `None`: the test skips, saying why.
+async fn acl_agent(kind: AgentKind, test: &str) -> Option<Agent> {
     capture::install();
-    DevAgent::start(AgentConfig {
-        acl_token: Some(TOKEN.into()),
-        ..AgentConfig::default()
-    })
-    .await
-    .unwrap()
+    Agent::start(kind, test, Some(TOKEN)).await
 }
 
 /// A Consul configuration read from these "environment variables" only.
@@ -62,7 +61,7 @@ fn from_env(pairs: &[(&str, String)]) -> Result<consul::Config, Error> {
 }
 
 /// The operator's view: a client holding the management token.
-fn admin(agent: &DevAgent) -> Client {
+fn admin(agent: &Agent) -> Client {
     Client::new(
         consul::Config::builder()
             .address(agent.url())
@@ -129,9 +128,10 @@ fn temp_path(name: &str) -> PathBuf {
 
 // ---- ACL ------------------------------------------------------------------------------------
 
-#[tokio::test]
-async fn registers_with_the_token_of_consul_http_token() {
-    let agent = acl_agent().await;
+async fn registers_with_the_token_of_consul_http_token(kind: AgentKind) {
+    let Some(agent) = acl_agent(kind, "registers_with_the_token_of_consul_http_token").await else {
+        return;
+    };
     let admin = admin(&agent);
     let config = from_env(&[
         (ENV_HTTP_ADDR, agent.url()),
@@ -160,12 +160,17 @@ async fn registers_with_the_token_of_consul_http_token() {
     stop(instance.clone(), served).await;
     assert!(!registered(&admin, instance.id()).await, "deregistered");
     capture::assert_absent(TOKEN);
-    agent.shutdown().await;
 }
 
-#[tokio::test]
-async fn the_token_file_is_read_once_trimmed_and_wins_over_the_variable() {
-    let agent = acl_agent().await;
+async fn the_token_file_is_read_once_trimmed_and_wins_over_the_variable(kind: AgentKind) {
+    let Some(agent) = acl_agent(
+        kind,
+        "the_token_file_is_read_once_trimmed_and_wins_over_the_variable",
+    )
+    .await
+    else {
+        return;
+    };
     let admin = admin(&agent);
     let file = temp_path("token");
     std::fs::write(&file, format!("\n  {TOKEN} \t\n")).unwrap();
@@ -190,7 +195,6 @@ async fn the_token_file_is_read_once_trimmed_and_wins_over_the_variable() {
     stop(instance, served).await;
     capture::assert_absent(TOKEN);
     capture::assert_absent(WRONG);
-    agent.shutdown().await;
 }
 
 #[tokio::test]
@@ -217,9 +221,15 @@ async fn an_unreadable_token_file_is_a_start_up_error_naming_the_variable() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test]
-async fn without_a_token_registration_fails_with_a_clear_403_and_serving_goes_on() {
-    let agent = acl_agent().await;
+async fn without_a_token_registration_fails_with_a_clear_403_and_serving_goes_on(kind: AgentKind) {
+    let Some(agent) = acl_agent(
+        kind,
+        "without_a_token_registration_fails_with_a_clear_403_and_serving_goes_on",
+    )
+    .await
+    else {
+        return;
+    };
     let admin = admin(&agent);
     let config = from_env(&[(ENV_HTTP_ADDR, agent.url())]).unwrap();
     let service = builder("sec-no-token", config).build().unwrap();
@@ -245,12 +255,17 @@ async fn without_a_token_registration_fails_with_a_clear_403_and_serving_goes_on
     assert!(!registered(&admin, instance.id()).await);
     assert!(!instance.is_registered());
     stop(instance, served).await;
-    agent.shutdown().await;
 }
 
-#[tokio::test]
-async fn fail_fast_without_permission_returns_the_403_naming_what_to_set() {
-    let agent = acl_agent().await;
+async fn fail_fast_without_permission_returns_the_403_naming_what_to_set(kind: AgentKind) {
+    let Some(agent) = acl_agent(
+        kind,
+        "fail_fast_without_permission_returns_the_403_naming_what_to_set",
+    )
+    .await
+    else {
+        return;
+    };
     for (name, token) in [("sec-ff-none", None), ("sec-ff-wrong", Some(WRONG))] {
         let mut vars = vec![(ENV_HTTP_ADDR, agent.url())];
         if let Some(t) = token {
@@ -290,7 +305,6 @@ async fn fail_fast_without_permission_returns_the_403_naming_what_to_set() {
         assert_no_secret(name, &format!("{e} {e:?}"));
     }
     capture::assert_absent(WRONG);
-    agent.shutdown().await;
 }
 
 #[tokio::test]
@@ -326,9 +340,10 @@ async fn debug_outputs_never_show_the_token() {
     assert_no_secret("Unreachable", &format!("{e} {e:?}"));
 }
 
-#[tokio::test]
-async fn no_log_line_shows_the_token_at_trace_level() {
-    let agent = acl_agent().await;
+async fn no_log_line_shows_the_token_at_trace_level(kind: AgentKind) {
+    let Some(agent) = acl_agent(kind, "no_log_line_shows_the_token_at_trace_level").await else {
+        return;
+    };
     let admin = admin(&agent);
     // A whole lifecycle with the token, plus a denied one with a wrong token.
     let good = builder(
@@ -358,7 +373,7 @@ async fn no_log_line_shows_the_token_at_trace_level() {
     capture::wait_for(&["rejected by Consul", "ACL not found"], T).await;
     stop(good_instance, good).await;
     stop(bad_instance, bad).await;
-    agent.shutdown().await;
+    drop(agent);
 
     // The capture did see the traffic, down to reqwest's own lines.
     let lines = capture::lines();
@@ -1007,3 +1022,11 @@ async fn bodies_and_headers_sent_to_the_health_route_change_nothing() {
     stop(service.instance(), served).await;
     agent.shutdown().await;
 }
+
+discoverable_testkit::against_both_agents!(
+    current_thread: registers_with_the_token_of_consul_http_token,
+    the_token_file_is_read_once_trimmed_and_wins_over_the_variable,
+    without_a_token_registration_fails_with_a_clear_403_and_serving_goes_on,
+    fail_fast_without_permission_returns_the_403_naming_what_to_set,
+    no_log_line_shows_the_token_at_trace_level,
+);
