@@ -62,6 +62,13 @@ pub fn require(test: &str) -> Option<Peers> {
 
 const NO_GO: &str = "Go is not installed";
 
+/// Prints `line` on the process's stderr, past the test harness's output capture: a build of
+/// several minutes must be visible while it runs, also in a passing test.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -106,7 +113,7 @@ fn overridden(mut peers: Peers) -> Result<Peers, String> {
             if !p.is_file() {
                 return Err(format!("{var}={}: no such file", p.display()));
             }
-            eprintln!("testkit: {var}: using {}", p.display());
+            say(&format!("testkit: {var}: using {}", p.display()));
             *path = p;
         }
     }
@@ -167,11 +174,11 @@ fn build_from_source() -> Result<Peers, String> {
             ),
         ];
         for (what, dir, args, binary) in steps {
-            eprintln!(
+            say(&format!(
                 "testkit: building {what} from {} into {}",
                 dir.display(),
                 binary.display()
-            );
+            ));
             let started = Instant::now();
             let status = go(dir)
                 .arg("build")
@@ -187,7 +194,10 @@ fn build_from_source() -> Result<Peers, String> {
                     dir.display()
                 ));
             }
-            eprintln!("testkit: built {what} in {:.1?}", started.elapsed());
+            say(&format!(
+                "testkit: built {what} in {:.1?}",
+                started.elapsed()
+            ));
         }
         std::fs::write(&stamp_file, &stamp).map_err(|e| format!("write stamp: {e}"))?;
     }
