@@ -15,10 +15,11 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use support::netns::{self, Namespaces, ip};
 use support::{Proc, binary, spawn};
 
 /// Set in the helper's environment: [`netns_http_client`] acts only when it is.
@@ -30,29 +31,11 @@ const PREFIX_LEN: &str = "24";
 
 const T: Duration = Duration::from_secs(30);
 
-/// Runs `ip args..`; the error is its stderr (or why it could not run).
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run `ip`: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "`ip {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
 /// Two namespaces joined by a veth pair; deleted (with the pair) when dropped.
 struct Hosts {
     a: String,
     b: String,
-    created: Vec<String>,
+    created: Namespaces,
 }
 
 impl Hosts {
@@ -62,11 +45,10 @@ impl Hosts {
         let mut hosts = Hosts {
             a: format!("{tag}a"),
             b: format!("{tag}b"),
-            created: Vec::new(),
+            created: Namespaces::default(),
         };
         for ns in [hosts.a.clone(), hosts.b.clone()] {
-            ip(&["netns", "add", &ns])?;
-            hosts.created.push(ns);
+            hosts.created.add(&ns)?;
         }
         // Interface names: at most 15 bytes. The pair is made inside A with its peer in B, so
         // it never appears in the root namespace.
@@ -104,23 +86,6 @@ impl Hosts {
         }
         Ok(hosts)
     }
-
-    /// `ip netns exec <ns> <program>`: the program runs in that namespace (same pid).
-    fn exec(ns: &str, program: &std::path::Path) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns]).arg(program);
-        cmd
-    }
-}
-
-impl Drop for Hosts {
-    fn drop(&mut self) {
-        for ns in self.created.drain(..).rev() {
-            if let Err(e) = ip(&["netns", "delete", &ns]) {
-                eprintln!("cleanup: {e}");
-            }
-        }
-    }
 }
 
 /// The test's HTTP client inside namespace A: a helper process fed one URL per line.
@@ -133,7 +98,7 @@ struct Client {
 impl Client {
     fn start(ns: &str) -> Client {
         let exe = std::env::current_exe().unwrap();
-        let mut child = Hosts::exec(ns, &exe)
+        let mut child = netns::exec(ns, &exe)
             .args(["--ignored", "--exact", "netns_http_client", "--nocapture"])
             .args(["--test-threads", "1"])
             .env(HELPER_ENV, "1")
@@ -213,7 +178,7 @@ fn registers_from_another_host_is_checked_over_the_link_and_deregisters_on_sigte
     };
     // Dropped in reverse order: processes first, then the namespaces.
     let mut agent = {
-        let mut cmd = Hosts::exec(&hosts.a, &binary("bin", "devagent"));
+        let mut cmd = netns::exec(&hosts.a, &binary("bin", "devagent"));
         cmd.args(["--addr", &format!("{AGENT_IP}:0")]);
         spawn("devagent in A", cmd)
     };
@@ -225,7 +190,7 @@ fn registers_from_another_host_is_checked_over_the_link_and_deregisters_on_sigte
     let mut client = Client::start(&hosts.a);
 
     let mut app: Proc = {
-        let mut cmd = Hosts::exec(&hosts.b, &binary("example", "cool_app"));
+        let mut cmd = netns::exec(&hosts.b, &binary("example", "cool_app"));
         cmd.env("BIND_ADDR", "0.0.0.0:0")
             .env("CONSUL_HTTP_ADDR", &consul)
             .env("DISCOVERABLE_GRACE_PERIOD", "200ms")

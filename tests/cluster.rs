@@ -56,6 +56,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use discoverable_testkit::{Consul, ConsulOptions, Fabio, FabioOptions, peers};
 use serde_json::{Value, json};
+use support::netns::{self, Namespaces, ip};
 use support::{Proc, binary, spawn};
 
 /// Set in the helper's environment: [`cluster_netns_helper`] acts only when it is.
@@ -80,29 +81,11 @@ fn addr(octet: u8) -> IpAddr {
 // ---------------------------------------------------------------------------------------
 // The network
 
-/// Runs `ip args..`; the error is its stderr (or why it could not run).
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run `ip`: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "`ip {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
 /// The hosts' namespaces and the switch namespace with its bridge; deleted when dropped.
 struct Net {
     tag: String,
-    /// Namespaces made, in order (the switch first); deleted in reverse.
-    created: Vec<String>,
+    /// Namespaces made, in order (the switch first); deleted in reverse when dropped.
+    created: Namespaces,
 }
 
 impl Net {
@@ -116,18 +99,16 @@ impl Net {
         );
         let mut net = Net {
             tag,
-            created: Vec::new(),
+            created: Namespaces::default(),
         };
         let sw = net.switch();
-        ip(&["netns", "add", &sw])?;
-        net.created.push(sw.clone());
+        net.created.add(&sw)?;
         ip(&["-n", &sw, "link", "add", "br0", "type", "bridge"])?;
         ip(&["-n", &sw, "link", "set", "br0", "up"])?;
         ip(&["-n", &sw, "link", "set", "lo", "up"])?;
         for (host, octet) in SERVERS.iter().chain(&CLIENTS).chain([&ROUTER]) {
             let ns = net.ns(host);
-            ip(&["netns", "add", &ns])?;
-            net.created.push(ns.clone());
+            net.created.add(&ns)?;
             // The pair is made inside the switch namespace with its host end moved straight
             // into the host's: it never appears in the root namespace. The switch port is
             // named after the host.
@@ -167,19 +148,7 @@ impl Net {
 
     /// `ip netns exec <ns of host> <program>`: the program runs in that namespace (same pid).
     fn exec(&self, host: &str, program: &std::path::Path) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns(host)]).arg(program);
-        cmd
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for ns in self.created.drain(..).rev() {
-            if let Err(e) = ip(&["netns", "delete", &ns]) {
-                eprintln!("cleanup: {e}");
-            }
-        }
+        netns::exec(&self.ns(host), program)
     }
 }
 
