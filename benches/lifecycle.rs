@@ -264,14 +264,7 @@ mod through_fabio {
             report.note("through Fabio: skipped, the real peers cannot be built here");
             return;
         };
-        report.label(
-            "fabio_measured_on",
-            format!(
-                "Fabio {} on Consul {} (real processes on loopback)",
-                peers::FABIO_VERSION,
-                peers::CONSUL_VERSION
-            ),
-        );
+        report.label_real_peers();
         let consul = Consul::start(&peers, Default::default());
         let fabio = Fabio::start(&peers, consul.http_addr(), None);
         println!("lifecycle: {REPETITIONS} repetitions through Fabio on a real Consul ...");

@@ -279,14 +279,7 @@ async fn through_fabio(report: &mut Report) {
         let fabio = Fabio::start(&peers, consul.http_addr(), None);
         (consul, fabio)
     });
-    report.label(
-        "fabio_measured_on",
-        format!(
-            "Fabio {} on Consul {} (real processes on loopback)",
-            peers::FABIO_VERSION,
-            peers::CONSUL_VERSION
-        ),
-    );
+    report.label_real_peers();
     let consul = ConsulConfig::builder()
         .address(consul_proc.url())
         .build()

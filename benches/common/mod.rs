@@ -80,6 +80,17 @@ impl Report {
         self.labels.push((name.to_owned(), value.into()));
     }
 
+    /// Says in the JSON that the `fabio_*` and `seed_*` figures come from the real peers.
+    pub fn label_real_peers(&mut self) {
+        use discoverable_testkit::peers::{CONSUL_VERSION, FABIO_VERSION};
+        self.label(
+            "fabio_measured_on",
+            format!(
+                "Fabio {FABIO_VERSION} on Consul {CONSUL_VERSION} (real processes on loopback)"
+            ),
+        );
+    }
+
     /// Adds a figure; `target` and `anchor` may be empty.
     pub fn add(&mut self, name: &str, value: f64, target: &str, anchor: &str) {
         self.figures.push(Figure {
