@@ -813,9 +813,17 @@ async fn consul_fault_logs_requests_without_the_token() {
         .agent_self()
         .await;
     let logs = logs.lock().unwrap().clone();
-    assert!(logs.contains("path=/v1/agent/self"), "{logs}");
-    assert!(logs.contains("path=/v1/health/service/web"), "{logs}");
-    assert!(logs.contains("method=GET"), "{logs}");
+    // The request's span fields (`method=`, `path=`) or its events (`request=GET /...`): a
+    // span's callsite may have been registered as uninteresting by a parallel test's thread
+    // that has no subscriber, so only the events are certain to be seen.
+    assert!(
+        logs.contains("GET /v1/agent/self") || logs.contains("path=/v1/agent/self"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("GET /v1/health/service/web") || logs.contains("path=/v1/health/service/web"),
+        "{logs}"
+    );
     assert!(logs.contains("WARN"), "skip-verify warns: {logs}");
     assert!(!logs.contains("5e6f7a8b"), "token logged: {logs}");
 }
