@@ -1,7 +1,6 @@
 //! The rules of `discoverable_rules`, applied to the parsed arguments. Each broken rule becomes
 //! an error at the offending token; all of them are collected.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use discoverable_rules::{self as rules, CheckTiming, Field, RuleError};
@@ -67,12 +66,9 @@ pub(crate) fn validate(args: Args, errors: &mut Errors) -> Service {
         }
     };
 
-    if let Some(strip) = args.strip.as_ref().filter(|strip| strip.value.value) {
-        if !prefix_given {
-            errors.spanned(
-                &strip.keyword,
-                r#"`strip = true` removes the `prefix` from request paths, but no `prefix` is given; add one, e.g. `prefix = "/oops"`, or remove `strip`"#,
-            );
+    if let Some(strip) = &args.strip {
+        if let Err(e) = rules::check_strip(strip.value.value, prefix_given) {
+            errors.spanned(&strip.keyword, e.message());
         }
     }
     let prefix = args
@@ -165,18 +161,16 @@ fn check(errors: &mut Errors, tokens: impl ToTokens, result: Result<(), RuleErro
 
 fn meta(arg: Arg<Vec<MetaPair>>, errors: &mut Errors) -> Vec<MetaPair> {
     check(errors, &arg.keyword, rules::check_meta_len(arg.value.len()));
-    let mut keys = HashSet::new();
+    let mut keys: Vec<String> = Vec::new();
     arg.value
         .into_iter()
         .filter(|pair| {
             let key = pair.key.value();
-            if !keys.insert(key.clone()) {
-                errors.spanned(
-                    &pair.key,
-                    format!("the meta key `{key}` is given more than once; keep one"),
-                );
+            if let Err(e) = rules::check_meta_key_unique(&key, keys.iter().map(String::as_str)) {
+                errors.spanned(&pair.key, e.message());
                 return false;
             }
+            keys.push(key.clone());
             check(errors, &pair.key, rules::check_meta_key(&key))
                 & check(
                     errors,
@@ -190,7 +184,14 @@ fn meta(arg: Arg<Vec<MetaPair>>, errors: &mut Errors) -> Vec<MetaPair> {
 /// A duration argument, parsed now so the expansion holds a number.
 fn duration(arg: &Arg<LitStr>, errors: &mut Errors) -> Option<Duration> {
     let field = arg.keyword.to_string();
-    let parsed = rules::parse_duration(&field, &arg.value.value());
+    let Some(kind) = rules::Field::from_name(&field) else {
+        errors.spanned(
+            &arg.keyword,
+            format!("`{field}` is not a duration argument"),
+        );
+        return None;
+    };
+    let parsed = rules::parse_duration(kind, &arg.value.value());
     let duration = parsed
         .map_err(|error| errors.spanned(&arg.value, error))
         .ok()?;
@@ -260,21 +261,19 @@ fn timing(
 
 /// Health indicators, each named after the last segment of its path.
 fn checks(paths: Vec<Path>, errors: &mut Errors) -> Vec<Check> {
-    let mut names = HashSet::new();
+    let mut names: Vec<String> = Vec::new();
     paths
         .into_iter()
         .filter_map(|path| {
             let last = &path.segments.last()?.ident;
             let name = last.unraw().to_string();
-            if !names.insert(name.clone()) {
-                errors.spanned(
-                    &path,
-                    format!(
-                        "a check named `{name}` is already listed; checks are named after the last segment of their path, so give each function a different name"
-                    ),
-                );
+            if let Err(e) =
+                rules::check_indicator_name_unique(&name, names.iter().map(String::as_str))
+            {
+                errors.spanned(&path, e.message());
                 return None;
             }
+            names.push(name.clone());
             let name = LitStr::new(&name, last.span());
             Some(Check { name, path })
         })

@@ -14,7 +14,7 @@
 //! use discoverable_rules as rules;
 //! assert!(rules::check_name("cool_app").is_ok());
 //! assert!(rules::check_prefix("/oops").is_ok());
-//! assert_eq!(rules::parse_duration("interval", "1m30s").unwrap().as_secs(), 90);
+//! assert_eq!(rules::parse_duration(rules::Field::Interval, "1m30s").unwrap().as_secs(), 90);
 //! assert_eq!(rules::urlprefix_tag("/oops", true), "urlprefix-/oops strip=/oops");
 //! ```
 
@@ -74,6 +74,10 @@ pub enum Field {
     DeregisterAfter,
     /// `ttl`
     Ttl,
+    /// `strip`
+    Strip,
+    /// `checks`: the health indicators
+    Checks,
 }
 
 impl Field {
@@ -89,7 +93,28 @@ impl Field {
             Field::Timeout => "timeout",
             Field::DeregisterAfter => "deregister_after",
             Field::Ttl => "ttl",
+            Field::Strip => "strip",
+            Field::Checks => "checks",
         }
+    }
+
+    /// The field an argument name stands for (`"interval"` → [`Field::Interval`]).
+    pub fn from_name(name: &str) -> Option<Field> {
+        [
+            Field::Name,
+            Field::Prefix,
+            Field::Tags,
+            Field::Meta,
+            Field::Health,
+            Field::Interval,
+            Field::Timeout,
+            Field::DeregisterAfter,
+            Field::Ttl,
+            Field::Strip,
+            Field::Checks,
+        ]
+        .into_iter()
+        .find(|f| f.as_str() == name)
     }
 }
 
@@ -337,9 +362,8 @@ pub fn check_health_path(path: &str) -> Result {
     Ok(())
 }
 
-/// Parses a duration such as `"10s"`, `"500ms"` or `"1m30s"`; zero is refused.
-pub fn parse_duration(field_name: &str, text: &str) -> Result<Duration> {
-    let field = field_of(field_name);
+/// Parses a duration such as `"10s"`, `"500ms"` or `"1m30s"` for `field`; zero is refused.
+pub fn parse_duration(field: Field, text: &str) -> Result<Duration> {
     let parsed = humantime::parse_duration(text.trim()).map_err(|_| {
         RuleError::new(
             field,
@@ -350,13 +374,42 @@ pub fn parse_duration(field_name: &str, text: &str) -> Result<Duration> {
     Ok(parsed)
 }
 
-fn field_of(name: &str) -> Field {
-    match name {
-        "interval" => Field::Interval,
-        "timeout" => Field::Timeout,
-        "deregister_after" => Field::DeregisterAfter,
-        _ => Field::Ttl,
+/// A meta key may be given once: `key` against the keys given `earlier`.
+pub fn check_meta_key_unique<'a>(key: &str, earlier: impl IntoIterator<Item = &'a str>) -> Result {
+    if earlier.into_iter().any(|k| k == key) {
+        return Err(RuleError::new(
+            Field::Meta,
+            format!("the meta key `{key}` is given more than once; keep one"),
+        ));
     }
+    Ok(())
+}
+
+/// `strip` removes the prefix, so it needs one.
+pub fn check_strip(strip: bool, prefix_given: bool) -> Result {
+    if strip && !prefix_given {
+        return Err(RuleError::new(
+            Field::Strip,
+            r#"`strip = true` removes the `prefix` from request paths, but no `prefix` is given; add one, e.g. `prefix = "/oops"`, or remove `strip`"#,
+        ));
+    }
+    Ok(())
+}
+
+/// Health indicators are told apart by name: `name` against the names given `earlier`.
+pub fn check_indicator_name_unique<'a>(
+    name: &str,
+    earlier: impl IntoIterator<Item = &'a str>,
+) -> Result {
+    if earlier.into_iter().any(|n| n == name) {
+        return Err(RuleError::new(
+            Field::Checks,
+            format!(
+                "a check named `{name}` is already listed; checks are named after the last segment of their path, so give each function a different name"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn check_nonzero(field: Field, d: Duration) -> Result {
@@ -436,6 +489,82 @@ pub fn check_ttl_exclusive(ttl_set: bool, other: Field) -> Result {
                 "`{}` configures the HTTP check, but `ttl` selects a TTL check instead; remove one of them",
                 other.as_str()
             ),
+        ));
+    }
+    Ok(())
+}
+
+/// A duration setting of the serve lifecycle, set by a builder method or a `DISCOVERABLE_*`
+/// variable. Each has a range, so that no value makes an instance impossible to deregister
+/// (a zero deregistration bound) or to stop (a grace period of years).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Setting {
+    /// `grace_period` / `DISCOVERABLE_GRACE_PERIOD`: 0 to 10 minutes.
+    GracePeriod,
+    /// `drain_timeout` / `DISCOVERABLE_DRAIN_TIMEOUT`: 1 ms to 1 hour.
+    DrainTimeout,
+    /// `deregister_timeout` / `DISCOVERABLE_DEREGISTER_TIMEOUT`: 10 ms to 5 minutes.
+    DeregisterTimeout,
+    /// The first retry delay, `retry_backoff` / `DISCOVERABLE_RETRY_MIN`: 1 ms to 10 minutes.
+    RetryMin,
+    /// The largest retry delay, `retry_backoff` / `DISCOVERABLE_RETRY_MAX`: 1 ms to 1 hour.
+    RetryMax,
+}
+
+impl Setting {
+    /// Every setting.
+    pub const ALL: [Setting; 5] = [
+        Setting::GracePeriod,
+        Setting::DrainTimeout,
+        Setting::DeregisterTimeout,
+        Setting::RetryMin,
+        Setting::RetryMax,
+    ];
+
+    /// The environment variable that overrides it.
+    pub const fn env_var(self) -> &'static str {
+        match self {
+            Setting::GracePeriod => "DISCOVERABLE_GRACE_PERIOD",
+            Setting::DrainTimeout => "DISCOVERABLE_DRAIN_TIMEOUT",
+            Setting::DeregisterTimeout => "DISCOVERABLE_DEREGISTER_TIMEOUT",
+            Setting::RetryMin => "DISCOVERABLE_RETRY_MIN",
+            Setting::RetryMax => "DISCOVERABLE_RETRY_MAX",
+        }
+    }
+
+    /// The builder method that sets it.
+    pub const fn builder_method(self) -> &'static str {
+        match self {
+            Setting::GracePeriod => "grace_period",
+            Setting::DrainTimeout => "drain_timeout",
+            Setting::DeregisterTimeout => "deregister_timeout",
+            Setting::RetryMin | Setting::RetryMax => "retry_backoff",
+        }
+    }
+
+    /// The least and the largest value allowed, both included.
+    pub const fn range(self) -> (Duration, Duration) {
+        const MS: Duration = Duration::from_millis(1);
+        match self {
+            Setting::GracePeriod => (Duration::ZERO, Duration::from_secs(10 * 60)),
+            Setting::DrainTimeout => (MS, Duration::from_secs(60 * 60)),
+            Setting::DeregisterTimeout => (Duration::from_millis(10), Duration::from_secs(5 * 60)),
+            Setting::RetryMin => (MS, Duration::from_secs(10 * 60)),
+            Setting::RetryMax => (MS, Duration::from_secs(60 * 60)),
+        }
+    }
+}
+
+/// Checks a setting's value against its [range](Setting::range); the error says the range.
+pub fn check_setting(setting: Setting, value: Duration) -> std::result::Result<(), String> {
+    let (least, most) = setting.range();
+    if value < least || value > most {
+        return Err(format!(
+            "{} is out of range; give a duration from {} to {}",
+            humantime::format_duration(value),
+            humantime::format_duration(least),
+            humantime::format_duration(most)
         ));
     }
     Ok(())
@@ -556,18 +685,21 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(
-            parse_duration("interval", "10s"),
+            parse_duration(Field::Interval, "10s"),
             Ok(Duration::from_secs(10))
         );
         assert_eq!(
-            parse_duration("timeout", "500ms"),
+            parse_duration(Field::Timeout, "500ms"),
             Ok(Duration::from_millis(500))
         );
-        assert_eq!(parse_duration("ttl", "1m30s"), Ok(Duration::from_secs(90)));
-        let err = parse_duration("timeout", "ten").unwrap_err();
+        assert_eq!(
+            parse_duration(Field::Ttl, "1m30s"),
+            Ok(Duration::from_secs(90))
+        );
+        let err = parse_duration(Field::Timeout, "ten").unwrap_err();
         assert_eq!(err.field(), Field::Timeout);
         assert!(
-            parse_duration("interval", "0s")
+            parse_duration(Field::Interval, "0s")
                 .unwrap_err()
                 .message()
                 .contains("zero")

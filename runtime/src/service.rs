@@ -10,7 +10,7 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use discoverable_rules::{self as rules, CheckTiming, Field};
+use discoverable_rules::{self as rules, CheckTiming, Field, Setting};
 
 use crate::consul;
 use crate::error::Error;
@@ -104,7 +104,10 @@ impl Service {
         &self.settings.meta
     }
 
-    /// The handle to this instance: its ID, its health, a shutdown switch.
+    /// The handle to this instance: its ID, its health, a shutdown switch. It is the instance
+    /// the first `serve` of this `Service` (or of a clone) runs; serving it again, or a clone
+    /// of it, runs another instance with an ID of its own, so no two serve calls register
+    /// under one ID.
     pub fn instance(&self) -> Instance {
         self.instance.clone()
     }
@@ -331,6 +334,11 @@ impl ServiceBuilder {
                     .map(String::from),
             );
         }
+        rules::check_strip(self.strip, self.prefix.is_some())?;
+        for (i, indicator) in self.indicators.iter().enumerate() {
+            let earlier = self.indicators[..i].iter().map(|e| &*e.name);
+            rules::check_indicator_name_unique(&indicator.name, earlier)?;
+        }
         let mut tags = Vec::with_capacity(self.tags.len() + 1);
         if let Some(prefix) = &self.prefix {
             rules::check_prefix(prefix)?;
@@ -343,6 +351,7 @@ impl ServiceBuilder {
         rules::check_meta_len(self.meta.len())?;
         let mut meta = BTreeMap::new();
         for (key, value) in self.meta {
+            rules::check_meta_key_unique(&key, meta.keys().map(String::as_str))?;
             rules::check_meta_key(&key)?;
             rules::check_meta_value(&key, &value)?;
             meta.insert(key, value);
@@ -389,7 +398,7 @@ impl ServiceBuilder {
             CheckTiming::Http { timeout, .. } => timeout,
             CheckTiming::Ttl { ttl } => ttl / 3,
         };
-        let id = format!("{}-{}", settings.name, uuid::Uuid::new_v4());
+        let id = crate::instance::mint_id(&settings.name);
         let instance = Instance::new(
             id,
             settings.name.clone(),
@@ -421,31 +430,58 @@ fn apply_env(s: &mut Settings, env: &impl Fn(&str) -> Option<String>) -> Result<
             }
         });
     }
-    let durations: [(&'static str, &mut Duration); 5] = [
-        ("DISCOVERABLE_GRACE_PERIOD", &mut s.grace_period),
-        ("DISCOVERABLE_DRAIN_TIMEOUT", &mut s.drain_timeout),
-        ("DISCOVERABLE_DEREGISTER_TIMEOUT", &mut s.deregister_timeout),
-        ("DISCOVERABLE_RETRY_MIN", &mut s.retry_min),
-        ("DISCOVERABLE_RETRY_MAX", &mut s.retry_max),
+    // Where each duration came from, to name it when it is wrong: the variable when the
+    // environment set it, else the builder method.
+    let mut source = Setting::ALL.map(Setting::builder_method);
+    let durations: [(Setting, &mut Duration); 5] = [
+        (Setting::GracePeriod, &mut s.grace_period),
+        (Setting::DrainTimeout, &mut s.drain_timeout),
+        (Setting::DeregisterTimeout, &mut s.deregister_timeout),
+        (Setting::RetryMin, &mut s.retry_min),
+        (Setting::RetryMax, &mut s.retry_max),
     ];
-    for (key, slot) in durations {
+    for (i, (setting, slot)) in durations.into_iter().enumerate() {
+        let key = setting.env_var();
         if let Some(v) = env(key) {
             *slot = humantime::parse_duration(v.trim()).map_err(|_| {
                 config_error(key, &v, "a duration such as \"2s\", \"500ms\" or \"1m\"")
             })?;
+            source[i] = key;
         }
+        rules::check_setting(setting, *slot).map_err(|message| Error::Config {
+            setting: source[i],
+            message,
+        })?;
     }
     if let Some(v) = env("DISCOVERABLE_FAIL_FAST") {
         s.fail_fast = crate::consul::parse_go_bool("DISCOVERABLE_FAIL_FAST", &v)?;
     }
-    if s.retry_min.is_zero() || s.retry_min > s.retry_max {
-        return Err(Error::Config {
-            setting: "DISCOVERABLE_RETRY_MIN",
-            message: format!(
-                "the first retry delay ({:?}) must be positive and at most the largest ({:?})",
-                s.retry_min, s.retry_max
-            ),
-        });
+    if s.retry_min > s.retry_max {
+        // Name the one the user changed: the largest delay when only it moved from its
+        // default.
+        let (min_source, max_source) = (source[3], source[4]);
+        let min_moved = min_source.starts_with("DISCOVERABLE_") || s.retry_min != DEFAULT_RETRY_MIN;
+        let max_moved = max_source.starts_with("DISCOVERABLE_") || s.retry_max != DEFAULT_RETRY_MAX;
+        let (setting, message) = if max_moved && !min_moved {
+            (
+                max_source,
+                format!(
+                    "the largest retry delay ({}) is below the first one ({}); give at least that",
+                    humantime::format_duration(s.retry_max),
+                    humantime::format_duration(s.retry_min)
+                ),
+            )
+        } else {
+            (
+                min_source,
+                format!(
+                    "the first retry delay ({}) is above the largest one ({}); give at most that",
+                    humantime::format_duration(s.retry_min),
+                    humantime::format_duration(s.retry_max)
+                ),
+            )
+        };
+        return Err(Error::Config { setting, message });
     }
     Ok(())
 }
@@ -473,8 +509,20 @@ fn parse_host(setting: &'static str, value: &str) -> Result<String, Error> {
                 && l.len() <= 63
                 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         });
-    if is_host {
+    // A name whose last label is all digits is no host name (no top-level domain is
+    // numeric): `999.1.1.1` is a mistyped IPv4 address.
+    let numeric_tail = v
+        .rsplit('.')
+        .next()
+        .is_some_and(|l| l.chars().all(|c| c.is_ascii_digit()));
+    if is_host && !numeric_tail {
         Ok(v.to_owned())
+    } else if is_host {
+        Err(config_error(
+            setting,
+            value,
+            "an IP address (this is not a valid IPv4 address) or a host name",
+        ))
     } else {
         Err(config_error(setting, value, "an IP address or a host name"))
     }
@@ -578,6 +626,92 @@ mod tests {
         assert_eq!(s.settings.drain_timeout, Duration::from_secs(60));
         assert!(s.settings.fail_fast);
         assert_eq!(s.tags(), ["blue", "canary"]);
+    }
+
+    #[test]
+    fn every_duration_setting_has_a_range_and_the_error_names_its_source() {
+        let named = |b: ServiceBuilder, vars: &[(&str, &str)]| match b.build_with(env(vars)) {
+            Err(Error::Config { setting, message }) => (setting, message),
+            other => panic!("{vars:?}: expected a Config error, got {other:?}"),
+        };
+        for (key, value) in [
+            ("DISCOVERABLE_DEREGISTER_TIMEOUT", "0s"),
+            ("DISCOVERABLE_GRACE_PERIOD", "99999999999h"),
+            ("DISCOVERABLE_GRACE_PERIOD", "11m"),
+            ("DISCOVERABLE_DRAIN_TIMEOUT", "0s"),
+            ("DISCOVERABLE_RETRY_MIN", "0s"),
+            ("DISCOVERABLE_RETRY_MAX", "2h"),
+        ] {
+            let (setting, message) = named(Service::builder("a"), &[(key, value)]);
+            assert_eq!(setting, key, "{message}");
+        }
+        let (setting, message) = named(
+            Service::builder("a"),
+            &[("DISCOVERABLE_GRACE_PERIOD", "11m")],
+        );
+        assert_eq!(setting, "DISCOVERABLE_GRACE_PERIOD");
+        assert!(message.contains("from 0s to 10m"), "{message}");
+        // The builder's own values are checked too, named by the method.
+        let (setting, _) = named(
+            Service::builder("a").deregister_timeout(Duration::ZERO),
+            &[],
+        );
+        assert_eq!(setting, "deregister_timeout");
+        // Only the largest retry delay set, below the first one's default: that one is named.
+        let (setting, message) = named(Service::builder("a"), &[("DISCOVERABLE_RETRY_MAX", "1ms")]);
+        assert_eq!(setting, "DISCOVERABLE_RETRY_MAX", "{message}");
+        let (setting, _) = named(Service::builder("a"), &[("DISCOVERABLE_RETRY_MIN", "5s")]);
+        assert_eq!(setting, "DISCOVERABLE_RETRY_MIN");
+        // The bounds themselves are fine.
+        Service::builder("a")
+            .build_with(env(&[
+                ("DISCOVERABLE_GRACE_PERIOD", "10m"),
+                ("DISCOVERABLE_DEREGISTER_TIMEOUT", "10ms"),
+            ]))
+            .unwrap();
+    }
+
+    #[test]
+    fn the_builder_keeps_the_attributes_rules() {
+        let err = |b: ServiceBuilder| match b.build_with(env(&[])) {
+            Err(Error::InvalidService(e)) => e,
+            other => panic!("expected InvalidService, got {other:?}"),
+        };
+        let e = err(Service::builder("a").meta("k", "1").meta("k", "2"));
+        assert_eq!(e.field(), Field::Meta);
+        assert!(e.message().contains("more than once"), "{e}");
+        let e = err(Service::builder("a").strip(true));
+        assert_eq!(e.field(), Field::Strip);
+        let e = err(Service::builder("a")
+            .check("db", || async { true })
+            .check("db", || async { false }));
+        assert_eq!(e.field(), Field::Checks);
+        assert!(e.message().contains("`db`"), "{e}");
+        Service::builder("a")
+            .prefix("/a")
+            .strip(true)
+            .meta("k", "1")
+            .meta("j", "1")
+            .build_with(env(&[]))
+            .unwrap();
+    }
+
+    #[test]
+    fn a_mistyped_ipv4_address_is_not_a_host_name() {
+        for value in ["999.1.1.1", "10.0.0.256", "1234"] {
+            match Service::builder("a").build_with(env(&[("DISCOVERABLE_ADVERTISE_ADDR", value)])) {
+                Err(Error::Config { setting, message }) => {
+                    assert_eq!(setting, "DISCOVERABLE_ADVERTISE_ADDR");
+                    assert!(message.contains("IP"), "{message}");
+                }
+                other => panic!("{value}: {other:?}"),
+            }
+        }
+        for ok in ["10.0.0.1", "app-1.internal", "::1", "[fe80::1]", "host9"] {
+            Service::builder("a")
+                .build_with(env(&[("DISCOVERABLE_ADVERTISE_ADDR", ok)]))
+                .unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
     }
 
     #[test]

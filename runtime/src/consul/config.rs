@@ -740,6 +740,13 @@ fn parse_address(raw: &str, https: bool, origin: &'static str) -> Result<Endpoin
         Some((scheme, rest)) => (Some(scheme.to_ascii_lowercase()), rest),
         None => (None, raw),
     };
+    if scheme.is_none() && raw.contains('/') {
+        // `http//x` or `http:/x`: a URL with a broken scheme, not a host.
+        return Err(config_error(
+            origin,
+            format!("`{raw}` has a path but no `scheme://`; {ADDRESS_EXPECTED}"),
+        ));
+    }
     let scheme = match scheme.as_deref() {
         None | Some("http") => {
             if https {
@@ -1159,6 +1166,23 @@ mod tests {
         for (addr, want) in cases {
             let c = from(&[("CONSUL_HTTP_ADDR", addr)]).unwrap();
             assert_eq!(c.address(), want, "{addr}");
+        }
+        // Without a port the scheme's port applies, as in Consul's `api` (Go's URL rules):
+        // 80 for http, 443 for https.
+        let c = from(&[("CONSUL_HTTP_ADDR", "127.0.0.1")]).unwrap();
+        assert_eq!(c.address(), "http://127.0.0.1");
+    }
+
+    #[test]
+    fn consul_config_a_broken_scheme_is_refused() {
+        for addr in ["http//x", "http:/x:8500", "127.0.0.1:8500/v1"] {
+            match from(&[("CONSUL_HTTP_ADDR", addr)]) {
+                Err(Error::Config { setting, message }) => {
+                    assert_eq!(setting, "CONSUL_HTTP_ADDR");
+                    assert!(message.contains("scheme"), "{addr}: {message}");
+                }
+                other => panic!("{addr}: expected a Config error, got {other:?}"),
+            }
         }
     }
 
