@@ -300,7 +300,41 @@ async fn a_killed_process_is_reaped_by_the_agent(kind: AgentKind) {
     );
 }
 
+async fn a_second_ctrl_c_exits_at_once(kind: AgentKind) {
+    let Some((_agent, consul)) = agent_process(kind, "a_second_ctrl_c_exits_at_once", &[]) else {
+        return;
+    };
+    // A grace period long enough that only the second signal can explain a quick exit.
+    let (mut app, _url) = example("cool_app", &consul, &[("DISCOVERABLE_GRACE_PERIOD", "60s")]);
+    until(T, "registered", || async {
+        agent_instances(&consul, "cool_app")
+            .await
+            .filter(|s| !s.is_empty())
+    })
+    .await;
+    app.signal("INT");
+    until(T, "deregistered", || async {
+        agent_instances(&consul, "cool_app")
+            .await
+            .filter(|s| s.is_empty())
+    })
+    .await;
+    let second = Instant::now();
+    app.signal("INT");
+    assert_eq!(
+        app.wait_exit(T),
+        Some(130),
+        "exit code of the second Ctrl-C"
+    );
+    eprintln!(
+        "{kind:?}: exited {:?} after the second Ctrl-C",
+        second.elapsed()
+    );
+    assert!(second.elapsed() < Duration::from_secs(10));
+}
+
 discoverable_testkit::against_both_agents!(
+    a_second_ctrl_c_exits_at_once,
     registers_every_field_and_is_passing_at_once,
     two_instances_get_two_ids,
     health_route_follows_the_instance_state,

@@ -1,6 +1,7 @@
 //! Finds the serve calls in the function body and hands each the service description:
 //! `axum::serve(l, a)` and `discoverable::serve(l, a)` become
-//! `<crate>::__private::serve(&service, l, a)`, with any method chain on them left as it is.
+//! `<crate>::__private::serve(service(), l, a)`, with any method chain on them left as it is:
+//! `service` builds the description anew for each call, so each call is its own instance.
 //!
 //! The rewrite reaches nested blocks, closures and async blocks, and the arguments of macros
 //! such as `tokio::select!` (at the token level, since a macro's input is not Rust syntax until
@@ -88,7 +89,7 @@ impl ServeCalls<'_> {
             (_, 2) => {
                 self.found += 1;
                 let (krate, service) = (self.krate, self.service);
-                Some(quote_spanned!(span=> #krate::__private::serve(&#service, #args)))
+                Some(quote_spanned!(span=> #krate::__private::serve(#service(), #args)))
             }
             (Serve::Discoverable, 3) => {
                 self.found += 1;
@@ -229,7 +230,7 @@ mod tests {
         assert_eq!(
             out,
             quote!({
-                ::discoverable::__private::serve(&svc, listener, app)
+                ::discoverable::__private::serve(svc(), listener, app)
                     .with_graceful_shutdown(signal())
                     .await
             })
@@ -246,7 +247,7 @@ mod tests {
             quote!(::discoverable::serve(l, a)),
         ] {
             let out = rewritten(quote!(#call.await));
-            assert!(out.starts_with("{ :: discoverable :: __private :: serve (& svc , l , a)"));
+            assert!(out.starts_with("{ :: discoverable :: __private :: serve (svc () , l , a)"));
         }
     }
 
@@ -255,7 +256,7 @@ mod tests {
         let (out, found, _) = run(quote!(my::disc), quote!(my::disc::serve(l, a).await));
         assert_eq!(found, 1);
         assert!(
-            out.contains("my :: disc :: __private :: serve (& svc , l , a)"),
+            out.contains("my :: disc :: __private :: serve (svc () , l , a)"),
             "{out}"
         );
     }
@@ -267,7 +268,11 @@ mod tests {
             let f = || { axum::serve(l2, a2) };
             { axum::serve(l3, a3).into_future() }
         });
-        assert_eq!(out.matches("__private :: serve (& svc").count(), 3, "{out}");
+        assert_eq!(
+            out.matches("__private :: serve (svc ()").count(),
+            3,
+            "{out}"
+        );
     }
 
     #[test]
@@ -280,7 +285,7 @@ mod tests {
         });
         assert!(
             out.contains(
-                "result = :: discoverable :: __private :: serve (& svc , listener , app) => result"
+                "result = :: discoverable :: __private :: serve (svc () , listener , app) => result"
             ),
             "{out}"
         );

@@ -1,5 +1,5 @@
-//! Code generation: the service description at the top of the function, and the serve calls
-//! rewritten to use it. Everything is named by absolute path (`<crate>::...`, `::core::...`).
+//! Code generation: a builder of the service description at the top of the function, and the
+//! serve calls rewritten to call it. Everything is named by absolute path (`<crate>::...`, `::core::...`).
 
 use proc_macro2::{Literal, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
@@ -49,11 +49,14 @@ pub(crate) fn expand(item: TokenStream, service: &Service, errors: &mut Errors) 
         );
         return item;
     }
+    // A closure that captures nothing (the builder's arguments are literals and paths), so it
+    // is `Copy`: every `async move` block and spawned task gets its own, and each serve call
+    // builds the service (reading the environment, minting the ID) when it starts.
     let builder = builder(service);
     function
         .block
         .stmts
-        .insert(0, syn::parse_quote!(let #ident = #builder;));
+        .insert(0, syn::parse_quote!(let #ident = || #builder;));
     function.into_token_stream()
 }
 
@@ -159,9 +162,9 @@ mod tests {
             #[tokio::main]
             async fn main() -> std::io::Result<()> {
                 let __discoverable_service =
-                    ::discoverable::Service::builder("cool_app").prefix("/oops").build();
+                    | | ::discoverable::Service::builder("cool_app").prefix("/oops").build();
                 let listener = bind().await?;
-                ::discoverable::__private::serve(&__discoverable_service, listener, app).await
+                ::discoverable::__private::serve(__discoverable_service(), listener, app).await
             }
         };
         assert_eq!(out, expected.to_string());

@@ -48,14 +48,18 @@ mod validate;
 /// At the top of the body, the service description, built once:
 ///
 /// ```ignore
-/// let service = ::discoverable::Service::builder("cool_app").prefix("/oops").build();
+/// let service = || ::discoverable::Service::builder("cool_app").prefix("/oops").build();
 /// ```
 ///
-/// (a `Result<Service, Error>` in a local that your code cannot name). Then every
+/// (a closure that builds a `Result<Service, Error>`, in a local that your code cannot name;
+/// it captures nothing, so it is `Copy` and every spawned task or `async move` block gets its
+/// own). Then every
 /// `axum::serve(listener, app)`, `::axum::serve(..)` and two-argument
 /// `discoverable::serve(listener, app)` in the body, including in nested blocks, closures,
 /// async blocks and macro arguments such as `tokio::select!`, becomes
-/// `::discoverable::__private::serve(&service, listener, app)`. It returns the same kind of
+/// `::discoverable::__private::serve(service(), listener, app)`: each serve call builds the
+/// service when it runs, so it reads the environment then (after a `dotenvy::dotenv()` at the
+/// top of `main`, say) and is an instance of its own, with its own ID. It returns the same kind of
 /// future as `axum::serve`, so `.with_graceful_shutdown(signal).await`,
 /// `into_make_service_with_connect_info` and the rest keep working. That call serves the app
 /// with the health route added, registers with Consul once the listener is bound, and

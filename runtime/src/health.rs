@@ -6,6 +6,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::task::AbortOnDrop;
+
 /// The health of an instance or of one indicator, mapped onto Consul's check states.
 ///
 /// | state      | health route | Consul check | Fabio routes it |
@@ -118,20 +120,11 @@ impl Indicator {
     async fn run(&self, timeout: Duration) -> Health {
         let fut = (self.run)();
         let mut task = AbortOnDrop(tokio::spawn(fut));
-        match tokio::time::timeout(timeout, &mut task.0).await {
+        match tokio::time::timeout(timeout, &mut task).await {
             Ok(Ok(health)) => health,
             Ok(Err(_panicked)) => Health::Down,
             Err(_elapsed) => Health::Down,
         }
-    }
-}
-
-/// Aborts the task when dropped (a no-op once it finished).
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

@@ -42,6 +42,9 @@ pub(crate) struct Shared {
     manual: AtomicU8,
     shutting_down: AtomicBool,
     registered: AtomicBool,
+    /// Taken by the serve call that runs this instance; a second serve call of the same
+    /// [`Service`](crate::Service) gets an instance of its own.
+    claimed: AtomicBool,
     /// Every request in flight holds a clone of this token; the clones beyond this one are
     /// the count. One atomic operation when a request starts and one when it ends.
     in_flight: Arc<()>,
@@ -66,10 +69,29 @@ impl Instance {
                 manual: AtomicU8::new(NO_OVERRIDE),
                 shutting_down: AtomicBool::new(false),
                 registered: AtomicBool::new(false),
+                claimed: AtomicBool::new(false),
                 in_flight: Arc::new(()),
                 shutdown: watch::channel(false).0,
             }),
         }
+    }
+
+    /// Takes this instance for one serve call: `true` the first time.
+    pub(crate) fn claim(&self) -> bool {
+        !self.shared.claimed.swap(true, Ordering::AcqRel)
+    }
+
+    /// A new instance of the same service (same health route and indicators), with an ID of
+    /// its own.
+    pub(crate) fn sibling(&self) -> Instance {
+        let s = &self.shared;
+        Instance::new(
+            mint_id(&s.name),
+            s.name.clone(),
+            s.health_path.clone(),
+            s.check_timeout,
+            s.indicators.clone(),
+        )
     }
 
     /// The ID this instance registers under in Consul: `<name>-<uuid v4>`.
@@ -170,3 +192,8 @@ impl fmt::Debug for Instance {
 
 /// Counts one request in flight until dropped.
 pub(crate) struct InFlight(#[allow(dead_code, reason = "held for its count")] Arc<()>);
+
+/// A new instance ID: `<name>-<uuid v4>`.
+pub(crate) fn mint_id(name: &str) -> String {
+    format!("{name}-{}", uuid::Uuid::new_v4())
+}

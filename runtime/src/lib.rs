@@ -13,6 +13,7 @@ pub mod layer;
 mod retry;
 mod serve;
 mod service;
+mod task;
 
 pub use discovery::Discovery;
 pub use error::Error;

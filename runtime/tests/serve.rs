@@ -413,7 +413,45 @@ async fn a_panic_next_to_serve_still_deregisters(kind: AgentKind) {
     );
 }
 
+/// One `Service` served twice (or a clone of it) runs two instances, each with its own ID.
+async fn one_service_served_twice_registers_two_ids(kind: AgentKind) {
+    let test = "one_service_served_twice_registers_two_ids";
+    let Some((agent, client)) = agent(kind, test).await else {
+        return;
+    };
+    let service = builder(&agent).build().unwrap();
+    let first = service.instance();
+    let l1 = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let l2 = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = tokio::spawn(discoverable_runtime::serve(service.clone(), l1, app()).into_future());
+    until(T, "the first registered", || {
+        registered(&client, first.id())
+    })
+    .await;
+    let b = tokio::spawn(discoverable_runtime::serve(service, l2, app()).into_future());
+    let svc_ids = || async {
+        let services = client.agent_services().await.unwrap_or_default();
+        let ids: Vec<String> = services
+            .values()
+            .filter(|s| s.service == "svc")
+            .map(|s| s.id.clone())
+            .collect();
+        ids
+    };
+    until(T, "two instances", || async { svc_ids().await.len() == 2 }).await;
+    let ids = svc_ids().await;
+    assert_ne!(ids[0], ids[1]);
+    assert!(ids.contains(&first.id().to_owned()));
+    first.shutdown();
+    returns_ok(a).await;
+    // The second instance stays until its own shutdown.
+    let other = ids.iter().find(|id| *id != first.id()).unwrap().clone();
+    assert!(registered(&client, &other).await);
+    b.abort();
+}
+
 discoverable_testkit::against_both_agents!(
+    one_service_served_twice_registers_two_ids,
     instance_shutdown_takes_the_signal_path,
     user_shutdown_future_and_connect_info_make_service,
     into_make_service_works,

@@ -41,39 +41,48 @@ impl Drop for DeregisterGuard {
                 }
             }
         };
-        // On the caller's runtime when there is one and it is not unwinding a panic: on a
-        // multi-threaded runtime the call runs here (the worker hands its other tasks over
-        // while it waits, so nothing else stalls); on a current-thread runtime it runs as a
-        // task, because waiting here would stop that runtime's only thread.
-        if !std::thread::panicking() {
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                match handle.runtime_flavor() {
-                    tokio::runtime::RuntimeFlavor::MultiThread => {
-                        tokio::task::block_in_place(|| handle.block_on(deregister));
-                        return;
-                    }
-                    tokio::runtime::RuntimeFlavor::CurrentThread => {
-                        handle.spawn(deregister);
-                        return;
-                    }
-                    _ => {}
-                }
-            }
-        }
-        // No runtime (or one that may be going away with the panic): a thread of its own
-        // with its own small runtime, waited for (bounded).
-        let worker = std::thread::Builder::new()
-            .name("discoverable-deregister".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build();
-                if let Ok(rt) = rt {
-                    rt.block_on(deregister);
-                }
+        // The call runs on a thread of its own with its own small runtime, and is waited for
+        // (bounded): the caller's runtime may be shutting down, when its timers and sockets
+        // no longer work. On a multi-threaded runtime the wait happens inside
+        // `block_in_place`, so the worker hands its other tasks over and nothing else stalls;
+        // on a current-thread runtime, whose only thread must not wait, the call runs as a
+        // task instead (best effort: it is lost if that runtime is shutting down).
+        let on_current_thread_runtime = !std::thread::panicking()
+            && tokio::runtime::Handle::try_current().is_ok_and(|h| {
+                matches!(
+                    h.runtime_flavor(),
+                    tokio::runtime::RuntimeFlavor::CurrentThread
+                )
             });
-        if let Ok(worker) = worker {
-            let _ = worker.join();
+        if on_current_thread_runtime {
+            tokio::spawn(deregister);
+            return;
+        }
+        let wait = move || {
+            let worker = std::thread::Builder::new()
+                .name("discoverable-deregister".into())
+                .spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build();
+                    if let Ok(rt) = rt {
+                        rt.block_on(deregister);
+                    }
+                });
+            if let Ok(worker) = worker {
+                let _ = worker.join();
+            }
+        };
+        let in_worker = tokio::runtime::Handle::try_current().is_ok_and(|h| {
+            matches!(
+                h.runtime_flavor(),
+                tokio::runtime::RuntimeFlavor::MultiThread
+            )
+        });
+        if in_worker && !std::thread::panicking() {
+            tokio::task::block_in_place(wait);
+        } else {
+            wait();
         }
     }
 }

@@ -49,6 +49,7 @@ use crate::error::Error;
 use crate::instance::Instance;
 use crate::layer::Discovered;
 use crate::service::Service;
+use crate::task::AbortOnDrop;
 
 use guard::DeregisterGuard;
 use registrar::Registrar;
@@ -85,10 +86,11 @@ where
     }
 }
 
-/// The attribute's entry: the service comes from the generated builder call.
+/// The attribute's entry: the service comes from the generated builder call, made anew for
+/// each serve call (so each reads the environment when it starts, and is its own instance).
 #[doc(hidden)]
 pub fn serve_attribute<M, S>(
-    service: &Result<Service, Error>,
+    service: Result<Service, Error>,
     listener: TcpListener,
     make_service: M,
 ) -> Serve<M, S>
@@ -96,10 +98,7 @@ where
     M: for<'a> TowerService<IncomingStream<'a, TcpListener>, Error = Infallible, Response = S>,
 {
     Serve {
-        service: match service {
-            Ok(service) => Ok(service.clone()),
-            Err(e) => Err(e.to_string()),
-        },
+        service: service.map_err(|e| e.to_string()),
         listener,
         make_service,
         shutdown: None,
@@ -186,7 +185,15 @@ where
     S::Future: Send,
 {
     let settings = service.settings.clone();
-    let instance = service.instance();
+    let instance = match service.instance() {
+        first if first.claim() => first,
+        served => {
+            let sibling = served.sibling();
+            sibling.claim();
+            tracing::debug!(served = %served.id(), id = %sibling.id(), "this Service is served already; serving another instance of it");
+            sibling
+        }
+    };
     let bound = listener.local_addr()?;
     let advertised = address::advertise(&settings, bound)?;
     let client = Client::new(settings.consul.clone())?;
@@ -251,7 +258,10 @@ where
         }
     };
     let early_end = tokio::select! {
-        () = signal::terminate() => None,
+        () = signal::terminate() => {
+            signal::exit_on_second_signal();
+            None
+        }
         () = user_signal => { tracing::info!("shutdown future completed"); None }
         _ = requested.wait_for(|r| *r) => { tracing::info!("shutdown requested"); None }
         ended = &mut server => Some(ended),
@@ -316,23 +326,6 @@ async fn deregister(client: &Client, instance: &Instance, bound: Duration) {
         ),
     }
     instance.set_registered(false);
-}
-
-/// A task handle that aborts the task when dropped.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-impl<T> Future for AbortOnDrop<T> {
-    type Output = Result<T, tokio::task::JoinError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.0).poll(cx)
-    }
 }
 
 /// Wraps every connection's service in [`Discovered`].

@@ -1,4 +1,5 @@
-//! The process signals that start a graceful shutdown: SIGTERM and SIGINT (Ctrl-C).
+//! The process signals that start a graceful shutdown: SIGTERM and SIGINT (Ctrl-C); a second
+//! one ends the process at once.
 
 /// Completes on the first SIGTERM or SIGINT. If a handler cannot be installed, that signal is
 /// logged and ignored rather than failing the service.
@@ -30,4 +31,17 @@ pub(crate) async fn terminate() {
         () = ctrl_c => {}
         () = term => {}
     }
+}
+
+/// After the first signal: a second SIGINT or SIGTERM ends the process at once (exit code
+/// 130), without waiting for the grace period and the drain, as users of a terminal expect.
+/// The task ends with the runtime.
+pub(crate) fn exit_on_second_signal() {
+    tokio::spawn(async {
+        terminate().await;
+        tracing::warn!(
+            "second signal: exiting now, without waiting for the grace period and the drain"
+        );
+        std::process::exit(130);
+    });
 }
