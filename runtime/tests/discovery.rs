@@ -298,6 +298,24 @@ async fn backend(name: &'static str, hits: Arc<AtomicUsize>) -> SocketAddr {
     addr
 }
 
+/// Registers `web-dead`, passing, at a loopback port that refuses connections; returns it.
+async fn register_dead(client: &Client) -> SocketAddr {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    client
+        .register(&registration(
+            "web-dead",
+            dead.port(),
+            CheckStatus::Passing,
+            &[],
+        ))
+        .await
+        .unwrap();
+    dead
+}
+
 async fn p2c_balances_over_discovered_instances(kind: AgentKind) {
     let Some((_agent, client)) = agent(kind, "p2c_balances_over_discovered_instances").await else {
         return;
@@ -388,19 +406,7 @@ async fn balanced_client_retries_a_dead_instance_and_skips_departed_ones(kind: A
     let a = backend("a", a_hits.clone()).await;
     let b = backend("b", b_hits.clone()).await;
     // A registered instance whose port refuses connections.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    client
-        .register(&registration(
-            "web-dead",
-            dead.port(),
-            CheckStatus::Passing,
-            &[],
-        ))
-        .await
-        .unwrap();
+    let dead = register_dead(&client).await;
     client
         .register(&registration("web-a", a.port(), CheckStatus::Passing, &[]))
         .await
@@ -509,19 +515,7 @@ async fn balanced_errors_name_the_instance_not_consul(kind: AgentKind) {
     let Some((_agent, client)) = agent(kind, test).await else {
         return;
     };
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    client
-        .register(&registration(
-            "web-dead",
-            dead.port(),
-            CheckStatus::Passing,
-            &[],
-        ))
-        .await
-        .unwrap();
+    let dead = register_dead(&client).await;
     let balanced = Balanced::new(Discovery::new(client.clone()).watch("web").start());
     let e = balanced.get("/who").await.unwrap_err();
     let shown = e.to_string();
