@@ -406,7 +406,7 @@ async fn balanced_client_retries_a_dead_instance_and_skips_departed_ones(kind: A
     let a = backend("a", a_hits.clone()).await;
     let b = backend("b", b_hits.clone()).await;
     // A registered instance whose port refuses connections.
-    let dead = register_dead(&client).await;
+    register_dead(&client).await;
     client
         .register(&registration("web-a", a.port(), CheckStatus::Passing, &[]))
         .await
