@@ -570,6 +570,10 @@ pub struct HealthCheck {
 
 /// The definition part of a [`HealthCheck`] (`Definition`). Durations decode from Go duration
 /// strings (`"10s"`) or nanosecond numbers; anything else decodes as `None`.
+///
+/// Consul 1.14 leaves `Definition` empty in its agent and health views for checks registered
+/// over HTTP, so every field here is then empty; read [`HealthCheck::interval`] and
+/// [`HealthCheck::timeout`] instead, which it does fill in.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct HealthCheckDefinition {
