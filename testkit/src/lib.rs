@@ -8,7 +8,7 @@
 //!   freeze and thaw it.
 //! - [`Fabio`]: a real Fabio in front of an agent (on loopback, or inside a network namespace
 //!   with [`FabioOptions`]); its routing table.
-//! - [`Agent`] (feature `devagent`): the dev agent or a real Consul behind one type, for tests
+//! - `Agent` (feature `devagent`): the dev agent or a real Consul behind one type, for tests
 //!   that run against both.
 //! - [`FaultProxy`] (feature `proxy`, on by default): a loopback proxy in front of an agent
 //!   that answers 500s, answers slowly or with garbage, or refuses connections on demand.
