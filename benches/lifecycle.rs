@@ -218,26 +218,14 @@ mod through_fabio {
     }
 
     fn registered(consul: &Consul) -> usize {
-        let services = consul.get("/v1/agent/services").unwrap().json().unwrap();
-        services
-            .as_object()
-            .unwrap()
-            .values()
-            .filter(|s| s["Service"] == SERVICE)
-            .count()
+        consul.registered(SERVICE)
     }
 
     /// Requests through Fabio, one after another, for `window`: how many failed.
     fn failed_within(fabio: &Fabio, window: Duration) -> usize {
-        let end = Instant::now() + window;
-        let mut failed = 0;
-        while Instant::now() < end {
-            if !answered(fabio) {
-                failed += 1;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        failed
+        fabio
+            .answers_within("/oops/", window, Duration::from_millis(5))
+            .1
     }
 
     fn cool_app(exe: &Path, consul: &Consul) -> (Proc, Instant, u16) {
@@ -253,10 +241,7 @@ mod through_fabio {
     }
 
     fn routes_to(fabio: &Fabio, port: u16) -> bool {
-        fabio
-            .destinations("/oops")
-            .iter()
-            .any(|d| d.ends_with(&format!(":{port}/")))
+        fabio.routes_to("/oops", port)
     }
 
     pub fn run(exe: &Path, report: &mut Report) {

@@ -288,10 +288,7 @@ async fn through_fabio(report: &mut Report) {
     let fabio = Arc::new(fabio);
     let table = fabio.clone();
     let o = roll(&consul, fabio.proxy_addr(), "/roll", move |port| {
-        table
-            .destinations("/roll")
-            .iter()
-            .any(|d| d.ends_with(&format!(":{port}/")))
+        table.routes_to("/roll", port)
     })
     .await;
     report.add("fabio_requests_ok_count", o.ok as f64, "", "");

@@ -131,10 +131,9 @@ async fn routed_cool_app(
     let bound = Instant::now();
     let proxy = format!("http://{}/oops/", fabio.proxy_addr());
     let client = reqwest::Client::new();
-    let port = url.rsplit(':').next().unwrap().to_owned();
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
     until(T, "cool_app answering through Fabio", || async {
-        let dst = fabio.destinations("/oops");
-        if !dst.iter().any(|d| d.contains(&format!(":{port}/"))) {
+        if !fabio.routes_to("/oops", port) {
             return None;
         }
         let r = client.get(&proxy).send().await.ok()?;

@@ -13,38 +13,19 @@ use std::time::{Duration, Instant};
 use discoverable_testkit::{Consul, Fabio, free_port, http, peers, wait_until};
 use support::{Proc, blocking, example, spawn};
 
-/// Requests through Fabio to `/oops/` for `window`, one at a time; returns how many failed.
+/// Requests through Fabio to `/oops/` for `window`, one at a time: (ok, failed).
 fn failed_through(fabio: &Fabio, window: Duration) -> (usize, usize) {
-    let until = Instant::now() + window;
-    let (mut ok, mut failed) = (0, 0);
-    while Instant::now() < until {
-        match fabio.get("/oops/") {
-            Ok(a) if a.status == 200 => ok += 1,
-            _ => failed += 1,
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (ok, failed)
+    fabio.answers_within("/oops/", window, Duration::from_millis(20))
 }
 
 fn registered(consul: &Consul) -> usize {
-    let services = consul.get("/v1/agent/services").unwrap().json().unwrap();
-    services
-        .as_object()
-        .unwrap()
-        .values()
-        .filter(|s| s["Service"] == "cool_app")
-        .count()
+    consul.registered("cool_app")
 }
 
 /// Time from `started` until Fabio routes `/oops` to `port`.
 fn routed_after(fabio: &Fabio, port: u16, started: Instant, within: Duration) -> Duration {
     wait_until(within, || {
-        if fabio
-            .destinations("/oops")
-            .iter()
-            .any(|d| d.ends_with(&format!(":{port}/")))
-        {
+        if fabio.routes_to("/oops", port) {
             Ok(started.elapsed())
         } else {
             Err(format!("routes: {:?}", fabio.routes()))

@@ -37,17 +37,6 @@ mod consul {
             let client = client_for(&agent.url(), None);
             Some(Target { client, agent })
         }
-
-        /// Makes the agent forget every registration and start its index over: the dev
-        /// agent's switch, or a real `-dev` agent killed and started again on its port.
-        async fn lose_state(&mut self) {
-            match &mut self.agent {
-                Agent::Dev(dev) => dev.faults().restart_losing_state(),
-                Agent::Real(consul) => {
-                    tokio::task::block_in_place(|| consul.restart(false));
-                }
-            }
-        }
     }
 
     fn client_for(url: &str, token: Option<&str>) -> Client {
@@ -690,7 +679,7 @@ mod consul {
             })
         };
         tokio::time::sleep(Duration::from_millis(300)).await;
-        t.lose_state().await;
+        t.agent.lose_state().await;
         // The dev agent answers the read in flight at once; a real agent that was killed
         // drops the connection, and the client's next read of the fresh agent sees the
         // lower index. Either way the next answer carries an index below the old one.
@@ -870,35 +859,23 @@ mod consul {
         }
 
         // Hanging: the dev agent's delay, or a real agent frozen with SIGSTOP.
-        match &t.agent {
-            Agent::Dev(agent) => agent.faults().set_delay(Some(Duration::from_secs(2))),
-            Agent::Real(consul) => consul.freeze(),
-        }
+        t.agent.hang();
         let started = Instant::now();
         match quick.agent_services().await {
             Err(Error::Timeout { after, .. }) => assert_eq!(after, Duration::from_millis(300)),
             other => panic!("expected Timeout, got {other:?}"),
         }
         assert!(started.elapsed() < Duration::from_millis(1500));
-        match &t.agent {
-            Agent::Dev(agent) => agent.faults().set_delay(None),
-            Agent::Real(consul) => consul.thaw(),
-        }
+        t.agent.unhang();
         quick.agent_services().await.unwrap();
 
         // Not listening: the dev agent's switch, or a real agent killed.
-        match &mut t.agent {
-            Agent::Dev(agent) => agent.faults().set_unavailable(true).await,
-            Agent::Real(consul) => tokio::task::block_in_place(|| consul.kill()),
-        }
+        t.agent.go_down().await;
         match quick.agent_self().await {
             Err(Error::Unreachable { addr, .. }) => assert_eq!(addr, url),
             other => panic!("expected Unreachable, got {other:?}"),
         }
-        match &mut t.agent {
-            Agent::Dev(agent) => agent.faults().set_unavailable(false).await,
-            Agent::Real(consul) => tokio::task::block_in_place(|| consul.restart(false)),
-        }
+        t.agent.come_back().await;
         eventually(
             "the agent to listen again",
             Duration::from_secs(5),

@@ -75,14 +75,6 @@ impl Agent {
             Agent::Real(_) => None,
         }
     }
-
-    /// The real Consul, if this is one.
-    pub fn real(&mut self) -> Option<&mut Consul> {
-        match self {
-            Agent::Dev(_) => None,
-            Agent::Real(c) => Some(c),
-        }
-    }
 }
 
 /// Faults, the same for both kinds: the dev agent's switches, or the real process killed,

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::http::{self, Answer};
 use crate::peers::Peers;
-use crate::process::{Peer, free_port, scratch_dir, wait_until};
+use crate::process::{Peer, free_port, scratch_dir, tail, wait_until};
 
 /// How to run a [`Consul`] agent. `Default`: one `-dev` server on 127.0.0.1, no ACLs.
 #[derive(Debug, Clone)]
@@ -300,6 +300,17 @@ impl Consul {
         http::put(self.http, path, body, self.token())
     }
 
+    /// How many instances of service `name` the agent holds (`/v1/agent/services`).
+    pub fn registered(&self, name: &str) -> usize {
+        let services = self
+            .get("/v1/agent/services")
+            .and_then(|a| a.json())
+            .unwrap_or_else(|e| panic!("consul {}: agent services: {e}", self.node));
+        services.as_object().map_or(0, |all| {
+            all.values().filter(|s| s["Service"] == name).count()
+        })
+    }
+
     /// Creates a policy of `rules` (HCL) and a token holding only it; returns its secret.
     pub fn create_token(&self, name: &str, rules: &str) -> String {
         let policy = self
@@ -352,14 +363,8 @@ impl Consul {
 
     /// The last `lines` lines of the agent's log.
     pub fn log_tail(&self, lines: usize) -> String {
-        self.peer
-            .as_ref()
-            .map(|p| p.log_tail(lines))
-            .unwrap_or_else(|| {
-                let text = std::fs::read_to_string(self.dir.join("consul.log")).unwrap_or_default();
-                let all: Vec<&str> = text.lines().collect();
-                all[all.len().saturating_sub(lines)..].join("\n")
-            })
+        // Also after a kill: the log file outlives the process.
+        tail(&self.dir.join("consul.log"), lines)
     }
 }
 

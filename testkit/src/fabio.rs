@@ -186,6 +186,27 @@ impl Fabio {
         dst
     }
 
+    /// Whether Fabio routes `src` to an instance on `port` now.
+    pub fn routes_to(&self, src: &str, port: u16) -> bool {
+        let suffix = format!(":{port}/");
+        self.destinations(src).iter().any(|d| d.ends_with(&suffix))
+    }
+
+    /// Sends `GET path` through the proxy, one request after another with `pause` between,
+    /// for `window`; returns how many were answered 200 and how many were not.
+    pub fn answers_within(&self, path: &str, window: Duration, pause: Duration) -> (usize, usize) {
+        let end = std::time::Instant::now() + window;
+        let (mut ok, mut failed) = (0, 0);
+        while std::time::Instant::now() < end {
+            match self.get(path) {
+                Ok(a) if a.status == 200 => ok += 1,
+                _ => failed += 1,
+            }
+            std::thread::sleep(pause);
+        }
+        (ok, failed)
+    }
+
     /// `GET path` through the proxy.
     pub fn get(&self, path: &str) -> Result<Answer, String> {
         http::request(self.proxy, "GET", path, &[], b"", Duration::from_secs(5))

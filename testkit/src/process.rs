@@ -47,6 +47,13 @@ pub(crate) fn scratch_dir(what: &str) -> PathBuf {
     dir
 }
 
+/// The last `lines` lines of the file at `path` (empty if it cannot be read).
+pub(crate) fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
 /// A running peer process. Dropping it kills the process.
 #[derive(Debug)]
 pub struct Peer {
@@ -126,9 +133,7 @@ impl Peer {
 
     /// The last `lines` lines of the process's output.
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
+        tail(&self.log, lines)
     }
 }
 
