@@ -47,14 +47,11 @@ impl Drop for DeregisterGuard {
         // `block_in_place`, so the worker hands its other tasks over and nothing else stalls;
         // on a current-thread runtime, whose only thread must not wait, the call runs as a
         // task instead (best effort: it is lost if that runtime is shutting down).
-        let on_current_thread_runtime = !std::thread::panicking()
-            && tokio::runtime::Handle::try_current().is_ok_and(|h| {
-                matches!(
-                    h.runtime_flavor(),
-                    tokio::runtime::RuntimeFlavor::CurrentThread
-                )
-            });
-        if on_current_thread_runtime {
+        let flavor = tokio::runtime::Handle::try_current()
+            .ok()
+            .filter(|_| !std::thread::panicking())
+            .map(|h| h.runtime_flavor());
+        if flavor == Some(tokio::runtime::RuntimeFlavor::CurrentThread) {
             tokio::spawn(deregister);
             return;
         }
@@ -73,13 +70,7 @@ impl Drop for DeregisterGuard {
                 let _ = worker.join();
             }
         };
-        let in_worker = tokio::runtime::Handle::try_current().is_ok_and(|h| {
-            matches!(
-                h.runtime_flavor(),
-                tokio::runtime::RuntimeFlavor::MultiThread
-            )
-        });
-        if in_worker && !std::thread::panicking() {
+        if flavor == Some(tokio::runtime::RuntimeFlavor::MultiThread) {
             tokio::task::block_in_place(wait);
         } else {
             wait();
