@@ -692,7 +692,7 @@ impl Client {
             Error::Timeout { addr, after: bound }
         } else {
             let mut message = self.scrub(chain(e));
-            if let Some(hint) = tls_hint(&message) {
+            if let Some(hint) = tls_hint(&message, self.inner.config.is_https()) {
                 message.push_str("; TLS: ");
                 message.push_str(hint);
             }
@@ -872,7 +872,7 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// What to set when the TLS handshake failed, read from rustls's error text (reqwest gives no
 /// typed TLS error): the transport's words alone ("invalid peer certificate: UnknownIssuer")
 /// do not say which of Consul's variables fixes it.
-fn tls_hint(message: &str) -> Option<&'static str> {
+fn tls_hint(message: &str, https: bool) -> Option<&'static str> {
     if message.contains("invalid peer certificate") {
         Some(if message.contains("not valid for name") {
             "the agent's certificate does not carry the host name dialled; set CONSUL_TLS_SERVER_NAME to a name it carries, or address the agent by that name"
@@ -890,6 +890,20 @@ fn tls_hint(message: &str) -> Option<&'static str> {
     {
         Some(
             "the agent refused the client certificate; set CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY to a certificate signed by a CA it trusts",
+        )
+    } else if https
+        && [
+            "connection was not ready",
+            "connection closed before message completed",
+        ]
+        .iter()
+        .any(|closed| message.contains(closed))
+    {
+        // With TLS 1.3 the client's handshake ends before the agent checks the client
+        // certificate; an agent that refuses it (Consul's `verify_incoming`) may close the
+        // connection before the alert reaches the client.
+        Some(
+            "the agent closed the connection without answering, as it does when it refuses the client certificate; if it verifies clients, set CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY to a certificate signed by a CA it trusts",
         )
     } else {
         None
@@ -1064,7 +1078,7 @@ mod tests {
 
     #[test]
     fn consul_tls_failures_name_the_variable_to_set() {
-        let hint = |m: &str| tls_hint(m).unwrap_or_default();
+        let hint = |m: &str| tls_hint(m, true).unwrap_or_default();
         assert!(
             hint("client error (Connect): invalid peer certificate: UnknownIssuer")
                 .contains("CONSUL_CACERT")
@@ -1079,9 +1093,14 @@ mod tests {
         );
         assert!(hint("received fatal alert: UnknownCA").contains("CONSUL_CLIENT_KEY"));
         assert_eq!(
-            tls_hint("tcp connect error: Connection refused (os error 111)"),
+            tls_hint("tcp connect error: Connection refused (os error 111)", true),
             None
         );
+        // An agent that refused the client certificate after a TLS 1.3 handshake, before
+        // its alert arrived; over plain HTTP the same words say nothing about TLS.
+        let closed = "client error (Canceled): operation was canceled: connection was not ready";
+        assert!(hint(closed).contains("CONSUL_CLIENT_CERT"));
+        assert_eq!(tls_hint(closed, false), None);
     }
 
     #[test]
