@@ -1,12 +1,20 @@
 //! The one error type of the runtime.
 
+use std::fmt;
 use std::time::Duration;
 
 /// Everything that can go wrong in discoverable's runtime.
 ///
 /// Messages say what happened and what to do about it. None of them ever contains the
-/// ACL token.
-#[derive(Debug, thiserror::Error)]
+/// ACL token. The `Debug` form is the message too, so a `main` that returns the error (as
+/// `Result<(), Box<dyn std::error::Error>>`) prints one sentence; match on the variants for
+/// the details.
+///
+/// ```
+/// let error = discoverable_runtime::Service::builder("bad name!").build().unwrap_err();
+/// assert_eq!(format!("{error:?}"), error.to_string());
+/// ```
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A setting (from the environment or the builder) has a value that cannot be used.
@@ -99,4 +107,10 @@ pub enum Error {
         /// What the transport said.
         message: String,
     },
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }

@@ -10,6 +10,7 @@ mod error;
 mod health;
 mod instance;
 pub mod layer;
+mod log;
 mod retry;
 mod serve;
 mod service;

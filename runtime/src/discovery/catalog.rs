@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tracing::instrument::WithSubscriber as _;
 
 use super::watch::Discovery;
 use crate::consul::{QueryOptions, next_index};
@@ -38,7 +39,7 @@ impl Discovery {
     pub fn catalog(&self) -> CatalogWatch {
         let (tx, rx) = watch::channel(Catalog::new());
         let client = self.client().clone();
-        tokio::spawn(async move {
+        let watch = async move {
             let mut index = 0u64;
             let new_backoff =
                 || crate::retry::backoff(crate::DEFAULT_RETRY_MIN, crate::DEFAULT_RETRY_MAX);
@@ -85,7 +86,8 @@ impl Discovery {
                     }
                 }
             }
-        });
+        };
+        tokio::spawn(watch.with_subscriber(crate::log::dispatch()));
         CatalogWatch { rx }
     }
 }

@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tracing::instrument::WithSubscriber as _;
 
 use super::route::Route;
 use crate::consul::{self, Client, HealthQuery, QueryOptions, ServiceEntry, next_index};
@@ -123,7 +124,7 @@ impl WatchBuilder {
     pub fn start(self) -> Watch {
         let (tx, rx) = watch::channel(InstanceSet::default());
         let name = self.name.as_str().into();
-        tokio::spawn(run(self, tx));
+        tokio::spawn(run(self, tx).with_subscriber(crate::log::dispatch()));
         Watch { rx, name }
     }
 }

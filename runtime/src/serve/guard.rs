@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use tracing::instrument::WithSubscriber as _;
+
 use crate::consul::{Client, Config};
 
 /// Bound on the best-effort call.
@@ -10,12 +12,15 @@ const BOUND: Duration = Duration::from_secs(2);
 
 pub(crate) struct DeregisterGuard {
     armed: Option<(Config, String)>,
+    /// Where its log lines go: the serve call's dispatcher, also from another thread.
+    dispatch: tracing::Dispatch,
 }
 
 impl DeregisterGuard {
     pub(crate) fn new(config: Config, id: String) -> Self {
         DeregisterGuard {
             armed: Some((config, id)),
+            dispatch: tracing::dispatcher::get_default(tracing::Dispatch::clone),
         }
     }
 
@@ -40,7 +45,8 @@ impl Drop for DeregisterGuard {
                     tracing::warn!(%id, "best-effort deregistration failed; Consul removes the instance after deregister_after")
                 }
             }
-        };
+        }
+        .with_subscriber(self.dispatch.clone());
         // The call runs on a thread of its own with its own small runtime, and is waited for
         // (bounded): the caller's runtime may be shutting down, when its timers and sockets
         // no longer work. On a multi-threaded runtime the wait happens inside

@@ -43,6 +43,8 @@ use pin_project_lite::pin_project;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_service::Service as TowerService;
+use tracing::Instrument as _;
+use tracing::instrument::WithSubscriber as _;
 
 use crate::consul::Client;
 use crate::error::Error;
@@ -88,6 +90,12 @@ where
 
 /// The attribute's entry: the service comes from the generated builder call, made anew for
 /// each serve call (so each reads the environment when it starts, and is its own instance).
+///
+/// A service that cannot be built here means a setting in the environment cannot be used
+/// (everything the attribute itself says was checked at compile time): awaiting the serve
+/// call then prints `error: invalid setting <VARIABLE>: ...` on stderr and ends the process
+/// with exit code 2, as a command-line parser does with a bad flag. The process's `main`
+/// could only print the error's `Debug` form, which for an `io::Error` is not a sentence.
 #[doc(hidden)]
 pub fn serve_attribute<M, S>(
     service: Result<Service, Error>,
@@ -98,7 +106,7 @@ where
     M: for<'a> TowerService<IncomingStream<'a, TcpListener>, Error = Infallible, Response = S>,
 {
     Serve {
-        service: service.map_err(|e| e.to_string()),
+        service,
         listener,
         make_service,
         shutdown: None,
@@ -109,7 +117,7 @@ where
 /// A discoverable server; await it. Returned by [`serve`].
 #[must_use = "a Serve does nothing until awaited"]
 pub struct Serve<M, S> {
-    service: Result<Service, String>,
+    service: Result<Service, Error>,
     listener: TcpListener,
     make_service: M,
     shutdown: Option<ShutdownSignal>,
@@ -149,14 +157,19 @@ where
     type IntoFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let service = self
-                .service
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let serving = async move {
+            let service = match self.service {
+                Ok(service) => service,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    std::process::exit(2)
+                }
+            };
             run(service, self.listener, self.make_service, self.shutdown)
                 .await
                 .map_err(into_io)
-        })
+        };
+        Box::pin(serving.with_subscriber(crate::log::dispatch()))
     }
 }
 
@@ -245,10 +258,12 @@ where
     // Every line the registrar logs names the instance, so several instances in one process
     // can be told apart.
     let span = tracing::info_span!("registrar", service = %settings.name, id = %instance.id());
-    let mut registrar = AbortOnDrop(tokio::spawn(tracing::Instrument::instrument(
-        registrar.run(status, registered),
-        span,
-    )));
+    let mut registrar = AbortOnDrop(tokio::spawn(
+        registrar
+            .run(status, registered)
+            .instrument(span)
+            .with_current_subscriber(),
+    ));
 
     let mut requested = instance.shutdown_requested();
     let user_signal = async move {

@@ -37,11 +37,15 @@ pub(crate) async fn terminate() {
 /// 130), without waiting for the grace period and the drain, as users of a terminal expect.
 /// The task ends with the runtime.
 pub(crate) fn exit_on_second_signal() {
-    tokio::spawn(async {
-        terminate().await;
-        tracing::warn!(
-            "second signal: exiting now, without waiting for the grace period and the drain"
-        );
-        std::process::exit(130);
-    });
+    use tracing::instrument::WithSubscriber as _;
+    tokio::spawn(
+        async {
+            terminate().await;
+            tracing::warn!(
+                "second signal: exiting now, without waiting for the grace period and the drain"
+            );
+            std::process::exit(130);
+        }
+        .with_current_subscriber(),
+    );
 }
