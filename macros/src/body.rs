@@ -3,48 +3,81 @@
 //! `<crate>::__private::serve(service(), l, a)`, with any method chain on them left as it is:
 //! `service` builds the description anew for each call, so each call is its own instance.
 //!
-//! The rewrite reaches nested blocks, closures and async blocks, and the arguments of macros
-//! such as `tokio::select!` (at the token level, since a macro's input is not Rust syntax until
-//! it expands). Nested items are left alone: they cannot see the function's locals.
-
+//! What is rewritten, in two sentences (the README says the same): every call of `serve` with
+//! two arguments, written `axum::serve` or `discoverable::serve`, or by a name the body imports
+//! with `use axum::serve;`, anywhere in the body except inside nested items (`fn`, `impl`,
+//! `mod`), including inside closures, async blocks and the arguments of macros such as
+//! `tokio::select!`. A `serve` imported outside the function cannot be seen and is reported.
+//!
+//! It also reports a route of the app on the health path (`.route("/health", ..)` written in
+//! the body), which the health route, answered before the app, would shadow.
 use proc_macro2::{Delimiter, Group, Ident, Span, TokenStream, TokenTree};
 use quote::quote_spanned;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::visit_mut::{self, VisitMut};
-use syn::{Block, Expr, Item, Macro, Path, PathArguments, Token};
+use syn::{Block, Expr, ExprLit, Item, Lit, Macro, Path, PathArguments, Stmt, Token, UseTree};
 
 use crate::errors::Errors;
 
-/// Rewrites the serve calls in `block`; returns how many there are.
+/// Rewrites the serve calls in `block` and reports routes on `health_path`; returns how many
+/// serve calls there are, and whether, with none, it reported the first call of a `serve` it
+/// cannot see.
 pub(crate) fn rewrite(
     block: &mut Block,
     krate: &Path,
     service: &Ident,
+    health_path: &str,
     errors: &mut Errors,
-) -> usize {
+) -> (usize, bool) {
     let mut calls = ServeCalls {
         krate,
         krate_segments: segments(krate).unwrap_or_default(),
         service,
+        health_path,
         errors,
         found: 0,
+        imported: Vec::new(),
+        unseen: None,
     };
     calls.visit_block_mut(block);
-    calls.found
+    let unseen = calls.unseen.filter(|_| calls.found == 0);
+    if let Some(span) = unseen {
+        calls.errors.push(syn::Error::new(span, UNSEEN));
+    }
+    (calls.found, unseen.is_some())
 }
 
 const SERVICE_GIVEN: &str = "`#[discoverable]` already describes the service, so `serve` takes \
                              only the listener and the app: write `discoverable::serve(listener, \
                              app)` or `axum::serve(listener, app)`";
 
+const UNSEEN: &str = "`#[discoverable]` cannot see where this `serve` comes from: it rewrites \
+                      `axum::serve(listener, app)` and `discoverable::serve(listener, app)` \
+                      written with the crate name, or a `serve` imported inside this function \
+                      (`use axum::serve;`); write `axum::serve(listener, app)` here";
+
+/// The error for a route on the health path.
+fn shadowed(path: &str) -> String {
+    format!(
+        "`{path}` is the health route `#[discoverable]` adds, answered before the app, so this \
+         route would never be reached; give it another path, or move the health route with \
+         `health = \"/other\"`"
+    )
+}
+
 struct ServeCalls<'a> {
     krate: &'a Path,
     krate_segments: Vec<String>,
     service: &'a Ident,
+    health_path: &'a str,
     errors: &'a mut Errors,
     found: usize,
+    /// Names imported with `use` by the enclosing blocks, innermost last, and what they name.
+    imported: Vec<Vec<(String, Serve)>>,
+    /// The first call of a `serve` with two arguments that is none of the above.
+    unseen: Option<Span>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -64,6 +97,20 @@ fn segments(path: &Path) -> Option<Vec<String>> {
 impl ServeCalls<'_> {
     /// Which `serve` a path (its segments, leading `::` dropped) names, if any.
     fn serve(&self, segments: &[String]) -> Option<Serve> {
+        if let [name] = segments {
+            return self
+                .imported
+                .iter()
+                .rev()
+                .flatten()
+                .find(|(imported, _)| imported == name)
+                .map(|&(_, serve)| serve);
+        }
+        self.full_path(segments)
+    }
+
+    /// Which `serve` a full path names, if any.
+    fn full_path(&self, segments: &[String]) -> Option<Serve> {
         let (last, crate_path) = segments.split_last()?;
         if last != "serve" {
             return None;
@@ -115,8 +162,15 @@ impl ServeCalls<'_> {
                     }
                     _ => None,
                 });
-                let replacement =
-                    call.and_then(|(serve, args)| self.replacement(serve, trees[i].span(), &args));
+                let replacement = match call {
+                    Some((serve, args)) => self.replacement(serve, trees[i].span(), &args),
+                    None => {
+                        if segments == ["serve"] && two_args(trees.get(i + len)) {
+                            self.unseen.get_or_insert(trees[i].span());
+                        }
+                        None
+                    }
+                };
                 match replacement {
                     Some(replacement) => {
                         out.extend(replacement);
@@ -167,13 +221,94 @@ fn path_at(trees: &[TokenTree], start: usize) -> Option<(Vec<String>, usize)> {
     (!segments.is_empty()).then_some((segments, i - start))
 }
 
+/// Whether `tree` is a parenthesised list of two expressions.
+fn two_args(tree: Option<&TokenTree>) -> bool {
+    matches!(tree, Some(TokenTree::Group(args)) if args.delimiter() == Delimiter::Parenthesis
+        && Punctuated::<Expr, Token![,]>::parse_terminated
+            .parse2(args.stream())
+            .is_ok_and(|args| args.len() == 2))
+}
+
+/// The names a `use` tree imports for `serve` functions: `use axum::serve;`,
+/// `use axum::serve as s;`, `use axum::{serve, Router};`, `use axum::*;`.
+fn imports(
+    tree: &UseTree,
+    prefix: &mut Vec<String>,
+    calls: &ServeCalls<'_>,
+    out: &mut Vec<(String, Serve)>,
+) {
+    match tree {
+        UseTree::Path(path) => {
+            prefix.push(path.ident.to_string());
+            imports(&path.tree, prefix, calls, out);
+            prefix.pop();
+        }
+        UseTree::Name(name) => {
+            prefix.push(name.ident.to_string());
+            if let Some(serve) = calls.full_path(prefix) {
+                out.push((name.ident.to_string(), serve));
+            }
+            prefix.pop();
+        }
+        UseTree::Rename(rename) => {
+            prefix.push(rename.ident.to_string());
+            if let Some(serve) = calls.full_path(prefix) {
+                out.push((rename.rename.to_string(), serve));
+            }
+            prefix.pop();
+        }
+        UseTree::Glob(_) => {
+            prefix.push("serve".to_owned());
+            if let Some(serve) = calls.full_path(prefix) {
+                out.push(("serve".to_owned(), serve));
+            }
+            prefix.pop();
+        }
+        UseTree::Group(group) => {
+            for tree in &group.items {
+                imports(tree, prefix, calls, out);
+            }
+        }
+    }
+}
+
 fn is_punct(tree: &TokenTree, c: char) -> bool {
     matches!(tree, TokenTree::Punct(p) if p.as_char() == c)
 }
 
 impl VisitMut for ServeCalls<'_> {
+    fn visit_block_mut(&mut self, block: &mut Block) {
+        let mut names = Vec::new();
+        for stmt in &mut block.stmts {
+            if let Stmt::Item(Item::Use(item)) = stmt {
+                let before = names.len();
+                imports(&item.tree, &mut Vec::new(), self, &mut names);
+                if names.len() > before {
+                    // Its calls are rewritten, so the import itself is no longer used.
+                    item.attrs.push(syn::parse_quote!(#[allow(unused_imports)]));
+                }
+            }
+        }
+        self.imported.push(names);
+        visit_mut::visit_block_mut(self, block);
+        self.imported.pop();
+    }
+
     fn visit_expr_mut(&mut self, expr: &mut Expr) {
         visit_mut::visit_expr_mut(self, expr);
+        if let Expr::MethodCall(call) = expr {
+            let route = call.method == "route" || call.method == "route_service";
+            if let Some(Expr::Lit(ExprLit {
+                lit: Lit::Str(path),
+                ..
+            })) = call.args.first().filter(|_| route)
+            {
+                if path.value() == self.health_path {
+                    self.errors.spanned(path, shadowed(self.health_path));
+                }
+            }
+            return;
+        }
         let Expr::Call(call) = expr else { return };
         let Expr::Path(func) = &*call.func else {
             return;
@@ -181,7 +316,13 @@ impl VisitMut for ServeCalls<'_> {
         if func.qself.is_some() || !call.attrs.is_empty() {
             return;
         }
-        let Some(serve) = segments(&func.path).and_then(|s| self.serve(&s)) else {
+        let Some(path) = segments(&func.path) else {
+            return;
+        };
+        let Some(serve) = self.serve(&path) else {
+            if path == ["serve"] && call.args.len() == 2 {
+                self.unseen.get_or_insert(func.path.span());
+            }
             return;
         };
         if let Some(replacement) = self.replacement(serve, func.path.span(), &call.args) {
@@ -208,7 +349,7 @@ mod tests {
         let krate: Path = syn::parse2(krate).unwrap();
         let service = Ident::new("svc", Span::call_site());
         let mut errors = Errors::default();
-        let found = rewrite(&mut block, &krate, &service, &mut errors);
+        let (found, _) = rewrite(&mut block, &krate, &service, "/health", &mut errors);
         (
             block.into_token_stream().to_string(),
             found,
@@ -296,7 +437,6 @@ mod tests {
         let (_, found, errors) = run(
             quote!(::discoverable),
             quote! {
-                serve(l, a);
                 my::axum::serve(l, a);
                 axum::serve(l);
                 other::serve(l, a);
@@ -305,6 +445,96 @@ mod tests {
             },
         );
         assert_eq!((found, errors.len()), (0, 0));
+    }
+
+    #[test]
+    fn a_serve_imported_in_the_body() {
+        for import in [
+            quote!(
+                use axum::serve;
+            ),
+            quote!(
+                use ::axum::serve;
+            ),
+            quote!(
+                use axum::{routing::get, serve};
+            ),
+            quote!(
+                use axum::*;
+            ),
+            quote!(
+                use discoverable::serve;
+            ),
+        ] {
+            let out = rewritten(quote! { #import serve(l, a).await });
+            assert!(
+                out.contains("# [allow (unused_imports)]")
+                    && out.contains(":: discoverable :: __private :: serve (svc () , l , a)"),
+                "{import}: {out}"
+            );
+        }
+        let out = rewritten(quote! { use axum::serve as run; run(l, a).await });
+        assert!(out.contains("__private :: serve (svc () , l , a)"), "{out}");
+        let out = rewritten(quote! { use axum::serve; tokio::select! { r = serve(l, a) => r } });
+        assert!(
+            out.contains("r = :: discoverable :: __private :: serve (svc () , l , a)"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn an_import_reaches_only_its_block() {
+        let (out, found, errors) = run(
+            quote!(::discoverable),
+            quote! {
+                { use axum::serve; serve(l, a).await; }
+                serve(l2, a2).await;
+            },
+        );
+        assert_eq!((found, errors.len()), (1, 0), "{out}");
+        assert!(out.contains("serve (l2 , a2)"), "{out}");
+    }
+
+    #[test]
+    fn a_serve_it_cannot_see_is_pointed_at() {
+        for body in [
+            quote!(serve(listener, app).await),
+            quote!(tokio::select! { r = serve(listener, app) => r }),
+            quote! { use other::serve; serve(listener, app).await },
+        ] {
+            let (_, found, errors) = run(quote!(::discoverable), body.clone());
+            assert_eq!(
+                (found, &errors[..]),
+                (0, &[UNSEEN.to_owned()][..]),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_route_on_the_health_path() {
+        let (_, _, errors) = run(
+            quote!(::discoverable),
+            quote! {
+                let app = Router::new().route("/", get(home)).route("/health", get(mine));
+                let other = Router::new().route_service("/health", svc).route("/healthz", get(x));
+                axum::serve(l, app).await
+            },
+        );
+        assert_eq!(errors, [shadowed("/health"), shadowed("/health")]);
+        let mut block: Block = syn::parse2(quote!({
+            let app = Router::new().route("/health", get(mine));
+            axum::serve(l, app).await
+        }))
+        .unwrap();
+        let mut errors = Errors::default();
+        let krate: Path = syn::parse_quote!(::discoverable);
+        let service = Ident::new("svc", Span::call_site());
+        rewrite(&mut block, &krate, &service, "/up", &mut errors);
+        assert!(
+            errors.is_empty(),
+            "with `health = \"/up\"`, `/health` is the app's"
+        );
     }
 
     #[test]

@@ -38,14 +38,26 @@ pub(crate) fn expand(item: TokenStream, service: &Service, errors: &mut Errors) 
 
     // Mixed-site hygiene: user code cannot name (or shadow) this local.
     let ident = Ident::new("__discoverable_service", Span::mixed_site());
-    let found = body::rewrite(&mut function.block, &service.krate, &ident, errors);
+    let health_path = service.health.as_ref().map_or_else(
+        || discoverable_rules::DEFAULT_HEALTH_PATH.to_owned(),
+        |arg| arg.value.value(),
+    );
+    let (found, reported) = body::rewrite(
+        &mut function.block,
+        &service.krate,
+        &ident,
+        &health_path,
+        errors,
+    );
     if found == 0 {
+        if reported {
+            return item;
+        }
         errors.spanned(
             &function.sig,
             "this function does not serve the app: `#[discoverable]` registers the service its \
              function serves, so call `axum::serve(listener, app)` or \
-             `discoverable::serve(listener, app)` in the body (with the crate name written out; \
-             a `serve` imported with `use` is not recognised)",
+             `discoverable::serve(listener, app)` in the body",
         );
         return item;
     }
@@ -273,11 +285,23 @@ mod tests {
     fn no_serve_call() {
         let item = quote!(
             async fn main() {
-                serve(l, a).await;
+                run(l, a).await;
             }
         );
         let (out, errors) = run(quote!(name = "a"), item.clone());
         assert_eq!(out, item.to_string());
         assert!(errors[0].starts_with("this function does not serve the app"));
+        // A `serve` imported outside the function: that call is pointed at instead.
+        let item = quote!(
+            async fn main() {
+                serve(l, a).await;
+            }
+        );
+        let (out, errors) = run(quote!(name = "a"), item.clone());
+        assert_eq!(out, item.to_string());
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].starts_with("`#[discoverable]` cannot see where this `serve` comes from")
+        );
     }
 }

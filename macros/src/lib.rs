@@ -53,21 +53,30 @@ mod validate;
 ///
 /// (a closure that builds a `Result<Service, Error>`, in a local that your code cannot name;
 /// it captures nothing, so it is `Copy` and every spawned task or `async move` block gets its
-/// own). Then every
-/// `axum::serve(listener, app)`, `::axum::serve(..)` and two-argument
-/// `discoverable::serve(listener, app)` in the body, including in nested blocks, closures,
-/// async blocks and macro arguments such as `tokio::select!`, becomes
-/// `::discoverable::__private::serve(service(), listener, app)`: each serve call builds the
-/// service when it runs, so it reads the environment then (after a `dotenvy::dotenv()` at the
-/// top of `main`, say) and is an instance of its own, with its own ID. It returns the same kind of
-/// future as `axum::serve`, so `.with_graceful_shutdown(signal).await`,
-/// `into_make_service_with_connect_info` and the rest keep working. That call serves the app
-/// with the health route added, registers with Consul once the listener is bound, and
-/// deregisters on SIGTERM / Ctrl-C before the server drains.
+/// own). Then every serve call in the body becomes
+/// `::discoverable::__private::serve(service(), listener, app)`. Which calls those are, in two
+/// sentences: every call of `serve` with two arguments, written `axum::serve`,
+/// `discoverable::serve` (with or without a leading `::`) or by a name the body imports with
+/// `use axum::serve;`, anywhere in the body except inside nested items (`fn`, `impl`, `mod`),
+/// including inside closures, async blocks and the arguments of macros such as
+/// `tokio::select!`. A `serve` imported outside the function cannot be seen, so calling it is
+/// an error pointing at the call: write `axum::serve(listener, app)` there.
 ///
-/// Write the call with the crate name: a `serve` brought in with `use` is not recognised. A
-/// body without a serve call is an error, and so is `discoverable::serve(service, listener,
-/// app)`: the attribute already describes the service.
+/// Each serve call builds the service when it runs, so it reads the environment then (after a
+/// `dotenvy::dotenv()` at the top of `main`, say) and is an instance of its own, with its own
+/// ID. It returns the same kind of future as `axum::serve`, so
+/// `.with_graceful_shutdown(signal).await`, `into_make_service_with_connect_info` and the rest
+/// keep working. That call serves the app with the health route added, registers with Consul
+/// once the listener is bound, and deregisters on SIGTERM / Ctrl-C before the server drains.
+///
+/// A body without a serve call is an error, and so is `discoverable::serve(service, listener,
+/// app)`: the attribute already describes the service. Serving is over TCP only (Consul's check
+/// and the routers reach the instance at an address and port): a `tokio::net::UnixListener` is
+/// refused with an error at the listener. A route the body adds on the health path,
+/// `.route("/health", ..)`, is an error too: the health route is answered before the app, so
+/// that route would never be reached (choose another path, or move the health route with
+/// `health = "/other"`); a route added where the attribute cannot see it, outside the
+/// function, is shadowed without a word.
 ///
 /// # Arguments
 ///

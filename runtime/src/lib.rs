@@ -21,7 +21,7 @@ pub use error::Error;
 pub use health::{Health, HealthReport};
 pub use instance::Instance;
 pub use layer::DiscoveryLayer;
-pub use serve::{Serve, serve};
+pub use serve::{Serve, ServeListener, serve};
 pub use service::{
     DEFAULT_DEREGISTER_TIMEOUT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_GRACE_PERIOD, DEFAULT_RETRY_MAX,
     DEFAULT_RETRY_MIN, Service, ServiceBuilder,

@@ -75,13 +75,17 @@ type ShutdownSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// # Ok(())
 /// # }
 /// ```
-pub fn serve<M, S>(service: Service, listener: TcpListener, make_service: M) -> Serve<M, S>
+///
+/// Serving is over TCP only: Consul's check and the routers reach the instance at an address
+/// and port, so a `tokio::net::UnixListener` cannot be registered (see [`ServeListener`]).
+pub fn serve<L, M, S>(service: Service, listener: L, make_service: M) -> Serve<M, S>
 where
+    L: ServeListener,
     M: for<'a> TowerService<IncomingStream<'a, TcpListener>, Error = Infallible, Response = S>,
 {
     Serve {
         service: Ok(service),
-        listener,
+        listener: listener.into_tcp(),
         make_service,
         shutdown: None,
         _marker: PhantomData,
@@ -97,21 +101,49 @@ where
 /// with exit code 2, as a command-line parser does with a bad flag. The process's `main`
 /// could only print the error's `Debug` form, which for an `io::Error` is not a sentence.
 #[doc(hidden)]
-pub fn serve_attribute<M, S>(
+pub fn serve_attribute<L, M, S>(
     service: Result<Service, Error>,
-    listener: TcpListener,
+    listener: L,
     make_service: M,
 ) -> Serve<M, S>
 where
+    L: ServeListener,
     M: for<'a> TowerService<IncomingStream<'a, TcpListener>, Error = Infallible, Response = S>,
 {
     Serve {
         service,
-        listener,
+        listener: listener.into_tcp(),
         make_service,
         shutdown: None,
         _marker: PhantomData,
     }
+}
+
+/// What [`serve`] serves on: a `tokio::net::TcpListener`, and nothing else.
+///
+/// A discoverable instance is registered in Consul at an address and a port, where Consul's
+/// HTTP check and the routers reach it, so it serves over TCP; a Unix socket (which
+/// `axum::serve` also takes) cannot be registered. With another listener, the compiler says
+/// so at the listener argument. Sealed: it cannot be implemented outside this crate.
+#[diagnostic::on_unimplemented(
+    message = "discoverable serves over TCP only: Consul's check and the routers reach an instance at an address and port, so `{Self}` cannot be registered",
+    label = "expected a `tokio::net::TcpListener`",
+    note = "bind one with `tokio::net::TcpListener::bind(\"0.0.0.0:3000\").await?`"
+)]
+pub trait ServeListener: sealed::Sealed {
+    #[doc(hidden)]
+    fn into_tcp(self) -> TcpListener;
+}
+
+impl ServeListener for TcpListener {
+    fn into_tcp(self) -> TcpListener {
+        self
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for tokio::net::TcpListener {}
 }
 
 /// A discoverable server; await it. Returned by [`serve`].
