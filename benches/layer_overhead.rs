@@ -17,7 +17,10 @@
 //!
 //! The stacks: `bare` is the app; `layer` is `app.layer(DiscoveryLayer::new(&service))`, as a
 //! user writes it; `wrapped` is `DiscoveryLayer` around the whole `Router`, as
-//! `discoverable::serve` applies it.
+//! `discoverable::serve` applies it. Two no-op stacks separate what any layer costs from what
+//! this one adds: `noop_layer` is `app.layer(Identity)` (axum's per-route wrapping alone) and
+//! `noop_wrapped` a `MapResponse` that returns the response unchanged, around the `Router`
+//! (a layer whose future wraps the router's).
 
 mod common;
 
@@ -80,7 +83,12 @@ fn service(name: &str) -> Service {
     Service::builder(name).build().expect("service")
 }
 
-const STACKS: [&str; 3] = ["bare", "layer", "wrapped"];
+const STACKS: [&str; 5] = ["bare", "layer", "wrapped", "noop_layer", "noop_wrapped"];
+
+/// A response passed through unchanged: the least any layer that wraps the inner future does.
+fn same(response: Response) -> Response {
+    response
+}
 
 /// Sends `n` requests through `stack`, each on a clone of the service as a server connection
 /// does.
@@ -90,6 +98,11 @@ async fn drive_stack(stack: &str, n: usize) {
         "bare" => drive(app(), n).await,
         "layer" => drive(app().layer(DiscoveryLayer::new(&s)), n).await,
         "wrapped" => drive(DiscoveryLayer::new(&s).layer(app()), n).await,
+        "noop_layer" => drive(app().layer(tower::layer::util::Identity::new()), n).await,
+        "noop_wrapped" => {
+            let noop = tower::util::MapResponseLayer::new(same as fn(Response) -> Response);
+            drive(noop.layer(app()), n).await
+        }
         other => panic!("unknown stack {other}"),
     }
 }
@@ -270,9 +283,35 @@ fn instructions(report: &mut Report) {
     let bare = per_request("bare");
     let layer = per_request("layer");
     let wrapped = per_request("wrapped");
+    let noop_layer = per_request("noop_layer");
+    let noop_wrapped = per_request("noop_wrapped");
     report.add("bare_instructions_per_request", bare, "", "");
     report.add("layer_instructions_per_request", layer, "", "");
     report.add("wrapped_instructions_per_request", wrapped, "", "");
+    report.add(
+        "noop_layer_instructions_per_request",
+        noop_layer,
+        "",
+        "router.layer(Identity): axum's per-route wrapping alone",
+    );
+    report.add(
+        "noop_wrapped_instructions_per_request",
+        noop_wrapped,
+        "",
+        "a no-op MapResponse around the Router: a layer that wraps the inner future",
+    );
+    report.add(
+        "instructions_router_layer_vs_noop_ratio",
+        layer / noop_layer,
+        TARGET_COST,
+        "what DiscoveryLayer adds to axum's per-route wrapping",
+    );
+    report.add(
+        "instructions_wrapped_vs_noop_ratio",
+        wrapped / noop_wrapped,
+        "",
+        "what DiscoveryLayer adds to a no-op layer around the Router",
+    );
     report.add(
         "instructions_layer_ratio",
         layer / bare,
