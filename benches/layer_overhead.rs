@@ -92,8 +92,13 @@ fn same(response: Response) -> Response {
 
 /// Sends `n` requests through `stack`, each on a clone of the service as a server connection
 /// does.
+///
+/// Each `Router` is finalised with `with_state(())` first, as `axum::serve` does for every
+/// connection: without it, axum turns each handler into a route again (and applies
+/// `router.layer(..)` layers again) for every request.
 async fn drive_stack(stack: &str, n: usize) {
     let s = service("bench");
+    let app = || app().with_state(());
     match stack {
         "bare" => drive(app(), n).await,
         "layer" => drive(app().layer(DiscoveryLayer::new(&s)), n).await,
