@@ -1,6 +1,6 @@
 //! What the agent keeps after load has come and gone: the bytes it has allocated and not freed
 //! (counted by this test binary's allocator) return to where they were before the load, once
-//! the connections that carried it are closed.
+//! the connections that carried it are closed and the services it registered are gone.
 
 mod common;
 
@@ -130,5 +130,43 @@ async fn connections_that_came_and_went_leave_nothing_behind() {
     // Each connection ended and kept would hold at least some hundreds of bytes (its whole
     // task, several KiB, in a release build): 300 of them well above the slack.
     back_to(baseline, 16 * 1024, "300 connections closed").await;
+    env.agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn services_that_came_and_went_leave_nothing_behind() {
+    let _exclusive = EXCLUSIVE.lock().await;
+    let env = start().await;
+    let register = |i: usize| {
+        let name = format!("svc-{i}");
+        json!({"ID": name, "Name": name, "Port": 8080, "Tags": ["v1"],
+               "Check": {"TTL": "30s"}})
+    };
+    env.register(register(0)).await;
+    env.send(
+        reqwest::Method::PUT,
+        "/v1/agent/service/deregister/svc-0",
+        None,
+    )
+    .await;
+    let baseline = live();
+
+    for i in 1..=2000 {
+        env.register(register(i)).await;
+    }
+    for i in 1..=2000 {
+        let resp = env
+            .send(
+                reqwest::Method::PUT,
+                &format!("/v1/agent/service/deregister/svc-{i}"),
+                None,
+            )
+            .await;
+        assert_eq!(resp.status(), 200);
+    }
+    let names = env.json("/v1/catalog/services").await;
+    assert_eq!(names, json!({"consul": []}));
+    // Each service name kept would be some tens of bytes: 2 000 of them about 100 KiB.
+    back_to(baseline, 32 * 1024, "2000 services deregistered").await;
     env.agent.shutdown().await;
 }
