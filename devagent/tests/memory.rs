@@ -1,6 +1,7 @@
 //! What the agent keeps after load has come and gone: the bytes it has allocated and not freed
 //! (counted by this test binary's allocator) return to where they were before the load, once
-//! the connections that carried it are closed and the services it registered are gone.
+//! the connections that carried it are closed and the services it registered are gone; and
+//! what a blocking query holds while it waits.
 
 mod common;
 
@@ -15,6 +16,19 @@ use tokio::sync::Mutex;
 
 /// Bytes allocated and not yet freed, by the whole test process.
 static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
+/// The most `LIVE_BYTES` has been since [`reset_peak`].
+static PEAK_BYTES: AtomicI64 = AtomicI64::new(0);
+
+fn grow(by: i64) {
+    let now = LIVE_BYTES.fetch_add(by, Ordering::Relaxed) + by;
+    PEAK_BYTES.fetch_max(now, Ordering::Relaxed);
+}
+
+fn reset_peak() -> i64 {
+    let now = live();
+    PEAK_BYTES.store(now, Ordering::SeqCst);
+    now
+}
 
 struct Counting;
 
@@ -24,7 +38,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: same contract as the caller's.
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
-            LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
+            grow(layout.size() as i64);
         }
         p
     }
@@ -33,7 +47,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: same contract as the caller's.
         let p = unsafe { System.alloc_zeroed(layout) };
         if !p.is_null() {
-            LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
+            grow(layout.size() as i64);
         }
         p
     }
@@ -48,7 +62,7 @@ unsafe impl GlobalAlloc for Counting {
         // SAFETY: same contract as the caller's.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {
-            LIVE_BYTES.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
+            grow(new_size as i64 - layout.size() as i64);
         }
         p
     }
@@ -130,6 +144,87 @@ async fn connections_that_came_and_went_leave_nothing_behind() {
     // Each connection ended and kept would hold at least some hundreds of bytes (its whole
     // task, several KiB, in a release build): 300 of them well above the slack.
     back_to(baseline, 16 * 1024, "300 connections closed").await;
+    env.agent.shutdown().await;
+}
+
+/// A keep-alive connection speaking just enough HTTP/1.1 for GET requests.
+struct KeepAlive(tokio::io::BufReader<tokio::net::TcpStream>);
+
+impl KeepAlive {
+    async fn connect(addr: std::net::SocketAddr) -> KeepAlive {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        KeepAlive(tokio::io::BufReader::new(stream))
+    }
+
+    /// GET `path`; the status line and the body.
+    async fn get(&mut self, path: &str) -> (String, String) {
+        use tokio::io::AsyncBufReadExt;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: agent\r\n\r\n");
+        self.0
+            .get_mut()
+            .write_all(request.as_bytes())
+            .await
+            .expect("write");
+        let mut status = String::new();
+        self.0.read_line(&mut status).await.expect("status line");
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            self.0.read_line(&mut line).await.expect("header line");
+            let line = line.trim_end().to_ascii_lowercase();
+            if line.is_empty() {
+                break;
+            }
+            if let Some(n) = line.strip_prefix("content-length: ") {
+                length = n.parse().expect("content-length");
+            }
+        }
+        let mut body = vec![0; length];
+        self.0.read_exact(&mut body).await.expect("body");
+        (status, String::from_utf8(body).expect("UTF-8 body"))
+    }
+}
+
+#[tokio::test]
+async fn a_waiting_query_holds_little_beyond_its_connection() {
+    let _exclusive = EXCLUSIVE.lock().await;
+    let env = start().await;
+    env.register(
+        json!({"ID": "x-1", "Name": "x", "Port": 8080, "Tags": ["v1"],
+                        "Check": {"TTL": "30s", "Status": "passing"}}),
+    )
+    .await;
+    let index = common::index_of(&env.get("/v1/health/service/x").await);
+    let addr = env.agent.addr();
+    const QUERIES: usize = 200;
+    // Connections that have answered a request once hold their buffers already.
+    let mut conns = Vec::new();
+    for _ in 0..QUERIES {
+        let mut conn = KeepAlive::connect(addr).await;
+        let (status, _) = conn.get("/v1/health/service/x").await;
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        conns.push(conn);
+    }
+    let baseline = reset_peak();
+
+    let path = format!("/v1/health/service/x?index={index}&wait=300ms");
+    let queries: Vec<_> = conns
+        .into_iter()
+        .map(|mut conn| {
+            let path = path.clone();
+            tokio::spawn(async move { conn.get(&path).await })
+        })
+        .collect();
+    for query in queries {
+        let (status, body) = query.await.expect("query task");
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        assert!(body.contains("\"x-1\""), "{body}");
+    }
+    let per_query = (PEAK_BYTES.load(Ordering::SeqCst) - baseline) / QUERIES as i64;
+    eprintln!("{QUERIES} waiting queries: at most {per_query} bytes each");
+    // Holding the request's read buffer (8 KiB) or the first answer (several KiB) while
+    // waiting would be well above this.
+    assert!(per_query < 4096, "{per_query} bytes per waiting query");
     env.agent.shutdown().await;
 }
 

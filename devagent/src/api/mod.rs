@@ -334,6 +334,8 @@ impl ReadOptions {
         if self.index == 0 || index > self.index || self.index > current {
             return (index.max(1), data);
         }
+        // Not the answer this query will give: no need to hold it while waiting.
+        drop(data);
         let deadline = tokio::time::Instant::now() + jittered(self.wait);
         loop {
             tokio::select! {
@@ -428,10 +430,13 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response 
     let path = percent_decode(parts.uri.path(), false);
     let query = Query::parse(parts.uri.query());
     let method = parts.method.clone();
+    let headers = owned_headers(&parts.headers);
+    // The URI and the header values share the connection's read buffer: free it before waiting.
+    drop(parts);
     let mut resp = match path.strip_prefix("/_devagent/fault/") {
         Some(what) if method == Method::PUT => faults::handle(&shared, what, &query).await,
         Some(_) => method_not_allowed(&method, &[Method::PUT]),
-        None => serve(&shared, &path, query, parts.method, parts.headers, body).await,
+        None => serve(&shared, &path, query, method.clone(), headers, body).await,
     };
     // Consul's API handlers set the policy header; its "not a recognized endpoint" answer has none.
     if route(&path).is_some() || path.starts_with("/_devagent/") {
@@ -448,6 +453,20 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response 
     };
     tracing::debug!(%method, path = %logged, status = resp.status().as_u16(), "request");
     resp
+}
+
+/// The request's headers with values of their own. The URI and the header values the server
+/// hands over share the connection's read buffer (8 KiB), which would otherwise stay allocated,
+/// next to the buffer the connection reads into meanwhile, for as long as a blocking query
+/// waits.
+fn owned_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut owned = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
+            owned.append(name.clone(), value);
+        }
+    }
+    owned
 }
 
 fn method_not_allowed(method: &Method, methods: &[Method]) -> Response {
