@@ -15,7 +15,7 @@ use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -112,11 +112,12 @@ impl Server {
         self.tls.is_some()
     }
 
-    fn serve(&self, listener: TcpListener) -> Running {
+    fn serve(self: &Arc<Self>, listener: TcpListener) -> Running {
         let (stop, stopped) = oneshot::channel();
         let accept = tokio::spawn(accept_loop(
             listener,
             stopped,
+            Arc::downgrade(self),
             self.shared.clone(),
             self.tls.clone(),
         ));
@@ -141,7 +142,7 @@ impl Server {
     }
 
     /// Listens again on the same address (no-op if listening or shut down).
-    pub(crate) async fn start_listening(&self) -> io::Result<()> {
+    pub(crate) async fn start_listening(self: &Arc<Self>) -> io::Result<()> {
         let _guard = self.toggle.lock().await;
         if self.stopped.load(Ordering::SeqCst) || lock(&self.running).is_some() {
             return Ok(());
@@ -166,10 +167,13 @@ impl Server {
 }
 
 /// Accepts connections until `stop` fires (or its sender goes), collecting each connection's
-/// task as it ends; then closes the listener and ends the connections still open.
+/// task as it ends; then closes the listener and ends the connections still open. Requests get
+/// `server`, weak because the server owns this loop, for the fault switches that stop and start
+/// listening.
 async fn accept_loop(
     listener: TcpListener,
     mut stop: oneshot::Receiver<()>,
+    server: Weak<Server>,
     shared: Arc<Shared>,
     tls: Option<TlsAcceptor>,
 ) {
@@ -180,7 +184,8 @@ async fn accept_loop(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    connections.spawn(serve_connection(stream, shared.clone(), tls.clone()));
+                    let (server, shared, tls) = (server.clone(), shared.clone(), tls.clone());
+                    connections.spawn(serve_connection(stream, server, shared, tls));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -194,19 +199,29 @@ async fn accept_loop(
     connections.shutdown().await;
 }
 
-async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, tls: Option<TlsAcceptor>) {
+async fn serve_connection(
+    stream: TcpStream,
+    server: Weak<Server>,
+    shared: Arc<Shared>,
+    tls: Option<TlsAcceptor>,
+) {
     let _ = stream.set_nodelay(true);
     match tls {
-        None => serve_http(TokioIo::new(stream), shared).await,
+        None => serve_http(TokioIo::new(stream), server, shared).await,
         // Boxed, so that a plain connection's task (whose size is that of its largest path)
         // is not as large as a TLS session's state: under 1 KiB instead of over 4.
-        Some(acceptor) => Box::pin(serve_tls(stream, shared, acceptor)).await,
+        Some(acceptor) => Box::pin(serve_tls(stream, server, shared, acceptor)).await,
     }
 }
 
-async fn serve_tls(stream: TcpStream, shared: Arc<Shared>, acceptor: TlsAcceptor) {
+async fn serve_tls(
+    stream: TcpStream,
+    server: Weak<Server>,
+    shared: Arc<Shared>,
+    acceptor: TlsAcceptor,
+) {
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(stream)) => serve_http(TokioIo::new(stream), shared).await,
+        Ok(Ok(stream)) => serve_http(TokioIo::new(stream), server, shared).await,
         // A client that does not trust the agent, or lacks a client certificate: its own
         // error says why; the agent only notes it.
         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
@@ -214,13 +229,13 @@ async fn serve_tls(stream: TcpStream, shared: Arc<Shared>, acceptor: TlsAcceptor
     }
 }
 
-async fn serve_http<I>(io: I, shared: Arc<Shared>)
+async fn serve_http<I>(io: I, server: Weak<Server>, shared: Arc<Shared>)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-        let shared = shared.clone();
-        async move { Ok::<_, Infallible>(api::handle(shared, req.map(Body::new)).await) }
+        let (server, shared) = (server.clone(), shared.clone());
+        async move { Ok::<_, Infallible>(api::handle(shared, server, req.map(Body::new)).await) }
     });
     if let Err(e) = http1::Builder::new().serve_connection(io, service).await {
         tracing::debug!(error = %e, "connection ended with an error");

@@ -14,7 +14,7 @@
 //! Nothing here waits or does I/O; check runners (see `checks`) write through the same methods.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -23,7 +23,6 @@ use crate::acl::Acl;
 use crate::checks::Runner;
 use crate::decode::{CheckDef, TaggedAddress};
 use crate::faults::Switches;
-use crate::server::Server;
 
 /// The index of a fresh agent (and of one restarted without its data).
 pub(crate) const START_INDEX: u64 = 1;
@@ -610,8 +609,6 @@ pub(crate) struct Shared {
     pub(crate) deregister_critical_min: Duration,
     pub(crate) deregister_critical_cap: Option<Duration>,
     pub(crate) faults: Switches,
-    /// The listener, for the fault endpoints; weak because the server holds this agent.
-    pub(crate) server: OnceLock<Weak<Server>>,
     state: Mutex<State>,
     changes: watch::Sender<Version>,
 }
@@ -638,7 +635,6 @@ impl Shared {
             deregister_critical_min,
             deregister_critical_cap,
             faults: Switches::default(),
-            server: OnceLock::new(),
             state: Mutex::new(state),
             changes,
         })

@@ -23,7 +23,7 @@ mod kv;
 mod status;
 pub(crate) mod views;
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -31,8 +31,9 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode
 use axum::response::Response;
 use serde::Serialize;
 
-use crate::acl::{Acl, Authz};
+use crate::acl::{Acl, Authz, Denied};
 use crate::faults;
+use crate::server::Server;
 use crate::state::{Shared, State};
 
 /// An error answer: a status and Consul's plain-text reason.
@@ -52,6 +53,13 @@ impl ApiError {
 
     pub(crate) fn into_response(self) -> Response {
         text(self.status, self.text)
+    }
+}
+
+/// A refusal of the ACL system is Consul's `403` with its text.
+impl From<Denied> for ApiError {
+    fn from(denied: Denied) -> ApiError {
+        ApiError::new(403, denied.to_string())
     }
 }
 
@@ -160,9 +168,8 @@ pub(crate) struct Req {
 impl Req {
     /// Resolves the request's token (`403 ACL not found` if unknown).
     pub(crate) fn authz(&self, shared: &Shared) -> Result<Authz, ApiError> {
-        shared
-            .acl
-            .resolve(&Acl::token_of(&self.query, &self.headers))
+        let token = Acl::token_of(self.query.get("token"), &self.headers);
+        Ok(shared.acl.resolve(&token)?)
     }
 
     /// A JSON answer with `status`, indented if `?pretty`.
@@ -424,8 +431,12 @@ fn allow(methods: &[Method]) -> HeaderValue {
 /// Largest request body read (KV values have their own, smaller limit).
 const MAX_BODY: usize = 16 << 20;
 
-/// Answers one HTTP request.
-pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response {
+/// Answers one HTTP request to the agent `shared`, served by `server`.
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    server: Weak<Server>,
+    req: Request<Body>,
+) -> Response {
     let (parts, body) = req.into_parts();
     let path = percent_decode(parts.uri.path(), false);
     let query = Query::parse(parts.uri.query());
@@ -434,7 +445,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response 
     // The URI and the header values share the connection's read buffer: free it before waiting.
     drop(parts);
     let mut resp = match path.strip_prefix("/_devagent/fault/") {
-        Some(what) if method == Method::PUT => faults::handle(&shared, what, &query).await,
+        Some(what) if method == Method::PUT => faults::handle(&shared, &server, what, &query).await,
         Some(_) => method_not_allowed(&method, &[Method::PUT]),
         None => serve(&shared, &path, query, method.clone(), headers, body).await,
     };
