@@ -87,17 +87,11 @@ pub(crate) fn empty() -> Response {
 pub(crate) struct Query(Vec<(String, String)>);
 
 impl Query {
+    /// `application/x-www-form-urlencoded` decoding: `+` is a space, a malformed escape is
+    /// kept as it is, invalid UTF-8 becomes U+FFFD, empty pairs are skipped.
     pub(crate) fn parse(raw: Option<&str>) -> Query {
-        Query(
-            raw.unwrap_or_default()
-                .split('&')
-                .filter(|p| !p.is_empty())
-                .map(|pair| {
-                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                    (percent_decode(k, true), percent_decode(v, true))
-                })
-                .collect(),
-        )
+        let pairs = form_urlencoded::parse(raw.unwrap_or_default().as_bytes());
+        Query(pairs.into_owned().collect())
     }
 
     /// The first value of `name` (Go's `Values.Get`), if the parameter is present.
@@ -122,28 +116,12 @@ impl Query {
     }
 }
 
-/// Percent-decoding (and `+` as space in queries); malformed escapes are kept as they are.
-fn percent_decode(s: &str, plus_is_space: bool) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' if plus_is_space => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// A percent-decoded path (`+` stays `+`); malformed escapes are kept as they are, invalid
+/// UTF-8 becomes U+FFFD.
+fn decode_path(path: &str) -> String {
+    percent_encoding::percent_decode_str(path)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Go's `strconv.ParseBool`.
@@ -438,7 +416,7 @@ pub(crate) async fn handle(
     req: Request<Body>,
 ) -> Response {
     let (parts, body) = req.into_parts();
-    let path = percent_decode(parts.uri.path(), false);
+    let path = decode_path(parts.uri.path());
     let query = Query::parse(parts.uri.query());
     let method = parts.method.clone();
     let headers = owned_headers(&parts.headers);
@@ -606,7 +584,14 @@ mod tests {
         assert_eq!(q.get("note"), Some("x y"));
         assert_eq!(q.get("bad"), Some("%zz"));
         assert_eq!(q.get("t"), Some("%4"));
-        assert_eq!(percent_decode("/v1/kv/a%2Fb+c", false), "/v1/kv/a/b+c");
+        assert_eq!(decode_path("/v1/kv/a%2Fb+c"), "/v1/kv/a/b+c");
+        let q = Query::parse(Some("&&=v&k=a=b&u=%FF&plus=%2B&k=2&"));
+        assert_eq!(q.get(""), Some("v"));
+        assert_eq!(q.all("k").collect::<Vec<_>>(), ["a=b", "2"]);
+        assert_eq!(q.get("u"), Some("\u{FFFD}"));
+        assert_eq!(q.get("plus"), Some("+"));
+        assert_eq!(q.0.len(), 5);
+        assert_eq!(decode_path("/v1/kv/%zz%4%e2%82%ac"), "/v1/kv/%zz%4\u{20ac}");
     }
 
     #[test]
