@@ -6,7 +6,9 @@
 //!   one connection each, every one answered after its wait with the index it waited on; then
 //!   the clients close their connections;
 //! - `services`: 10 000 services (each its own name, with a TTL check) registered and then
-//!   deregistered over 8 keep-alive connections, until the catalog holds only `consul` again.
+//!   deregistered over 8 keep-alive connections, until the catalog holds only `consul` again;
+//! - `churn`: the same 10 000 services, each deregistered right after its registration, so
+//!   that at most 8 exist at a time.
 //!
 //! Resident memory (`VmRSS`, and `VmHWM` for the peak) is read from `/proc` once the agent has
 //! closed every connection the load opened (its open descriptors are back to their count at
@@ -58,7 +60,12 @@ fn main() {
 
     let mut report = Report::new("devagent_memory");
     let mut figures = Vec::new();
-    for scenario in [Scenario::Idle, Scenario::Blocking, Scenario::Services] {
+    for scenario in [
+        Scenario::Idle,
+        Scenario::Blocking,
+        Scenario::Services,
+        Scenario::Churn,
+    ] {
         let agent = Agent::binary(&binary);
         figures.push((scenario, runtime.block_on(scenario.run(&agent)), false));
         let agent = Agent::child();
@@ -74,6 +81,7 @@ fn main() {
     let idle = find(Scenario::Idle, false);
     let blocking = find(Scenario::Blocking, false);
     let services = find(Scenario::Services, false);
+    let churn = find(Scenario::Churn, false);
     report.add("rss_idle_mib", idle.rss, "< 8", "devagent binary, started");
     report.add(
         "rss_after_blocking_mib",
@@ -93,11 +101,20 @@ fn main() {
         "",
         "after 10 000 services came and went",
     );
+    report.add(
+        "rss_after_churn_mib",
+        churn.rss,
+        "",
+        "after 10 000 services came and went, at most 8 at a time",
+    );
 
     let idle = find(Scenario::Idle, true);
     let blocking = find(Scenario::Blocking, true);
     let services = find(Scenario::Services, true);
-    if let (Some(i), Some(b), Some(s)) = (idle.heap, blocking.heap, services.heap) {
+    let churn = find(Scenario::Churn, true);
+    if let (Some(i), Some(b), Some(s), Some(c)) =
+        (idle.heap, blocking.heap, services.heap, churn.heap)
+    {
         report.add(
             "heap_in_use_idle_mib",
             i.in_use,
@@ -117,6 +134,12 @@ fn main() {
             "no growth: what the agent holds",
         );
         report.add(
+            "heap_in_use_growth_after_churn_mib",
+            c.in_use - i.in_use,
+            "< 0.5",
+            "no growth: what the agent holds",
+        );
+        report.add(
             "heap_system_after_blocking_mib",
             b.system,
             "",
@@ -129,7 +152,11 @@ fn main() {
             "taken from the system by the allocator",
         );
     }
-    for (name, m) in [("blocking", &blocking), ("services", &services)] {
+    for (name, m) in [
+        ("blocking", &blocking),
+        ("services", &services),
+        ("churn", &churn),
+    ] {
         report.add(&format!("child_rss_after_{name}_mib"), m.rss, "", "");
         if let Some(trimmed) = m.trimmed_rss {
             report.add(
@@ -147,8 +174,8 @@ fn main() {
         }
     }
     report.note(format!(
-        "blocking: {BLOCKING_QUERIES} queries at once, wait {BLOCKING_WAIT:?}; services: \
-         {SERVICES} registered then deregistered over {SERVICE_CONNECTIONS} connections"
+        "blocking: {BLOCKING_QUERIES} queries at once, wait {BLOCKING_WAIT:?}; services and \
+         churn: {SERVICES} registered then deregistered over {SERVICE_CONNECTIONS} connections"
     ));
     report.finish();
 }
@@ -256,6 +283,7 @@ enum Scenario {
     Idle,
     Blocking,
     Services,
+    Churn,
 }
 
 impl Scenario {
@@ -268,7 +296,8 @@ impl Scenario {
         match self {
             Scenario::Idle => {}
             Scenario::Blocking => blocking(agent.addr, &mut control).await,
-            Scenario::Services => services(agent.addr, &mut control).await,
+            Scenario::Services => services(agent.addr, &mut control, false).await,
+            Scenario::Churn => services(agent.addr, &mut control, true).await,
         }
         assert!(
             started.elapsed() < SCENARIO_BOUND,
@@ -349,8 +378,9 @@ async fn blocking(addr: SocketAddr, control: &mut Conn) {
     // Each task dropped its connection when it ended: every client side is closed now.
 }
 
-/// Registers `SERVICES` services with a TTL check each, then deregisters them all.
-async fn services(addr: SocketAddr, control: &mut Conn) {
+/// Registers `SERVICES` services with a TTL check each, then deregisters them all; with
+/// `churn`, each right after its registration.
+async fn services(addr: SocketAddr, control: &mut Conn, churn: bool) {
     let per_conn = SERVICES / SERVICE_CONNECTIONS;
     let mut tasks = Vec::new();
     for c in 0..SERVICE_CONNECTIONS {
@@ -371,11 +401,14 @@ async fn services(addr: SocketAddr, control: &mut Conn) {
                 let (status, _, text) =
                     request(&mut conn, Method::PUT, "/v1/agent/service/register", &body).await;
                 assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&text));
+                if churn {
+                    deregister(&mut conn, &id(i)).await;
+                }
             }
-            for i in 0..per_conn {
-                let path = format!("/v1/agent/service/deregister/{}", id(i));
-                let (status, _, _) = request(&mut conn, Method::PUT, &path, "").await;
-                assert_eq!(status, StatusCode::OK);
+            if !churn {
+                for i in 0..per_conn {
+                    deregister(&mut conn, &id(i)).await;
+                }
             }
         }));
     }
@@ -388,6 +421,12 @@ async fn services(addr: SocketAddr, control: &mut Conn) {
     let names: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&body).expect("catalog JSON");
     assert_eq!(names.keys().collect::<Vec<_>>(), ["consul"]);
+}
+
+async fn deregister(conn: &mut Conn, id: &str) {
+    let path = format!("/v1/agent/service/deregister/{id}");
+    let (status, _, _) = request(conn, Method::PUT, &path, "").await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 /// Lets this process (and the agents it starts) open `wanted` descriptors, up to the hard limit.
