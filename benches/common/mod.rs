@@ -16,8 +16,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
@@ -272,6 +272,24 @@ pub fn release_example(name: &str) -> PathBuf {
     target_dir().join("release").join("examples").join(name)
 }
 
+/// Builds a binary of a workspace package with the release profile and returns its path.
+/// Cargo answers at once when it is up to date.
+pub fn release_bin(package: &str, bin: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "--release", "-p", package, "--bin", bin])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .status()
+        .expect("run cargo");
+    assert!(
+        status.success(),
+        "cargo build --release -p {package} --bin {bin} failed"
+    );
+    target_dir().join("release").join(bin)
+}
+
 /// This bench's own executable, to start in a child mode.
 pub fn current_exe() -> PathBuf {
     std::env::current_exe().expect("current_exe")
@@ -462,9 +480,22 @@ impl Conn {
 
     /// GET `path`; returns the status and the body's length once it has been read.
     pub async fn get(&mut self, path: &str) -> Result<(StatusCode, usize), String> {
-        let request = Request::get(path)
+        let (status, _, body) = self.request(Method::GET, path, Vec::new()).await?;
+        Ok((status, body.len()))
+    }
+
+    /// `method` `path` with `body`; returns the status, the headers and the body once read.
+    pub async fn request(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), String> {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
             .header(header::HOST, &self.host)
-            .body(Body::empty())
+            .body(Body::from(body))
             .expect("request");
         self.sender.ready().await.map_err(|e| e.to_string())?;
         let response = self
@@ -472,10 +503,10 @@ impl Conn {
             .send_request(request)
             .await
             .map_err(|e| e.to_string())?;
-        let status = response.status();
-        let body = axum::body::to_bytes(Body::new(response.into_body()), 1 << 20)
+        let (parts, body) = response.into_parts();
+        let body = axum::body::to_bytes(Body::new(body), 1 << 20)
             .await
             .map_err(|e| e.to_string())?;
-        Ok((status, body.len()))
+        Ok((parts.status, parts.headers, body))
     }
 }

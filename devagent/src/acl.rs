@@ -7,13 +7,12 @@
 //! Denied writes answer `403 Permission denied: ...` in Consul's words; list endpoints drop what
 //! the token may not read instead.
 //!
-//! The token is never logged and never printed by `Debug`.
+//! The token is never logged and never printed by `Debug`. A refusal is a [`Denied`], which the
+//! HTTP API answers as `403` with its text.
 
 use std::fmt;
 
 use axum::http::HeaderMap;
-
-use crate::api::{ApiError, Query};
 
 /// The secret ID Consul gives the anonymous token.
 const ANONYMOUS: &str = "anonymous";
@@ -41,6 +40,16 @@ enum Grant {
     Anonymous,
 }
 
+/// A refusal, in Consul's words: the token is unknown, or lacks a permission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Denied(String);
+
+impl fmt::Display for Denied {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A request's resolved token.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Authz {
@@ -64,9 +73,10 @@ impl Acl {
         }
     }
 
-    /// Consul's precedence: `?token=`, then `X-Consul-Token`, then `Authorization: Bearer <t>`.
-    pub(crate) fn token_of(query: &Query, headers: &HeaderMap) -> String {
-        if let Some(t) = query.get("token").filter(|t| !t.is_empty()) {
+    /// Consul's precedence: `?token=` (`query_token`, the decoded parameter), then
+    /// `X-Consul-Token`, then `Authorization: Bearer <t>`.
+    pub(crate) fn token_of(query_token: Option<&str>, headers: &HeaderMap) -> String {
+        if let Some(t) = query_token.filter(|t| !t.is_empty()) {
             return t.to_owned();
         }
         let header = |name: &str| {
@@ -89,14 +99,14 @@ impl Acl {
         String::new()
     }
 
-    /// Resolves a token: `403 ACL not found` for a token the agent does not know.
-    pub(crate) fn resolve(&self, token: &str) -> Result<Authz, ApiError> {
+    /// Resolves a token: `ACL not found` for a token the agent does not know.
+    pub(crate) fn resolve(&self, token: &str) -> Result<Authz, Denied> {
         let presented = !token.is_empty();
         let grant = match &self.management {
             None => Grant::Disabled,
             Some(m) if token == m => Grant::Management,
             Some(_) if token.is_empty() || token == ANONYMOUS => Grant::Anonymous,
-            Some(_) => return Err(ApiError::new(403, "ACL not found")),
+            Some(_) => return Err(Denied("ACL not found".into())),
         };
         Ok(Authz { grant, presented })
     }
@@ -108,18 +118,15 @@ impl Authz {
         self.grant != Grant::Anonymous
     }
 
-    /// `Ok` if allowed, else Consul's 403 for lacking `resource:access` on `name`.
-    pub(crate) fn require(&self, resource: &str, access: &str, name: &str) -> Result<(), ApiError> {
+    /// `Ok` if allowed, else Consul's refusal for lacking `resource:access` on `name`.
+    pub(crate) fn require(&self, resource: &str, access: &str, name: &str) -> Result<(), Denied> {
         if self.allowed() {
             return Ok(());
         }
-        Err(ApiError::new(
-            403,
-            format!(
-                "Permission denied: anonymous token lacks permission '{resource}:{access}' on {name:?}. \
-                 The anonymous token is used implicitly when a request does not specify a token."
-            ),
-        ))
+        Err(Denied(format!(
+            "Permission denied: anonymous token lacks permission '{resource}:{access}' on {name:?}. \
+             The anonymous token is used implicitly when a request does not specify a token."
+        )))
     }
 
     /// Whether to send `X-Consul-Results-Filtered-By-ACLs: true`: something was dropped and the
@@ -133,7 +140,7 @@ impl Authz {
 mod tests {
     use super::*;
 
-    fn token(uri_query: &str, headers: &[(&str, &str)]) -> String {
+    fn token(query_token: Option<&str>, headers: &[(&str, &str)]) -> String {
         let mut map = HeaderMap::new();
         for (k, v) in headers {
             map.insert(
@@ -141,21 +148,22 @@ mod tests {
                 v.parse().unwrap(),
             );
         }
-        Acl::token_of(&Query::parse(Some(uri_query)), &map)
+        Acl::token_of(query_token, &map)
     }
 
     #[test]
     fn token_precedence_is_consuls() {
         let both = [("X-Consul-Token", "hdr"), ("Authorization", "Bearer bear")];
-        assert_eq!(token("token=q", &both), "q");
-        assert_eq!(token("", &both), "hdr");
-        assert_eq!(token("", &both[1..]), "bear");
+        assert_eq!(token(Some("q"), &both), "q");
+        assert_eq!(token(Some(""), &both), "hdr");
+        assert_eq!(token(None, &both), "hdr");
+        assert_eq!(token(None, &both[1..]), "bear");
         assert_eq!(
-            token("", &[("Authorization", "bearer  spaced  x")]),
+            token(None, &[("Authorization", "bearer  spaced  x")]),
             "spaced"
         );
-        assert_eq!(token("", &[("Authorization", "Basic abc")]), "");
-        assert_eq!(token("", &[("Authorization", "Bearer")]), "");
+        assert_eq!(token(None, &[("Authorization", "Basic abc")]), "");
+        assert_eq!(token(None, &[("Authorization", "Bearer")]), "");
     }
 
     #[test]
@@ -165,7 +173,7 @@ mod tests {
         assert!(!acl.resolve("").unwrap().allowed());
         assert!(!acl.resolve("anonymous").unwrap().allowed());
         let err = acl.resolve("other").unwrap_err();
-        assert_eq!((err.status, err.text.as_str()), (403, "ACL not found"));
+        assert_eq!(err.to_string(), "ACL not found");
         assert!(Acl::new(None).resolve("whatever").unwrap().allowed());
         assert_eq!(format!("{acl:?}"), "Acl { enabled: true }");
     }
@@ -175,7 +183,7 @@ mod tests {
         let authz = Acl::new(Some("s".into())).resolve("").unwrap();
         let err = authz.require("service", "write", "web").unwrap_err();
         assert_eq!(
-            err.text,
+            err.to_string(),
             "Permission denied: anonymous token lacks permission 'service:write' on \"web\". \
              The anonymous token is used implicitly when a request does not specify a token."
         );

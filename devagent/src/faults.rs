@@ -15,7 +15,7 @@
 //! are not themselves delayed or failed.
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use axum::response::Response;
@@ -127,8 +127,13 @@ impl Faults {
     }
 }
 
-/// `PUT /_devagent/fault/<what>`.
-pub(crate) async fn handle(shared: &Arc<Shared>, what: &str, query: &Query) -> Response {
+/// `PUT /_devagent/fault/<what>`, to the agent `shared` served by `server`.
+pub(crate) async fn handle(
+    shared: &Arc<Shared>,
+    server: &Weak<Server>,
+    what: &str,
+    query: &Query,
+) -> Response {
     let result = (|| -> Result<&'static str, ApiError> {
         let duration = |name: &str| -> Result<Duration, ApiError> {
             let raw = query
@@ -140,12 +145,12 @@ pub(crate) async fn handle(shared: &Arc<Shared>, what: &str, query: &Query) -> R
         match what {
             "unavailable" => {
                 let period = duration("for")?;
-                let weak = shared.server.get().cloned();
+                let weak = server.clone();
                 tracing::info!(?period, "fault: unavailable");
                 tokio::spawn(async move {
                     // Let this answer reach the client before the connection is dropped.
                     tokio::time::sleep(Duration::from_millis(50)).await;
-                    let Some(server) = weak.and_then(|w| w.upgrade()) else {
+                    let Some(server) = weak.upgrade() else {
                         return;
                     };
                     server.stop_listening().await;

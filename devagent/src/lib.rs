@@ -242,7 +242,6 @@ impl DevAgent {
     }
 
     fn run(shared: Arc<Shared>, server: Arc<Server>) -> DevAgent {
-        let _ = shared.server.set(Arc::downgrade(&server));
         let reaper = checks::spawn_reaper(shared.clone());
         tracing::info!(
             addr = %server.addr(),

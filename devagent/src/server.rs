@@ -1,10 +1,12 @@
 //! The listener: accepts connections and serves HTTP/1.1 on them (over TLS when configured),
 //! and can stop and start again on the same port.
 //!
-//! Consul serves its HTTP API over HTTP/1.1. Each connection runs in a task of one `JoinSet`, so
-//! stopping (the `unavailable` fault, shutdown) closes the listener *and* drops every open
-//! connection at once; clients with pooled keep-alive connections then fail like clients of a
-//! dead agent instead of being served by a listener that is supposedly gone.
+//! Consul serves its HTTP API over HTTP/1.1. Each connection runs in a task of one `JoinSet`
+//! owned by the accept loop, so stopping (the `unavailable` fault, shutdown) closes the listener
+//! *and* drops every open connection at once; clients with pooled keep-alive connections then
+//! fail like clients of a dead agent instead of being served by a listener that is supposedly
+//! gone. The accept loop collects each connection's task as soon as it ends: a finished task
+//! kept in the set would hold its whole future's memory (several KiB) until the next accept.
 //!
 //! With TLS, the handshake runs in the connection's task, bounded by [`HANDSHAKE_TIMEOUT`], so a
 //! client that never finishes it holds up nobody else.
@@ -13,13 +15,14 @@ use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use axum::body::Body;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
@@ -41,18 +44,17 @@ pub(crate) struct Server {
     stopped: AtomicBool,
 }
 
-/// The accept loop and the connections it accepted; dropping it stops both.
+/// The accept loop, which owns the connections it accepted; dropping it stops both.
 struct Running {
     accept: JoinHandle<()>,
-    connections: Arc<Mutex<JoinSet<()>>>,
+    /// Asks the accept loop to close the listener and end its connections.
+    stop: Option<oneshot::Sender<()>>,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
+        // Dropping the accept loop's future drops its JoinSet, which aborts the connections.
         self.accept.abort();
-        // Dropping the JoinSet (when the last Arc goes) aborts the connections; abort now in
-        // case the accept task still holds its clone.
-        lock(&self.connections).abort_all();
     }
 }
 
@@ -110,36 +112,37 @@ impl Server {
         self.tls.is_some()
     }
 
-    fn serve(&self, listener: TcpListener) -> Running {
-        let connections = Arc::new(Mutex::new(JoinSet::new()));
+    fn serve(self: &Arc<Self>, listener: TcpListener) -> Running {
+        let (stop, stopped) = oneshot::channel();
         let accept = tokio::spawn(accept_loop(
             listener,
-            connections.clone(),
+            stopped,
+            Arc::downgrade(self),
             self.shared.clone(),
             self.tls.clone(),
         ));
         Running {
             accept,
-            connections,
+            stop: Some(stop),
         }
     }
 
-    /// Closes the listener and drops every connection; returns once the port is closed.
+    /// Closes the listener and drops every connection; returns once the port is closed and
+    /// every connection has ended.
     pub(crate) async fn stop_listening(&self) {
         let _guard = self.toggle.lock().await;
         let Some(mut running) = lock(&self.running).take() else {
             return;
         };
-        running.accept.abort();
-        // The listener is closed once the aborted task has been dropped.
+        if let Some(stop) = running.stop.take() {
+            let _ = stop.send(());
+        }
         let _ = (&mut running.accept).await;
-        let mut connections = std::mem::take(&mut *lock(&running.connections));
-        connections.shutdown().await;
         tracing::info!(addr = %self.addr, "stopped listening");
     }
 
     /// Listens again on the same address (no-op if listening or shut down).
-    pub(crate) async fn start_listening(&self) -> io::Result<()> {
+    pub(crate) async fn start_listening(self: &Arc<Self>) -> io::Result<()> {
         let _guard = self.toggle.lock().await;
         if self.stopped.load(Ordering::SeqCst) || lock(&self.running).is_some() {
             return Ok(());
@@ -163,35 +166,62 @@ impl Server {
     }
 }
 
+/// Accepts connections until `stop` fires (or its sender goes), collecting each connection's
+/// task as it ends; then closes the listener and ends the connections still open. Requests get
+/// `server`, weak because the server owns this loop, for the fault switches that stop and start
+/// listening.
 async fn accept_loop(
     listener: TcpListener,
-    connections: Arc<Mutex<JoinSet<()>>>,
+    mut stop: oneshot::Receiver<()>,
+    server: Weak<Server>,
     shared: Arc<Shared>,
     tls: Option<TlsAcceptor>,
 ) {
+    let mut connections = JoinSet::new();
     loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                let mut set = lock(&connections);
-                while set.try_join_next().is_some() {}
-                set.spawn(serve_connection(stream, shared.clone(), tls.clone()));
-            }
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+        tokio::select! {
+            _ = &mut stop => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let (server, shared, tls) = (server.clone(), shared.clone(), tls.clone());
+                    connections.spawn(serve_connection(stream, server, shared, tls));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
         }
+    }
+    drop(listener);
+    connections.shutdown().await;
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    server: Weak<Server>,
+    shared: Arc<Shared>,
+    tls: Option<TlsAcceptor>,
+) {
+    let _ = stream.set_nodelay(true);
+    match tls {
+        None => serve_http(TokioIo::new(stream), server, shared).await,
+        // Boxed, so that a plain connection's task (whose size is that of its largest path)
+        // is not as large as a TLS session's state: under 1 KiB instead of over 4.
+        Some(acceptor) => Box::pin(serve_tls(stream, server, shared, acceptor)).await,
     }
 }
 
-async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, tls: Option<TlsAcceptor>) {
-    let _ = stream.set_nodelay(true);
-    let Some(acceptor) = tls else {
-        return serve_http(TokioIo::new(stream), shared).await;
-    };
+async fn serve_tls(
+    stream: TcpStream,
+    server: Weak<Server>,
+    shared: Arc<Shared>,
+    acceptor: TlsAcceptor,
+) {
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(stream)) => serve_http(TokioIo::new(stream), shared).await,
+        Ok(Ok(stream)) => serve_http(TokioIo::new(stream), server, shared).await,
         // A client that does not trust the agent, or lacks a client certificate: its own
         // error says why; the agent only notes it.
         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
@@ -199,13 +229,13 @@ async fn serve_connection(stream: TcpStream, shared: Arc<Shared>, tls: Option<Tl
     }
 }
 
-async fn serve_http<I>(io: I, shared: Arc<Shared>)
+async fn serve_http<I>(io: I, server: Weak<Server>, shared: Arc<Shared>)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-        let shared = shared.clone();
-        async move { Ok::<_, Infallible>(api::handle(shared, req.map(Body::new)).await) }
+        let (server, shared) = (server.clone(), shared.clone());
+        async move { Ok::<_, Infallible>(api::handle(shared, server, req.map(Body::new)).await) }
     });
     if let Err(e) = http1::Builder::new().serve_connection(io, service).await {
         tracing::debug!(error = %e, "connection ended with an error");

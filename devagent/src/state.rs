@@ -3,7 +3,9 @@
 //! One [`State`] behind a mutex holds everything a Consul agent and its one-node catalog hold. Every
 //! change that a blocking query could see raises [`State::index`] (a stand-in for the Raft index)
 //! and records it where the read endpoints look for their own index: per service name, for the
-//! catalog as a whole, for KV. [`Shared::write`] publishes the new index on a `watch` channel, so a
+//! catalog as a whole, for KV. As in Consul, a service name's index lives only while the name has
+//! instances; a name without any reports the index at which the last name lost its last instance
+//! (Consul's `service_last_extinction`), so no entry outlives the services it was kept for. [`Shared::write`] publishes the new index on a `watch` channel, so a
 //! change wakes every waiting query at once; each then recomputes its answer and goes back to
 //! sleep if its own index did not move. [`Shared::reset`] is an agent restart that lost its data:
 //! a fresh state, the index back at [`START_INDEX`], and a new generation so waiters wake even
@@ -12,7 +14,7 @@
 //! Nothing here waits or does I/O; check runners (see `checks`) write through the same methods.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -21,7 +23,6 @@ use crate::acl::Acl;
 use crate::checks::Runner;
 use crate::decode::{CheckDef, TaggedAddress};
 use crate::faults::Switches;
-use crate::server::Server;
 
 /// The index of a fresh agent (and of one restarted without its data).
 pub(crate) const START_INDEX: u64 = 1;
@@ -206,8 +207,11 @@ pub(crate) struct State {
     pub(crate) catalog_index: u64,
     /// Index of the last KV write.
     pub(crate) kv_index: u64,
-    /// Index of the last change per service name; kept after the last instance leaves.
+    /// Index of the last change per service name, for the names that have instances.
     pub(crate) name_index: HashMap<String, u64>,
+    /// Index at which a service name last lost its last instance (Consul's
+    /// `service_last_extinction`); `None` until that happens.
+    pub(crate) service_extinction: Option<u64>,
     /// Index at which each deleted KV key went away.
     pub(crate) kv_tombstones: BTreeMap<String, u64>,
     pub(crate) node_id: String,
@@ -227,6 +231,7 @@ impl State {
             catalog_index: START_INDEX,
             kv_index: START_INDEX,
             name_index: HashMap::new(),
+            service_extinction: None,
             kv_tombstones: BTreeMap::new(),
             node_id: format!(
                 "{}-{}-4{}-a{}-{}",
@@ -245,12 +250,38 @@ impl State {
 
     /// Records a change to the catalog, touching the given service names.
     fn bump<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) -> u64 {
+        let index = self.bump_catalog();
+        self.touch(index, names);
+        index
+    }
+
+    /// Raises the index for a change to the catalog.
+    fn bump_catalog(&mut self) -> u64 {
         self.index += 1;
         self.catalog_index = self.index;
-        for name in names {
-            self.name_index.insert(name.to_owned(), self.index);
-        }
         self.index
+    }
+
+    /// Records `index` as the last change of each name that has instances; a name that has
+    /// none any more loses its entry and raises the extinction index instead.
+    fn touch<'a>(&mut self, index: u64, names: impl IntoIterator<Item = &'a str>) {
+        for name in names {
+            if self.services.values().any(|s| s.name == name) {
+                match self.name_index.get_mut(name) {
+                    Some(i) => *i = index,
+                    None => {
+                        self.name_index.insert(name.to_owned(), index);
+                    }
+                }
+            } else if self.name_index.remove(name).is_some() {
+                self.service_extinction = Some(index);
+            }
+        }
+        // A map keeps its capacity when entries go: give it back once most of it is unused.
+        let capacity = self.name_index.capacity();
+        if capacity > 64 && self.name_index.len() < capacity / 4 {
+            self.name_index.shrink_to_fit();
+        }
     }
 
     /// Records a change to a node-level check, which every service's health includes.
@@ -259,11 +290,13 @@ impl State {
         self.bump(names.iter().map(String::as_str))
     }
 
-    /// The index a query about service `name` reports: its last change, or the catalog's.
+    /// The index a query about service `name` reports: its last change while it has instances;
+    /// without any, the last extinction or, before the first, the catalog's.
     pub(crate) fn service_index(&self, name: &str) -> u64 {
         self.name_index
             .get(name)
             .copied()
+            .or(self.service_extinction)
             .unwrap_or(self.catalog_index)
     }
 
@@ -341,10 +374,8 @@ impl State {
                 checks_changed = true;
             }
         }
-        if service_changed || checks_changed {
-            let old_name = old.as_ref().map(|o| o.name.clone());
-            let names = [Some(service.name.clone()), old_name];
-            let index = self.bump(names.iter().flatten().map(String::as_str));
+        let index = if service_changed || checks_changed {
+            let index = self.bump_catalog();
             service.create_index = old.as_ref().map_or(index, |o| o.create_index);
             service.modify_index = if service_changed {
                 index
@@ -352,17 +383,27 @@ impl State {
                 old.as_ref().map_or(index, |o| o.modify_index)
             };
             self.stamp(index);
-        } else if let Some(o) = &old {
-            service.create_index = o.create_index;
-            service.modify_index = o.modify_index;
-        }
+            Some(index)
+        } else {
+            if let Some(o) = &old {
+                service.create_index = o.create_index;
+                service.modify_index = o.modify_index;
+            }
+            None
+        };
         // Checks keep the service's current tags and name.
         for c in self.checks.values_mut() {
             if c.service_id == service.id {
                 c.service_name = service.name.clone();
             }
         }
+        let names = [Some(service.name.clone()), old.map(|o| o.name)];
         self.services.insert(service.id.clone(), service);
+        if let Some(index) = index {
+            // After the insert, so that the new name counts as having an instance and a
+            // renamed service's old name can lose its last one.
+            self.touch(index, names.iter().flatten().map(String::as_str));
+        }
         ids
     }
 
@@ -568,8 +609,6 @@ pub(crate) struct Shared {
     pub(crate) deregister_critical_min: Duration,
     pub(crate) deregister_critical_cap: Option<Duration>,
     pub(crate) faults: Switches,
-    /// The listener, for the fault endpoints; weak because the server holds this agent.
-    pub(crate) server: OnceLock<Weak<Server>>,
     state: Mutex<State>,
     changes: watch::Sender<Version>,
 }
@@ -596,7 +635,6 @@ impl Shared {
             deregister_critical_min,
             deregister_critical_cap,
             faults: Switches::default(),
-            server: OnceLock::new(),
             state: Mutex::new(state),
             changes,
         })
@@ -754,6 +792,61 @@ mod tests {
         assert_eq!(st.index, index);
         assert!(st.set_check("c", None, Status::Passing, "other output"));
         assert!(st.index > index);
+    }
+
+    #[test]
+    fn a_name_without_instances_reports_the_last_extinction_as_consul_does() {
+        let mut st = State::new(0);
+        st.add_service(service("a", "web"), vec![], false);
+        st.add_service(service("b", "api"), vec![], false);
+        assert_eq!(
+            st.service_index("nothing"),
+            st.catalog_index,
+            "no extinction yet"
+        );
+        st.remove_service("a");
+        let web_gone = st.index;
+        assert_eq!(st.service_index("web"), web_gone);
+        assert_eq!(st.service_index("nothing"), web_gone);
+        st.add_service(service("c", "db"), vec![], false);
+        assert_eq!(st.service_index("web"), web_gone, "another name arriving");
+        st.remove_service("b");
+        assert_eq!(
+            st.service_index("web"),
+            st.index,
+            "another name's extinction"
+        );
+        st.add_service(service("a", "web"), vec![], false);
+        assert_eq!(st.service_index("web"), st.index, "back with an instance");
+        // Renamed: the old name has no instance left.
+        let mut renamed = service("a", "www");
+        renamed.port = 81;
+        st.add_service(renamed, vec![], false);
+        assert_eq!(st.service_extinction, Some(st.index));
+        assert!(!st.name_index.contains_key("web"));
+        assert_eq!(st.service_index("www"), st.index);
+    }
+
+    #[test]
+    fn names_that_came_and_went_leave_no_entry_behind() {
+        let mut st = State::new(0);
+        for i in 0..1000 {
+            st.add_service(
+                service(&format!("s{i}"), &format!("name-{i}")),
+                vec![],
+                false,
+            );
+        }
+        assert_eq!(st.name_index.len(), 1000);
+        for i in 0..1000 {
+            st.remove_service(&format!("s{i}"));
+        }
+        assert!(st.name_index.is_empty());
+        assert!(
+            st.name_index.capacity() <= 64,
+            "{}",
+            st.name_index.capacity()
+        );
     }
 
     #[test]

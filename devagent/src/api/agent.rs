@@ -133,8 +133,8 @@ fn vet_check_update(shared: &Shared, authz: &Authz, id: &str) -> Result<(), ApiE
                 "Unknown check ID {id:?}. Ensure that the check ID is passed, not the check name."
             ),
         )),
-        Some(c) if c.service_name.is_empty() => authz.require("node", "write", &shared.node),
-        Some(c) => authz.require("service", "write", &c.service_name),
+        Some(c) if c.service_name.is_empty() => Ok(authz.require("node", "write", &shared.node)?),
+        Some(c) => Ok(authz.require("service", "write", &c.service_name)?),
     })
 }
 

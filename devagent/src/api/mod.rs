@@ -23,7 +23,7 @@ mod kv;
 mod status;
 pub(crate) mod views;
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -31,8 +31,9 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode
 use axum::response::Response;
 use serde::Serialize;
 
-use crate::acl::{Acl, Authz};
+use crate::acl::{Acl, Authz, Denied};
 use crate::faults;
+use crate::server::Server;
 use crate::state::{Shared, State};
 
 /// An error answer: a status and Consul's plain-text reason.
@@ -52,6 +53,13 @@ impl ApiError {
 
     pub(crate) fn into_response(self) -> Response {
         text(self.status, self.text)
+    }
+}
+
+/// A refusal of the ACL system is Consul's `403` with its text.
+impl From<Denied> for ApiError {
+    fn from(denied: Denied) -> ApiError {
+        ApiError::new(403, denied.to_string())
     }
 }
 
@@ -79,17 +87,11 @@ pub(crate) fn empty() -> Response {
 pub(crate) struct Query(Vec<(String, String)>);
 
 impl Query {
+    /// `application/x-www-form-urlencoded` decoding: `+` is a space, a malformed escape is
+    /// kept as it is, invalid UTF-8 becomes U+FFFD, empty pairs are skipped.
     pub(crate) fn parse(raw: Option<&str>) -> Query {
-        Query(
-            raw.unwrap_or_default()
-                .split('&')
-                .filter(|p| !p.is_empty())
-                .map(|pair| {
-                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                    (percent_decode(k, true), percent_decode(v, true))
-                })
-                .collect(),
-        )
+        let pairs = form_urlencoded::parse(raw.unwrap_or_default().as_bytes());
+        Query(pairs.into_owned().collect())
     }
 
     /// The first value of `name` (Go's `Values.Get`), if the parameter is present.
@@ -114,28 +116,12 @@ impl Query {
     }
 }
 
-/// Percent-decoding (and `+` as space in queries); malformed escapes are kept as they are.
-fn percent_decode(s: &str, plus_is_space: bool) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' if plus_is_space => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// A percent-decoded path (`+` stays `+`); malformed escapes are kept as they are, invalid
+/// UTF-8 becomes U+FFFD.
+fn decode_path(path: &str) -> String {
+    percent_encoding::percent_decode_str(path)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Go's `strconv.ParseBool`.
@@ -160,9 +146,8 @@ pub(crate) struct Req {
 impl Req {
     /// Resolves the request's token (`403 ACL not found` if unknown).
     pub(crate) fn authz(&self, shared: &Shared) -> Result<Authz, ApiError> {
-        shared
-            .acl
-            .resolve(&Acl::token_of(&self.query, &self.headers))
+        let token = Acl::token_of(self.query.get("token"), &self.headers);
+        Ok(shared.acl.resolve(&token)?)
     }
 
     /// A JSON answer with `status`, indented if `?pretty`.
@@ -334,6 +319,8 @@ impl ReadOptions {
         if self.index == 0 || index > self.index || self.index > current {
             return (index.max(1), data);
         }
+        // Not the answer this query will give: no need to hold it while waiting.
+        drop(data);
         let deadline = tokio::time::Instant::now() + jittered(self.wait);
         loop {
             tokio::select! {
@@ -422,16 +409,23 @@ fn allow(methods: &[Method]) -> HeaderValue {
 /// Largest request body read (KV values have their own, smaller limit).
 const MAX_BODY: usize = 16 << 20;
 
-/// Answers one HTTP request.
-pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response {
+/// Answers one HTTP request to the agent `shared`, served by `server`.
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    server: Weak<Server>,
+    req: Request<Body>,
+) -> Response {
     let (parts, body) = req.into_parts();
-    let path = percent_decode(parts.uri.path(), false);
+    let path = decode_path(parts.uri.path());
     let query = Query::parse(parts.uri.query());
     let method = parts.method.clone();
+    let headers = owned_headers(&parts.headers);
+    // The URI and the header values share the connection's read buffer: free it before waiting.
+    drop(parts);
     let mut resp = match path.strip_prefix("/_devagent/fault/") {
-        Some(what) if method == Method::PUT => faults::handle(&shared, what, &query).await,
+        Some(what) if method == Method::PUT => faults::handle(&shared, &server, what, &query).await,
         Some(_) => method_not_allowed(&method, &[Method::PUT]),
-        None => serve(&shared, &path, query, parts.method, parts.headers, body).await,
+        None => serve(&shared, &path, query, method.clone(), headers, body).await,
     };
     // Consul's API handlers set the policy header; its "not a recognized endpoint" answer has none.
     if route(&path).is_some() || path.starts_with("/_devagent/") {
@@ -448,6 +442,20 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response 
     };
     tracing::debug!(%method, path = %logged, status = resp.status().as_u16(), "request");
     resp
+}
+
+/// The request's headers with values of their own. The URI and the header values the server
+/// hands over share the connection's read buffer (8 KiB), which would otherwise stay allocated,
+/// next to the buffer the connection reads into meanwhile, for as long as a blocking query
+/// waits.
+fn owned_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut owned = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
+            owned.append(name.clone(), value);
+        }
+    }
+    owned
 }
 
 fn method_not_allowed(method: &Method, methods: &[Method]) -> Response {
@@ -576,7 +584,14 @@ mod tests {
         assert_eq!(q.get("note"), Some("x y"));
         assert_eq!(q.get("bad"), Some("%zz"));
         assert_eq!(q.get("t"), Some("%4"));
-        assert_eq!(percent_decode("/v1/kv/a%2Fb+c", false), "/v1/kv/a/b+c");
+        assert_eq!(decode_path("/v1/kv/a%2Fb+c"), "/v1/kv/a/b+c");
+        let q = Query::parse(Some("&&=v&k=a=b&u=%FF&plus=%2B&k=2&"));
+        assert_eq!(q.get(""), Some("v"));
+        assert_eq!(q.all("k").collect::<Vec<_>>(), ["a=b", "2"]);
+        assert_eq!(q.get("u"), Some("\u{FFFD}"));
+        assert_eq!(q.get("plus"), Some("+"));
+        assert_eq!(q.0.len(), 5);
+        assert_eq!(decode_path("/v1/kv/%zz%4%e2%82%ac"), "/v1/kv/%zz%4\u{20ac}");
     }
 
     #[test]
