@@ -17,7 +17,9 @@
 //! [`Runner`], which aborts the task. Runners write results with the check's generation, so a
 //! runner that lost a race with a re-registration cannot overwrite the new check.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -47,6 +49,28 @@ impl Drop for Runner {
     }
 }
 
+/// Counts a runner task in `Shared::running_checks` from its start until it ends or is aborted.
+struct Alive(Arc<Shared>);
+
+impl Alive {
+    fn new(shared: &Arc<Shared>) -> Alive {
+        shared.running_checks.fetch_add(1, Ordering::SeqCst);
+        Alive(shared.clone())
+    }
+
+    /// `task`, counted while it lives (the count drops with the future, also when aborted).
+    async fn during(self, task: impl Future<Output = ()>) {
+        let _alive = self;
+        task.await
+    }
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.running_checks.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Consul's truncation of long output: the first `max` bytes and a note of how much there was.
 pub(crate) fn truncate_output(output: &str, max: usize) -> String {
     if output.len() <= max {
@@ -68,13 +92,14 @@ pub(crate) fn start(shared: &Arc<Shared>, check: &mut Check) {
     let notify = Arc::new(Notify::new());
     let (id, generation, def) = (check.id.clone(), check.generation, check.def.clone());
     let shared = shared.clone();
+    let alive = Alive::new(&shared);
     let handle = if check.ttl.is_some() {
         let notify = notify.clone();
-        tokio::spawn(run_ttl(shared, id, generation, notify))
+        tokio::spawn(alive.during(run_ttl(shared, id, generation, notify)))
     } else if !def.http.is_empty() {
-        tokio::spawn(run_periodic(shared, id, generation, def, Kind::Http))
+        tokio::spawn(alive.during(run_periodic(shared, id, generation, def, Kind::Http)))
     } else if !def.tcp.is_empty() {
-        tokio::spawn(run_periodic(shared, id, generation, def, Kind::Tcp))
+        tokio::spawn(alive.during(run_periodic(shared, id, generation, def, Kind::Tcp)))
     } else {
         // gRPC, UDP, H2PING, alias: kept at their initial status.
         return;

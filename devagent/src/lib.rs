@@ -286,6 +286,20 @@ impl DevAgent {
         self.server.is_tls()
     }
 
+    /// How many blocking queries wait for a change right now: a test can wait until its queries
+    /// are parked before it makes the change they wait for.
+    pub fn blocking_queries(&self) -> usize {
+        self.shared.waiting()
+    }
+
+    /// How many check runners (HTTP, TCP, TTL) are alive: one per such check, gone once the
+    /// check is deregistered or replaced.
+    pub fn running_checks(&self) -> usize {
+        self.shared
+            .running_checks
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// A handle on the fault switches.
     pub fn faults(&self) -> Faults {
         Faults::new(self.shared.clone(), self.server.clone())

@@ -14,6 +14,7 @@
 //! Nothing here waits or does I/O; check runners (see `checks`) write through the same methods.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -611,6 +612,8 @@ pub(crate) struct Shared {
     pub(crate) faults: Switches,
     state: Mutex<State>,
     changes: watch::Sender<Version>,
+    /// Check runner tasks alive (see `checks::start`).
+    pub(crate) running_checks: AtomicUsize,
 }
 
 impl Shared {
@@ -637,6 +640,7 @@ impl Shared {
             faults: Switches::default(),
             state: Mutex::new(state),
             changes,
+            running_checks: AtomicUsize::new(0),
         })
     }
 
@@ -695,6 +699,11 @@ impl Shared {
     /// A receiver that sees every published change.
     pub(crate) fn subscribe(&self) -> watch::Receiver<Version> {
         self.changes.subscribe()
+    }
+
+    /// How many requests are subscribed to changes: the blocking queries waiting right now.
+    pub(crate) fn waiting(&self) -> usize {
+        self.changes.receiver_count()
     }
 }
 

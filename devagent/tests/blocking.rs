@@ -5,9 +5,19 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{index_of, start};
+use common::{Env, eventually, index_of, start};
 use reqwest::Method;
 use serde_json::{Value, json};
+
+/// Waits until `n` blocking queries are parked in the agent, waiting for a change.
+async fn parked(env: &Env, n: usize) {
+    eventually(
+        &format!("{n} blocking queries parked"),
+        Duration::from_secs(5),
+        || async { env.agent.blocking_queries() == n },
+    )
+    .await;
+}
 
 #[tokio::test]
 async fn read_endpoints_carry_the_blocking_headers() {
@@ -47,7 +57,7 @@ async fn a_change_wakes_the_query_promptly_and_not_before() {
     let http = env.http.clone();
     let started = Instant::now();
     let waiting = tokio::spawn(async move { http.get(url).send().await.unwrap() });
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    parked(&env, 1).await;
     assert!(!waiting.is_finished(), "must block while nothing changed");
 
     env.send(Method::PUT, "/v1/agent/check/pass/service:web", None)
@@ -81,7 +91,8 @@ async fn every_waiter_wakes_at_once() {
             tokio::spawn(async move { http.get(url).send().await.unwrap() })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // All five wait in the agent before the change, so the one change wakes them all.
+    parked(&env, 5).await;
     env.register(json!({"Name": "new"})).await;
     for w in waiters {
         let resp = tokio::time::timeout(Duration::from_secs(3), w)
@@ -90,6 +101,7 @@ async fn every_waiter_wakes_at_once() {
             .unwrap();
         assert!(index_of(&resp) > index);
     }
+    assert_eq!(env.agent.blocking_queries(), 0);
 }
 
 #[tokio::test]
@@ -132,7 +144,7 @@ async fn changes_to_other_services_or_unchanged_checks_do_not_wake_it() {
     let http = env.http.clone();
     let started = Instant::now();
     let waiting = tokio::spawn(async move { http.get(url).send().await.unwrap() });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    parked(&env, 1).await;
     env.register(json!({"Name": "other"})).await;
     env.send(
         Method::PUT,
@@ -170,7 +182,7 @@ async fn restart_resets_the_index_and_wakes_waiters() {
     let url = format!("{}/v1/health/service/web?index={index}&wait=30s", env.url);
     let http = env.http.clone();
     let waiting = tokio::spawn(async move { http.get(url).send().await.unwrap() });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    parked(&env, 1).await;
     env.agent.faults().restart_losing_state();
     let resp = tokio::time::timeout(Duration::from_secs(3), waiting)
         .await
@@ -200,7 +212,7 @@ async fn kv_reads_block_on_index() {
     );
     let http = env.http.clone();
     let waiting = tokio::spawn(async move { http.get(url).send().await.unwrap() });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    parked(&env, 1).await;
     assert!(!waiting.is_finished());
     env.put_raw("/v1/kv/fabio/config", "route add a /a http://127.0.0.1:1/")
         .await;
@@ -228,7 +240,7 @@ async fn agent_service_blocks_on_its_hash() {
     let url = format!("{}/v1/agent/service/web?hash={hash}&wait=30s", env.url);
     let http = env.http.clone();
     let waiting = tokio::spawn(async move { http.get(url).send().await.unwrap() });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    parked(&env, 1).await;
     assert!(!waiting.is_finished());
     env.register(json!({"Name": "web", "Port": 2})).await;
     let resp = tokio::time::timeout(Duration::from_secs(3), waiting)
