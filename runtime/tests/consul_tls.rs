@@ -139,7 +139,9 @@ async fn serve_registered(name: &str, config: consul::Config, check: &Client) {
 fn assert_tls_unreachable(what: &str, e: &Error, addr: &str, fix: &str) {
     let shown = e.to_string();
     match e {
-        Error::Unreachable { addr: a, message } => {
+        Error::Unreachable {
+            addr: a, message, ..
+        } => {
             assert_eq!(a, addr, "{what}");
             let lower = message.to_lowercase();
             assert!(

@@ -489,8 +489,14 @@ async fn every_call(client: &Client) -> Vec<(&'static str, Result<(), Error>)> {
     ]
 }
 
+/// Neither the error nor any error in its source chain shows the token.
 fn assert_clean(name: &str, e: &Error) {
-    let shown = format!("{e} {e:?}");
+    let mut shown = format!("{e} {e:?}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        shown.push_str(&format!(" | {s} {s:?}"));
+        source = s.source();
+    }
     assert!(!shown.contains(TOKEN), "{name}: the token shows: {shown}");
     assert!(
         !shown.contains("77aa66bb"),

@@ -12,8 +12,9 @@
 //! - the request and response types in Consul's JSON, and [`next_index`], Consul's rules for
 //!   the index of the next blocking read.
 //!
-//! It calls only `reqwest` (HTTP, rustls), `serde`, `tokio` (DNS for the TLS server name),
-//! `tracing` and the crate's [`Error`](crate::Error); nothing else in the runtime. The
+//! It calls only `reqwest` (HTTP, rustls; the error types of rustls and hyper to read its
+//! failures), `serde`, `tokio` (DNS for the TLS server name), `tracing`, the Go durations of
+//! `discoverable-rules` and the crate's [`Error`](crate::Error); nothing else in the runtime. The
 //! service description, the layer, `serve` and discovery build on it, never the other way
 //! round. It does no retrying: callers decide when to try again.
 //!
@@ -47,6 +48,7 @@
 
 mod client;
 mod config;
+mod error_text;
 mod types;
 
 #[cfg(test)]
