@@ -55,12 +55,8 @@ mod types;
 mod fault_tests;
 
 pub use client::Client;
-pub use config::{
-    Config, ConfigBuilder, DEFAULT_ADDRESS, DEFAULT_REQUEST_TIMEOUT, ENV_CACERT, ENV_CAPATH,
-    ENV_CLIENT_CERT, ENV_CLIENT_KEY, ENV_HTTP_ADDR, ENV_HTTP_AUTH, ENV_HTTP_SSL,
-    ENV_HTTP_SSL_VERIFY, ENV_HTTP_TOKEN, ENV_HTTP_TOKEN_FILE, ENV_NAMESPACE, ENV_PARTITION,
-    ENV_TLS_SERVER_NAME, ENV_VARS, Token, parse_go_bool,
-};
+pub(crate) use config::parse_go_bool;
+pub use config::{Config, ConfigBuilder, DEFAULT_ADDRESS, DEFAULT_REQUEST_TIMEOUT, Token};
 pub use types::{
     AgentMember, AgentSelf, AgentService, CheckDefinition, CheckStatus, DEFAULT_WAIT, Hashed,
     HealthCheck, HealthCheckDefinition, HealthQuery, HealthState, Indexed, MAX_WAIT, Node,
