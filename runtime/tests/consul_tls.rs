@@ -61,18 +61,15 @@ fn path(p: &std::path::Path) -> String {
 async fn register_and_read_back(client: &Client, name: &str) -> Result<(), Error> {
     let id = format!("{name}-1");
     client
-        .register(&Registration {
-            id: id.clone(),
-            name: name.to_owned(),
-            address: "127.0.0.1".into(),
-            port: 8080,
-            tags: vec!["tls".into()],
-            checks: vec![CheckDefinition {
-                ttl: Some(Duration::from_secs(30)),
-                status: Some(CheckStatus::Passing),
-                ..Default::default()
-            }],
-            ..Default::default()
+        .register(&{
+            let mut reg = Registration::new(&id, name);
+            reg.address = "127.0.0.1".into();
+            reg.port = 8080;
+            reg.tags = vec!["tls".into()];
+            let mut check = CheckDefinition::ttl(Duration::from_secs(30));
+            check.status = Some(CheckStatus::Passing);
+            reg.checks.push(check);
+            reg
         })
         .await?;
     let found = client.agent_service(&id, None, None).await?;

@@ -292,11 +292,7 @@ async fn fail_fast_without_permission_returns_the_403_naming_what_to_set(kind: A
         // And the client's own error, from a direct call.
         let client = Client::new(from_env(&vars).unwrap()).unwrap();
         let e = client
-            .register(&consul::Registration {
-                id: format!("{name}-1"),
-                name: name.to_owned(),
-                ..Default::default()
-            })
+            .register(&consul::Registration::new(format!("{name}-1"), name))
             .await
             .unwrap_err();
         assert!(matches!(e, Error::PermissionDenied { .. }), "{e:?}");

@@ -465,14 +465,8 @@ impl Client {
     /// # async fn demo(client: Client) -> Result<(), discoverable_runtime::Error> {
     /// let mut index = 0;
     /// loop {
-    ///     let query = HealthQuery {
-    ///         options: QueryOptions {
-    ///             index: Some(index),
-    ///             wait: Some(Duration::from_secs(60)),
-    ///             ..Default::default()
-    ///         },
-    ///         ..Default::default()
-    ///     };
+    ///     let mut query = HealthQuery::default();
+    ///     query.options = QueryOptions::blocking(index, Duration::from_secs(60));
     ///     let answer = client.health_service("web", &query).await?;
     ///     println!("{} healthy instances", answer.value.len());
     ///     index = next_index(index, answer.index);

@@ -9,8 +9,9 @@
 //!   `agent/self`, health, catalog), blocking queries by index or hash, a time bound on every
 //!   request, and failures mapped onto [`Error`](crate::Error) (`Unreachable`, `Timeout`,
 //!   `PermissionDenied`, `NotFound`, `Status`, `Decode`);
-//! - the request and response types in Consul's JSON, and [`next_index`], Consul's rules for
-//!   the index of the next blocking read.
+//! - the request and response types in Consul's JSON (`#[non_exhaustive]`: requests are
+//!   built with constructors such as [`Registration::new`], then their public fields set),
+//!   and [`next_index`], Consul's rules for the index of the next blocking read.
 //!
 //! It calls only `reqwest` (HTTP, rustls; the error types of rustls and hyper to read its
 //! failures), `serde`, `tokio` (DNS for the TLS server name), `tracing`, the Go durations of
@@ -27,20 +28,14 @@
 //!
 //! # async fn demo() -> Result<(), discoverable_runtime::Error> {
 //! let client = Client::from_env()?;
-//! client
-//!     .register(&Registration {
-//!         id: "web-1".into(),
-//!         name: "web".into(),
-//!         address: "10.0.0.7".into(),
-//!         port: 8080,
-//!         checks: vec![CheckDefinition {
-//!             http: Some("http://10.0.0.7:8080/health".into()),
-//!             interval: Some(Duration::from_secs(10)),
-//!             ..Default::default()
-//!         }],
-//!         ..Default::default()
-//!     })
-//!     .await?;
+//! let mut registration = Registration::new("web-1", "web");
+//! registration.address = "10.0.0.7".into();
+//! registration.port = 8080;
+//! registration.checks.push(CheckDefinition::http(
+//!     "http://10.0.0.7:8080/health",
+//!     Duration::from_secs(10),
+//! ));
+//! client.register(&registration).await?;
 //! client.deregister("web-1").await?;
 //! # Ok(())
 //! # }
@@ -60,6 +55,5 @@ pub use config::{Config, ConfigBuilder, DEFAULT_ADDRESS, DEFAULT_REQUEST_TIMEOUT
 pub use types::{
     AgentMember, AgentSelf, AgentService, CheckDefinition, CheckStatus, DEFAULT_WAIT, Hashed,
     HealthCheck, HealthCheckDefinition, HealthQuery, HealthState, Indexed, MAX_WAIT, Node,
-    QueryOptions, Registration, ServiceAddress, ServiceEntry, Weights, format_go_duration,
-    next_index, parse_go_duration,
+    QueryOptions, Registration, ServiceAddress, ServiceEntry, Weights, next_index,
 };
