@@ -675,8 +675,10 @@ impl Client {
 
     fn transport_error(&self, e: reqwest::Error, bound: Duration) -> Error {
         let config = &self.inner.config;
+        let timed_out = e.is_timeout();
         transport_error(
             e,
+            timed_out,
             config.address().to_owned(),
             bound,
             config.is_https(),

@@ -82,14 +82,18 @@ pub(super) fn body_message(status: StatusCode, body: &[u8], secrets: &Secrets) -
 ///
 /// The transport's error stays the source, unless its text holds a secret (a server or proxy
 /// echoing it back into a protocol error): then only the scrubbed message is kept.
-pub(super) fn transport_error(
-    e: reqwest::Error,
+pub(super) fn transport_error<E>(
+    e: E,
+    timed_out: bool,
     addr: String,
     bound: Duration,
     https: bool,
     secrets: &Secrets,
-) -> Error {
-    if e.is_timeout() {
+) -> Error
+where
+    E: StdError + Send + Sync + 'static,
+{
+    if timed_out {
         return Error::Timeout { addr, after: bound };
     }
     let raw = chain(&e);
@@ -318,6 +322,53 @@ mod tests {
             )),
         );
         assert_eq!(tls_hint(&text_only, true), None);
+    }
+
+    #[test]
+    fn consul_transport_errors_keep_their_source_unless_it_shows_a_secret() {
+        let secrets = Secrets::new(vec!["tok-9f8e7d6c-secret".to_owned()]);
+        let unreachable = |e: Wrapped| match transport_error(
+            e,
+            false,
+            "http://x".into(),
+            Duration::ZERO,
+            false,
+            &secrets,
+        ) {
+            Error::Unreachable {
+                message, source, ..
+            } => (message, source),
+            other => panic!("expected Unreachable, got {other:?}"),
+        };
+        let (message, source) = unreachable(Wrapped(
+            "connection error",
+            Box::new(std::io::Error::other("reset by peer")),
+        ));
+        assert_eq!(message, "connection error: reset by peer");
+        let source = source.expect("kept");
+        assert_eq!(source.to_string(), "connection error");
+        assert_eq!(source.source().unwrap().to_string(), "reset by peer");
+
+        // A transport text that echoes the token: scrubbed, and no source to bring it back.
+        let (message, source) = unreachable(Wrapped(
+            "invalid header",
+            Box::new(std::io::Error::other("tok-9f8e7d6c-secret")),
+        ));
+        assert_eq!(message, "invalid header: <redacted>");
+        assert!(source.is_none());
+
+        let timeout = transport_error(
+            Wrapped("timed out", Box::new(std::io::Error::other("late"))),
+            true,
+            "http://x".into(),
+            Duration::from_secs(3),
+            false,
+            &secrets,
+        );
+        assert!(
+            matches!(timeout, Error::Timeout { after, .. } if after == Duration::from_secs(3)),
+            "{timeout:?}"
+        );
     }
 
     #[test]

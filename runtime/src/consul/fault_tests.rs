@@ -462,6 +462,14 @@ async fn consul_fault_slow_server_times_out() {
         Err(ref e @ Error::Timeout { ref addr, after }) => {
             assert_eq!(after, Duration::from_millis(300));
             assert!(addr.starts_with("http://127.0.0.1:"));
+            // What to do about it, with the default to raise.
+            let shown = e.to_string();
+            assert!(shown.contains("did not answer within 300ms"), "{shown}");
+            assert!(shown.contains("not overloaded"), "{shown}");
+            assert!(
+                shown.contains("ConfigBuilder::request_timeout (default 10s)"),
+                "{shown}"
+            );
             assert_clean(e);
         }
         other => panic!("expected Timeout, got {other:?}"),
