@@ -54,18 +54,12 @@ async fn run() -> (Vec<f64>, Vec<f64>) {
     let _ = tokio::time::timeout(Duration::from_secs(5), watch.wait_for(|s| s.is_known())).await;
     println!("propagation: {CYCLES} register/deregister cycles ...");
 
-    let registration = Registration {
-        id: format!("{SERVICE}-1"),
-        name: SERVICE.into(),
-        address: "127.0.0.1".into(),
-        port: 9,
-        checks: vec![CheckDefinition {
-            ttl: Some(Duration::from_secs(600)),
-            status: Some(CheckStatus::Passing),
-            ..CheckDefinition::default()
-        }],
-        ..Registration::default()
-    };
+    let mut registration = Registration::new(format!("{SERVICE}-1"), SERVICE);
+    registration.address = "127.0.0.1".into();
+    registration.port = 9;
+    let mut check = CheckDefinition::ttl(Duration::from_secs(600));
+    check.status = Some(CheckStatus::Passing);
+    registration.checks.push(check);
     let within = Duration::from_secs(10);
     let mut register = Vec::new();
     let mut deregister = Vec::new();

@@ -14,7 +14,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -28,173 +27,13 @@ impl fmt::Display for DecodeError {
     }
 }
 
-/// A signed duration in nanoseconds, as Go's `time.Duration`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct GoDuration(pub(crate) i64);
+/// A signed duration in nanoseconds, as Go's `time.Duration`; `Display` is Go's `Duration.String`.
+pub(crate) use discoverable_rules::GoDuration;
 
-impl GoDuration {
-    /// The duration if it is positive.
-    pub(crate) fn positive(self) -> Option<Duration> {
-        u64::try_from(self.0)
-            .ok()
-            .filter(|n| *n > 0)
-            .map(Duration::from_nanos)
-    }
-
-    /// From a std duration (saturating).
-    pub(crate) fn from_std(d: Duration) -> Self {
-        GoDuration(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-    }
-}
-
-impl fmt::Display for GoDuration {
-    /// Go's `Duration.String`: `0s`, `1.5ms`, `10s`, `1m30s`, `1h0m0s`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fn frac(v: u64, prec: u32) -> (String, u64) {
-            let p = 10u64.pow(prec);
-            let (int, rest) = (v / p, v % p);
-            if rest == 0 {
-                return (String::new(), int);
-            }
-            let digits = format!("{rest:0width$}", width = prec as usize);
-            (format!(".{}", digits.trim_end_matches('0')), int)
-        }
-        let sign = if self.0 < 0 { "-" } else { "" };
-        let u = self.0.unsigned_abs();
-        if u == 0 {
-            return f.write_str("0s");
-        }
-        if u < 1_000_000_000 {
-            let (prec, unit) = if u < 1_000 {
-                (0, "ns")
-            } else if u < 1_000_000 {
-                (3, "µs")
-            } else {
-                (6, "ms")
-            };
-            let (fr, int) = frac(u, prec);
-            return write!(f, "{sign}{int}{fr}{unit}");
-        }
-        let (fr, secs) = frac(u, 9);
-        let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
-        match (h, m) {
-            (0, 0) => write!(f, "{sign}{s}{fr}s"),
-            (0, _) => write!(f, "{sign}{m}m{s}{fr}s"),
-            _ => write!(f, "{sign}{h}h{m}m{s}{fr}s"),
-        }
-    }
-}
-
-/// Go's `time.ParseDuration`: a possibly signed sequence of decimal numbers, each with an optional
-/// fraction and a unit (`ns`, `us`, `µs`, `ms`, `s`, `m`, `h`), e.g. `"300ms"`, `"-1.5h"`, `"2h45m"`.
-///
-/// The error texts are Go's, e.g. `time: invalid duration "abc"`, `time: missing unit in duration "10"`.
-pub(crate) fn parse_go_duration(orig: &str) -> Result<GoDuration, DecodeError> {
-    let invalid = || DecodeError(format!("time: invalid duration {}", quote(orig)));
-    const MAX: u64 = 1 << 63;
-    let mut s = orig.as_bytes();
-    let mut neg = false;
-    if let Some((&c @ (b'-' | b'+'), rest)) = s.split_first() {
-        neg = c == b'-';
-        s = rest;
-    }
-    if s == b"0" {
-        return Ok(GoDuration(0));
-    }
-    if s.is_empty() {
-        return Err(invalid());
-    }
-    let mut total: u64 = 0;
-    while !s.is_empty() {
-        if !(s[0] == b'.' || s[0].is_ascii_digit()) {
-            return Err(invalid());
-        }
-        // Integer part.
-        let digits = s.iter().take_while(|c| c.is_ascii_digit()).count();
-        let mut v: u64 = 0;
-        for &c in &s[..digits] {
-            v = v
-                .checked_mul(10)
-                .and_then(|v| v.checked_add(u64::from(c - b'0')))
-                .filter(|v| *v <= MAX)
-                .ok_or_else(invalid)?;
-        }
-        let pre = digits > 0;
-        s = &s[digits..];
-        // Fraction.
-        let (mut f, mut scale, mut post) = (0u64, 1f64, false);
-        if s.first() == Some(&b'.') {
-            s = &s[1..];
-            let n = s.iter().take_while(|c| c.is_ascii_digit()).count();
-            let mut overflow = false;
-            for &c in &s[..n] {
-                if overflow {
-                    continue;
-                }
-                match f
-                    .checked_mul(10)
-                    .and_then(|x| x.checked_add(u64::from(c - b'0')))
-                {
-                    Some(x) if x <= MAX => {
-                        f = x;
-                        scale *= 10.0;
-                    }
-                    _ => overflow = true,
-                }
-            }
-            post = n > 0;
-            s = &s[n..];
-        }
-        if !pre && !post {
-            return Err(invalid());
-        }
-        // Unit.
-        let n = s
-            .iter()
-            .take_while(|c| !(**c == b'.' || c.is_ascii_digit()))
-            .count();
-        if n == 0 {
-            return Err(DecodeError(format!(
-                "time: missing unit in duration {}",
-                quote(orig)
-            )));
-        }
-        let unit_text = String::from_utf8_lossy(&s[..n]).into_owned();
-        s = &s[n..];
-        let unit: u64 = match unit_text.as_str() {
-            "ns" => 1,
-            "us" | "µs" | "μs" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60 * 1_000_000_000,
-            "h" => 3600 * 1_000_000_000,
-            _ => {
-                return Err(DecodeError(format!(
-                    "time: unknown unit {} in duration {}",
-                    quote(&unit_text),
-                    quote(orig)
-                )));
-            }
-        };
-        if v > MAX / unit {
-            return Err(invalid());
-        }
-        v *= unit;
-        if f > 0 {
-            v += (f as f64 * (unit as f64 / scale)) as u64;
-            if v > MAX {
-                return Err(invalid());
-            }
-        }
-        total = total
-            .checked_add(v)
-            .filter(|t| *t <= MAX)
-            .ok_or_else(invalid)?;
-    }
-    if neg {
-        return Ok(GoDuration(0i64.wrapping_sub_unsigned(total)));
-    }
-    i64::try_from(total).map(GoDuration).map_err(|_| invalid())
+/// Go's `time.ParseDuration`, with Go's error texts, e.g. `time: invalid duration "abc"`,
+/// `time: missing unit in duration "10"`.
+pub(crate) fn parse_go_duration(s: &str) -> Result<GoDuration, DecodeError> {
+    discoverable_rules::parse_go_duration(s).map_err(|e| DecodeError(e.to_string()))
 }
 
 fn quote(s: &str) -> String {
@@ -773,56 +612,13 @@ impl ServiceDef {
 mod tests {
     use super::*;
 
-    fn d(s: &str) -> i64 {
-        parse_go_duration(s).unwrap().0
-    }
-
     #[test]
-    fn parses_go_durations() {
-        assert_eq!(d("10s"), 10_000_000_000);
-        assert_eq!(d("1m30s"), 90_000_000_000);
-        assert_eq!(d("500ms"), 500_000_000);
-        assert_eq!(d("1.5s"), 1_500_000_000);
-        assert_eq!(d(".5s"), 500_000_000);
-        assert_eq!(d("2h45m"), 9_900_000_000_000);
-        assert_eq!(d("1µs"), 1_000);
-        assert_eq!(d("1μs"), 1_000);
-        assert_eq!(d("3us"), 3_000);
-        assert_eq!(d("7ns"), 7);
-        assert_eq!(d("-1.5h"), -5_400_000_000_000);
-        assert_eq!(d("+2s"), 2_000_000_000);
-        assert_eq!(d("0"), 0);
-        assert_eq!(d("-0"), 0);
-    }
-
-    #[test]
-    fn rejects_bad_durations_with_go_texts() {
-        let e = |s: &str| parse_go_duration(s).unwrap_err().0;
-        assert_eq!(e(""), r#"time: invalid duration """#);
-        assert_eq!(e("abc"), r#"time: invalid duration "abc""#);
-        assert_eq!(e("10"), r#"time: missing unit in duration "10""#);
-        assert_eq!(e("10x"), r#"time: unknown unit "x" in duration "10x""#);
-        assert_eq!(e("."), r#"time: invalid duration ".""#);
-        assert_eq!(e("1s."), r#"time: invalid duration "1s.""#);
+    fn durations_are_go_s_with_go_s_error_texts() {
+        assert_eq!(parse_go_duration("1m30s"), Ok(GoDuration(90_000_000_000)));
         assert_eq!(
-            e("99999999999h"),
-            r#"time: invalid duration "99999999999h""#
+            parse_go_duration("10x").unwrap_err().0,
+            r#"time: unknown unit "x" in duration "10x""#
         );
-    }
-
-    #[test]
-    fn formats_like_go() {
-        let f = |ns: i64| GoDuration(ns).to_string();
-        assert_eq!(f(0), "0s");
-        assert_eq!(f(7), "7ns");
-        assert_eq!(f(1_500), "1.5µs");
-        assert_eq!(f(1_500_000), "1.5ms");
-        assert_eq!(f(10_000_000_000), "10s");
-        assert_eq!(f(1_500_000_000), "1.5s");
-        assert_eq!(f(90_000_000_000), "1m30s");
-        assert_eq!(f(60_000_000_000), "1m0s");
-        assert_eq!(f(3_600_000_000_000), "1h0m0s");
-        assert_eq!(f(-2_000_000_000), "-2s");
     }
 
     #[test]

@@ -10,6 +10,11 @@
 //! `urlprefix-<host>/<path>`). Service names may contain `_` because Consul accepts it, but DNS
 //! lookups (`<name>.service.consul`) cannot find such a name; use `-` if you need DNS.
 //!
+//! Consul's durations are Go's, and read and written here once for everything that speaks to
+//! Consul or acts as it (the attribute, the runtime, the dev agent): [`parse_go_duration`] as
+//! Go's `time.ParseDuration`, [`GoDuration`]'s `Display` as Go's `Duration.String`, and
+//! [`go_duration`], the exact one-unit form sent to Consul.
+//!
 //! ```
 //! use discoverable_rules as rules;
 //! assert!(rules::check_name("cool_app").is_ok());
@@ -23,6 +28,10 @@
 
 use std::fmt;
 use std::time::Duration;
+
+mod go;
+
+pub use go::{GoDuration, GoDurationError, go_duration, parse_go_duration};
 
 /// Longest service name: a DNS label.
 pub const NAME_MAX_LEN: usize = 63;
@@ -570,22 +579,6 @@ pub fn check_setting(setting: Setting, value: Duration) -> std::result::Result<(
     Ok(())
 }
 
-/// Formats a duration the way Consul (Go's `time.ParseDuration`) reads it: `"10s"`, `"1500ms"`.
-pub fn go_duration(d: Duration) -> String {
-    let nanos = d.as_nanos();
-    if nanos == 0 {
-        "0s".to_owned()
-    } else if nanos % 1_000_000_000 == 0 {
-        format!("{}s", nanos / 1_000_000_000)
-    } else if nanos % 1_000_000 == 0 {
-        format!("{}ms", nanos / 1_000_000)
-    } else if nanos % 1_000 == 0 {
-        format!("{}us", nanos / 1_000)
-    } else {
-        format!("{nanos}ns")
-    }
-}
-
 /// Fabio's route tag for a prefix: `urlprefix-<prefix>`, plus ` strip=<path>` when asked.
 pub fn urlprefix_tag(prefix: &str, strip: bool) -> String {
     if strip {
@@ -704,9 +697,6 @@ mod tests {
                 .message()
                 .contains("zero")
         );
-        assert_eq!(go_duration(Duration::from_secs(10)), "10s");
-        assert_eq!(go_duration(Duration::from_millis(1500)), "1500ms");
-        assert_eq!(go_duration(Duration::from_micros(3)), "3us");
     }
 
     #[test]

@@ -10,6 +10,26 @@ use std::time::Duration;
 /// `Result<(), Box<dyn std::error::Error>>`) prints one sentence; match on the variants for
 /// the details.
 ///
+/// # Sources
+///
+/// A message already holds the words of what failed underneath, so printing the message is
+/// enough. Where the failure underneath cannot show the token, it is also kept as the
+/// [`source`](std::error::Error::source) ([`Error::Unreachable`], [`Error::Instance`],
+/// [`Error::Io`]): reqwest's and hyper's errors name the URL and the transport's failure but
+/// never a request header, and the token travels only in the `X-Consul-Token` header.
+///
+/// The others carry only a message, flattened from what failed on purpose:
+///
+/// - [`Error::Decode`]: serde_json's errors quote the answer they could not decode, and an
+///   answer may echo the token (a misbehaving proxy, say); the message is that text with the
+///   token and the basic-auth password scrubbed out, which a source would bring back.
+/// - [`Error::PermissionDenied`], [`Error::NotFound`], [`Error::Status`]: Consul's own text,
+///   scrubbed the same way; nothing failed underneath.
+/// - [`Error::Unreachable`] loses its source, keeping the scrubbed message only, when the
+///   transport's text itself held a secret (a server echoing it into a protocol error).
+/// - [`Error::Config`]: what was wrong with a setting; a file that cannot be read or a
+///   certificate that cannot be used is named in the message.
+///
 /// ```
 /// let error = discoverable_runtime::Service::builder("bad name!").build().unwrap_err();
 /// assert_eq!(format!("{error:?}"), error.to_string());
@@ -35,11 +55,18 @@ pub enum Error {
     Unreachable {
         /// The address tried.
         addr: String,
-        /// What the transport said.
+        /// What the transport said, with the secrets scrubbed, and what to set when TLS was
+        /// the cause.
         message: String,
+        /// The transport's error; `None` when its text held a secret.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// Consul did not answer within the bound.
-    #[error("Consul at {addr} did not answer within {after:?}")]
+    #[error(
+        "Consul at {addr} did not answer within {after:?}; check that the agent runs and is not overloaded, or allow more time with consul::ConfigBuilder::request_timeout (default {default:?})",
+        default = crate::consul::DEFAULT_REQUEST_TIMEOUT
+    )]
     Timeout {
         /// The address tried.
         addr: String,
@@ -106,6 +133,9 @@ pub enum Error {
         addr: String,
         /// What the transport said.
         message: String,
+        /// The transport's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 

@@ -23,7 +23,7 @@ use crate::task::AbortOnDrop;
 /// use discoverable_runtime::Health;
 /// assert_eq!(Health::from(true), Health::Up);
 /// assert_eq!(Health::Up.max(Health::Degraded), Health::Degraded);
-/// assert_eq!(Health::Down.status_code(), 503);
+/// assert_eq!(Health::Down.status_code(), http::StatusCode::SERVICE_UNAVAILABLE);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Health {
@@ -36,12 +36,13 @@ pub enum Health {
 }
 
 impl Health {
-    /// The HTTP status the health route answers with, as Consul's HTTP check reads it.
-    pub const fn status_code(self) -> u16 {
+    /// The HTTP status the health route answers with, as Consul's HTTP check reads it:
+    /// 200, 429 or 503.
+    pub const fn status_code(self) -> http::StatusCode {
         match self {
-            Health::Up => 200,
-            Health::Degraded => 429,
-            Health::Down => 503,
+            Health::Up => http::StatusCode::OK,
+            Health::Degraded => http::StatusCode::TOO_MANY_REQUESTS,
+            Health::Down => http::StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 

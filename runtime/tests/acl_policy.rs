@@ -121,13 +121,9 @@ async fn real_consul_without_the_policy_registration_gets_the_documented_error()
         r#"service_prefix "" { policy = "read" }
            node_prefix "" { policy = "read" }"#,
     );
-    let registration = Registration {
-        id: "cool_app-1".into(),
-        name: "cool_app".into(),
-        address: "127.0.0.1".into(),
-        port: 9,
-        ..Default::default()
-    };
+    let mut registration = Registration::new("cool_app-1", "cool_app");
+    registration.address = "127.0.0.1".into();
+    registration.port = 9;
     for (who, token) in [
         ("no token", None),
         ("a read-only token", Some(reader.as_str())),

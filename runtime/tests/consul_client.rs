@@ -85,38 +85,26 @@ mod consul {
     }
 
     fn ttl_registration(name: &str, ttl: Duration) -> Registration {
-        Registration {
-            id: format!("{name}-1"),
-            name: name.to_owned(),
-            address: "127.0.0.1".into(),
-            port: 9,
-            checks: vec![CheckDefinition {
-                check_id: Some(format!("{name}-ttl")),
-                ttl: Some(ttl),
-                status: Some(CheckStatus::Passing),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }
+        let mut reg = Registration::new(format!("{name}-1"), name);
+        reg.address = "127.0.0.1".into();
+        reg.port = 9;
+        let mut check = CheckDefinition::ttl(ttl);
+        check.check_id = Some(format!("{name}-ttl"));
+        check.status = Some(CheckStatus::Passing);
+        reg.checks.push(check);
+        reg
     }
 
     fn all(passing: bool) -> HealthQuery {
-        HealthQuery {
-            passing,
-            ..Default::default()
-        }
+        let mut query = HealthQuery::default();
+        query.passing = passing;
+        query
     }
 
     fn blocking(passing: bool, index: u64, wait: Duration) -> HealthQuery {
-        HealthQuery {
-            passing,
-            options: QueryOptions {
-                index: Some(index),
-                wait: Some(wait),
-                ..Default::default()
-            },
-            ..Default::default()
-        }
+        let mut query = all(passing);
+        query.options = QueryOptions::blocking(index, wait);
+        query
     }
 
     async fn agent_self_describes_the_agent(kind: AgentKind) {
@@ -137,42 +125,32 @@ mod consul {
         let health = health_server().await;
         let name = unique("roundtrip");
         let id = format!("{name}-1");
-        let reg = Registration {
-            id: id.clone(),
-            name: name.clone(),
-            tags: vec!["urlprefix-/rt".into(), "v1".into()],
-            address: "127.0.0.1".into(),
-            port: health.port(),
-            meta: BTreeMap::from([
-                ("version".into(), "1.2.3".into()),
-                ("team".into(), "core".into()),
-            ]),
-            checks: vec![
-                CheckDefinition {
-                    check_id: Some(format!("{id}-http")),
-                    name: Some("HTTP on /health".into()),
-                    http: Some(format!("http://{health}/health")),
-                    method: Some("GET".into()),
-                    header: BTreeMap::from([("X-Probe".into(), vec!["consul".into()])]),
-                    tls_skip_verify: true,
-                    interval: Some(Duration::from_secs(1)),
-                    timeout: Some(Duration::from_millis(500)),
-                    deregister_critical_service_after: Some(Duration::from_secs(90)),
-                    status: Some(CheckStatus::Passing),
-                    notes: Some("the app's health route".into()),
-                    ..Default::default()
-                },
-                CheckDefinition {
-                    check_id: Some(format!("{id}-ttl")),
-                    name: Some("heartbeat".into()),
-                    ttl: Some(Duration::from_secs(30)),
-                    status: Some(CheckStatus::Warning),
-                    notes: Some("kept alive by the app".into()),
-                    ..Default::default()
-                },
-            ],
-            replace_existing_checks: true,
-        };
+        let mut reg = Registration::new(&id, &name);
+        reg.tags = vec!["urlprefix-/rt".into(), "v1".into()];
+        reg.address = "127.0.0.1".into();
+        reg.port = health.port();
+        reg.meta = BTreeMap::from([
+            ("version".into(), "1.2.3".into()),
+            ("team".into(), "core".into()),
+        ]);
+        let mut http =
+            CheckDefinition::http(format!("http://{health}/health"), Duration::from_secs(1));
+        http.check_id = Some(format!("{id}-http"));
+        http.name = Some("HTTP on /health".into());
+        http.method = Some("GET".into());
+        http.header = BTreeMap::from([("X-Probe".into(), vec!["consul".into()])]);
+        http.tls_skip_verify = true;
+        http.timeout = Some(Duration::from_millis(500));
+        http.deregister_critical_service_after = Some(Duration::from_secs(90));
+        http.status = Some(CheckStatus::Passing);
+        http.notes = Some("the app's health route".into());
+        let mut ttl = CheckDefinition::ttl(Duration::from_secs(30));
+        ttl.check_id = Some(format!("{id}-ttl"));
+        ttl.name = Some("heartbeat".into());
+        ttl.status = Some(CheckStatus::Warning);
+        ttl.notes = Some("kept alive by the app".into());
+        reg.checks = vec![http, ttl];
+        reg.replace_existing_checks = true;
         c.register(&reg).await.unwrap();
 
         // agent/service/:id
@@ -235,29 +213,12 @@ mod consul {
         let passing = c.health_service(&name, &all(true)).await.unwrap();
         assert!(passing.value.is_empty(), "{:?}", passing.value);
         // With a tag filter.
-        let tagged = c
-            .health_service(
-                &name,
-                &HealthQuery {
-                    passing: false,
-                    tags: vec!["v1".into()],
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        let mut query = all(false);
+        query.tags = vec!["v1".into()];
+        let tagged = c.health_service(&name, &query).await.unwrap();
         assert_eq!(tagged.value.len(), 1);
-        let untagged = c
-            .health_service(
-                &name,
-                &HealthQuery {
-                    passing: false,
-                    tags: vec!["v2".into()],
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+        query.tags = vec!["v2".into()];
+        let untagged = c.health_service(&name, &query).await.unwrap();
         assert!(untagged.value.is_empty());
 
         // catalog/services
@@ -306,19 +267,13 @@ mod consul {
         };
         let health = health_server().await;
         let name = unique("httpcheck");
-        let reg = Registration {
-            id: format!("{name}-1"),
-            name: name.clone(),
-            address: "127.0.0.1".into(),
-            port: health.port(),
-            checks: vec![CheckDefinition {
-                http: Some(format!("http://{health}/health")),
-                interval: Some(Duration::from_secs(1)),
-                timeout: Some(Duration::from_secs(1)),
-                ..Default::default()
-            }],
-            ..Default::default()
-        };
+        let mut reg = Registration::new(format!("{name}-1"), &name);
+        reg.address = "127.0.0.1".into();
+        reg.port = health.port();
+        let mut check =
+            CheckDefinition::http(format!("http://{health}/health"), Duration::from_secs(1));
+        check.timeout = Some(Duration::from_secs(1));
+        reg.checks.push(check);
         t.client.register(&reg).await.unwrap();
         let entry = eventually(
             "the HTTP check to pass",
@@ -345,15 +300,10 @@ mod consul {
             }) => assert!(message.contains("Missing service name"), "{message}"),
             other => panic!("expected 400, got {other:?}"),
         }
-        let bad_check = Registration {
-            name: unique("badcheck"),
-            checks: vec![CheckDefinition {
-                interval: Some(Duration::from_secs(1)),
-                ttl: Some(Duration::from_secs(1)),
-                ..Default::default()
-            }],
-            ..Default::default()
-        };
+        let mut bad_check = Registration::new("", unique("badcheck"));
+        let mut check = CheckDefinition::ttl(Duration::from_secs(1));
+        check.interval = Some(Duration::from_secs(1));
+        bad_check.checks.push(check);
         match t.client.register(&bad_check).await {
             Err(Error::Status {
                 status: 400,
@@ -451,12 +401,8 @@ mod consul {
             let c = c.clone();
             let index = next_index(0, first.index);
             tokio::spawn(async move {
-                c.catalog_services(&QueryOptions {
-                    index: Some(index),
-                    wait: Some(Duration::from_secs(20)),
-                    ..Default::default()
-                })
-                .await
+                c.catalog_services(&QueryOptions::blocking(index, Duration::from_secs(20)))
+                    .await
             })
         };
         let state_watch = {
@@ -465,11 +411,7 @@ mod consul {
             tokio::spawn(async move {
                 c.health_state(
                     HealthState::Any,
-                    &QueryOptions {
-                        index: Some(index),
-                        wait: Some(Duration::from_secs(20)),
-                        ..Default::default()
-                    },
+                    &QueryOptions::blocking(index, Duration::from_secs(20)),
                 )
                 .await
             })

@@ -18,9 +18,7 @@ use std::time::Duration;
 use axum::{Router, routing::get};
 use discoverable_devagent::{Config as AgentConfig, DevAgent, TlsConfig};
 use discoverable_runtime::consul::{
-    self, CheckDefinition, CheckStatus, Client, ENV_CACERT, ENV_CAPATH, ENV_CLIENT_CERT,
-    ENV_CLIENT_KEY, ENV_HTTP_ADDR, ENV_HTTP_SSL, ENV_HTTP_SSL_VERIFY, ENV_TLS_SERVER_NAME,
-    HealthQuery, Registration,
+    self, CheckDefinition, CheckStatus, Client, HealthQuery, Registration,
 };
 use discoverable_runtime::{Error, Service};
 use tokio::net::TcpListener;
@@ -63,18 +61,15 @@ fn path(p: &std::path::Path) -> String {
 async fn register_and_read_back(client: &Client, name: &str) -> Result<(), Error> {
     let id = format!("{name}-1");
     client
-        .register(&Registration {
-            id: id.clone(),
-            name: name.to_owned(),
-            address: "127.0.0.1".into(),
-            port: 8080,
-            tags: vec!["tls".into()],
-            checks: vec![CheckDefinition {
-                ttl: Some(Duration::from_secs(30)),
-                status: Some(CheckStatus::Passing),
-                ..Default::default()
-            }],
-            ..Default::default()
+        .register(&{
+            let mut reg = Registration::new(&id, name);
+            reg.address = "127.0.0.1".into();
+            reg.port = 8080;
+            reg.tags = vec!["tls".into()];
+            let mut check = CheckDefinition::ttl(Duration::from_secs(30));
+            check.status = Some(CheckStatus::Passing);
+            reg.checks.push(check);
+            reg
         })
         .await?;
     let found = client.agent_service(&id, None, None).await?;
@@ -139,7 +134,9 @@ async fn serve_registered(name: &str, config: consul::Config, check: &Client) {
 fn assert_tls_unreachable(what: &str, e: &Error, addr: &str, fix: &str) {
     let shown = e.to_string();
     match e {
-        Error::Unreachable { addr: a, message } => {
+        Error::Unreachable {
+            addr: a, message, ..
+        } => {
             assert_eq!(a, addr, "{what}");
             let lower = message.to_lowercase();
             assert!(
@@ -170,11 +167,11 @@ async fn consul_http_ssl_with_cacert_registers_and_reads_back() {
     let agent = tls_agent(&pki.server, None).await;
     let port = agent.addr().port();
     let base = [
-        (ENV_HTTP_ADDR, format!("127.0.0.1:{port}")),
-        (ENV_HTTP_SSL, "true".to_owned()),
+        ("CONSUL_HTTP_ADDR", format!("127.0.0.1:{port}")),
+        ("CONSUL_HTTP_SSL", "true".to_owned()),
     ];
     let mut with_ca = base.to_vec();
-    with_ca.push((ENV_CACERT, path(&pki.ca)));
+    with_ca.push(("CONSUL_CACERT", path(&pki.ca)));
     let cfg = config(&with_ca);
     assert_eq!(cfg.address(), format!("https://127.0.0.1:{port}"));
     let client = Client::new(cfg.clone()).unwrap();
@@ -186,7 +183,7 @@ async fn consul_http_ssl_with_cacert_registers_and_reads_back() {
     std::fs::create_dir_all(&capath).unwrap();
     std::fs::copy(&pki.ca, capath.join("ca.pem")).unwrap();
     let mut with_capath = base.to_vec();
-    with_capath.push((ENV_CAPATH, path(&capath)));
+    with_capath.push(("CONSUL_CAPATH", path(&capath)));
     register_and_read_back(&Client::new(config(&with_capath)).unwrap(), "tls-capath")
         .await
         .unwrap();
@@ -202,8 +199,8 @@ async fn an_untrusted_ca_fails_with_a_clear_error_and_serving_goes_on() {
     let agent = tls_agent(&pki.server, None).await;
     let url = agent.url();
     let cfg = config(&[
-        (ENV_HTTP_ADDR, url.clone()),
-        (ENV_CACERT, path(&pki.other_ca)),
+        ("CONSUL_HTTP_ADDR", url.clone()),
+        ("CONSUL_CACERT", path(&pki.other_ca)),
     ]);
     let client = Client::new(cfg.clone()).unwrap();
     for e in [
@@ -218,7 +215,7 @@ async fn an_untrusted_ca_fails_with_a_clear_error_and_serving_goes_on() {
 
     // Plain HTTP to the HTTPS port: a typed error too.
     let plain = Client::new(config(&[(
-        ENV_HTTP_ADDR,
+        "CONSUL_HTTP_ADDR",
         url.replace("https://", "http://"),
     )]))
     .unwrap();
@@ -252,11 +249,14 @@ async fn mutual_tls_with_client_cert_and_key() {
     let pki = pki::pki();
     let agent = tls_agent(&pki.server, Some(&pki.ca_pem)).await;
     let url = agent.url();
-    let base = [(ENV_HTTP_ADDR, url.clone()), (ENV_CACERT, path(&pki.ca))];
+    let base = [
+        ("CONSUL_HTTP_ADDR", url.clone()),
+        ("CONSUL_CACERT", path(&pki.ca)),
+    ];
     let with = |pair: &pki::Pair| {
         let mut v = base.to_vec();
-        v.push((ENV_CLIENT_CERT, path(&pair.cert)));
-        v.push((ENV_CLIENT_KEY, path(&pair.key)));
+        v.push(("CONSUL_CLIENT_CERT", path(&pair.cert)));
+        v.push(("CONSUL_CLIENT_KEY", path(&pair.key)));
         config(&v)
     };
 
@@ -284,7 +284,10 @@ async fn tls_server_name_when_dialling_an_ip_for_a_localhost_certificate() {
     let agent = tls_agent(&pki.localhost_only, None).await;
     let url = agent.url();
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
-    let base = [(ENV_HTTP_ADDR, url.clone()), (ENV_CACERT, path(&pki.ca))];
+    let base = [
+        ("CONSUL_HTTP_ADDR", url.clone()),
+        ("CONSUL_CACERT", path(&pki.ca)),
+    ];
 
     // The certificate names `localhost` only: dialling the IP fails verification...
     let e = register_and_read_back(&Client::new(config(&base)).unwrap(), "tls-name")
@@ -295,7 +298,7 @@ async fn tls_server_name_when_dialling_an_ip_for_a_localhost_certificate() {
 
     // ...and works with the name the certificate carries.
     let mut named = base.to_vec();
-    named.push((ENV_TLS_SERVER_NAME, "localhost".to_owned()));
+    named.push(("CONSUL_TLS_SERVER_NAME", "localhost".to_owned()));
     let cfg = config(&named);
     assert_eq!(cfg.tls_server_name(), Some("localhost"));
     assert_eq!(cfg.address(), url, "the address stays the IP");
@@ -305,7 +308,7 @@ async fn tls_server_name_when_dialling_an_ip_for_a_localhost_certificate() {
 
     // A name the certificate does not carry fails.
     let mut wrong = base.to_vec();
-    wrong.push((ENV_TLS_SERVER_NAME, "consul.example".to_owned()));
+    wrong.push(("CONSUL_TLS_SERVER_NAME", "consul.example".to_owned()));
     let e = Client::new(config(&wrong))
         .unwrap()
         .agent_self()
@@ -321,8 +324,8 @@ async fn skip_verify_works_without_a_ca_and_logs_a_warning() {
     let agent = tls_agent(&pki.localhost_only, None).await;
     let url = agent.url();
     let cfg = config(&[
-        (ENV_HTTP_ADDR, url.clone()),
-        (ENV_HTTP_SSL_VERIFY, "false".to_owned()),
+        ("CONSUL_HTTP_ADDR", url.clone()),
+        ("CONSUL_HTTP_SSL_VERIFY", "false".to_owned()),
     ]);
     assert!(cfg.insecure_skip_verify());
     let client = Client::new(cfg.clone()).unwrap();
@@ -359,15 +362,15 @@ async fn real_consul_https_with_cacert_and_client_certificates() {
         tokio::task::block_in_place(|| discoverable_testkit::Consul::start(&peers, options));
     let port = consul.https_addr().expect("an HTTPS listener").port();
     let base = [
-        (ENV_HTTP_ADDR, format!("127.0.0.1:{port}")),
-        (ENV_HTTP_SSL, "true".to_owned()),
+        ("CONSUL_HTTP_ADDR", format!("127.0.0.1:{port}")),
+        ("CONSUL_HTTP_SSL", "true".to_owned()),
     ];
     let with = |ca: &std::path::Path, pair: Option<&pki::Pair>| {
         let mut v = base.to_vec();
-        v.push((ENV_CACERT, path(ca)));
+        v.push(("CONSUL_CACERT", path(ca)));
         if let Some(pair) = pair {
-            v.push((ENV_CLIENT_CERT, path(&pair.cert)));
-            v.push((ENV_CLIENT_KEY, path(&pair.key)));
+            v.push(("CONSUL_CLIENT_CERT", path(&pair.cert)));
+            v.push(("CONSUL_CLIENT_KEY", path(&pair.key)));
         }
         config(&v)
     };

@@ -30,19 +30,14 @@ async fn agent(kind: AgentKind, test: &str) -> Option<(Agent, Client)> {
 }
 
 fn registration(id: &str, port: u16, status: CheckStatus, tags: &[&str]) -> Registration {
-    Registration {
-        id: id.into(),
-        name: "web".into(),
-        address: "127.0.0.1".into(),
-        port,
-        tags: tags.iter().map(|t| t.to_string()).collect(),
-        checks: vec![CheckDefinition {
-            ttl: Some(Duration::from_secs(600)),
-            status: Some(status),
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
+    let mut reg = Registration::new(id, "web");
+    reg.address = "127.0.0.1".into();
+    reg.port = port;
+    reg.tags = tags.iter().map(|t| t.to_string()).collect();
+    let mut check = CheckDefinition::ttl(Duration::from_secs(600));
+    check.status = Some(status);
+    reg.checks.push(check);
+    reg
 }
 
 async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {

@@ -26,9 +26,7 @@ use std::time::{Duration, Instant};
 
 use axum::{Router, routing::get};
 use discoverable_devagent::{Config as AgentConfig, DevAgent};
-use discoverable_runtime::consul::{
-    self, Client, ENV_HTTP_ADDR, ENV_HTTP_TOKEN, ENV_HTTP_TOKEN_FILE,
-};
+use discoverable_runtime::consul::{self, Client};
 use discoverable_runtime::{Error, Health, Service, ServiceBuilder};
 use discoverable_testkit::{Agent, AgentKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -134,8 +132,8 @@ async fn registers_with_the_token_of_consul_http_token(kind: AgentKind) {
     };
     let admin = admin(&agent);
     let config = from_env(&[
-        (ENV_HTTP_ADDR, agent.url()),
-        (ENV_HTTP_TOKEN, TOKEN.to_owned()),
+        ("CONSUL_HTTP_ADDR", agent.url()),
+        ("CONSUL_HTTP_TOKEN", TOKEN.to_owned()),
     ])
     .unwrap();
     assert_eq!(config.token().map(|t| t.secret()), Some(TOKEN));
@@ -175,10 +173,10 @@ async fn the_token_file_is_read_once_trimmed_and_wins_over_the_variable(kind: Ag
     let file = temp_path("token");
     std::fs::write(&file, format!("\n  {TOKEN} \t\n")).unwrap();
     let config = from_env(&[
-        (ENV_HTTP_ADDR, agent.url()),
+        ("CONSUL_HTTP_ADDR", agent.url()),
         // Consul's rule: the file wins when it holds a token.
-        (ENV_HTTP_TOKEN, WRONG.to_owned()),
-        (ENV_HTTP_TOKEN_FILE, file.display().to_string()),
+        ("CONSUL_HTTP_TOKEN", WRONG.to_owned()),
+        ("CONSUL_HTTP_TOKEN_FILE", file.display().to_string()),
     ])
     .unwrap();
     assert_eq!(config.token().map(|t| t.secret()), Some(TOKEN), "trimmed");
@@ -204,14 +202,14 @@ async fn an_unreadable_token_file_is_a_start_up_error_naming_the_variable() {
     std::fs::create_dir_all(&dir).unwrap();
     for path in [temp_path("no-such-token-file"), dir.clone()] {
         let e = from_env(&[
-            (ENV_HTTP_ADDR, "127.0.0.1:1".to_owned()),
-            (ENV_HTTP_TOKEN, TOKEN.to_owned()),
-            (ENV_HTTP_TOKEN_FILE, path.display().to_string()),
+            ("CONSUL_HTTP_ADDR", "127.0.0.1:1".to_owned()),
+            ("CONSUL_HTTP_TOKEN", TOKEN.to_owned()),
+            ("CONSUL_HTTP_TOKEN_FILE", path.display().to_string()),
         ])
         .unwrap_err();
         let shown = format!("{e} {e:?}");
         assert!(
-            matches!(e, Error::Config { setting, .. } if setting == ENV_HTTP_TOKEN_FILE),
+            matches!(e, Error::Config { setting, .. } if setting == "CONSUL_HTTP_TOKEN_FILE"),
             "{shown}"
         );
         assert!(shown.contains("CONSUL_HTTP_TOKEN_FILE"), "{shown}");
@@ -231,7 +229,7 @@ async fn without_a_token_registration_fails_with_a_clear_403_and_serving_goes_on
         return;
     };
     let admin = admin(&agent);
-    let config = from_env(&[(ENV_HTTP_ADDR, agent.url())]).unwrap();
+    let config = from_env(&[("CONSUL_HTTP_ADDR", agent.url())]).unwrap();
     let service = builder("sec-no-token", config).build().unwrap();
     let instance = service.instance();
     let served = serve(service).await;
@@ -267,9 +265,9 @@ async fn fail_fast_without_permission_returns_the_403_naming_what_to_set(kind: A
         return;
     };
     for (name, token) in [("sec-ff-none", None), ("sec-ff-wrong", Some(WRONG))] {
-        let mut vars = vec![(ENV_HTTP_ADDR, agent.url())];
+        let mut vars = vec![("CONSUL_HTTP_ADDR", agent.url())];
         if let Some(t) = token {
-            vars.push((ENV_HTTP_TOKEN, t.to_owned()));
+            vars.push(("CONSUL_HTTP_TOKEN", t.to_owned()));
         }
         let service = builder(name, from_env(&vars).unwrap())
             .fail_fast(true)
@@ -294,11 +292,7 @@ async fn fail_fast_without_permission_returns_the_403_naming_what_to_set(kind: A
         // And the client's own error, from a direct call.
         let client = Client::new(from_env(&vars).unwrap()).unwrap();
         let e = client
-            .register(&consul::Registration {
-                id: format!("{name}-1"),
-                name: name.to_owned(),
-                ..Default::default()
-            })
+            .register(&consul::Registration::new(format!("{name}-1"), name))
             .await
             .unwrap_err();
         assert!(matches!(e, Error::PermissionDenied { .. }), "{e:?}");
@@ -311,8 +305,8 @@ async fn fail_fast_without_permission_returns_the_403_naming_what_to_set(kind: A
 async fn debug_outputs_never_show_the_token() {
     capture::install();
     let config = from_env(&[
-        (ENV_HTTP_ADDR, "127.0.0.1:1".to_owned()),
-        (ENV_HTTP_TOKEN, TOKEN.to_owned()),
+        ("CONSUL_HTTP_ADDR", "127.0.0.1:1".to_owned()),
+        ("CONSUL_HTTP_TOKEN", TOKEN.to_owned()),
         ("CONSUL_HTTP_AUTH", format!("operator:{WRONG}")),
     ])
     .unwrap();
@@ -349,8 +343,8 @@ async fn no_log_line_shows_the_token_at_trace_level(kind: AgentKind) {
     let good = builder(
         "sec-trace",
         from_env(&[
-            (ENV_HTTP_ADDR, agent.url()),
-            (ENV_HTTP_TOKEN, TOKEN.to_owned()),
+            ("CONSUL_HTTP_ADDR", agent.url()),
+            ("CONSUL_HTTP_TOKEN", TOKEN.to_owned()),
         ])
         .unwrap(),
     )
@@ -359,8 +353,8 @@ async fn no_log_line_shows_the_token_at_trace_level(kind: AgentKind) {
     let bad = builder(
         "sec-trace-wrong",
         from_env(&[
-            (ENV_HTTP_ADDR, agent.url()),
-            (ENV_HTTP_TOKEN, WRONG.to_owned()),
+            ("CONSUL_HTTP_ADDR", agent.url()),
+            ("CONSUL_HTTP_TOKEN", WRONG.to_owned()),
         ])
         .unwrap(),
     )
@@ -537,8 +531,10 @@ fn devagent_process() -> (Proc, String) {
 fn cool_app(consul: &str, env: &[(&str, &str)]) -> Proc {
     let mut cmd = Command::new(binary("discoverable", "--example", "cool_app"));
     // Only what the test sets: nothing of a real Consul from the environment.
-    for var in consul::ENV_VARS {
-        cmd.env_remove(var);
+    for (var, _) in std::env::vars_os() {
+        if var.to_string_lossy().starts_with("CONSUL_") {
+            cmd.env_remove(var);
+        }
     }
     cmd.env("BIND_ADDR", "127.0.0.1:0")
         .env("RUST_LOG", "trace")
@@ -634,17 +630,20 @@ async fn cool_app_stops_at_start_up_on_an_unreadable_token_file() {
 
 /// An instance with a healthy and a panicking indicator, served against a dev agent.
 async fn health_instance(name: &str, agent: &DevAgent) -> (Service, Served) {
-    let service = builder(name, from_env(&[(ENV_HTTP_ADDR, agent.url())]).unwrap())
-        .meta("version", "9.9.9-secret-build")
-        .check("db", || async { Health::Up })
-        .check("flaky", || async {
-            if std::hint::black_box(true) {
-                panic!("secret panic text 0xDEADBEEF");
-            }
-            Health::Up
-        })
-        .build()
-        .unwrap();
+    let service = builder(
+        name,
+        from_env(&[("CONSUL_HTTP_ADDR", agent.url())]).unwrap(),
+    )
+    .meta("version", "9.9.9-secret-build")
+    .check("db", || async { Health::Up })
+    .check("flaky", || async {
+        if std::hint::black_box(true) {
+            panic!("secret panic text 0xDEADBEEF");
+        }
+        Health::Up
+    })
+    .build()
+    .unwrap();
     let served = serve(service.clone()).await;
     (service, served)
 }

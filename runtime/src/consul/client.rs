@@ -12,6 +12,7 @@ use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 
 use super::config::Config;
+use super::error_text::{Secrets, body_message, chain, transport_error};
 use super::types::{
     AgentSelf, AgentSelfWire, AgentService, CheckStatus, CheckUpdate, DEFAULT_WAIT, Hashed,
     HealthCheck, HealthQuery, HealthState, Indexed, MAX_WAIT, QueryOptions, Registration,
@@ -21,14 +22,6 @@ use crate::Error;
 
 /// The header that carries the ACL token.
 const TOKEN_HEADER: &str = "X-Consul-Token";
-/// Longest error text kept from a response body, in characters.
-const MAX_MESSAGE_CHARS: usize = 512;
-/// Secrets shorter than this are not scrubbed from error texts: replacing every occurrence of
-/// one or two characters would garble the message without protecting anything.
-const MIN_SCRUB_LEN: usize = 4;
-/// The shortest beginning of a secret scrubbed at the end of a text that was cut short:
-/// shorter beginnings are too likely to be ordinary text, and too short to be of use.
-const MIN_PARTIAL_SCRUB_LEN: usize = 8;
 
 /// A client of one Consul agent. Cheap to clone (an [`Arc`] inside); clones share the
 /// connection pool.
@@ -63,7 +56,7 @@ struct Inner {
     /// Scheme, host (the TLS server name when one is set), port and path prefix.
     base: Url,
     token: Option<HeaderValue>,
-    secrets: Vec<String>,
+    secrets: Secrets,
     /// Why entries of a list were skipped, each said once (a bounded set).
     skipped: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -208,7 +201,7 @@ impl Client {
             }
             None => None,
         };
-        let secrets = config.secrets();
+        let secrets = Secrets::new(config.secrets());
         Ok(Client {
             inner: Arc::new(Inner {
                 config,
@@ -472,14 +465,8 @@ impl Client {
     /// # async fn demo(client: Client) -> Result<(), discoverable_runtime::Error> {
     /// let mut index = 0;
     /// loop {
-    ///     let query = HealthQuery {
-    ///         options: QueryOptions {
-    ///             index: Some(index),
-    ///             wait: Some(Duration::from_secs(60)),
-    ///             ..Default::default()
-    ///         },
-    ///         ..Default::default()
-    ///     };
+    ///     let mut query = HealthQuery::default();
+    ///     query.options = QueryOptions::blocking(index, Duration::from_secs(60));
     ///     let answer = client.health_service("web", &query).await?;
     ///     println!("{} healthy instances", answer.value.len());
     ///     index = next_index(index, answer.index);
@@ -665,13 +652,13 @@ impl Client {
         let response = req
             .send()
             .await
-            .map_err(|e| self.transport_error(&e, bound))?;
+            .map_err(|e| self.transport_error(e, bound))?;
         let status = response.status();
         let headers = response.headers().clone();
         let body = response
             .bytes()
             .await
-            .map_err(|e| self.transport_error(&e, bound))?;
+            .map_err(|e| self.transport_error(e, bound))?;
         tracing::debug!(
             status = status.as_u16(),
             elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -686,18 +673,17 @@ impl Client {
         })
     }
 
-    fn transport_error(&self, e: &reqwest::Error, bound: Duration) -> Error {
-        let addr = self.inner.config.address().to_owned();
-        if e.is_timeout() {
-            Error::Timeout { addr, after: bound }
-        } else {
-            let mut message = self.scrub(chain(e));
-            if let Some(hint) = tls_hint(&message, self.inner.config.is_https()) {
-                message.push_str("; TLS: ");
-                message.push_str(hint);
-            }
-            Error::Unreachable { addr, message }
-        }
+    fn transport_error(&self, e: reqwest::Error, bound: Duration) -> Error {
+        let config = &self.inner.config;
+        let timed_out = e.is_timeout();
+        transport_error(
+            e,
+            timed_out,
+            config.address().to_owned(),
+            bound,
+            config.is_https(),
+            &self.inner.secrets,
+        )
     }
 
     fn require_ok(&self, answer: Answer) -> Result<Answer, Error> {
@@ -712,51 +698,16 @@ impl Client {
         })
     }
 
-    /// The body as error text: trimmed, at most [`MAX_MESSAGE_CHARS`] characters, secrets
-    /// scrubbed; the status's reason when the body is empty.
     fn body_message(&self, answer: &Answer) -> String {
-        let text = String::from_utf8_lossy(&answer.body);
-        let text = text.trim();
-        if text.is_empty() {
-            return answer
-                .status
-                .canonical_reason()
-                .unwrap_or("no reason given")
-                .to_owned();
-        }
-        self.excerpt(text, MAX_MESSAGE_CHARS)
+        body_message(answer.status, &answer.body, &self.inner.secrets)
     }
 
-    /// `text` with the secrets scrubbed, *then* cut to `max` characters, so a cut can never
-    /// leave part of a secret behind.
     fn excerpt(&self, text: &str, max: usize) -> String {
-        let mut text = self.scrub(text.to_owned());
-        if let Some((cut, _)) = text.char_indices().nth(max) {
-            text.truncate(cut);
-            text.push_str("...");
-        }
-        text
+        self.inner.secrets.excerpt(text, max)
     }
 
-    fn scrub(&self, mut text: String) -> String {
-        for secret in &self.inner.secrets {
-            if secret.len() < MIN_SCRUB_LEN {
-                continue;
-            }
-            if text.contains(secret.as_str()) {
-                text = text.replace(secret.as_str(), "<redacted>");
-            }
-            // A text cut short inside a secret (an answer whose body or framing was cut by
-            // Consul or a proxy) ends with the secret's beginning.
-            let partial = (MIN_PARTIAL_SCRUB_LEN..secret.len())
-                .rev()
-                .find(|&n| secret.is_char_boundary(n) && text.ends_with(&secret[..n]));
-            if let Some(n) = partial {
-                text.truncate(text.len() - n);
-                text.push_str("<redacted>");
-            }
-        }
-        text
+    fn scrub(&self, text: String) -> String {
+        self.inner.secrets.scrub(text)
     }
 
     fn decode<T: DeserializeOwned>(&self, answer: &Answer) -> Result<T, Error> {
@@ -851,62 +802,6 @@ fn config_error(setting: &'static str, message: impl Into<String>) -> Error {
     Error::Config {
         setting,
         message: message.into(),
-    }
-}
-
-/// An error and its sources as one line, without repeating a source already in the text.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
-}
-
-/// What to set when the TLS handshake failed, read from rustls's error text (reqwest gives no
-/// typed TLS error): the transport's words alone ("invalid peer certificate: UnknownIssuer")
-/// do not say which of Consul's variables fixes it.
-fn tls_hint(message: &str, https: bool) -> Option<&'static str> {
-    if message.contains("invalid peer certificate") {
-        Some(if message.contains("not valid for name") {
-            "the agent's certificate does not carry the host name dialled; set CONSUL_TLS_SERVER_NAME to a name it carries, or address the agent by that name"
-        } else {
-            "the agent's certificate is not trusted; set CONSUL_CACERT or CONSUL_CAPATH to the CA that signed it"
-        })
-    } else if [
-        "alert: CertificateRequired",
-        "alert: UnknownCA",
-        "alert: BadCertificate",
-        "alert: CertificateUnknown",
-    ]
-    .iter()
-    .any(|alert| message.contains(alert))
-    {
-        Some(
-            "the agent refused the client certificate; set CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY to a certificate signed by a CA it trusts",
-        )
-    } else if https
-        && [
-            "connection was not ready",
-            "connection closed before message completed",
-        ]
-        .iter()
-        .any(|closed| message.contains(closed))
-    {
-        // With TLS 1.3 the client's handshake ends before the agent checks the client
-        // certificate; an agent that refuses it (Consul's `verify_incoming`) may close the
-        // connection before the alert reaches the client.
-        Some(
-            "the agent closed the connection without answering, as it does when it refuses the client certificate; if it verifies clients, set CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY to a certificate signed by a CA it trusts",
-        )
-    } else {
-        None
     }
 }
 
@@ -1053,59 +948,8 @@ mod tests {
         assert!(shown.contains("127.0.0.1:8500"), "{shown}");
         assert_eq!(
             client.scrub("echo tok-9f8e7d6c-secret and pw-9f8e7d6c-secret".into()),
-            "echo <redacted> and <redacted>"
+            "echo <redacted> and <redacted>",
+            "both secrets of the configuration are scrubbed"
         );
-        // Cut short inside the token, by the other side or by our own excerpt.
-        assert_eq!(
-            client.scrub("denied for tok-9f8e7d6c-sec".into()),
-            "denied for <redacted>"
-        );
-        let long = format!("{}tok-9f8e7d6c-secret", "x".repeat(500));
-        let cut = client.excerpt(&long, 510);
-        assert!(!cut.contains("9f8e"), "{cut}");
-        assert!(
-            client
-                .excerpt(" 7 tok-9f8e7d6c-secret", 12)
-                .starts_with(" 7 <redacted")
-        );
-        assert_eq!(
-            client.scrub("x tok-9f8".into()),
-            "x tok-9f8",
-            "too short to matter"
-        );
-        assert_eq!(client.scrub("x tok-9f8e".into()), "x <redacted>");
-    }
-
-    #[test]
-    fn consul_tls_failures_name_the_variable_to_set() {
-        let hint = |m: &str| tls_hint(m, true).unwrap_or_default();
-        assert!(
-            hint("client error (Connect): invalid peer certificate: UnknownIssuer")
-                .contains("CONSUL_CACERT")
-        );
-        assert!(
-            hint("invalid peer certificate: certificate not valid for name \"127.0.0.1\"")
-                .contains("CONSUL_TLS_SERVER_NAME")
-        );
-        assert!(
-            hint("connection error: received fatal alert: CertificateRequired")
-                .contains("CONSUL_CLIENT_CERT")
-        );
-        assert!(hint("received fatal alert: UnknownCA").contains("CONSUL_CLIENT_KEY"));
-        assert_eq!(
-            tls_hint("tcp connect error: Connection refused (os error 111)", true),
-            None
-        );
-        // An agent that refused the client certificate after a TLS 1.3 handshake, before
-        // its alert arrived; over plain HTTP the same words say nothing about TLS.
-        let closed = "client error (Canceled): operation was canceled: connection was not ready";
-        assert!(hint(closed).contains("CONSUL_CLIENT_CERT"));
-        assert_eq!(tls_hint(closed, false), None);
-    }
-
-    #[test]
-    fn consul_error_chain_skips_repeats() {
-        let inner = std::io::Error::other("refused");
-        assert_eq!(chain(&inner), "refused");
     }
 }

@@ -106,9 +106,14 @@ fn client_with(addr: SocketAddr, f: impl FnOnce(ConfigBuilder) -> ConfigBuilder)
     Client::new(f(builder).build().unwrap()).unwrap()
 }
 
-/// The error must not show the token, in either form.
+/// The error must not show the token, in either form, nor any error in its source chain.
 fn assert_clean(e: &Error) {
-    let shown = format!("{e} {e:?}");
+    let mut shown = format!("{e} {e:?}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        write!(shown, " | {s} {s:?}").unwrap();
+        source = s.source();
+    }
     assert!(!shown.contains(TOKEN), "token leaked: {shown}");
     assert!(!shown.contains("5e6f7a8b"), "token leaked: {shown}");
 }
@@ -186,10 +191,20 @@ async fn consul_fault_refused_connection_is_unreachable() {
                 ref e @ Error::Unreachable {
                     ref addr,
                     ref message,
+                    ref source,
                 },
             ) => {
                 assert_eq!(addr, &format!("http://127.0.0.1:{port}"), "{name}");
                 assert!(!message.is_empty(), "{name}");
+                let source = source
+                    .as_ref()
+                    .expect("the transport's error is the source");
+                assert!(
+                    source
+                        .downcast_ref::<reqwest::Error>()
+                        .is_some_and(reqwest::Error::is_connect),
+                    "{name}: {source:?}"
+                );
                 assert!(e.to_string().contains("CONSUL_HTTP_ADDR"), "{e}");
                 assert_clean(e);
             }
@@ -447,6 +462,14 @@ async fn consul_fault_slow_server_times_out() {
         Err(ref e @ Error::Timeout { ref addr, after }) => {
             assert_eq!(after, Duration::from_millis(300));
             assert!(addr.starts_with("http://127.0.0.1:"));
+            // What to do about it, with the default to raise.
+            let shown = e.to_string();
+            assert!(shown.contains("did not answer within 300ms"), "{shown}");
+            assert!(shown.contains("not overloaded"), "{shown}");
+            assert!(
+                shown.contains("ConfigBuilder::request_timeout (default 10s)"),
+                "{shown}"
+            );
             assert_clean(e);
         }
         other => panic!("expected Timeout, got {other:?}"),
@@ -1013,6 +1036,7 @@ async fn consul_fault_tls_server_name_and_ca() {
     let client = tls_env(addr, std::slice::from_ref(&ca)).unwrap();
     let e = client.agent_self().await.unwrap_err();
     assert!(matches!(e, Error::Unreachable { .. }), "{e:?}");
+    assert!(e.to_string().contains("set CONSUL_TLS_SERVER_NAME"), "{e}");
     assert_clean(&e);
 
     // An untrusted CA.
@@ -1023,6 +1047,7 @@ async fn consul_fault_tls_server_name_and_ca() {
     .unwrap();
     let e = client.agent_self().await.unwrap_err();
     assert!(matches!(e, Error::Unreachable { .. }), "{e:?}");
+    assert!(e.to_string().contains("set CONSUL_CACERT"), "{e}");
 
     // Verification off: anything goes.
     let client = tls_env(addr, &[("CONSUL_HTTP_SSL_VERIFY", "false".to_owned())]).unwrap();
@@ -1049,5 +1074,88 @@ async fn consul_fault_tls_client_certificate() {
     let client = tls_env(addr, &base).unwrap();
     let e = client.agent_self().await.unwrap_err();
     assert!(matches!(e, Error::Unreachable { .. }), "{e:?}");
+    assert!(e.to_string().contains("set CONSUL_CLIENT_CERT"), "{e}");
     assert_clean(&e);
+}
+
+/// Accepts connections, completes the TLS handshake when `acceptor` is given, and closes
+/// each without an answer once the request has arrived (over TLS with `close_notify`, as
+/// Go's `tls.Conn.Close` does).
+async fn closing_agent(acceptor: Option<tokio_rustls::TlsAcceptor>) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = tcp.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                match acceptor {
+                    Some(acceptor) => {
+                        if let Ok(mut tls) = acceptor.accept(stream).await {
+                            let _ = tls.read(&mut buf).await;
+                            let _ = tls.shutdown().await;
+                        }
+                    }
+                    None => {
+                        let mut stream = stream;
+                        let _ = stream.read(&mut buf).await;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(testdata("server.pem"))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(testdata("server-key.pem")).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+#[tokio::test]
+async fn consul_fault_a_connection_closed_unanswered_over_tls_names_the_client_certificate() {
+    // As a Consul with `verify_incoming` does in TLS 1.3 when its alert is lost: the handshake
+    // completes, then the connection closes without an answer.
+    let addr = closing_agent(Some(tls_acceptor())).await;
+    let client = tls_env(
+        addr,
+        &[
+            ("CONSUL_CACERT", path_of("ca.pem")),
+            ("CONSUL_TLS_SERVER_NAME", "consul.test".to_owned()),
+        ],
+    )
+    .unwrap();
+    let e = client.agent_self().await.unwrap_err();
+    assert!(matches!(e, Error::Unreachable { .. }), "{e:?}");
+    let shown = e.to_string();
+    assert!(
+        shown.contains("closed the connection without answering"),
+        "{shown}"
+    );
+    assert!(shown.contains("set CONSUL_CLIENT_CERT"), "{shown}");
+    assert_clean(&e);
+
+    // The same over plain HTTP says nothing about TLS.
+    let addr = closing_agent(None).await;
+    let e = client_for(addr).agent_self().await.unwrap_err();
+    assert!(matches!(e, Error::Unreachable { .. }), "{e:?}");
+    assert!(!e.to_string().contains("TLS"), "{e}");
 }

@@ -9,11 +9,13 @@
 //!   `agent/self`, health, catalog), blocking queries by index or hash, a time bound on every
 //!   request, and failures mapped onto [`Error`](crate::Error) (`Unreachable`, `Timeout`,
 //!   `PermissionDenied`, `NotFound`, `Status`, `Decode`);
-//! - the request and response types in Consul's JSON, and [`next_index`], Consul's rules for
-//!   the index of the next blocking read.
+//! - the request and response types in Consul's JSON (`#[non_exhaustive]`: requests are
+//!   built with constructors such as [`Registration::new`], then their public fields set),
+//!   and [`next_index`], Consul's rules for the index of the next blocking read.
 //!
-//! It calls only `reqwest` (HTTP, rustls), `serde`, `tokio` (DNS for the TLS server name),
-//! `tracing` and the crate's [`Error`](crate::Error); nothing else in the runtime. The
+//! It calls only `reqwest` (HTTP, rustls; the error types of rustls and hyper to read its
+//! failures), `serde`, `tokio` (DNS for the TLS server name), `tracing`, the Go durations of
+//! `discoverable-rules` and the crate's [`Error`](crate::Error); nothing else in the runtime. The
 //! service description, the layer, `serve` and discovery build on it, never the other way
 //! round. It does no retrying: callers decide when to try again.
 //!
@@ -26,20 +28,14 @@
 //!
 //! # async fn demo() -> Result<(), discoverable_runtime::Error> {
 //! let client = Client::from_env()?;
-//! client
-//!     .register(&Registration {
-//!         id: "web-1".into(),
-//!         name: "web".into(),
-//!         address: "10.0.0.7".into(),
-//!         port: 8080,
-//!         checks: vec![CheckDefinition {
-//!             http: Some("http://10.0.0.7:8080/health".into()),
-//!             interval: Some(Duration::from_secs(10)),
-//!             ..Default::default()
-//!         }],
-//!         ..Default::default()
-//!     })
-//!     .await?;
+//! let mut registration = Registration::new("web-1", "web");
+//! registration.address = "10.0.0.7".into();
+//! registration.port = 8080;
+//! registration.checks.push(CheckDefinition::http(
+//!     "http://10.0.0.7:8080/health",
+//!     Duration::from_secs(10),
+//! ));
+//! client.register(&registration).await?;
 //! client.deregister("web-1").await?;
 //! # Ok(())
 //! # }
@@ -47,21 +43,17 @@
 
 mod client;
 mod config;
+mod error_text;
 mod types;
 
 #[cfg(test)]
 mod fault_tests;
 
 pub use client::Client;
-pub use config::{
-    Config, ConfigBuilder, DEFAULT_ADDRESS, DEFAULT_REQUEST_TIMEOUT, ENV_CACERT, ENV_CAPATH,
-    ENV_CLIENT_CERT, ENV_CLIENT_KEY, ENV_HTTP_ADDR, ENV_HTTP_AUTH, ENV_HTTP_SSL,
-    ENV_HTTP_SSL_VERIFY, ENV_HTTP_TOKEN, ENV_HTTP_TOKEN_FILE, ENV_NAMESPACE, ENV_PARTITION,
-    ENV_TLS_SERVER_NAME, ENV_VARS, Token, parse_go_bool,
-};
+pub(crate) use config::parse_go_bool;
+pub use config::{Config, ConfigBuilder, DEFAULT_ADDRESS, DEFAULT_REQUEST_TIMEOUT, Token};
 pub use types::{
     AgentMember, AgentSelf, AgentService, CheckDefinition, CheckStatus, DEFAULT_WAIT, Hashed,
     HealthCheck, HealthCheckDefinition, HealthQuery, HealthState, Indexed, MAX_WAIT, Node,
-    QueryOptions, Registration, ServiceAddress, ServiceEntry, Weights, format_go_duration,
-    next_index, parse_go_duration,
+    QueryOptions, Registration, ServiceAddress, ServiceEntry, Weights, next_index,
 };

@@ -140,22 +140,23 @@ impl Balanced {
                         .insert(endpoint.id.clone(), set.index());
                     if tried.is_none() {
                         tracing::debug!(instance = %endpoint.id, error = %e, "connection failed; trying another instance");
-                        tried = Some((endpoint.id.clone(), self.instance_error(endpoint, &e)));
+                        tried = Some((endpoint.id.clone(), self.instance_error(endpoint, e)));
                         continue;
                     }
-                    return Err(self.instance_error(endpoint, &e));
+                    return Err(self.instance_error(endpoint, e));
                 }
-                Err(e) => return Err(self.instance_error(endpoint, &e)),
+                Err(e) => return Err(self.instance_error(endpoint, e)),
             }
         }
     }
 
-    fn instance_error(&self, endpoint: &Endpoint, e: &reqwest::Error) -> Error {
+    fn instance_error(&self, endpoint: &Endpoint, e: reqwest::Error) -> Error {
         Error::Instance {
             service: self.watch.service().to_owned(),
             instance: endpoint.id.clone(),
             addr: endpoint.authority(),
             message: e.to_string(),
+            source: Box::new(e),
         }
     }
 

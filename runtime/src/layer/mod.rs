@@ -65,6 +65,18 @@ impl<S> Layer<S> for DiscoveryLayer {
 }
 
 /// The service [`DiscoveryLayer`] wraps around the app.
+///
+/// ```
+/// use discoverable_runtime::{DiscoveryLayer, Service};
+/// use tower_layer::Layer;
+///
+/// let service = Service::builder("cool_app").build()?;
+/// let mut wrapped = DiscoveryLayer::new(&service).layer(vec!["app"]);
+/// wrapped.get_mut().push("state");
+/// assert_eq!(wrapped.get_ref().len(), 2);
+/// assert_eq!(wrapped.into_inner(), ["app", "state"]);
+/// # Ok::<(), discoverable_runtime::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Discovered<S> {
     inner: S,
@@ -75,6 +87,21 @@ impl<S> Discovered<S> {
     /// Wraps `inner`.
     pub fn new(inner: S, instance: Instance) -> Self {
         Discovered { inner, instance }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The wrapped service, unwrapped.
+    pub fn into_inner(self) -> S {
+        self.inner
     }
 }
 
@@ -135,8 +162,7 @@ async fn health_response<B: From<String> + Send + 'static>(
         report.to_json()
     };
     let mut response = Response::new(B::from(body));
-    *response.status_mut() = StatusCode::from_u16(report.status.status_code())
-        .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    *response.status_mut() = report.status.status_code();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
