@@ -19,6 +19,7 @@ use std::process::{Child, ChildStdin, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use discoverable_testkit::until_blocking;
 use support::netns::{self, Namespaces, ip};
 use support::{Proc, binary, spawn};
 
@@ -150,21 +151,6 @@ impl Drop for Client {
     }
 }
 
-/// Polls `f` every 100 ms until it returns `Some`; panics with `what` after `within`.
-fn until<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn registers_from_another_host_is_checked_over_the_link_and_deregisters_on_sigterm() {
     let hosts = match Hosts::create() {
@@ -202,7 +188,7 @@ fn registers_from_another_host_is_checked_over_the_link_and_deregisters_on_sigte
     let started = Instant::now();
 
     // Registered from B with B's address, read from A.
-    let service = until(T, "cool_app registered", || {
+    let service = until_blocking(T, "cool_app registered", || {
         let (_, services) = client.get_json(&format!("{consul}/v1/agent/services"))?;
         services
             .as_object()?
@@ -218,7 +204,7 @@ fn registers_from_another_host_is_checked_over_the_link_and_deregisters_on_sigte
     assert_eq!(service["Port"].as_u64(), Some(port));
 
     // The agent in A checks the instance in B over the link: a real run, status 200.
-    let check = until(T, "the agent's HTTP check ran and passed", || {
+    let check = until_blocking(T, "the agent's HTTP check ran and passed", || {
         let (_, checks) = client.get_json(&format!("{consul}/v1/agent/checks"))?;
         let check = checks.get(format!("service:{id}"))?.clone();
         (check["Status"] == "passing" && check["Output"].as_str()?.contains("200")).then_some(check)

@@ -8,7 +8,8 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{agent_instances, binary, devagent, until};
+use discoverable_testkit::until;
+use support::{agent_instances, binary, devagent};
 
 const T: Duration = Duration::from_secs(20);
 

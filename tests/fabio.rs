@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use discoverable_testkit::until;
 use discoverable_testkit::{AgentKind, Fabio, peers};
-use support::{AgentProc, Proc, agent_instances, agent_process, blocking, example, until};
+use support::{AgentProc, Proc, agent_instances, agent_process, blocking, example};
 
 const T: Duration = Duration::from_secs(20);
 

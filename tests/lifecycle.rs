@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use discoverable_testkit::AgentKind;
-use support::{agent_instances, agent_process, example, get_json, until};
+use discoverable_testkit::until;
+use support::{agent_instances, agent_process, example, get_json};
 
 const T: Duration = Duration::from_secs(20);
 

@@ -8,7 +8,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use discoverable_testkit::AgentKind;
-use support::{agent_instances, agent_process, until};
+use discoverable_testkit::until;
+use support::{agent_instances, agent_process};
 
 const T: Duration = Duration::from_secs(20);
 

@@ -5,15 +5,16 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Env, eventually, index_of, start};
+use common::{Env, index_of, start};
+use discoverable_testkit::until;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 /// Waits until `n` blocking queries are parked in the agent, waiting for a change.
 async fn parked(env: &Env, n: usize) {
-    eventually(
-        &format!("{n} blocking queries parked"),
+    until(
         Duration::from_secs(5),
+        &format!("{n} blocking queries parked"),
         || async { env.agent.blocking_queries() == n },
     )
     .await;

@@ -6,8 +6,9 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{Probe, closed_port, eventually, start, start_with};
+use common::{Probe, closed_port, start, start_with};
 use discoverable_devagent::Config;
+use discoverable_testkit::until;
 use reqwest::Method;
 use serde_json::json;
 
@@ -27,7 +28,7 @@ async fn http_check_follows_the_service_passing_warning_critical() {
         let env = &env;
         move || async move { env.check("service:web").await["Status"] == want }
     };
-    eventually("passing after a 200", wait, status_is("passing")).await;
+    until(wait, "passing after a 200", status_is("passing")).await;
     let c = env.check("service:web").await;
     assert_eq!(
         c["Output"],
@@ -43,15 +44,15 @@ async fn http_check_follows_the_service_passing_warning_critical() {
     assert_eq!(headers["x-probe"], "yes");
 
     probe.set(429);
-    eventually("warning after a 429", wait, status_is("warning")).await;
+    until(wait, "warning after a 429", status_is("warning")).await;
     assert_eq!(
         env.check("service:web").await["Output"],
         format!("HTTP GET {}: 429 Too Many Requests Output: ok", probe.url())
     );
     probe.set(503);
-    eventually("critical after a 503", wait, status_is("critical")).await;
+    until(wait, "critical after a 503", status_is("critical")).await;
     probe.set(204);
-    eventually("passing again after a 204", wait, status_is("passing")).await;
+    until(wait, "passing again after a 204", status_is("passing")).await;
 }
 
 #[tokio::test]
@@ -64,9 +65,9 @@ async fn http_check_transport_error_is_critical_with_gos_text() {
         "Check": {"HTTP": url, "Interval": "1s", "Status": "passing"}
     }))
     .await;
-    eventually(
-        "critical after connection refused",
+    until(
         Duration::from_secs(5),
+        "critical after connection refused",
         || async { env.check("service:gone").await["Status"] == "critical" },
     )
     .await;
@@ -90,7 +91,7 @@ async fn tcp_check_connects() {
                                                       "Interval": "1s", "Status": "passing"}}),
     )
     .await;
-    eventually("tcp checks ran", Duration::from_secs(5), || async {
+    until(Duration::from_secs(5), "tcp checks ran", || async {
         let checks = env.checks().await;
         checks["service:tcp-up"]["Status"] == "passing"
             && checks["service:tcp-down"]["Status"] == "critical"
@@ -119,7 +120,7 @@ async fn ttl_check_expires_with_consuls_output() {
     )
     .await;
     assert_eq!(env.check("service:ttl").await["Status"], "passing");
-    eventually("critical after the TTL", Duration::from_secs(4), || async {
+    until(Duration::from_secs(4), "critical after the TTL", || async {
         env.check("service:ttl").await["Status"] == "critical"
     })
     .await;
@@ -131,7 +132,7 @@ async fn ttl_check_expires_with_consuls_output() {
     env.send(Method::PUT, "/v1/agent/check/pass/service:ttl", None)
         .await;
     assert_eq!(env.check("service:ttl").await["Status"], "passing");
-    eventually("critical again", Duration::from_secs(4), || async {
+    until(Duration::from_secs(4), "critical again", || async {
         env.check("service:ttl").await["Status"] == "critical"
     })
     .await;
@@ -170,7 +171,7 @@ async fn reaper_deregisters_long_critical_services_only() {
     )
     .await;
     let started = std::time::Instant::now();
-    eventually("doomed is reaped", Duration::from_secs(5), || async {
+    until(Duration::from_secs(5), "doomed is reaped", || async {
         env.json("/v1/agent/services").await.get("doomed").is_none()
     })
     .await;
@@ -193,7 +194,7 @@ async fn deregistering_stops_the_runner() {
     let probe = Probe::start().await;
     env.register(json!({"Name": "web", "Check": {"HTTP": probe.url(), "Interval": "1s"}}))
         .await;
-    eventually("the check ran", Duration::from_secs(5), || async {
+    until(Duration::from_secs(5), "the check ran", || async {
         probe.hits.load(Ordering::SeqCst) > 0
     })
     .await;
@@ -201,7 +202,7 @@ async fn deregistering_stops_the_runner() {
         .await;
     let hits = probe.hits.load(Ordering::SeqCst);
     // The runner's task ends with the check, so nothing can send another request.
-    eventually("the runner stopped", Duration::from_secs(5), || async {
+    until(Duration::from_secs(5), "the runner stopped", || async {
         env.agent.running_checks() == 0
     })
     .await;

@@ -4,7 +4,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{eventually, index_of, start};
+use common::{index_of, start};
+use discoverable_testkit::until;
 use reqwest::Method;
 use serde_json::json;
 
@@ -126,11 +127,11 @@ async fn http_fault_switches() {
         .await;
     assert_eq!(resp.status(), 200);
     let addr = env.agent.addr();
-    eventually("the agent goes away", Duration::from_secs(2), || async {
+    until(Duration::from_secs(2), "the agent goes away", || async {
         tokio::net::TcpStream::connect(addr).await.is_err()
     })
     .await;
-    eventually("the agent comes back", Duration::from_secs(4), || async {
+    until(Duration::from_secs(4), "the agent comes back", || async {
         tokio::net::TcpStream::connect(addr).await.is_ok()
     })
     .await;
@@ -147,9 +148,9 @@ async fn shutdown_and_drop_stop_listening() {
     let env = start().await;
     let addr = env.agent.addr();
     drop(env);
-    eventually(
-        "dropped agent stops listening",
+    until(
         Duration::from_secs(2),
+        "dropped agent stops listening",
         || async { tokio::net::TcpStream::connect(addr).await.is_err() },
     )
     .await;

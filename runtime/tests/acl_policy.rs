@@ -3,9 +3,7 @@
 //! and (with the read rules) discovers; a token without it gets the documented error.
 //! The dev agent's all-or-nothing ACL model has no policies, so these run on Consul only.
 
-#[path = "support/wait.rs"]
-mod wait;
-use wait::until;
+use discoverable_testkit::until;
 
 use std::future::IntoFuture;
 use std::time::Duration;

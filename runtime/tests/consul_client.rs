@@ -7,7 +7,6 @@
 
 mod consul {
     use std::collections::BTreeMap;
-    use std::future::Future;
     use std::net::SocketAddr;
     use std::time::{Duration, Instant};
 
@@ -16,7 +15,7 @@ mod consul {
         CheckDefinition, CheckStatus, Client, Config, HealthQuery, HealthState, QueryOptions,
         Registration, next_index,
     };
-    use discoverable_testkit::{Agent, AgentKind};
+    use discoverable_testkit::{Agent, AgentKind, until};
 
     /// The agent under test and a client for it.
     struct Target {
@@ -52,25 +51,6 @@ mod consul {
     /// A name no other test (or earlier run against a real Consul) uses.
     fn unique(prefix: &str) -> String {
         format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
-    }
-
-    /// Polls `f` until it gives `Some`, or panics after `deadline`.
-    async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut f: F) -> T
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Option<T>>,
-    {
-        let end = Instant::now() + deadline;
-        loop {
-            if let Some(v) = f().await {
-                return v;
-            }
-            assert!(
-                Instant::now() < end,
-                "timed out after {deadline:?} waiting for {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
     }
 
     /// A service with a health route on loopback that answers 200.
@@ -275,9 +255,9 @@ mod consul {
         check.timeout = Some(Duration::from_secs(1));
         reg.checks.push(check);
         t.client.register(&reg).await.unwrap();
-        let entry = eventually(
-            "the HTTP check to pass",
+        let entry = until(
             Duration::from_secs(10),
+            "the HTTP check to pass",
             || async {
                 let h = t.client.health_service(&name, &all(true)).await.unwrap();
                 h.value.into_iter().next()
@@ -529,7 +509,7 @@ mod consul {
         assert_eq!(passing.value.len(), 1);
 
         // No update within the TTL: critical, "TTL expired".
-        let (status, output) = eventually("the TTL to expire", Duration::from_secs(8), || {
+        let (status, output) = until(Duration::from_secs(8), "the TTL to expire", || {
             let c = c.clone();
             let check = check.clone();
             async move {
@@ -542,9 +522,9 @@ mod consul {
         assert!(output.starts_with("TTL expired"), "{output}");
         // The agent's own view changes first; a real agent syncs the status to the catalog
         // (which the health endpoints read) a moment later.
-        eventually(
-            "the catalog to see the expiry",
+        until(
             Duration::from_secs(5),
+            "the catalog to see the expiry",
             || {
                 let c = c.clone();
                 let check = check.clone();
@@ -818,9 +798,9 @@ mod consul {
             other => panic!("expected Unreachable, got {other:?}"),
         }
         t.agent.come_back().await;
-        eventually(
-            "the agent to listen again",
+        until(
             Duration::from_secs(5),
+            "the agent to listen again",
             || async { quick.agent_self().await.ok() },
         )
         .await;

@@ -8,9 +8,7 @@ mod capture;
 #[path = "../../devagent/tests/pki/mod.rs"]
 mod pki;
 
-#[path = "support/wait.rs"]
-mod wait;
-use wait::until;
+use discoverable_testkit::until;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -19,9 +19,7 @@ mod fake_consul;
 #[path = "support/logs.rs"]
 mod logs;
 
-#[path = "support/wait.rs"]
-mod wait;
-use wait::until;
+use discoverable_testkit::until;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashSet;

@@ -13,9 +13,7 @@
 
 mod capture;
 
-#[path = "support/wait.rs"]
-mod wait;
-use wait::until;
+use discoverable_testkit::until;
 
 use std::collections::BTreeSet;
 use std::io::Read as _;

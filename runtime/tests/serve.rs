@@ -3,9 +3,7 @@
 //! shutdown (for the real agent made from outside: killed, restarted, frozen), and the
 //! make-service flavours. Everything on loopback.
 
-#[path = "support/wait.rs"]
-mod wait;
-use wait::until;
+use discoverable_testkit::until;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -29,6 +29,7 @@ pub mod peers;
 mod process;
 #[cfg(feature = "proxy")]
 pub mod proxy;
+mod wait;
 
 #[cfg(feature = "devagent")]
 pub use agent::{Agent, AgentKind};
@@ -37,6 +38,7 @@ pub use fabio::{Fabio, FabioOptions, Route};
 pub use process::{Peer, free_port, wait_until};
 #[cfg(feature = "proxy")]
 pub use proxy::{FaultProxy, Garbage};
+pub use wait::{Condition, until, until_blocking};
 
 /// Runs each named `async fn name(kind: AgentKind)` of the calling module twice, as
 /// `dev_agent::name` against the dev agent and `real_consul::name` against a real Consul

@@ -182,25 +182,6 @@ pub fn example(name: &str, consul: &str, env: &[(&str, &str)]) -> (Proc, String)
     (p, url)
 }
 
-/// Polls `f` until it returns `Some`, or panics at the deadline with `what`.
-pub async fn until<T, F, Fut>(within: Duration, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 pub async fn get_json(url: &str) -> Option<serde_json::Value> {
     let r = reqwest::get(url).await.ok()?;
     r.json().await.ok()

@@ -2,10 +2,8 @@
 //! condition with a deadline.
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use discoverable_devagent::{Config, DevAgent};
 use reqwest::{Method, Response};
@@ -91,22 +89,6 @@ pub fn index_of(resp: &Response) -> u64 {
         .unwrap()
         .parse()
         .unwrap()
-}
-
-/// Polls `cond` every 50 ms until it holds; panics with `what` after `timeout`.
-pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond().await {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// A tiny service whose `/health` answers the current status code (and counts requests).
