@@ -1,7 +1,7 @@
 //! Compile-time behaviour of `#[discoverable]`: one file per failure mode under `ui/fail`
 //! (with the expected diagnostics beside it), and programs that must compile and run under
-//! `ui/pass`. Refresh the expectations with `TRYBUILD=overwrite cargo test --test ui`, then
-//! read the diff.
+//! `ui/pass`. Refresh the expectations with
+//! `TRYBUILD=overwrite cargo test -p discoverable-ui-tests --test ui`, then read the diff.
 
 #[test]
 fn ui() {
