@@ -6,7 +6,7 @@
 //!
 //! None of them needs a crate root of its own: `#[discoverable]` above `#[tokio::main]` on a
 //! `main` works the same in a module. The compile errors, which need rustc's own output, are
-//! in `tests/ui`.
+//! in `ui/` (`cargo test -p discoverable-ui-tests`).
 
 mod all_arguments;
 mod checks;
