@@ -742,8 +742,8 @@ mod tests {
         assert!(check_ttl_exclusive(false, Field::Health).is_ok());
     }
 
-    /// Each message as the attribute reports it (`tests/ui/fail` in `ui/` shows it at its
-    /// token): the argument in front where the attribute adds it, the bare message otherwise.
+    /// Each message word for word as the attribute reports it (`ui/tests/ui/fail` shows each
+    /// at its token): with the argument in front (`Display`) or bare (`message`), as there.
     #[test]
     fn messages() {
         let shown = |result: Result| result.unwrap_err().to_string();
