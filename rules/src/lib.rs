@@ -732,6 +732,116 @@ mod tests {
         assert!(check_ttl_exclusive(false, Field::Health).is_ok());
     }
 
+    /// Each message word for word as the attribute reports it (`ui/tests/ui/fail` shows each
+    /// at its token): with the argument in front (`Display`) or bare (`message`), as there.
+    #[test]
+    fn messages() {
+        let shown = |result: Result| result.unwrap_err().to_string();
+        let bare = |result: Result| result.unwrap_err().message().to_owned();
+        let http = |interval: u64, timeout: u64| CheckTiming::Http {
+            interval: Duration::from_millis(interval),
+            timeout: Duration::from_millis(timeout),
+        };
+        let long_key = format!(
+            "`meta`: the meta key `{}` is 129 characters long; Consul accepts at most 128",
+            "k".repeat(129)
+        );
+        let cases = [
+            (
+                shown(check_name("cool.app")),
+                "`name`: the service name contains '.'; use only letters, digits, `-` and `_`",
+            ),
+            (
+                shown(check_name("")),
+                "`name`: the service name is empty; give the name clients look the service up by, e.g. \"cool_app\"",
+            ),
+            (
+                shown(check_name(&"a".repeat(64))),
+                "`name`: the service name is 64 characters long; the limit is 63 (one DNS label)",
+            ),
+            (
+                shown(check_prefix("oops")),
+                "`prefix`: `oops` has no `/`; a route needs a path; write a path prefix such as \"/oops\", or a host and path such as \"example.com/oops\"",
+            ),
+            (
+                shown(check_prefix("exa_mple.com/api")),
+                "`prefix`: `exa_mple.com` is not a host name Fabio can route; use letters, digits, `-` and `.` (optionally `*.` in front and `:port` after), or start the prefix with `/`",
+            ),
+            (
+                shown(check_prefix("/oops now")),
+                "`prefix`: the prefix contains whitespace, which separates options in Fabio's `urlprefix-` tag; write a path prefix such as \"/oops\", or a host and path such as \"example.com/oops\"",
+            ),
+            (
+                shown(check_tag("")),
+                "`tags`: a tag is empty; remove it or give it text",
+            ),
+            (
+                shown(check_meta_len(65)),
+                "`meta`: 65 meta pairs given; Consul accepts at most 64",
+            ),
+            (
+                shown(check_meta_key("build.id")),
+                "`meta`: the meta key `build.id` contains '.'; Consul accepts only letters, digits, `-` and `_`",
+            ),
+            (
+                shown(check_meta_key("consul-version")),
+                "`meta`: the meta key `consul-version` starts with `consul-`, which Consul reserves for itself; choose another name",
+            ),
+            (shown(check_meta_key(&"k".repeat(129))), long_key.as_str()),
+            (
+                bare(check_meta_key_unique("version", ["version"])),
+                "the meta key `version` is given more than once; keep one",
+            ),
+            (
+                shown(check_meta_value("notes", &"v".repeat(513))),
+                "`meta`: the value of meta key `notes` is 513 characters long; Consul accepts at most 512",
+            ),
+            (
+                shown(check_health_path("health")),
+                "`health`: the health path `health` must start with `/`, e.g. \"/health\"",
+            ),
+            (
+                shown(parse_duration(Field::Interval, "ten seconds").map(drop)),
+                "`interval`: `ten seconds` is not a duration; write it like \"10s\", \"500ms\" or \"1m30s\"",
+            ),
+            (
+                shown(parse_duration(Field::Timeout, "0s").map(drop)),
+                "`timeout`: the duration is zero; give a positive duration",
+            ),
+            (
+                shown(check_timing(http(500, 100), DEREGISTER_MIN)),
+                "`interval`: 500ms is shorter than Consul's 1s minimum check interval; give \"1s\" or more",
+            ),
+            (
+                shown(check_timing(http(5000, 5000), DEREGISTER_MIN)),
+                "`timeout`: the timeout (5s) must be shorter than the interval (5s), or checks overlap",
+            ),
+            (
+                shown(check_timing(http(10_000, 5000), Duration::from_secs(30))),
+                "`deregister_after`: 30s is below Consul's minimum of 1m for DeregisterCriticalServiceAfter; give \"1m\" or more",
+            ),
+            (
+                bare(check_strip(true, false)),
+                "`strip = true` removes the `prefix` from request paths, but no `prefix` is given; add one, e.g. `prefix = \"/oops\"`, or remove `strip`",
+            ),
+            (
+                bare(check_indicator_name_unique("ready", ["ready"])),
+                "a check named `ready` is already listed; checks are named after the last segment of their path, so give each function a different name",
+            ),
+            (
+                shown(check_ttl_exclusive(true, Field::Health)),
+                "`health`: `health` configures the HTTP check, but `ttl` selects a TTL check instead; remove one of them",
+            ),
+            (
+                shown(check_ttl_exclusive(true, Field::Interval)),
+                "`interval`: `interval` configures the HTTP check, but `ttl` selects a TTL check instead; remove one of them",
+            ),
+        ];
+        for (message, expected) in cases {
+            assert_eq!(message, expected);
+        }
+    }
+
     #[test]
     fn route_tags() {
         assert_eq!(urlprefix_tag("/oops", false), "urlprefix-/oops");

@@ -10,7 +10,8 @@ impl App {
     }
 }
 
-fn main() {
+#[test]
+fn compiles() {
     let _app = App {
         router: axum::Router::new(),
     };

@@ -10,7 +10,8 @@ async fn serve_other(listener: tokio::net::TcpListener, app: axum::Router) -> st
         .await
 }
 
-fn main() {
+#[test]
+fn compiles() {
     let _ = serve_app;
     let _ = serve_other;
 }

@@ -3,6 +3,7 @@ async fn serve_app(listener: tokio::net::TcpListener, app: axum::Router) -> std:
     axum::serve(listener, app.into_make_service()).await
 }
 
-fn main() {
+#[test]
+fn compiles() {
     let _ = serve_app;
 }

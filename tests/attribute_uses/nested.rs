@@ -19,7 +19,8 @@ async fn serve_until_signal(
     }
 }
 
-fn main() {
+#[test]
+fn compiles() {
     let _ = serve_app;
     let _ = serve_until_signal;
 }

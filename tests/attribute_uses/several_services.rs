@@ -23,3 +23,8 @@ async fn main() -> std::io::Result<()> {
     tokio::try_join!(monolith(one), v2(two))?;
     Ok(())
 }
+
+#[test]
+fn main_starts() {
+    main().expect("`main` returns Ok");
+}

@@ -11,3 +11,8 @@ async fn main() -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     axum::serve(listener, app).await
 }
+
+#[test]
+fn main_starts() {
+    main().expect("`main` returns Ok");
+}
