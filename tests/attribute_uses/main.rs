@@ -18,6 +18,7 @@ mod into_make_service;
 mod method;
 mod minimal;
 mod nested;
+mod serve_imported;
 mod several_services;
 mod tokio_main_below;
 mod ttl;
