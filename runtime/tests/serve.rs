@@ -3,7 +3,8 @@
 //! shutdown (for the real agent made from outside: killed, restarted, frozen), and the
 //! make-service flavours. Everything on loopback.
 
-use discoverable_testkit::until;
+#[path = "support/logs.rs"]
+mod logs;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -11,7 +12,8 @@ use std::time::{Duration, Instant};
 use axum::{Router, extract::ConnectInfo, routing::get};
 use discoverable_runtime::consul::{self, Client};
 use discoverable_runtime::{Error, Service, ServiceBuilder};
-use discoverable_testkit::{Agent, AgentKind};
+use discoverable_testkit::{Agent, AgentKind, until};
+use logs::Logs;
 use tokio::net::TcpListener;
 
 const T: Duration = Duration::from_secs(10);
@@ -200,6 +202,9 @@ async fn registers_once_consul_comes_up_and_serves_meanwhile(kind: AgentKind) {
         return;
     };
     agent.go_down().await;
+    // The serve future carries the dispatcher current where it is made, and its registrar
+    // task too, so the registrar's lines land here on any worker thread.
+    let (logs, _guard) = Logs::capture(tracing::Level::DEBUG);
     let service = builder(&agent)
         .retry_backoff(Duration::from_millis(100), Duration::from_secs(2))
         .build()
@@ -216,8 +221,14 @@ async fn registers_once_consul_comes_up_and_serves_meanwhile(kind: AgentKind) {
             .unwrap_or(false)
     })
     .await;
-    // Let the backoff reach its cap before Consul comes back.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The backoff reaches its cap before Consul comes back: from 100 ms, doubling, the delay
+    // after the sixth failed attempt is the 2 s cap (less its jitter).
+    until(
+        Duration::from_secs(20),
+        "six failed registration attempts",
+        || async { logs.count(&["registration failed"]) >= 6 },
+    )
+    .await;
     assert!(!instance.is_registered());
     agent.come_back().await;
     let up = Instant::now();
@@ -328,8 +339,12 @@ async fn no_ghost_when_shutdown_comes_while_registration_retries(kind: AgentKind
     let service = builder(&agent).build().unwrap();
     let instance = service.instance();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (logs, _guard) = Logs::capture(tracing::Level::DEBUG);
     let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until(T, "a failed registration attempt", || async {
+        logs.count(&["registration failed"]) >= 1
+    })
+    .await;
     instance.shutdown();
     returns_ok(served).await;
     agent.come_back().await;
