@@ -97,7 +97,8 @@ struct Crate {
     active: std::cell::RefCell<BTreeSet<(usize, String)>>,
 }
 
-/// Whether `attrs` keep the item in the build this listing describes (Linux, not a test).
+/// Whether `attrs` keep the item in the build this listing describes (Linux, every feature
+/// on, not a test).
 fn cfg_on(attrs: &[syn::Attribute], what: &str) -> Result<bool, String> {
     for attr in attrs {
         if attr.path().is_ident("cfg") {
@@ -124,7 +125,7 @@ fn cfg_eval(meta: &syn::Meta, what: &str) -> Result<bool, String> {
         syn::Meta::Path(p) if p.is_ident("test") || p.is_ident("doc") => Ok(false),
         syn::Meta::Path(p) if p.is_ident("unix") => Ok(true),
         syn::Meta::Path(p) if p.is_ident("windows") => Ok(false),
-        syn::Meta::NameValue(nv) if nv.path.is_ident("feature") => Ok(false),
+        syn::Meta::NameValue(nv) if nv.path.is_ident("feature") => Ok(true),
         syn::Meta::NameValue(nv) if nv.path.is_ident("target_os") => {
             Ok(nv.value.to_token_stream().to_string() == "\"linux\"")
         }

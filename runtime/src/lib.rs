@@ -7,6 +7,8 @@
 pub mod consul;
 pub mod discovery;
 mod error;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 mod health;
 mod instance;
 pub mod layer;
@@ -31,5 +33,7 @@ pub use service::{
 /// promise; may change in any release.
 #[doc(hidden)]
 pub mod __private {
+    #[cfg(feature = "grpc")]
+    pub use crate::grpc::serve_attribute as serve_grpc;
     pub use crate::serve::serve_attribute as serve;
 }

@@ -59,7 +59,7 @@ pub struct Service {
 }
 
 /// Everything [`Service`] knows, resolved.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) name: String,
     pub(crate) tags: Vec<String>,
@@ -75,6 +75,8 @@ pub(crate) struct Settings {
     pub(crate) retry_min: Duration,
     pub(crate) retry_max: Duration,
     pub(crate) consul: consul::Config,
+    /// Registered with a `GRPC` check instead of the HTTP one (set by the gRPC serve call).
+    pub(crate) grpc: bool,
 }
 
 impl Service {
@@ -392,6 +394,7 @@ impl ServiceBuilder {
                 Some(config) => config,
                 None => consul::Config::from_lookup(env)?,
             },
+            grpc: false,
         };
         apply_env(&mut settings, &env)?;
         let check_timeout = match settings.check {

@@ -18,6 +18,15 @@ impl Advertised {
     pub(crate) fn url(&self, path: &str) -> String {
         http_url(&self.host, self.port, path)
     }
+
+    /// `host:port`, with an IPv6 address in brackets: a gRPC check's target.
+    pub(crate) fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
 }
 
 pub(crate) fn http_url(host: &str, port: u16, path: &str) -> String {

@@ -85,6 +85,7 @@ where
 {
     Serve {
         service: Ok(service),
+        protocol: Protocol::Http,
         listener: listener.into_tcp(),
         make_service,
         shutdown: None,
@@ -112,6 +113,38 @@ where
 {
     Serve {
         service,
+        protocol: Protocol::Http,
+        listener: listener.into_tcp(),
+        make_service,
+        shutdown: None,
+        _marker: PhantomData,
+    }
+}
+
+/// What an instance speaks, which decides its Consul check and its routes.
+#[derive(Debug, Clone)]
+pub(crate) enum Protocol {
+    /// HTTP: an HTTP check on the health route (or the TTL check).
+    Http,
+    /// gRPC: a `GRPC` check, and a Fabio route for each of these services.
+    #[cfg(feature = "grpc")]
+    Grpc { services: Vec<&'static str> },
+}
+
+/// A serve call of `protocol`, for the gRPC entries.
+#[cfg(feature = "grpc")]
+pub(crate) fn serve_protocol<L, M, S>(
+    service: Result<Service, Error>,
+    listener: L,
+    make_service: M,
+    protocol: Protocol,
+) -> Serve<M, S>
+where
+    L: ServeListener,
+{
+    Serve {
+        service,
+        protocol,
         listener: listener.into_tcp(),
         make_service,
         shutdown: None,
@@ -150,6 +183,7 @@ mod sealed {
 #[must_use = "a Serve does nothing until awaited"]
 pub struct Serve<M, S> {
     service: Result<Service, Error>,
+    protocol: Protocol,
     listener: TcpListener,
     make_service: M,
     shutdown: Option<ShutdownSignal>,
@@ -197,9 +231,15 @@ where
                     std::process::exit(2)
                 }
             };
-            run(service, self.listener, self.make_service, self.shutdown)
-                .await
-                .map_err(into_io)
+            run(
+                service,
+                self.protocol,
+                self.listener,
+                self.make_service,
+                self.shutdown,
+            )
+            .await
+            .map_err(into_io)
         };
         Box::pin(serving.with_subscriber(crate::log::dispatch()))
     }
@@ -217,6 +257,7 @@ fn into_io(e: Error) -> io::Error {
 
 async fn run<M, S>(
     service: Service,
+    protocol: Protocol,
     listener: TcpListener,
     make_service: M,
     user_signal: Option<ShutdownSignal>,
@@ -229,7 +270,17 @@ where
     S: TowerService<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send,
 {
-    let settings = service.settings.clone();
+    let settings = match &protocol {
+        Protocol::Http => service.settings.clone(),
+        #[cfg(feature = "grpc")]
+        Protocol::Grpc { services } => {
+            let mut settings = (*service.settings).clone();
+            settings.grpc = true;
+            let routes = services.iter().map(|name| crate::grpc::route_tag(name));
+            settings.tags.splice(0..0, routes);
+            std::sync::Arc::new(settings)
+        }
+    };
     let instance = match service.instance() {
         first if first.claim() => first,
         served => {

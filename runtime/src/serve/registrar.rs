@@ -49,7 +49,11 @@ pub(crate) fn registration(
     };
     match settings.check {
         CheckTiming::Http { interval, timeout } => {
-            check.http = Some(at.url(instance.health_path()));
+            if settings.grpc {
+                check.grpc = Some(at.authority());
+            } else {
+                check.http = Some(at.url(instance.health_path()));
+            }
             check.interval = Some(interval);
             check.timeout = Some(timeout);
         }

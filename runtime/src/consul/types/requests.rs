@@ -112,6 +112,13 @@ pub struct CheckDefinition {
     /// Do not verify the certificate of an HTTPS check (`TLSSkipVerify`).
     #[serde(rename = "TLSSkipVerify", skip_serializing_if = "is_false")]
     pub tls_skip_verify: bool,
+    /// Target of a gRPC check (`GRPC`): `host:port`, optionally `/<service>`; Consul calls
+    /// `grpc.health.v1.Health/Check` there and passes only on `SERVING`.
+    #[serde(rename = "GRPC", skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<String>,
+    /// Call the gRPC check over TLS (`GRPCUseTLS`).
+    #[serde(rename = "GRPCUseTLS", skip_serializing_if = "is_false")]
+    pub grpc_use_tls: bool,
     /// How often an HTTP check runs (`Interval`).
     #[serde(
         skip_serializing_if = "Option::is_none",

@@ -1,0 +1,155 @@
+//! A tonic server served as a discoverable instance, against a real Consul, which runs the
+//! `GRPC` check itself (`grpc.health.v1.Health/Check` over HTTP/2): passing once registered,
+//! critical while the instance says `NOT_SERVING`, one Fabio route per served service, and on
+//! shutdown `NOT_SERVING` at once, deregistered, then the listener closed.
+//!
+//! The dev agent keeps a `GRPC` check at the status it was registered with (it runs HTTP, TCP
+//! and TTL checks only), so these run on the real Consul only.
+
+use std::convert::Infallible;
+use std::future::{IntoFuture, Ready, ready};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use discoverable::consul::{self, CheckStatus, Client};
+use discoverable::{Health, Service, grpc};
+use discoverable_testkit::{Consul, ConsulOptions, peers, until};
+use tonic::server::NamedService;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+const T: Duration = Duration::from_secs(20);
+
+/// A service that answers every call `UNIMPLEMENTED`: all a registration needs is its name.
+#[derive(Clone)]
+struct Echo;
+
+impl NamedService for Echo {
+    const NAME: &'static str = "test.Echo";
+}
+
+impl tower::Service<http::Request<tonic::body::Body>> for Echo {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: http::Request<tonic::body::Body>) -> Self::Future {
+        ready(Ok(tonic::Status::unimplemented("echo").into_http()))
+    }
+}
+
+async fn grpc_status(url: &str, service: &str) -> Result<i32, tonic::Status> {
+    let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
+        .unwrap()
+        .connect()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let request = HealthCheckRequest {
+        service: service.to_owned(),
+    };
+    let answer = HealthClient::new(channel).check(request).await?;
+    Ok(answer.into_inner().status)
+}
+
+async fn check_status(client: &Client, id: &str) -> Option<CheckStatus> {
+    let checks = client.agent_checks().await.ok()?;
+    checks.get(&format!("service:{id}")).map(|c| c.status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_consul_runs_the_grpc_check_and_fabio_gets_a_route_per_service() {
+    let test = "real_consul_runs_the_grpc_check_and_fabio_gets_a_route_per_service";
+    let Some(peers) = peers::require(test) else {
+        return;
+    };
+    let consul = tokio::task::block_in_place(|| Consul::start(&peers, ConsulOptions::default()));
+    let config = || {
+        consul::Config::builder()
+            .address(consul.url())
+            .request_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap()
+    };
+    let client = Client::new(config()).unwrap();
+    let service = Service::builder("greeter")
+        .prefix("/greeter")
+        .interval(Duration::from_secs(1))
+        .timeout(Duration::from_millis(500))
+        .grace_period(Duration::from_secs(2))
+        .consul(config())
+        .build()
+        .unwrap();
+    let instance = service.instance();
+    let id = instance.id().to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let routes = grpc::Routes::new(Echo);
+    assert_eq!(routes.names(), ["test.Echo"]);
+    let served = tokio::spawn(grpc::serve(service, listener, routes).into_future());
+
+    // Registered with a GRPC check on the advertised address, and Fabio's routes.
+    let registered = until(T, "registered", || async {
+        client.agent_services().await.ok()?.remove(&id)
+    })
+    .await;
+    assert_eq!(
+        registered.tags,
+        ["urlprefix-/test.Echo proto=grpc", "urlprefix-/greeter"]
+    );
+    let serving = ServingStatus::Serving as i32;
+    assert_eq!(grpc_status(&url, "").await.unwrap(), serving);
+    assert_eq!(grpc_status(&url, "test.Echo").await.unwrap(), serving);
+    assert_eq!(
+        grpc_status(&url, "other.Service").await.unwrap_err().code(),
+        tonic::Code::NotFound
+    );
+    // Consul's own gRPC client runs the check and reads SERVING ("gRPC check <target>:
+    // success"; before its first run the output is empty).
+    until(T, "Consul's GRPC check ran and passed", || async {
+        let checks = client.agent_checks().await.ok()?;
+        let check = checks.get(&format!("service:{id}"))?.clone();
+        (check.status == CheckStatus::Passing && check.output.ends_with(": success")).then_some(())
+    })
+    .await;
+
+    // NOT_SERVING turns the check critical; back to SERVING, passing again.
+    instance.set_health(Some(Health::Down));
+    until(T, "critical while NOT_SERVING", || async {
+        check_status(&client, &id).await == Some(CheckStatus::Critical)
+    })
+    .await;
+    instance.set_health(None);
+    until(T, "passing again", || async {
+        check_status(&client, &id).await == Some(CheckStatus::Passing)
+    })
+    .await;
+
+    // Shutdown: NOT_SERVING at once, deregistered while the listener still answers.
+    instance.shutdown();
+    until(T, "NOT_SERVING from the start of shutdown", || async {
+        grpc_status(&url, "").await.ok() == Some(ServingStatus::NotServing as i32)
+    })
+    .await;
+    until(T, "deregistered", || async {
+        client
+            .agent_services()
+            .await
+            .is_ok_and(|services| !services.contains_key(&id))
+    })
+    .await;
+    assert_eq!(
+        grpc_status(&url, "").await.ok(),
+        Some(ServingStatus::NotServing as i32),
+        "the listener still answers during the grace period, after deregistration"
+    );
+    tokio::time::timeout(T, served)
+        .await
+        .expect("serve returns after the grace period and the drain")
+        .unwrap()
+        .unwrap();
+}
