@@ -25,11 +25,13 @@ pub(crate) mod kw {
     syn::custom_keyword!(strip);
     syn::custom_keyword!(checks);
     syn::custom_keyword!(fail_fast);
+    syn::custom_keyword!(grpc);
 }
 
 /// Every argument, in the order the documentation gives them.
 const ARGUMENTS: &str = "`name`, `prefix`, `tags`, `meta`, `health`, `interval`, `timeout`, \
-                         `deregister_after`, `ttl`, `strip`, `checks`, `fail_fast`, `crate`";
+                         `deregister_after`, `ttl`, `strip`, `checks`, `fail_fast`, `grpc`, \
+                         `crate`";
 
 /// One argument: its keyword as written (errors about the argument point at it) and its value.
 pub(crate) struct Arg<V> {
@@ -60,6 +62,8 @@ pub(crate) struct Args {
     pub(crate) strip: Option<Arg<LitBool>>,
     pub(crate) checks: Option<Arg<Vec<Path>>>,
     pub(crate) fail_fast: Option<Arg<LitBool>>,
+    /// `grpc`, a flag: the function serves tonic services.
+    pub(crate) grpc: Option<Ident>,
     pub(crate) krate: Option<Arg<Path>>,
     /// Every keyword written, including those whose value did not parse.
     pub(crate) given: Vec<String>,
@@ -135,6 +139,7 @@ fn argument(input: ParseStream<'_>, args: &mut Args, errors: &mut Errors) -> syn
         || lookahead.peek(kw::strip)
         || lookahead.peek(kw::checks)
         || lookahead.peek(kw::fail_fast)
+        || lookahead.peek(kw::grpc)
         || lookahead.peek(Token![crate]);
     if !known {
         if input.peek(Ident::peek_any) {
@@ -172,6 +177,15 @@ fn argument(input: ParseStream<'_>, args: &mut Args, errors: &mut Errors) -> syn
         "checks" => args.checks = arg(k, checks(input, k, errors)?),
         "meta" => args.meta = arg(k, meta(input, k, errors)?),
         "crate" => args.krate = arg(k, crate_path(input, k)?),
+        "grpc" => {
+            if input.peek(Token![=]) {
+                return Err(syn::Error::new(
+                    k.span(),
+                    "`grpc` is a flag and takes no value: write `grpc`",
+                ));
+            }
+            args.grpc = Some(k.clone());
+        }
         _ => unreachable!("`known` lists every keyword matched here"),
     }
     Ok(())
@@ -435,7 +449,7 @@ mod tests {
             "{}",
             messages[0]
         );
-        assert!(messages[0].ends_with("`fail_fast`, `crate`"));
+        assert!(messages[0].ends_with("`fail_fast`, `grpc`, `crate`"));
     }
 
     #[test]

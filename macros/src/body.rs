@@ -29,9 +29,11 @@ pub(crate) fn rewrite(
     krate: &Path,
     service: &Ident,
     health_path: &str,
+    grpc: bool,
     errors: &mut Errors,
 ) -> (usize, bool) {
     let mut calls = ServeCalls {
+        grpc,
         krate,
         krate_segments: segments(krate).unwrap_or_default(),
         service,
@@ -68,6 +70,8 @@ fn shadowed(path: &str) -> String {
 }
 
 struct ServeCalls<'a> {
+    /// Serve calls go to the gRPC entry (`grpc`).
+    grpc: bool,
     krate: &'a Path,
     krate_segments: Vec<String>,
     service: &'a Ident,
@@ -136,7 +140,8 @@ impl ServeCalls<'_> {
             (_, 2) => {
                 self.found += 1;
                 let (krate, service) = (self.krate, self.service);
-                Some(quote_spanned!(span=> #krate::__private::serve(#service(), #args)))
+                let entry = Ident::new(if self.grpc { "serve_grpc" } else { "serve" }, span);
+                Some(quote_spanned!(span=> #krate::__private::#entry(#service(), #args)))
             }
             (Serve::Discoverable, 3) => {
                 self.found += 1;
@@ -349,7 +354,7 @@ mod tests {
         let krate: Path = syn::parse2(krate).unwrap();
         let service = Ident::new("svc", Span::call_site());
         let mut errors = Errors::default();
-        let (found, _) = rewrite(&mut block, &krate, &service, "/health", &mut errors);
+        let (found, _) = rewrite(&mut block, &krate, &service, "/health", false, &mut errors);
         (
             block.into_token_stream().to_string(),
             found,
@@ -530,10 +535,26 @@ mod tests {
         let mut errors = Errors::default();
         let krate: Path = syn::parse_quote!(::discoverable);
         let service = Ident::new("svc", Span::call_site());
-        rewrite(&mut block, &krate, &service, "/up", &mut errors);
+        rewrite(&mut block, &krate, &service, "/up", false, &mut errors);
         assert!(
             errors.is_empty(),
             "with `health = \"/up\"`, `/health` is the app's"
+        );
+    }
+
+    #[test]
+    fn grpc_serve_calls_go_to_the_grpc_entry() {
+        let mut block: Block =
+            syn::parse2(quote!({ discoverable::serve(listener, routes).await })).unwrap();
+        let mut errors = Errors::default();
+        let krate: Path = syn::parse_quote!(::discoverable);
+        let service = Ident::new("svc", Span::call_site());
+        let (found, _) = rewrite(&mut block, &krate, &service, "/health", true, &mut errors);
+        let out = block.into_token_stream().to_string();
+        assert_eq!(found, 1);
+        assert!(
+            out.contains(":: discoverable :: __private :: serve_grpc (svc () , listener , routes)"),
+            "{out}"
         );
     }
 

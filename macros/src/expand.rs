@@ -47,6 +47,7 @@ pub(crate) fn expand(item: TokenStream, service: &Service, errors: &mut Errors) 
         &service.krate,
         &ident,
         &health_path,
+        service.grpc,
         errors,
     );
     if found == 0 {

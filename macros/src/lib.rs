@@ -98,6 +98,7 @@ mod validate;
 /// | `ttl = "15s"` | Use a TTL check, kept alive by the runtime, instead of the HTTP check. Excludes `health`, `interval` and `timeout`. | HTTP check |
 /// | `checks = [db::ready, cache_ready]` | Health indicators: paths of async fns (any `Fn() -> impl Future` that is `Send + Sync + 'static`) whose output is `bool` or `discoverable::Health`; each is named after its last path segment and feeds the health route's answer (up 200, degraded 429, down 503). | none |
 /// | `fail_fast = true` | Make `serve` fail when the service cannot be registered, instead of serving while registration retries in the background. | `false` |
+/// | `grpc` | The function serves tonic services: its serve call takes `discoverable::grpc::Routes` and runs `discoverable::grpc::serve` (a `GRPC` check, the standard gRPC health service, one Fabio route per service). Excludes `health`, `strip` and `ttl`. Needs the `grpc` feature. | HTTP |
 /// | `crate = "::my_discoverable"` | Path of the `discoverable` crate, for a renamed or re-exported dependency. | `"::discoverable"` |
 ///
 /// Durations are strings such as `"500ms"`, `"10s"`, `"1m30s"`, parsed at compile time; zero is

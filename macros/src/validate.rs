@@ -28,6 +28,8 @@ pub(crate) struct Service {
     pub(crate) ttl: Option<Arg<Timed>>,
     pub(crate) checks: Vec<Check>,
     pub(crate) fail_fast: Option<Arg<LitBool>>,
+    /// Serves tonic services (`grpc`): serve calls go to the gRPC entry.
+    pub(crate) grpc: bool,
 }
 
 /// A duration argument: the literal as written (errors point at it) and its value.
@@ -83,8 +85,23 @@ pub(crate) fn validate(args: Args, errors: &mut Errors) -> Service {
 
     let meta = args.meta.map_or_else(Vec::new, |arg| meta(arg, errors));
 
+    // `grpc` has Consul call the gRPC health service: no HTTP health path, no `strip`, no TTL.
+    let grpc = args.grpc.is_some();
+    let grpc_only = |keyword: Option<&syn::Ident>, field: Field, errors: &mut Errors| {
+        keyword.is_none_or(|k| check(errors, k, rules::check_grpc_exclusive(grpc, field)))
+    };
+    let grpc_ok = grpc_only(
+        args.health.as_ref().map(|a| &a.keyword),
+        Field::Health,
+        errors,
+    ) & grpc_only(
+        args.strip.as_ref().map(|a| &a.keyword),
+        Field::Strip,
+        errors,
+    ) & grpc_only(args.ttl.as_ref().map(|a| &a.keyword), Field::Ttl, errors);
+
     // `ttl` replaces the HTTP check; the arguments of the HTTP check then make no sense.
-    let ttl_set = args.ttl.is_some();
+    let ttl_set = args.ttl.is_some() && grpc_ok;
     let conflict =
         ttl_set && (args.health.is_some() || args.interval.is_some() || args.timeout.is_some());
     let http_only = |arg: Option<Arg<LitStr>>, field: Field, errors: &mut Errors| {
@@ -145,6 +162,7 @@ pub(crate) fn validate(args: Args, errors: &mut Errors) -> Service {
         ttl,
         checks,
         fail_fast: args.fail_fast,
+        grpc,
     }
 }
 
@@ -297,6 +315,38 @@ mod tests {
 
     fn messages(tokens: TokenStream) -> Vec<String> {
         run(tokens).1
+    }
+
+    #[test]
+    fn grpc_excludes_the_http_route_strip_and_ttl() {
+        let (service, errors) = run(quote!(
+            name = "greeter",
+            grpc,
+            prefix = "/g",
+            interval = "20s"
+        ));
+        assert!(errors.is_empty() && service.grpc, "{errors:?}");
+        let errors = messages(quote!(
+            name = "greeter",
+            grpc,
+            health = "/h",
+            prefix = "/g",
+            strip = true,
+            ttl = "10s"
+        ));
+        let expected: Vec<String> = [Field::Health, Field::Strip, Field::Ttl]
+            .into_iter()
+            .map(|field| {
+                rules::check_grpc_exclusive(true, field)
+                    .unwrap_err()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(errors, expected);
+        assert_eq!(
+            messages(quote!(name = "greeter", grpc = true)),
+            ["`grpc` is a flag and takes no value: write `grpc`"]
+        );
     }
 
     #[test]

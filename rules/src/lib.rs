@@ -503,6 +503,31 @@ pub fn check_ttl_exclusive(ttl_set: bool, other: Field) -> Result {
     Ok(())
 }
 
+/// `grpc` serves the standard gRPC health service and Consul checks it with a `GRPC` check, so
+/// the HTTP health route's path, Fabio's `strip=` (HTTP routes only) and a TTL check do not
+/// apply.
+pub fn check_grpc_exclusive(grpc: bool, other: Field) -> Result {
+    if !grpc {
+        return Ok(());
+    }
+    let why = match other {
+        Field::Health => {
+            "`health` sets the HTTP health route's path, but with `grpc` Consul calls the gRPC \
+             health service (`grpc.health.v1.Health/Check`); remove `health`"
+        }
+        Field::Strip => {
+            "`strip` is Fabio's option for HTTP routes; a gRPC service is routed by its full \
+             name (`urlprefix-/<package.Service> proto=grpc`); remove `strip`"
+        }
+        Field::Ttl => {
+            "`ttl` replaces Consul's check of the instance, but with `grpc` Consul calls its \
+             gRPC health service; remove `ttl`"
+        }
+        _ => return Ok(()),
+    };
+    Err(RuleError::new(other, why.to_owned()))
+}
+
 /// A duration setting of the serve lifecycle, set by a builder method or a `DISCOVERABLE_*`
 /// variable. Each has a range, so that no value makes an instance impossible to deregister
 /// (a zero deregistration bound) or to stop (a grace period of years).
@@ -671,6 +696,17 @@ mod tests {
         assert!(check_tag("").is_err());
         assert!(check_tag("a\nb").is_err());
         assert!(check_health_path("/health").is_ok());
+        assert!(check_grpc_exclusive(false, Field::Health).is_ok());
+        assert!(check_grpc_exclusive(true, Field::Interval).is_ok());
+        for field in [Field::Health, Field::Strip, Field::Ttl] {
+            let error = check_grpc_exclusive(true, field).unwrap_err();
+            assert_eq!(error.field(), field);
+            assert!(
+                error
+                    .to_string()
+                    .contains(&format!("remove `{}`", field.as_str()))
+            );
+        }
         assert!(check_health_path("health").is_err());
         assert!(check_health_path("/he alth").is_err());
     }

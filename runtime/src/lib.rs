@@ -36,4 +36,27 @@ pub mod __private {
     #[cfg(feature = "grpc")]
     pub use crate::grpc::serve_attribute as serve_grpc;
     pub use crate::serve::serve_attribute as serve;
+
+    /// Without the `grpc` feature, `#[discoverable(grpc)]` calls this, whose bound no type
+    /// meets, so the compiler says at the serve call that the feature is needed.
+    #[cfg(not(feature = "grpc"))]
+    pub fn serve_grpc<S, L, R: GrpcFeature>(
+        _: S,
+        _: L,
+        routes: R,
+    ) -> std::future::Ready<std::io::Result<()>> {
+        match routes.off() {}
+    }
+
+    /// Met by no type: see [`serve_grpc`].
+    #[cfg(not(feature = "grpc"))]
+    #[diagnostic::on_unimplemented(
+        message = "`#[discoverable(grpc)]` needs the `grpc` feature of discoverable",
+        label = "served here",
+        note = "turn it on in Cargo.toml: `discoverable = { version = \"...\", features = [\"grpc\"] }`"
+    )]
+    pub trait GrpcFeature {
+        /// Never called.
+        fn off(self) -> std::convert::Infallible;
+    }
 }

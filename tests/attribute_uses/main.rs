@@ -13,6 +13,7 @@ mod checks;
 mod connect_info;
 mod crate_path;
 mod discoverable_serve;
+mod grpc;
 mod hygiene;
 mod into_make_service;
 mod method;
