@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use discoverable::consul::{self, CheckStatus, Client};
-use discoverable::{Health, Service, grpc};
+use discoverable::{Discovery, Health, Service, grpc};
 use discoverable_testkit::{Consul, ConsulOptions, peers, until};
 use tonic::server::NamedService;
 use tonic_health::pb::HealthCheckRequest;
@@ -152,4 +152,81 @@ async fn real_consul_runs_the_grpc_check_and_fabio_gets_a_route_per_service() {
         .expect("serve returns after the grace period and the drain")
         .unwrap()
         .unwrap();
+}
+
+/// Two instances; a client on `Discovery::grpc_channel` calls them while one shuts down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_consul_balanced_channel_follows_an_instance_leaving_without_a_failed_call() {
+    let test = "real_consul_balanced_channel_follows_an_instance_leaving_without_a_failed_call";
+    let Some(peers) = peers::require(test) else {
+        return;
+    };
+    let consul = tokio::task::block_in_place(|| Consul::start(&peers, ConsulOptions::default()));
+    let config = || {
+        consul::Config::builder()
+            .address(consul.url())
+            .request_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap()
+    };
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        let service = Service::builder("balanced")
+            .interval(Duration::from_secs(1))
+            .timeout(Duration::from_millis(500))
+            .grace_period(Duration::from_secs(1))
+            .consul(config())
+            .build()
+            .unwrap();
+        let instance = service.instance();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let served =
+            tokio::spawn(grpc::serve(service, listener, grpc::Routes::new(Echo)).into_future());
+        instances.push((instance, served));
+    }
+    let discovery = Discovery::new(Client::new(config()).unwrap());
+    let mut watch = discovery.watch("balanced").start();
+    tokio::time::timeout(T, watch.wait_for(|set| set.len() == 2))
+        .await
+        .expect("both instances passing");
+    let mut health = HealthClient::new(discovery.grpc_channel("balanced"));
+    let ask = || HealthCheckRequest {
+        service: String::new(),
+    };
+    until(T, "a first call answered", || {
+        let mut health = health.clone();
+        async move { health.check(ask()).await.is_ok() }
+    })
+    .await;
+
+    // One instance leaves; calls go on until it has exited, and none fails.
+    let (leaving, served) = instances.remove(0);
+    leaving.shutdown();
+    // A call fails when it gets no answer. The leaving instance answers NOT_SERVING (its
+    // health) until the watch has taken it out of the channel: answered, not failed.
+    let (mut ok, mut not_serving, mut failed) = (0u32, 0u32, Vec::new());
+    while !served.is_finished() {
+        match health.check(ask()).await {
+            Ok(answer) if answer.get_ref().status == ServingStatus::Serving as i32 => ok += 1,
+            Ok(_) => not_serving += 1,
+            Err(status) => failed.push(status.to_string()),
+        }
+    }
+    served.await.unwrap().unwrap();
+    // The channel keeps working on the other instance after the first has gone.
+    for _ in 0..20 {
+        match health.check(ask()).await {
+            Ok(_) => ok += 1,
+            Err(status) => failed.push(status.to_string()),
+        }
+    }
+    eprintln!(
+        "{ok} calls answered SERVING and {not_serving} NOT_SERVING while an instance left, {} failed",
+        failed.len()
+    );
+    assert!(failed.is_empty(), "failed calls: {failed:?}");
+    assert!(ok > 20, "calls were made while the instance left: {ok}");
+    let (staying, served) = instances.remove(0);
+    staying.shutdown();
+    served.await.unwrap().unwrap();
 }

@@ -34,6 +34,7 @@
 //! # }
 //! ```
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -46,6 +47,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_server::{Health as HealthApi, HealthServer};
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 use tower_service::Service as TowerService;
+use tracing::instrument::WithSubscriber as _;
 
 use crate::health::Health;
 use crate::instance::Instance;
@@ -230,6 +232,88 @@ impl HealthApi for GrpcHealth {
         });
         let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
         Ok(tonic::Response::new(Box::pin(stream)))
+    }
+}
+
+impl crate::Discovery {
+    /// A tonic `Channel` balanced over the passing instances of `service`, following Consul:
+    /// an instance is added when it turns passing and removed when it leaves (deregistered,
+    /// critical, in maintenance); while Consul cannot be reached, the last instances it
+    /// reported stay in. Calls made before the first answer wait for an instance.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+    ///
+    /// let discovery = discoverable_runtime::Discovery::from_env()?;
+    /// let mut health = HealthClient::new(discovery.grpc_channel("greeter"));
+    /// let answer = health.check(HealthCheckRequest { service: String::new() }).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn grpc_channel(&self, service: impl Into<String>) -> tonic::transport::Channel {
+        let watch = self.watch(service).start();
+        let (channel, changes) = tonic::transport::Channel::balance_channel(CHANGES_BUFFER);
+        tokio::spawn(follow(watch, changes).with_subscriber(crate::log::dispatch()));
+        channel
+    }
+}
+
+/// Changes queued for a balanced channel before the watch waits for it to take them.
+const CHANGES_BUFFER: usize = 64;
+
+type Changes = tokio::sync::mpsc::Sender<
+    tonic::transport::channel::Change<String, tonic::transport::Endpoint>,
+>;
+
+/// Feeds a balanced channel the watch's instances, keyed by instance ID, until the channel is
+/// dropped.
+async fn follow(mut watch: crate::discovery::Watch, changes: Changes) {
+    use tonic::transport::channel::Change;
+    let mut inserted: BTreeMap<String, String> = BTreeMap::new();
+    let mut set = watch.current();
+    loop {
+        if set.is_known() {
+            let wanted: BTreeMap<String, String> = set
+                .endpoints()
+                .iter()
+                .map(|e| (e.id.clone(), e.authority()))
+                .collect();
+            for (id, authority) in &inserted {
+                if wanted.get(id) != Some(authority)
+                    && changes.send(Change::Remove(id.clone())).await.is_err()
+                {
+                    return;
+                }
+            }
+            inserted.retain(|id, authority| wanted.get(id) == Some(authority));
+            for (id, authority) in wanted {
+                if inserted.contains_key(&id) {
+                    continue;
+                }
+                let endpoint = match tonic::transport::Endpoint::from_shared(format!(
+                    "http://{authority}"
+                )) {
+                    Ok(endpoint) => endpoint,
+                    Err(e) => {
+                        tracing::warn!(%id, %authority, error = %e, "instance address is not a URI authority; leaving it out of the channel");
+                        continue;
+                    }
+                };
+                if changes
+                    .send(Change::Insert(id.clone(), endpoint))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                inserted.insert(id, authority);
+            }
+        }
+        tokio::select! {
+            () = changes.closed() => return,
+            next = watch.changed() => set = next,
+        }
     }
 }
 
