@@ -3,8 +3,16 @@
 //! critical while the instance says `NOT_SERVING`, one Fabio route per served service, and on
 //! shutdown `NOT_SERVING` at once, deregistered, then the listener closed.
 //!
+//! Also: a streaming call in flight at shutdown completes within the drain; Fabio routes unary
+//! and streaming calls by the service's `proto=grpc` route; a client on the balanced channel
+//! loses no call while an instance leaves.
+//!
 //! The dev agent keeps a `GRPC` check at the status it was registered with (it runs HTTP, TCP
 //! and TTL checks only), so these run on the real Consul only.
+
+#[path = "../examples/support/greeter.rs"]
+mod greeter;
+mod support;
 
 use std::convert::Infallible;
 use std::future::{IntoFuture, Ready, ready};
@@ -13,7 +21,8 @@ use std::time::Duration;
 
 use discoverable::consul::{self, CheckStatus, Client};
 use discoverable::{Discovery, Health, Service, grpc};
-use discoverable_testkit::{Consul, ConsulOptions, peers, until};
+use discoverable_testkit::{Consul, ConsulOptions, Fabio, FabioOptions, peers, until};
+use greeter::{Greeter, GreeterClient};
 use tonic::server::NamedService;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -229,4 +238,171 @@ async fn real_consul_balanced_channel_follows_an_instance_leaving_without_a_fail
     let (staying, served) = instances.remove(0);
     staying.shutdown();
     served.await.unwrap().unwrap();
+}
+
+async fn connect(url: &str) -> GreeterClient {
+    let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    GreeterClient::new(channel)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_consul_a_stream_in_flight_at_shutdown_completes_after_deregistration() {
+    let test = "real_consul_a_stream_in_flight_at_shutdown_completes_after_deregistration";
+    let Some(peers) = peers::require(test) else {
+        return;
+    };
+    let consul = tokio::task::block_in_place(|| Consul::start(&peers, ConsulOptions::default()));
+    let config = consul::Config::builder()
+        .address(consul.url())
+        .build()
+        .unwrap();
+    let client = Client::new(config.clone()).unwrap();
+    let service = Service::builder("streamer")
+        .grace_period(Duration::from_millis(300))
+        .drain_timeout(Duration::from_secs(10))
+        .consul(config)
+        .build()
+        .unwrap();
+    let instance = service.instance();
+    let id = instance.id().to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let routes = grpc::Routes::new(Greeter {
+        instance: "a".into(),
+    });
+    let served = tokio::spawn(grpc::serve(service, listener, routes).into_future());
+    until(T, "registered", || async {
+        client
+            .agent_services()
+            .await
+            .is_ok_and(|services| services.contains_key(&id))
+    })
+    .await;
+
+    // Ten replies 150 ms apart: 1.5 s, well past the 300 ms grace period.
+    let mut greeter = connect(&url).await;
+    let mut replies = greeter
+        .say_hellos("drain", 10, Duration::from_millis(150))
+        .await
+        .unwrap();
+    let first = replies.message().await.unwrap().expect("a first reply");
+    assert_eq!(first.message, "hello drain (1 of 10) from a");
+    instance.shutdown();
+    let mut got = 1;
+    let mut deregistered_meanwhile = false;
+    while let Some(reply) = replies.message().await.expect("the stream ends cleanly") {
+        got += 1;
+        assert_eq!(reply.message, format!("hello drain ({got} of 10) from a"));
+        deregistered_meanwhile |= client
+            .agent_services()
+            .await
+            .is_ok_and(|services| !services.contains_key(&id));
+    }
+    assert_eq!(got, 10, "every reply of the stream arrived");
+    assert!(
+        deregistered_meanwhile,
+        "the instance left Consul while its stream was still answering"
+    );
+    tokio::time::timeout(T, served)
+        .await
+        .expect("serve returns once the stream is done")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_fabio_routes_unary_and_streaming_calls_by_the_grpc_route() {
+    let test = "real_fabio_routes_unary_and_streaming_calls_by_the_grpc_route";
+    let Some(peers) = peers::require(test) else {
+        return;
+    };
+    let consul = tokio::task::block_in_place(|| Consul::start(&peers, ConsulOptions::default()));
+    let fabio = tokio::task::block_in_place(|| {
+        Fabio::start_in(
+            &peers,
+            FabioOptions {
+                proxy_proto: Some("grpc".into()),
+                ..FabioOptions::new(consul.http_addr())
+            },
+        )
+    });
+    let service = Service::builder("greeter")
+        .grace_period(Duration::from_millis(300))
+        .consul(
+            consul::Config::builder()
+                .address(consul.url())
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let instance = service.instance();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let routes = grpc::Routes::new(Greeter {
+        instance: "a".into(),
+    });
+    let served = tokio::spawn(grpc::serve(service, listener, routes).into_future());
+    until(
+        T,
+        "Fabio routes /helloworld.Greeter to the instance",
+        || async { fabio.routes_to("/helloworld.Greeter", port) },
+    )
+    .await;
+
+    let mut greeter = connect(&format!("http://{}", fabio.proxy_addr())).await;
+    let reply = greeter.say_hello("Fabio").await.unwrap();
+    assert_eq!(reply.message, "hello Fabio from a");
+    let mut replies = greeter
+        .say_hellos("Fabio", 3, Duration::from_millis(10))
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while let Some(reply) = replies.message().await.unwrap() {
+        got.push(reply.message);
+    }
+    assert_eq!(
+        got,
+        [
+            "hello Fabio (1 of 3) from a",
+            "hello Fabio (2 of 3) from a",
+            "hello Fabio (3 of 3) from a"
+        ]
+    );
+    instance.shutdown();
+    tokio::time::timeout(T, served)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+/// `examples/grpc.rs` as a user runs it, on the dev agent: served with the attribute, greeted
+/// through the balanced channel, deregistered on SIGTERM with a clean exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_agent_the_grpc_example_greets_itself_through_the_balanced_channel() {
+    let (_agent, consul) = tokio::task::block_in_place(|| support::devagent(&[]));
+    let (mut example, url) = tokio::task::block_in_place(|| support::example("grpc", &consul, &[]));
+    let port = url.rsplit(':').next().unwrap().to_owned();
+    for name in ["Ada", "Grace", "Barbara"] {
+        let line = tokio::task::block_in_place(|| example.wait_line("hello ", T));
+        assert_eq!(line, format!("{name} from 127.0.0.1:{port}"));
+    }
+    let registered = support::agent_instances(&consul, "greeter").await.unwrap();
+    assert_eq!(registered.len(), 1);
+    assert_eq!(
+        registered[0]["Tags"],
+        serde_json::json!(["urlprefix-/helloworld.Greeter proto=grpc"])
+    );
+    example.signal("TERM");
+    let code = tokio::task::block_in_place(|| example.wait_exit(T));
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        support::agent_instances(&consul, "greeter").await,
+        Some(Vec::new())
+    );
 }

@@ -41,6 +41,9 @@ pub struct FabioOptions {
     pub netns: Option<String>,
     /// The address the proxy listens on (its port is picked at run time).
     pub proxy: IpAddr,
+    /// The protocol of the proxy's listener, Fabio's `proto=` (`None`: HTTP; `grpc` routes
+    /// the services registered with `proto=grpc`).
+    pub proxy_proto: Option<String>,
     /// The address the UI and its API listen on (its port is picked at run time).
     pub ui: IpAddr,
     /// More command-line flags (for example `-log.access.target=stdout`).
@@ -59,6 +62,7 @@ impl FabioOptions {
             token: None,
             netns: None,
             proxy: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            proxy_proto: None,
             ui: IpAddr::V4(Ipv4Addr::LOCALHOST),
             args: Vec::new(),
             wait_ready: true,
@@ -96,7 +100,10 @@ impl Fabio {
         cmd.arg("-registry.consul.addr")
             .arg(options.consul.to_string())
             .arg("-proxy.addr")
-            .arg(proxy.to_string())
+            .arg(match &options.proxy_proto {
+                Some(proto) => format!("{proxy};proto={proto}"),
+                None => proxy.to_string(),
+            })
             .arg("-ui.addr")
             .arg(ui.to_string())
             .arg("-registry.consul.register.enabled=false")
@@ -186,10 +193,13 @@ impl Fabio {
         dst
     }
 
-    /// Whether Fabio routes `src` to an instance on `port` now.
+    /// Whether Fabio routes `src` to an instance on `port` now (`http://host:port/`, or
+    /// `grpc://host:port` for a gRPC route).
     pub fn routes_to(&self, src: &str, port: u16) -> bool {
-        let suffix = format!(":{port}/");
-        self.destinations(src).iter().any(|d| d.ends_with(&suffix))
+        let suffix = format!(":{port}");
+        self.destinations(src)
+            .iter()
+            .any(|d| d.trim_end_matches('/').ends_with(&suffix))
     }
 
     /// Sends `GET path` through the proxy, one request after another with `pause` between,
