@@ -1,5 +1,6 @@
-//! A tonic server served as a discoverable instance, against a real Consul, which runs the
-//! `GRPC` check itself (`grpc.health.v1.Health/Check` over HTTP/2): passing once registered,
+//! A tonic server served as a discoverable instance, against the dev agent and a real Consul
+//! (`dev_agent::` / `real_consul::`), which run the `GRPC` check themselves
+//! (`grpc.health.v1.Health/Check` over HTTP/2): passing once registered,
 //! critical while the instance says `NOT_SERVING`, one Fabio route per served service, and on
 //! shutdown `NOT_SERVING` at once, deregistered, then the listener closed.
 //!
@@ -7,50 +8,26 @@
 //! and streaming calls by the service's `proto=grpc` route; a client on the balanced channel
 //! loses no call while an instance leaves.
 //!
-//! The dev agent keeps a `GRPC` check at the status it was registered with (it runs HTTP, TCP
-//! and TTL checks only), so these run on the real Consul only.
+//! The others run on the real Consul, and the example on the dev agent.
 
 #[path = "../examples/support/greeter.rs"]
 mod greeter;
 mod support;
 
-use std::convert::Infallible;
-use std::future::{IntoFuture, Ready, ready};
-use std::task::{Context, Poll};
+use std::future::IntoFuture;
 use std::time::Duration;
 
 use discoverable::consul::{self, CheckStatus, Client};
 use discoverable::{Discovery, Health, Service, grpc};
-use discoverable_testkit::{Consul, ConsulOptions, Fabio, FabioOptions, peers, until};
+use discoverable_testkit::{
+    Agent, AgentKind, Consul, ConsulOptions, Fabio, FabioOptions, peers, until,
+};
 use greeter::{Greeter, GreeterClient};
-use tonic::server::NamedService;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 const T: Duration = Duration::from_secs(20);
-
-/// A service that answers every call `UNIMPLEMENTED`: all a registration needs is its name.
-#[derive(Clone)]
-struct Echo;
-
-impl NamedService for Echo {
-    const NAME: &'static str = "test.Echo";
-}
-
-impl tower::Service<http::Request<tonic::body::Body>> for Echo {
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = Ready<Result<Self::Response, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: http::Request<tonic::body::Body>) -> Self::Future {
-        ready(Ok(tonic::Status::unimplemented("echo").into_http()))
-    }
-}
 
 async fn grpc_status(url: &str, service: &str) -> Result<i32, tonic::Status> {
     let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
@@ -70,16 +47,13 @@ async fn check_status(client: &Client, id: &str) -> Option<CheckStatus> {
     checks.get(&format!("service:{id}")).map(|c| c.status)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_consul_runs_the_grpc_check_and_fabio_gets_a_route_per_service() {
-    let test = "real_consul_runs_the_grpc_check_and_fabio_gets_a_route_per_service";
-    let Some(peers) = peers::require(test) else {
+async fn grpc_check_and_a_route_per_service(kind: AgentKind) {
+    let Some(agent) = Agent::start(kind, "grpc_check_and_a_route_per_service", None).await else {
         return;
     };
-    let consul = tokio::task::block_in_place(|| Consul::start(&peers, ConsulOptions::default()));
     let config = || {
         consul::Config::builder()
-            .address(consul.url())
+            .address(agent.url())
             .request_timeout(Duration::from_secs(5))
             .build()
             .unwrap()
@@ -97,8 +71,10 @@ async fn real_consul_runs_the_grpc_check_and_fabio_gets_a_route_per_service() {
     let id = instance.id().to_owned();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let routes = grpc::Routes::new(Echo);
-    assert_eq!(routes.names(), ["test.Echo"]);
+    let routes = grpc::Routes::new(Greeter {
+        instance: "a".into(),
+    });
+    assert_eq!(routes.names(), ["helloworld.Greeter"]);
     let served = tokio::spawn(grpc::serve(service, listener, routes).into_future());
 
     // Registered with a GRPC check on the advertised address, and Fabio's routes.
@@ -108,11 +84,17 @@ async fn real_consul_runs_the_grpc_check_and_fabio_gets_a_route_per_service() {
     .await;
     assert_eq!(
         registered.tags,
-        ["urlprefix-/test.Echo proto=grpc", "urlprefix-/greeter"]
+        [
+            "urlprefix-/helloworld.Greeter proto=grpc",
+            "urlprefix-/greeter"
+        ]
     );
     let serving = ServingStatus::Serving as i32;
     assert_eq!(grpc_status(&url, "").await.unwrap(), serving);
-    assert_eq!(grpc_status(&url, "test.Echo").await.unwrap(), serving);
+    assert_eq!(
+        grpc_status(&url, "helloworld.Greeter").await.unwrap(),
+        serving
+    );
     assert_eq!(
         grpc_status(&url, "other.Service").await.unwrap_err().code(),
         tonic::Code::NotFound
@@ -189,8 +171,16 @@ async fn real_consul_balanced_channel_follows_an_instance_leaving_without_a_fail
             .unwrap();
         let instance = service.instance();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let served =
-            tokio::spawn(grpc::serve(service, listener, grpc::Routes::new(Echo)).into_future());
+        let served = tokio::spawn(
+            grpc::serve(
+                service,
+                listener,
+                grpc::Routes::new(Greeter {
+                    instance: "b".into(),
+                }),
+            )
+            .into_future(),
+        );
         instances.push((instance, served));
     }
     let discovery = Discovery::new(Client::new(config()).unwrap());
@@ -406,3 +396,5 @@ async fn dev_agent_the_grpc_example_greets_itself_through_the_balanced_channel()
         Some(Vec::new())
     );
 }
+
+discoverable_testkit::against_both_agents!(grpc_check_and_a_route_per_service);

@@ -100,8 +100,10 @@ pub(crate) fn start(shared: &Arc<Shared>, check: &mut Check) {
         tokio::spawn(alive.during(run_periodic(shared, id, generation, def, Kind::Http)))
     } else if !def.tcp.is_empty() {
         tokio::spawn(alive.during(run_periodic(shared, id, generation, def, Kind::Tcp)))
+    } else if !def.grpc.is_empty() {
+        tokio::spawn(alive.during(run_periodic(shared, id, generation, def, Kind::Grpc)))
     } else {
-        // gRPC, UDP, H2PING, alias: kept at their initial status.
+        // UDP, H2PING, alias: kept at their initial status.
         return;
     };
     check.runner = Some(Runner {
@@ -114,6 +116,7 @@ pub(crate) fn start(shared: &Arc<Shared>, check: &mut Check) {
 enum Kind {
     Http,
     Tcp,
+    Grpc,
 }
 
 async fn run_periodic(shared: Arc<Shared>, id: String, generation: u64, def: CheckDef, kind: Kind) {
@@ -124,23 +127,26 @@ async fn run_periodic(shared: Arc<Shared>, id: String, generation: u64, def: Che
         .max(MIN_INTERVAL);
     let timeout = def.timeout.positive().unwrap_or(DEFAULT_TIMEOUT);
     let client = match kind {
-        Kind::Http => match http_client(&def, timeout) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                shared.write(|st| st.set_check(&id, Some(generation), Status::Critical, &e));
-                return;
-            }
-        },
-        Kind::Tcp => None,
+        Kind::Http => http_client(&def, timeout),
+        Kind::Grpc => grpc_client(&def, timeout),
+        Kind::Tcp => Ok(None),
+    };
+    let client = match client {
+        Ok(client) => client,
+        Err(e) => {
+            shared.write(|st| st.set_check(&id, Some(generation), Status::Critical, &e));
+            return;
+        }
     };
     let mut thresholds = Thresholds::new(&def);
     // Consul's RandomStagger: the first run somewhere within the first interval.
     let stagger = rand::random_range(0..interval.as_nanos().max(1) as u64);
     tokio::time::sleep(Duration::from_nanos(stagger)).await;
     loop {
-        let (status, output) = match &client {
-            Some(client) => http_once(client, &def).await,
-            None => tcp_once(&def.tcp, timeout).await,
+        let (status, output) = match (&client, kind) {
+            (Some(client), Kind::Grpc) => grpc_once(client, &def).await,
+            (Some(client), _) => http_once(client, &def).await,
+            (None, _) => tcp_once(&def.tcp, timeout).await,
         };
         if let Some(status) = thresholds.observe(status) {
             let output = truncate_output(&output, output_max(&def));
@@ -206,7 +212,7 @@ fn output_max(def: &CheckDef) -> usize {
         .unwrap_or(OUTPUT_MAX)
 }
 
-fn http_client(def: &CheckDef, timeout: Duration) -> Result<reqwest::Client, String> {
+fn http_client(def: &CheckDef, timeout: Duration) -> Result<Option<reqwest::Client>, String> {
     let redirects = if def.disable_redirects {
         reqwest::redirect::Policy::none()
     } else {
@@ -224,7 +230,164 @@ fn http_client(def: &CheckDef, timeout: Duration) -> Result<reqwest::Client, Str
     }
     builder
         .build()
+        .map(Some)
         .map_err(|e| format!("building the HTTP client failed: {e}"))
+}
+
+/// The client of a gRPC check: HTTP/2, with prior knowledge unless `GRPCUseTLS` (then
+/// negotiated by ALPN, the certificate verified unless `TLSSkipVerify`).
+fn grpc_client(def: &CheckDef, timeout: Duration) -> Result<Option<reqwest::Client>, String> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none());
+    builder = if def.grpc_use_tls {
+        builder.tls_danger_accept_invalid_certs(def.tls_skip_verify)
+    } else {
+        builder.http2_prior_knowledge().tls_certs_only(Vec::new())
+    };
+    builder
+        .build()
+        .map(Some)
+        .map_err(|e| format!("building the gRPC client failed: {e}"))
+}
+
+/// gRPC's status codes by number, as grpc-go names them in its error texts.
+const GRPC_CODES: [&str; 17] = [
+    "OK",
+    "Canceled",
+    "Unknown",
+    "InvalidArgument",
+    "DeadlineExceeded",
+    "NotFound",
+    "AlreadyExists",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "FailedPrecondition",
+    "Aborted",
+    "OutOfRange",
+    "Unimplemented",
+    "Internal",
+    "Unavailable",
+    "DataLoss",
+    "Unauthenticated",
+];
+
+/// `grpc.health.v1.HealthCheckResponse.ServingStatus` names, by number.
+const SERVING_STATUSES: [&str; 4] = ["UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN"];
+
+/// One gRPC check run: `grpc.health.v1.Health/Check` on `host:port[/service]`, passing only
+/// on `SERVING`, with Consul's outputs ("gRPC check <target>: success", "gRPC <target>
+/// serving status: NOT_SERVING") and grpc-go's error texts ("rpc error: code = ... desc =
+/// ...").
+async fn grpc_once(client: &reqwest::Client, def: &CheckDef) -> (Status, String) {
+    let target = def.grpc.as_str();
+    let (server, service) = target.split_once('/').unwrap_or((target, ""));
+    let scheme = if def.grpc_use_tls { "https" } else { "http" };
+    // A HealthCheckRequest: field 1, the service name, left out when empty; in one gRPC frame.
+    let mut message = Vec::new();
+    if !service.is_empty() {
+        message.push(0x0a);
+        push_varint(&mut message, service.len() as u64);
+        message.extend_from_slice(service.as_bytes());
+    }
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&message);
+    let rpc_error = |code: usize, desc: &str| {
+        let name = GRPC_CODES.get(code).copied().unwrap_or("Unknown");
+        (
+            Status::Critical,
+            format!("rpc error: code = {name} desc = {desc}"),
+        )
+    };
+    let answer = client
+        .post(format!("{scheme}://{server}/grpc.health.v1.Health/Check"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(frame)
+        .send()
+        .await;
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(e) if e.is_timeout() => return rpc_error(4, "context deadline exceeded"),
+        Err(e) => {
+            let detail = e.to_string();
+            return rpc_error(
+                14,
+                &format!("connection error: desc = \"transport: {detail}\""),
+            );
+        }
+    };
+    // A refusal comes as headers only (a "trailers-only" answer).
+    if let Some(code) = answer
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&code| code != 0)
+    {
+        let message = answer
+            .headers()
+            .get("grpc-message")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        return rpc_error(code, &percent_decode(&message));
+    }
+    if answer.status() != reqwest::StatusCode::OK {
+        let status = answer.status();
+        return rpc_error(
+            14,
+            &format!("unexpected HTTP status code received from server: {status}"),
+        );
+    }
+    let body = match answer.bytes().await {
+        Ok(body) => body,
+        Err(e) if e.is_timeout() => return rpc_error(4, "context deadline exceeded"),
+        Err(e) => return rpc_error(14, &e.to_string()),
+    };
+    // One frame holding a HealthCheckResponse; its field 1 is the status (0 when left out).
+    let status = body.get(5..).map_or(0, |message| match message {
+        [0x08, rest @ ..] => read_varint(rest).unwrap_or(0),
+        _ => 0,
+    });
+    if status == 1 {
+        return (Status::Passing, format!("gRPC check {target}: success"));
+    }
+    let name = usize::try_from(status)
+        .ok()
+        .and_then(|s| SERVING_STATUSES.get(s).copied())
+        .map_or_else(|| status.to_string(), str::to_owned);
+    (
+        Status::Critical,
+        format!("gRPC {target} serving status: {name}"),
+    )
+}
+
+fn push_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn read_varint(bytes: &[u8]) -> Option<u64> {
+    let mut value = 0u64;
+    for (i, byte) in bytes.iter().take(10).enumerate() {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// grpc-message is percent-encoded (gRPC's HTTP/2 mapping).
+fn percent_decode(message: &str) -> String {
+    percent_encoding::percent_decode_str(message)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// One HTTP check run, with Consul's status mapping and output.

@@ -209,3 +209,66 @@ async fn deregistering_stops_the_runner() {
     // At most the request that was on its way when the check went.
     assert!(probe.hits.load(Ordering::SeqCst) <= hits + 1);
 }
+
+/// A gRPC check calls `grpc.health.v1.Health/Check` over HTTP/2 and passes only on SERVING,
+/// with Consul's outputs; an unknown service is grpc-go's NotFound error.
+#[tokio::test]
+async fn grpc_check_follows_the_health_service() {
+    use tonic_health::ServingStatus;
+    let env = start().await;
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("", ServingStatus::Serving)
+        .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let app = tonic::service::Routes::new(health).into_axum_router();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    env.register(json!({"Name": "g", "Check": {"GRPC": addr, "Interval": "1s"}}))
+        .await;
+    env.register(json!({
+        "Name": "unknown",
+        "Check": {"GRPC": format!("{addr}/other.Service"), "Interval": "1s"}
+    }))
+    .await;
+    let output = |id: &'static str| {
+        let env = &env;
+        async move {
+            let check = env.check(id).await;
+            (
+                check["Status"].as_str().unwrap_or_default().to_owned(),
+                check["Output"].as_str().unwrap_or_default().to_owned(),
+            )
+        }
+    };
+    until(Duration::from_secs(5), "passing on SERVING", || async {
+        output("service:g").await == ("passing".to_owned(), format!("gRPC check {addr}: success"))
+    })
+    .await;
+    until(
+        Duration::from_secs(5),
+        "NotFound for an unknown service",
+        || async {
+            let (status, text) = output("service:unknown").await;
+            status == "critical" && text.starts_with("rpc error: code = NotFound desc = ")
+        },
+    )
+    .await;
+    reporter
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    until(
+        Duration::from_secs(5),
+        "critical on NOT_SERVING",
+        || async {
+            output("service:g").await
+                == (
+                    "critical".to_owned(),
+                    format!("gRPC {addr} serving status: NOT_SERVING"),
+                )
+        },
+    )
+    .await;
+    server.abort();
+}

@@ -645,6 +645,14 @@ fn script(r: &mut Run<'_>) {
         }),
     );
     r.register(
+        "register-grpc-check",
+        json!({
+            "Name": "grpcsvc", "Port": closed,
+            "Check": {"GRPC": format!("127.0.0.1:{closed}/pkg.Svc"), "GRPCUseTLS": true,
+                      "Interval": "24h", "Timeout": "1s", "Status": "critical"}
+        }),
+    );
+    r.register(
         "register-ttl-initial-critical",
         json!({"Name": "ttlsvc", "Check": {"TTL": "10m"}}),
     );
