@@ -103,6 +103,11 @@ impl Client {
             // A redirect could carry the token elsewhere; Consul never redirects.
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
+            // HTTP/1.1 to the agent, whatever features reqwest gets elsewhere in the
+            // application's dependency graph: over HTTP/2 a failed connection reaches us as
+            // text only (the h2 crate keeps an I/O error as its kind and message), which hides
+            // rustls's error, and with it the hint that names the TLS variable to set.
+            .http1_only()
             .user_agent(concat!("discoverable/", env!("CARGO_PKG_VERSION")));
         let mut base = config.url().clone();
 
