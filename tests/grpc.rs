@@ -29,6 +29,21 @@ use tonic_health::pb::health_client::HealthClient;
 
 const T: Duration = Duration::from_secs(20);
 
+/// A client configuration for the agent at `url`.
+fn config(url: String) -> consul::Config {
+    consul::Config::builder()
+        .address(url)
+        .request_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+/// Whether the agent lists instance `id`; `None` while it does not answer.
+async fn listed(client: &Client, id: &str) -> Option<bool> {
+    let services = client.agent_services().await.ok()?;
+    Some(services.contains_key(id))
+}
+
 async fn grpc_status(url: &str, service: &str) -> Result<i32, tonic::Status> {
     let channel = tonic::transport::Endpoint::from_shared(url.to_owned())
         .unwrap()
@@ -51,20 +66,13 @@ async fn grpc_check_and_a_route_per_service(kind: AgentKind) {
     let Some(agent) = Agent::start(kind, "grpc_check_and_a_route_per_service", None).await else {
         return;
     };
-    let config = || {
-        consul::Config::builder()
-            .address(agent.url())
-            .request_timeout(Duration::from_secs(5))
-            .build()
-            .unwrap()
-    };
-    let client = Client::new(config()).unwrap();
+    let client = Client::new(config(agent.url())).unwrap();
     let service = Service::builder("greeter")
         .prefix("/greeter")
         .interval(Duration::from_secs(1))
         .timeout(Duration::from_millis(500))
         .grace_period(Duration::from_secs(2))
-        .consul(config())
+        .consul(config(agent.url()))
         .build()
         .unwrap();
     let instance = service.instance();
@@ -127,10 +135,7 @@ async fn grpc_check_and_a_route_per_service(kind: AgentKind) {
     })
     .await;
     until(T, "deregistered", || async {
-        client
-            .agent_services()
-            .await
-            .is_ok_and(|services| !services.contains_key(&id))
+        listed(&client, &id).await == Some(false)
     })
     .await;
     assert_eq!(
@@ -153,20 +158,13 @@ async fn real_consul_balanced_channel_follows_an_instance_leaving_without_a_fail
         return;
     };
     let consul = tokio::task::block_in_place(|| Consul::start(&peers, ConsulOptions::default()));
-    let config = || {
-        consul::Config::builder()
-            .address(consul.url())
-            .request_timeout(Duration::from_secs(5))
-            .build()
-            .unwrap()
-    };
     let mut instances = Vec::new();
     for _ in 0..2 {
         let service = Service::builder("balanced")
             .interval(Duration::from_secs(1))
             .timeout(Duration::from_millis(500))
             .grace_period(Duration::from_secs(1))
-            .consul(config())
+            .consul(config(consul.url()))
             .build()
             .unwrap();
         let instance = service.instance();
@@ -183,7 +181,7 @@ async fn real_consul_balanced_channel_follows_an_instance_leaving_without_a_fail
         );
         instances.push((instance, served));
     }
-    let discovery = Discovery::new(Client::new(config()).unwrap());
+    let discovery = Discovery::new(Client::new(config(consul.url())).unwrap());
     let mut watch = discovery.watch("balanced").start();
     tokio::time::timeout(T, watch.wait_for(|set| set.len() == 2))
         .await
@@ -246,10 +244,7 @@ async fn real_consul_a_stream_in_flight_at_shutdown_completes_after_deregistrati
         return;
     };
     let consul = tokio::task::block_in_place(|| Consul::start(&peers, ConsulOptions::default()));
-    let config = consul::Config::builder()
-        .address(consul.url())
-        .build()
-        .unwrap();
+    let config = config(consul.url());
     let client = Client::new(config.clone()).unwrap();
     let service = Service::builder("streamer")
         .grace_period(Duration::from_millis(300))
@@ -266,10 +261,7 @@ async fn real_consul_a_stream_in_flight_at_shutdown_completes_after_deregistrati
     });
     let served = tokio::spawn(grpc::serve(service, listener, routes).into_future());
     until(T, "registered", || async {
-        client
-            .agent_services()
-            .await
-            .is_ok_and(|services| services.contains_key(&id))
+        listed(&client, &id).await == Some(true)
     })
     .await;
 
@@ -287,10 +279,7 @@ async fn real_consul_a_stream_in_flight_at_shutdown_completes_after_deregistrati
     while let Some(reply) = replies.message().await.expect("the stream ends cleanly") {
         got += 1;
         assert_eq!(reply.message, format!("hello drain ({got} of 10) from a"));
-        deregistered_meanwhile |= client
-            .agent_services()
-            .await
-            .is_ok_and(|services| !services.contains_key(&id));
+        deregistered_meanwhile |= listed(&client, &id).await == Some(false);
     }
     assert_eq!(got, 10, "every reply of the stream arrived");
     assert!(
@@ -322,12 +311,7 @@ async fn real_fabio_routes_unary_and_streaming_calls_by_the_grpc_route() {
     });
     let service = Service::builder("greeter")
         .grace_period(Duration::from_millis(300))
-        .consul(
-            consul::Config::builder()
-                .address(consul.url())
-                .build()
-                .unwrap(),
-        )
+        .consul(config(consul.url()))
         .build()
         .unwrap();
     let instance = service.instance();
@@ -398,3 +382,55 @@ async fn dev_agent_the_grpc_example_greets_itself_through_the_balanced_channel()
 }
 
 discoverable_testkit::against_both_agents!(grpc_check_and_a_route_per_service);
+
+/// One `Service` served twice runs two instances (as for HTTP); each server's gRPC health
+/// answers for its own instance: the first set down leaves the second serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_agent_a_service_served_twice_answers_grpc_health_per_instance() {
+    let agent = discoverable_devagent::DevAgent::start(Default::default())
+        .await
+        .unwrap();
+    let service = Service::builder("twice")
+        .grace_period(Duration::from_millis(100))
+        .consul(config(agent.url()))
+        .build()
+        .unwrap();
+    let first = service.instance();
+    let mut urls = Vec::new();
+    let mut served = Vec::new();
+    for name in ["a", "b"] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        urls.push(format!("http://{}", listener.local_addr().unwrap()));
+        let routes = grpc::Routes::new(Greeter {
+            instance: name.into(),
+        });
+        served.push(tokio::spawn(
+            grpc::serve(service.clone(), listener, routes).into_future(),
+        ));
+    }
+    let serving = ServingStatus::Serving as i32;
+    for url in &urls {
+        until(T, "serving", || async {
+            grpc_status(url, "").await.ok() == Some(serving)
+        })
+        .await;
+    }
+    first.set_health(Some(Health::Down));
+    assert_eq!(
+        grpc_status(&urls[0], "").await.unwrap(),
+        ServingStatus::NotServing as i32,
+        "the first instance is down"
+    );
+    assert_eq!(
+        grpc_status(&urls[1], "").await.unwrap(),
+        serving,
+        "the second instance has a health of its own"
+    );
+    first.shutdown();
+    tokio::time::timeout(T, served.remove(0))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    served[0].abort();
+}

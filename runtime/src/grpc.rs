@@ -130,23 +130,22 @@ fn serve_with<L: ServeListener>(
     routes: Routes,
 ) -> Serve<axum::Router, axum::Router> {
     let Routes { routes, names } = routes;
-    let instance = service.as_ref().ok().map(Service::instance);
-    let router = match instance {
-        Some(instance) => {
-            let health = HealthServer::new(GrpcHealth {
-                instance,
-                names: names.clone().into(),
-            });
-            routes.add_service(health).into_axum_router()
-        }
-        None => routes.into_axum_router(),
+    let Ok(built) = &service else {
+        // A service that cannot be built stops the serve call before anything is served.
+        let router = routes.into_axum_router();
+        return crate::serve::serve_protocol(service, listener, router, Protocol::Http);
     };
-    crate::serve::serve_protocol(
-        service,
-        listener,
-        router,
-        Protocol::Grpc { services: names },
-    )
+    let instance = crate::serve::claim_instance(built);
+    let health = HealthServer::new(GrpcHealth {
+        instance: instance.clone(),
+        names: names.clone().into(),
+    });
+    let router = routes.add_service(health).into_axum_router();
+    let protocol = Protocol::Grpc {
+        services: names,
+        instance,
+    };
+    crate::serve::serve_protocol(service, listener, router, protocol)
 }
 
 /// The `grpc.health.v1.Health` service over an instance's health.

@@ -126,9 +126,27 @@ where
 pub(crate) enum Protocol {
     /// HTTP: an HTTP check on the health route (or the TTL check).
     Http,
-    /// gRPC: a `GRPC` check, and a Fabio route for each of these services.
+    /// gRPC: a `GRPC` check, and a Fabio route for each of these services. The instance is
+    /// claimed when the serve call is made, because its health service is built then.
     #[cfg(feature = "grpc")]
-    Grpc { services: Vec<&'static str> },
+    Grpc {
+        services: Vec<&'static str>,
+        instance: Instance,
+    },
+}
+
+/// The instance a serve call of `service` runs: the service's own the first time, a sibling
+/// with an ID of its own for every serve call after that.
+pub(crate) fn claim_instance(service: &Service) -> Instance {
+    match service.instance() {
+        first if first.claim() => first,
+        served => {
+            let sibling = served.sibling();
+            sibling.claim();
+            tracing::debug!(served = %served.id(), id = %sibling.id(), "this Service is served already; serving another instance of it");
+            sibling
+        }
+    }
 }
 
 /// A serve call of `protocol`, for the gRPC entries.
@@ -273,7 +291,7 @@ where
     let settings = match &protocol {
         Protocol::Http => service.settings.clone(),
         #[cfg(feature = "grpc")]
-        Protocol::Grpc { services } => {
+        Protocol::Grpc { services, .. } => {
             let mut settings = (*service.settings).clone();
             settings.grpc = true;
             let routes = services.iter().map(|name| crate::grpc::route_tag(name));
@@ -281,14 +299,10 @@ where
             std::sync::Arc::new(settings)
         }
     };
-    let instance = match service.instance() {
-        first if first.claim() => first,
-        served => {
-            let sibling = served.sibling();
-            sibling.claim();
-            tracing::debug!(served = %served.id(), id = %sibling.id(), "this Service is served already; serving another instance of it");
-            sibling
-        }
+    let instance = match protocol {
+        Protocol::Http => claim_instance(&service),
+        #[cfg(feature = "grpc")]
+        Protocol::Grpc { instance, .. } => instance,
     };
     let bound = listener.local_addr()?;
     let advertised = address::advertise(&settings, bound)?;
