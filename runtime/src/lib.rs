@@ -45,7 +45,7 @@ pub mod __private {
         _: L,
         routes: R,
     ) -> std::future::Ready<std::io::Result<()>> {
-        match routes.off() {}
+        routes.off()
     }
 
     /// Met by no type: see [`serve_grpc`].
@@ -53,10 +53,10 @@ pub mod __private {
     #[diagnostic::on_unimplemented(
         message = "`#[discoverable(grpc)]` needs the `grpc` feature of discoverable",
         label = "served here",
-        note = "turn it on in Cargo.toml: `discoverable = { version = \"...\", features = [\"grpc\"] }`"
+        note = "turn it on in Cargo.toml: `discoverable = {{ version = \"...\", features = [\"grpc\"] }}`"
     )]
     pub trait GrpcFeature {
-        /// Never called.
-        fn off(self) -> std::convert::Infallible;
+        /// Never called: no type implements this trait.
+        fn off(self) -> std::future::Ready<std::io::Result<()>>;
     }
 }
