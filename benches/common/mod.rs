@@ -257,37 +257,33 @@ pub fn target_dir() -> PathBuf {
 /// Builds an example of the `discoverable` package with the release profile and returns its
 /// path. Cargo answers at once when it is up to date.
 pub fn release_example(name: &str) -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "--release", "--example", name])
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .status()
-        .expect("run cargo");
-    assert!(
-        status.success(),
-        "cargo build --release --example {name} failed"
-    );
+    release_build(&["--example", name]);
     target_dir().join("release").join("examples").join(name)
 }
 
 /// Builds a binary of a workspace package with the release profile and returns its path.
 /// Cargo answers at once when it is up to date.
 pub fn release_bin(package: &str, bin: &str) -> PathBuf {
+    release_build(&["-p", package, "--bin", bin]);
+    target_dir().join("release").join(bin)
+}
+
+/// `cargo build --quiet --release <what>` in this workspace; panics when it fails.
+fn release_build(what: &[&str]) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
     let status = Command::new(cargo)
-        .args(["build", "--quiet", "--release", "-p", package, "--bin", bin])
+        .args(["build", "--quiet", "--release"])
+        .args(what)
         .arg("--manifest-path")
         .arg(&manifest)
         .status()
         .expect("run cargo");
     assert!(
         status.success(),
-        "cargo build --release -p {package} --bin {bin} failed"
+        "cargo build --release {} failed",
+        what.join(" ")
     );
-    target_dir().join("release").join(bin)
 }
 
 /// This bench's own executable, to start in a child mode.

@@ -159,22 +159,21 @@ impl ServeCalls<'_> {
         let mut i = 0;
         while i < trees.len() {
             if let Some((segments, len)) = path_at(&trees, i) {
-                let call = self.serve(&segments).zip(match trees.get(i + len) {
+                let args = match trees.get(i + len) {
                     Some(TokenTree::Group(args)) if args.delimiter() == Delimiter::Parenthesis => {
                         Punctuated::<Expr, Token![,]>::parse_terminated
                             .parse2(args.stream())
                             .ok()
                     }
                     _ => None,
-                });
-                let replacement = match call {
-                    Some((serve, args)) => self.replacement(serve, trees[i].span(), &args),
-                    None => {
-                        if segments == ["serve"] && two_args(trees.get(i + len)) {
-                            self.unseen.get_or_insert(trees[i].span());
-                        }
+                };
+                let replacement = match (self.serve(&segments), args) {
+                    (Some(serve), Some(args)) => self.replacement(serve, trees[i].span(), &args),
+                    (None, Some(args)) if segments == ["serve"] && args.len() == 2 => {
+                        self.unseen.get_or_insert(trees[i].span());
                         None
                     }
+                    _ => None,
                 };
                 match replacement {
                     Some(replacement) => {
@@ -226,14 +225,6 @@ fn path_at(trees: &[TokenTree], start: usize) -> Option<(Vec<String>, usize)> {
     (!segments.is_empty()).then_some((segments, i - start))
 }
 
-/// Whether `tree` is a parenthesised list of two expressions.
-fn two_args(tree: Option<&TokenTree>) -> bool {
-    matches!(tree, Some(TokenTree::Group(args)) if args.delimiter() == Delimiter::Parenthesis
-        && Punctuated::<Expr, Token![,]>::parse_terminated
-            .parse2(args.stream())
-            .is_ok_and(|args| args.len() == 2))
-}
-
 /// The names a `use` tree imports for `serve` functions: `use axum::serve;`,
 /// `use axum::serve as s;`, `use axum::{serve, Router};`, `use axum::*;`.
 fn imports(
@@ -242,33 +233,23 @@ fn imports(
     calls: &ServeCalls<'_>,
     out: &mut Vec<(String, Serve)>,
 ) {
+    let mut import = |item: &str, name: String| {
+        prefix.push(item.to_owned());
+        if let Some(serve) = calls.full_path(prefix) {
+            out.push((name, serve));
+        }
+        prefix.pop();
+    };
     match tree {
         UseTree::Path(path) => {
             prefix.push(path.ident.to_string());
             imports(&path.tree, prefix, calls, out);
             prefix.pop();
         }
-        UseTree::Name(name) => {
-            prefix.push(name.ident.to_string());
-            if let Some(serve) = calls.full_path(prefix) {
-                out.push((name.ident.to_string(), serve));
-            }
-            prefix.pop();
-        }
-        UseTree::Rename(rename) => {
-            prefix.push(rename.ident.to_string());
-            if let Some(serve) = calls.full_path(prefix) {
-                out.push((rename.rename.to_string(), serve));
-            }
-            prefix.pop();
-        }
-        UseTree::Glob(_) => {
-            prefix.push("serve".to_owned());
-            if let Some(serve) = calls.full_path(prefix) {
-                out.push(("serve".to_owned(), serve));
-            }
-            prefix.pop();
-        }
+        // The imported item, and the name the body calls it by.
+        UseTree::Name(name) => import(&name.ident.to_string(), name.ident.to_string()),
+        UseTree::Rename(rename) => import(&rename.ident.to_string(), rename.rename.to_string()),
+        UseTree::Glob(_) => import("serve", "serve".to_owned()),
         UseTree::Group(group) => {
             for tree in &group.items {
                 imports(tree, prefix, calls, out);

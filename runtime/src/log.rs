@@ -23,7 +23,7 @@ use tracing::{Dispatch, Event, Level, Metadata, Subscriber};
 pub(crate) fn dispatch() -> Dispatch {
     let current = tracing::dispatcher::get_default(Dispatch::clone);
     if current.is::<NoSubscriber>() {
-        Dispatch::new(Fallback)
+        Dispatch::new(Fallback::<fn(&str)> { print: to_stderr })
     } else {
         current
     }
@@ -36,9 +36,21 @@ const HINT: &str = "discoverable: no `tracing` subscriber is installed, so only 
                     warnings and errors are printed here; install one to see every lifecycle \
                     step, e.g. `tracing_subscriber::fmt::init();` at the top of `main`";
 
-struct Fallback;
+/// Writes the runtime's warnings and errors, one line each, through `print`.
+struct Fallback<P = fn(&str)> {
+    print: P,
+}
 
-impl Subscriber for Fallback {
+/// The fallback's output: the hint once per process, then the line.
+fn to_stderr(line: &str) {
+    let mut stderr = std::io::stderr().lock();
+    if !HINTED.swap(true, Ordering::Relaxed) {
+        let _ = writeln!(stderr, "{HINT}");
+    }
+    let _ = writeln!(stderr, "{line}");
+}
+
+impl<P: Fn(&str) + Send + Sync + 'static> Subscriber for Fallback<P> {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         *metadata.level() <= Level::WARN && metadata.target().starts_with("discoverable")
     }
@@ -54,12 +66,7 @@ impl Subscriber for Fallback {
     fn event(&self, event: &Event<'_>) {
         let mut line = Line::default();
         event.record(&mut line);
-        let text = line.finish(*event.metadata().level());
-        let mut stderr = std::io::stderr().lock();
-        if !HINTED.swap(true, Ordering::Relaxed) {
-            let _ = writeln!(stderr, "{HINT}");
-        }
-        let _ = writeln!(stderr, "{text}");
+        (self.print)(&line.finish(*event.metadata().level()));
     }
 
     fn enter(&self, _: &Id) {}
@@ -103,31 +110,18 @@ impl Visit for Line {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
     use super::*;
 
     #[test]
     fn a_line_holds_the_message_then_the_fields() {
-        let collected = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        struct Collect(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
-        impl Subscriber for Collect {
-            fn enabled(&self, m: &Metadata<'_>) -> bool {
-                Fallback.enabled(m)
-            }
-            fn new_span(&self, _: &Attributes<'_>) -> Id {
-                Id::from_u64(1)
-            }
-            fn record(&self, _: &Id, _: &Record<'_>) {}
-            fn record_follows_from(&self, _: &Id, _: &Id) {}
-            fn event(&self, event: &Event<'_>) {
-                let mut line = Line::default();
-                event.record(&mut line);
-                let line = line.finish(*event.metadata().level());
-                self.0.lock().unwrap().push(line);
-            }
-            fn enter(&self, _: &Id) {}
-            fn exit(&self, _: &Id) {}
-        }
-        tracing::subscriber::with_default(Collect(collected.clone()), || {
+        let collected = Arc::new(Mutex::new(Vec::new()));
+        let lines = collected.clone();
+        let collect = Fallback {
+            print: move |line: &str| lines.lock().unwrap().push(line.to_owned()),
+        };
+        tracing::subscriber::with_default(collect, || {
             let error = "cannot reach Consul at http://127.0.0.1:1/";
             tracing::warn!(error = %error, id = "a-1", "registration failed; retrying");
             tracing::error!("stopping");
@@ -149,20 +143,8 @@ mod tests {
         tracing::subscriber::with_default(NoSubscriber::default(), || {
             assert!(dispatch().is::<Fallback>());
         });
-        struct Other;
-        impl Subscriber for Other {
-            fn enabled(&self, _: &Metadata<'_>) -> bool {
-                true
-            }
-            fn new_span(&self, _: &Attributes<'_>) -> Id {
-                Id::from_u64(1)
-            }
-            fn record(&self, _: &Id, _: &Record<'_>) {}
-            fn record_follows_from(&self, _: &Id, _: &Id) {}
-            fn event(&self, _: &Event<'_>) {}
-            fn enter(&self, _: &Id) {}
-            fn exit(&self, _: &Id) {}
-        }
-        tracing::subscriber::with_default(Other, || assert!(dispatch().is::<Other>()));
+        tracing::subscriber::with_default(tracing_subscriber::registry(), || {
+            assert!(dispatch().is::<tracing_subscriber::Registry>())
+        });
     }
 }
