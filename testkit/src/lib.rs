@@ -10,6 +10,8 @@
 //!   with [`FabioOptions`]); its routing table.
 //! - `Agent` (feature `devagent`): the dev agent or a real Consul behind one type, for tests
 //!   that run against both.
+//! - [`browser`]: headless Chromium (screenshots, and ChromeDriver for WebDriver tests);
+//!   skips (or, with `CI=true`, fails) where it is missing.
 //! - [`FaultProxy`] (feature `proxy`, on by default): a loopback proxy in front of an agent
 //!   that answers 500s, answers slowly or with garbage, or refuses connections on demand.
 //!
@@ -22,6 +24,7 @@
 
 #[cfg(feature = "devagent")]
 mod agent;
+pub mod browser;
 mod consul;
 mod fabio;
 pub mod http;
