@@ -130,6 +130,7 @@ async fn run(consul: &Consul, fabio: &Fabio, report: &mut Report) {
     println!("grpc_lifecycle: {REPETITIONS} repetitions ...");
     let (mut fabio_routable, mut channel_routable) = (Vec::new(), Vec::new());
     let (mut fabio_unroutable, mut channel_unroutable) = (Vec::new(), Vec::new());
+    let mut watch_routable = Vec::new();
     for i in 0..REPETITIONS {
         let running = start(consul, &format!("once-{i}")).await;
         // Both clients at once, each timed from the bind.
@@ -141,11 +142,20 @@ async fn run(consul: &Consul, fabio: &Fabio, report: &mut Report) {
             answered_by(&mut channel_client, &running.name).await;
             ms(running.bound.elapsed())
         };
-        let (by_fabio, by_channel) = tokio::join!(through_fabio, through_channel);
+        let id = running.instance.id().to_owned();
+        let mut seen = watch.clone();
+        let in_watch = async {
+            tokio::time::timeout(WITHIN, seen.wait_for(|set| set.get(&id).is_some()))
+                .await
+                .expect("the watch sees the instance");
+            ms(running.bound.elapsed())
+        };
+        let (by_fabio, by_channel, by_watch) =
+            tokio::join!(through_fabio, through_channel, in_watch);
         fabio_routable.push(by_fabio);
         channel_routable.push(by_channel);
+        watch_routable.push(by_watch);
 
-        let id = running.instance.id().to_owned();
         let asked = Instant::now();
         running.instance.shutdown();
         let deadline = asked + WITHIN;
@@ -231,6 +241,12 @@ async fn run(consul: &Consul, fabio: &Fabio, report: &mut Report) {
         percentile(&channel_routable, 95.0),
         "",
         "",
+    );
+    report.add(
+        "grpc_watch_routable_p50_ms",
+        percentile(&watch_routable, 50.0),
+        "",
+        "bind → in the channel's watch (the rest is the channel's own)",
     );
     report.add(
         "grpc_unroutable_p50_ms",

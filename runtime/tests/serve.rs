@@ -571,3 +571,43 @@ async fn dropping_the_serve_future_on_a_current_thread_runtime_blocks_nothing() 
     })
     .await;
 }
+
+/// What the app sees of a connection: whether `TCP_NODELAY` was on when it was accepted.
+#[derive(Clone, Copy)]
+struct NoDelay(bool);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>>
+    for NoDelay
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
+        NoDelay(stream.io().nodelay().unwrap())
+    }
+}
+
+/// HTTP/2's small frames must not wait for the peer's delayed ACK: accepted connections have
+/// `TCP_NODELAY` set before the app's make-service sees them.
+#[tokio::test]
+async fn accepted_connections_have_nodelay() {
+    let Some((agent, client)) = agent(AgentKind::Dev, "accepted_connections_have_nodelay").await
+    else {
+        return;
+    };
+    let service = builder(&agent).build().unwrap();
+    let (id, instance) = (service.id().to_owned(), service.instance());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = Router::new()
+        .route(
+            "/",
+            get(|ConnectInfo(NoDelay(on)): ConnectInfo<NoDelay>| async move { on.to_string() }),
+        )
+        .into_make_service_with_connect_info::<NoDelay>();
+    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app).into_future());
+    until(T, "registered", || registered(&client, &id)).await;
+    assert_eq!(
+        reqwest::get(&url).await.unwrap().text().await.unwrap(),
+        "true"
+    );
+    instance.shutdown();
+    returns_ok(served).await;
+}

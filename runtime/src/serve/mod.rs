@@ -76,6 +76,8 @@ type ShutdownSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// # }
 /// ```
 ///
+/// Accepted connections have `TCP_NODELAY` set, as tonic's and Go's servers do.
+///
 /// Serving is over TCP only: Consul's check and the routers reach the instance at an address
 /// and port, so a `tokio::net::UnixListener` cannot be registered (see [`ServeListener`]).
 pub fn serve<L, M, S>(service: Service, listener: L, make_service: M) -> Serve<M, S>
@@ -460,6 +462,12 @@ where
     }
 
     fn call(&mut self, stream: IncomingStream<'a, TcpListener>) -> Self::Future {
+        // Replies go out as they are written, as with tonic's server and Go's: with Nagle's
+        // algorithm on, HTTP/2's small frames wait for the peer's delayed ACK (about 40 ms
+        // on the first call of a connection).
+        if let Err(e) = stream.io().set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
+        }
         MakeFuture {
             inner: self.inner.call(stream),
             instance: Some(self.instance.clone()),
