@@ -6,7 +6,8 @@
 //!
 //! Also: a streaming call in flight at shutdown completes within the drain; Fabio routes unary
 //! and streaming calls by the service's `proto=grpc` route; a client on the balanced channel
-//! loses no call while an instance leaves.
+//! loses no call while an instance leaves; a rolling restart of two example processes under
+//! calls through real Fabio and the balanced channel fails none.
 //!
 //! The others run on the real Consul, and the example on the dev agent.
 
@@ -379,6 +380,162 @@ async fn dev_agent_the_grpc_example_greets_itself_through_the_balanced_channel()
         support::agent_instances(&consul, "greeter").await,
         Some(Vec::new())
     );
+}
+
+/// Calls made by the load of a rolling restart: answered (by which instance) and failed.
+#[derive(Default)]
+struct Calls {
+    answered_by: std::collections::BTreeMap<String, u64>,
+    failed: Vec<String>,
+}
+
+/// Calls `client` until `stop`, counting the answers by the instance that gave them.
+async fn call_until(
+    mut client: GreeterClient,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Calls {
+    let mut calls = Calls::default();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        match client.say_hello("roll").await {
+            Ok(reply) => {
+                let by = reply
+                    .message
+                    .rsplit(" from ")
+                    .next()
+                    .unwrap_or("")
+                    .to_owned();
+                *calls.answered_by.entry(by).or_default() += 1;
+            }
+            Err(status) => calls.failed.push(status.to_string()),
+        }
+    }
+    calls
+}
+
+/// `examples/grpc.rs` as processes, two at a time, each replaced in turn (a new one started and
+/// routed, then SIGTERM to the oldest) under steady calls through real Fabio and through the
+/// balanced channel: no call fails, and both paths reach the new processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_fabio_rolling_restart_of_two_processes_fails_no_call() {
+    let test = "real_fabio_rolling_restart_of_two_processes_fails_no_call";
+    let Some(peers) = peers::require(test) else {
+        return;
+    };
+    let consul = tokio::task::block_in_place(|| Consul::start(&peers, ConsulOptions::default()));
+    let fabio = tokio::task::block_in_place(|| {
+        Fabio::start_in(
+            &peers,
+            FabioOptions {
+                proxy_proto: Some("grpc".into()),
+                ..FabioOptions::new(consul.http_addr())
+            },
+        )
+    });
+    let discovery = Discovery::new(Client::new(config(consul.url())).unwrap());
+    let mut watch = discovery.watch("greeter").start();
+    let env = [("DISCOVERABLE_GRACE_PERIOD", "500ms")];
+    // Starts a process and waits until Fabio routes to it and the channel's watch has it.
+    let start = |watch: &mut discoverable::discovery::Watch| {
+        let (process, url) =
+            tokio::task::block_in_place(|| support::example("grpc", &consul.url(), &env));
+        let addr = url.trim_start_matches("http://").to_owned();
+        let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+        let mut watch = watch.clone();
+        let fabio = &fabio;
+        async move {
+            until(T, "Fabio routes to the new process", || async {
+                fabio.routes_to("/helloworld.Greeter", port)
+            })
+            .await;
+            tokio::time::timeout(
+                T,
+                watch.wait_for(|set| set.endpoints().iter().any(|e| e.port == port)),
+            )
+            .await
+            .expect("the watch sees the new process");
+            (process, addr)
+        }
+    };
+    let mut running = vec![start(&mut watch).await, start(&mut watch).await];
+    let first: Vec<String> = running.iter().map(|(_, addr)| addr.clone()).collect();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let through_fabio = connect(&format!("http://{}", fabio.proxy_addr())).await;
+    let through_channel = GreeterClient::new(discovery.grpc_channel("greeter"));
+    let load: Vec<_> = [
+        through_fabio.clone(),
+        through_fabio,
+        through_channel.clone(),
+        through_channel,
+    ]
+    .into_iter()
+    .map(|client| tokio::spawn(call_until(client, stop.clone())))
+    .collect();
+
+    let mut exits = Vec::new();
+    for _ in 0..2 {
+        running.push(start(&mut watch).await);
+        let (mut old, _) = running.remove(0);
+        old.signal("TERM");
+        exits.push(tokio::task::block_in_place(|| old.wait_exit(T)));
+    }
+    // A few more calls once both replacements serve alone.
+    let replacements: Vec<String> = running.iter().map(|(_, addr)| addr.clone()).collect();
+    until(T, "the channel's watch holds only the replacements", || {
+        let set = watch.current();
+        let ports: Vec<u16> = replacements
+            .iter()
+            .map(|a| a.rsplit(':').next().unwrap().parse().unwrap())
+            .collect();
+        async move { set.len() == 2 && set.endpoints().iter().all(|e| ports.contains(&e.port)) }
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut results = Vec::new();
+    for task in load {
+        results.push(task.await.unwrap());
+    }
+    for (mut process, _) in running {
+        process.signal("TERM");
+        exits.push(tokio::task::block_in_place(|| process.wait_exit(T)));
+    }
+
+    assert_eq!(
+        exits,
+        [Some(0); 4],
+        "every process exits cleanly on SIGTERM"
+    );
+    for (path, calls) in ["Fabio", "Fabio", "the channel", "the channel"]
+        .iter()
+        .zip(&results)
+    {
+        let answered: u64 = calls.answered_by.values().sum();
+        eprintln!(
+            "through {path}: {answered} answered ({:?}), {} failed",
+            calls.answered_by,
+            calls.failed.len()
+        );
+        assert!(
+            calls.failed.is_empty(),
+            "through {path}: failed calls: {:?}",
+            calls.failed
+        );
+        assert!(
+            replacements
+                .iter()
+                .any(|r| calls.answered_by.contains_key(r)),
+            "through {path}: no call reached a replacement ({:?})",
+            calls.answered_by
+        );
+        assert!(
+            calls
+                .answered_by
+                .keys()
+                .all(|by| first.contains(by) || replacements.contains(by)),
+            "through {path}: answered by an unknown instance ({:?})",
+            calls.answered_by
+        );
+    }
 }
 
 discoverable_testkit::against_both_agents!(grpc_check_and_a_route_per_service);
