@@ -21,9 +21,10 @@ use std::time::Duration;
 use discoverable::consul::{self, CheckStatus, Client};
 use discoverable::{Discovery, Health, Service, grpc};
 use discoverable_testkit::{
-    Agent, AgentKind, Consul, ConsulOptions, Fabio, FabioOptions, peers, until,
+    Agent, AgentKind, Consul, ConsulOptions, Fabio, FabioOptions, peers, pki, until,
 };
 use greeter::{Greeter, GreeterClient};
+use tonic::transport::{Certificate, ClientTlsConfig};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -53,6 +54,25 @@ async fn grpc_status(url: &str, service: &str) -> Result<i32, tonic::Status> {
         .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
     let request = HealthCheckRequest {
         service: service.to_owned(),
+    };
+    let answer = HealthClient::new(channel).check(request).await?;
+    Ok(answer.into_inner().status)
+}
+
+/// The health answer of the TLS server at `addr`, verified with `ca_pem` for `localhost`.
+async fn grpc_status_tls(addr: &str, ca_pem: &str) -> Result<i32, tonic::Status> {
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca_pem))
+        .domain_name("localhost");
+    let channel = tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .map_err(|e| tonic::Status::unavailable(format!("{e:?}")))?;
+    let request = HealthCheckRequest {
+        service: String::new(),
     };
     let answer = HealthClient::new(channel).check(request).await?;
     Ok(answer.into_inner().status)
@@ -147,6 +167,148 @@ async fn grpc_check_and_a_route_per_service(kind: AgentKind) {
     tokio::time::timeout(T, served)
         .await
         .expect("serve returns after the grace period and the drain")
+        .unwrap()
+        .unwrap();
+}
+
+/// A greeter served over TLS with the server certificate of `pki`, registered with `agent`.
+async fn serve_tls(
+    agent_url: String,
+    name: &str,
+    tls: grpc::ServerTls,
+) -> (
+    discoverable::Instance,
+    String,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let service = Service::builder(name)
+        .interval(Duration::from_secs(1))
+        .timeout(Duration::from_millis(500))
+        .grace_period(Duration::from_millis(300))
+        .consul(config(agent_url))
+        .build()
+        .unwrap();
+    let instance = service.instance();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let routes = grpc::Routes::new(Greeter {
+        instance: "tls".into(),
+    })
+    .tls(tls);
+    let served = tokio::spawn(grpc::serve(service, listener, routes).into_future());
+    (instance, addr, served)
+}
+
+/// A gRPC server over TLS: the agent's check calls it over TLS (`GRPCUseTLS`), verifying the
+/// certificate unless told not to; the routes say `proto=grpcs`; a balanced channel with the
+/// CA reaches it; a plaintext client does not.
+async fn grpc_over_tls_is_checked_and_reached_over_tls(kind: AgentKind) {
+    let test = "grpc_over_tls_is_checked_and_reached_over_tls";
+    let Some(agent) = Agent::start(kind, test, None).await else {
+        return;
+    };
+    let client = Client::new(config(agent.url())).unwrap();
+    let pki = pki::pki();
+    let pem = |pair: &pki::Pair| grpc::ServerTls::from_pem(&pair.cert_pem, &pair.key_pem).unwrap();
+
+    // Verified: the test CA is not one the agent trusts, so the check fails on the certificate.
+    let verified = pem(&pki.server).check_server_name("localhost");
+    let (instance, _, served) = serve_tls(agent.url(), "verified", verified).await;
+    let id = instance.id().to_owned();
+    if kind == AgentKind::Dev {
+        // The dev agent shows what was registered; Consul shows a service check's definition
+        // empty (a difference devagent/README.md explains).
+        let definition = until(T, "the check's definition", || async {
+            let checks = support::get_json(&format!("{}/v1/agent/checks", agent.url())).await?;
+            Some(checks[format!("service:{id}")]["Definition"].clone())
+        })
+        .await;
+        assert_eq!(definition["GRPCUseTLS"], true, "{definition}");
+        assert_eq!(definition["TLSServerName"], "localhost", "{definition}");
+        assert_eq!(definition.get("TLSSkipVerify"), None, "{definition}");
+    }
+    let registered = until(T, "registered", || async {
+        client.agent_services().await.ok()?.remove(&id)
+    })
+    .await;
+    assert_eq!(
+        registered.tags,
+        ["urlprefix-/helloworld.Greeter proto=grpcs"]
+    );
+    let output = until(
+        T,
+        "the check ran over TLS and refused the certificate",
+        || async {
+            let check = client
+                .agent_checks()
+                .await
+                .ok()?
+                .remove(&format!("service:{id}"))?;
+            (check.status == CheckStatus::Critical && !check.output.is_empty())
+                .then_some(check.output)
+        },
+    )
+    .await;
+    eprintln!("{kind:?}: a certificate of an unknown CA: {output}");
+    // Both agents word it as grpc-go does.
+    assert!(
+        output.ends_with(
+            "authentication handshake failed: tls: failed to verify certificate: x509: certificate signed by unknown authority\""
+        ),
+        "the check failed on the certificate: {output}"
+    );
+    instance.shutdown();
+    tokio::time::timeout(T, served)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+
+    // Unverified: the check passes over TLS.
+    let (instance, addr, served) =
+        serve_tls(agent.url(), "unverified", pem(&pki.server).unverified()).await;
+    let id = instance.id().to_owned();
+    until(T, "the check passed over TLS", || async {
+        let check = client
+            .agent_checks()
+            .await
+            .ok()?
+            .remove(&format!("service:{id}"))?;
+        (check.status == CheckStatus::Passing && check.output.ends_with(": success")).then_some(())
+    })
+    .await;
+    let registered = client.agent_services().await.unwrap().remove(&id).unwrap();
+    assert_eq!(
+        registered.tags,
+        ["urlprefix-/helloworld.Greeter proto=grpcs tlsskipverify=true"]
+    );
+    assert_eq!(
+        grpc_status_tls(&addr, &pki.ca_pem).await.unwrap(),
+        ServingStatus::Serving as i32
+    );
+    assert!(
+        grpc_status(&format!("http://{addr}"), "").await.is_err(),
+        "a plaintext client gets no answer from a TLS server"
+    );
+    // The calling side: a balanced channel verifying with the CA.
+    let discovery = Discovery::new(Client::new(config(agent.url())).unwrap());
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&pki.ca_pem))
+        .domain_name("localhost");
+    let mut greeter = GreeterClient::new(discovery.grpc_channel_tls("unverified", tls));
+    let reply = tokio::time::timeout(T, greeter.say_hello("TLS"))
+        .await
+        .expect("answered through the TLS channel")
+        .unwrap();
+    assert_eq!(reply.message, "hello TLS from tls");
+    instance.shutdown();
+    until(T, "deregistered", || async {
+        listed(&client, &id).await == Some(false)
+    })
+    .await;
+    tokio::time::timeout(T, served)
+        .await
+        .unwrap()
         .unwrap()
         .unwrap();
 }
@@ -356,6 +518,67 @@ async fn real_fabio_routes_unary_and_streaming_calls_by_the_grpc_route() {
         .unwrap();
 }
 
+/// Fabio reaches a gRPC server over TLS by its `proto=grpcs` route (the certificate unverified,
+/// `tlsskipverify=true`, as the test CA is not Fabio's). Fabio v1.7.2 speaks TLS to such a
+/// route only from a `grpcs` listener (one with a certificate source); from a plaintext
+/// `grpc` listener it dials the instance in plaintext, which a TLS server cannot answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_fabio_routes_to_a_grpc_server_over_tls() {
+    let test = "real_fabio_routes_to_a_grpc_server_over_tls";
+    let Some(peers) = peers::require(test) else {
+        return;
+    };
+    let pki = pki::pki();
+    let consul = tokio::task::block_in_place(|| Consul::start(&peers, ConsulOptions::default()));
+    let fabio = tokio::task::block_in_place(|| {
+        Fabio::start_in(
+            &peers,
+            FabioOptions {
+                proxy_proto: Some("grpcs;cs=test".into()),
+                args: vec![format!(
+                    "-proxy.cs=cs=test;type=file;cert={};key={}",
+                    pki.server.cert.display(),
+                    pki.server.key.display()
+                )],
+                ..FabioOptions::new(consul.http_addr())
+            },
+        )
+    });
+    let tls = grpc::ServerTls::from_pem(&pki.server.cert_pem, &pki.server.key_pem)
+        .unwrap()
+        .unverified();
+    let (instance, addr, served) = serve_tls(consul.url(), "greeter", tls).await;
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    until(
+        T,
+        "Fabio routes /helloworld.Greeter to the TLS instance",
+        || async { fabio.routes_to("/helloworld.Greeter", port) },
+    )
+    .await;
+    let client_tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&pki.ca_pem))
+        .domain_name("localhost");
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("https://{}", fabio.proxy_addr()))
+            .unwrap()
+            .tls_config(client_tls)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+    let reply = GreeterClient::new(channel)
+        .say_hello("Fabio")
+        .await
+        .unwrap();
+    assert_eq!(reply.message, "hello Fabio from tls");
+    instance.shutdown();
+    tokio::time::timeout(T, served)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
 /// `examples/grpc.rs` as a user runs it, on the dev agent: served with the attribute, greeted
 /// through the balanced channel, deregistered on SIGTERM with a clean exit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -538,7 +761,10 @@ async fn real_fabio_rolling_restart_of_two_processes_fails_no_call() {
     }
 }
 
-discoverable_testkit::against_both_agents!(grpc_check_and_a_route_per_service);
+discoverable_testkit::against_both_agents!(
+    grpc_check_and_a_route_per_service,
+    grpc_over_tls_is_checked_and_reached_over_tls
+);
 
 /// One `Service` served twice runs two instances (as for HTTP); each server's gRPC health
 /// answers for its own instance: the first set down leaves the second serving.

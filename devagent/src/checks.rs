@@ -311,7 +311,7 @@ async fn grpc_once(client: &reqwest::Client, def: &CheckDef) -> (Status, String)
         Ok(answer) => answer,
         Err(e) if e.is_timeout() => return rpc_error(4, "context deadline exceeded"),
         Err(e) => {
-            let detail = e.to_string();
+            let detail = grpc_transport_error(&e, server);
             return rpc_error(
                 14,
                 &format!("connection error: desc = \"transport: {detail}\""),
@@ -488,6 +488,62 @@ fn go_error(e: &reqwest::Error, url: &str) -> String {
         source = err.source();
     }
     text
+}
+
+/// The transport's part of a failed gRPC check, worded as grpc-go's: a dial error, a TLS
+/// handshake that failed (the certificate's fault as Go's `x509` says it), or the chain of
+/// errors.
+fn grpc_transport_error(e: &reqwest::Error, server: &str) -> String {
+    use tokio_rustls::rustls::{CertificateError, Error as TlsError};
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(mut err) = source {
+        // An I/O error carrying another (rustls's, from the TLS connector, inside another
+        // I/O error) keeps it as its payload, not as its source.
+        while let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            err = inner;
+        }
+        if let Some(tls) = err.downcast_ref::<TlsError>() {
+            let why = match tls {
+                TlsError::InvalidCertificate(CertificateError::UnknownIssuer) => {
+                    "tls: failed to verify certificate: x509: certificate signed by unknown authority".to_owned()
+                }
+                TlsError::InvalidCertificate(
+                    CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+                ) => format!("tls: failed to verify certificate: x509: certificate is not valid for {}", host_of(server)),
+                TlsError::InvalidCertificate(
+                    CertificateError::Expired
+                    | CertificateError::ExpiredContext { .. }
+                    | CertificateError::NotValidYet
+                    | CertificateError::NotValidYetContext { .. },
+                ) => "tls: failed to verify certificate: x509: certificate has expired or is not yet valid".to_owned(),
+                other => format!("tls: {other}"),
+            };
+            return format!("authentication handshake failed: {why}");
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if let Some(text) = dial_error(io) {
+                return format!("Error while dialing: dial tcp {server}: {text}");
+            }
+        }
+        source = err.source();
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(err) = source {
+        text.push_str(": ");
+        text.push_str(&err.to_string());
+        source = err.source();
+    }
+    text
+}
+
+/// The host of `host:port` (brackets of an IPv6 address removed).
+fn host_of(server: &str) -> &str {
+    let host = server.rsplit_once(':').map_or(server, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 fn dial_error(io: &std::io::Error) -> Option<&'static str> {

@@ -649,6 +649,7 @@ fn script(r: &mut Run<'_>) {
         json!({
             "Name": "grpcsvc", "Port": closed,
             "Check": {"GRPC": format!("127.0.0.1:{closed}/pkg.Svc"), "GRPCUseTLS": true,
+                      "TLSServerName": "greeter.internal", "TLSSkipVerify": true,
                       "Interval": "24h", "Timeout": "1s", "Status": "critical"}
         }),
     );

@@ -1,9 +1,9 @@
 //! The agent serving HTTPS (`Config::tls`, `--tls-cert/--tls-key/--tls-client-ca`): the same
 //! API over TLS, client certificates when asked for, clear errors for unusable PEM material,
-//! and a listener that survives failed handshakes. Certificates are made in the test (rcgen);
+//! and a listener that survives failed handshakes. Certificates are made in the test (`discoverable_testkit::pki`);
 //! everything runs on 127.0.0.1.
 
-mod pki;
+use discoverable_testkit::pki;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

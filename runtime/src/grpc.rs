@@ -22,6 +22,13 @@
 //! The server also answers the HTTP health route (`GET /health` over HTTP/1.1) on the same
 //! port, with which the runtime probes itself before registering.
 //!
+//! Over TLS ([`Routes::tls`] with a [`ServerTls`]), the check has `GRPCUseTLS` set (and
+//! `TLSServerName`, `TLSSkipVerify` as the `ServerTls` says), the routes say `proto=grpcs`,
+//! and the instance reads its own health instead of probing itself.
+//! [`Discovery::grpc_channel_tls`](crate::Discovery::grpc_channel_tls) is the calling side.
+//! Fabio v1.7.2 speaks TLS to a `proto=grpcs` route only from a `grpcs` listener (one with a
+//! certificate source): from a plaintext `grpc` listener it dials the instance in plaintext.
+//!
 //! ```no_run
 //! # use tonic_health::pb::health_server::{Health, HealthServer};
 //! # fn my_service() -> HealthServer<impl Health> { tonic_health::server::health_reporter().1 }
@@ -36,6 +43,7 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,7 +59,7 @@ use tracing::instrument::WithSubscriber as _;
 
 use crate::health::Health;
 use crate::instance::Instance;
-use crate::serve::{Protocol, Serve, ServeListener};
+use crate::serve::{NoDelay, Protocol, Serve, ServeListener, Server, Start};
 use crate::service::Service;
 
 /// The tonic services one server serves, with their names (`NamedService::NAME`), from which
@@ -60,6 +68,7 @@ use crate::service::Service;
 pub struct Routes {
     routes: tonic::service::Routes,
     names: Vec<&'static str>,
+    tls: Option<ServerTls>,
 }
 
 impl Routes {
@@ -78,6 +87,7 @@ impl Routes {
         Routes {
             routes: tonic::service::Routes::new(service),
             names: vec![S::NAME],
+            tls: None,
         }
     }
 
@@ -101,6 +111,122 @@ impl Routes {
     /// The served services' full names, e.g. `helloworld.Greeter`.
     pub fn names(&self) -> &[&'static str] {
         &self.names
+    }
+
+    /// Serves the routes over TLS (HTTP/2 negotiated by ALPN), as tonic's
+    /// `Server::builder().tls_config(..)` does: the registration's `GRPC` check then has
+    /// `GRPCUseTLS` set, and the Fabio routes say `proto=grpcs`.
+    ///
+    /// ```no_run
+    /// # use tonic_health::pb::health_server::{Health, HealthServer};
+    /// # fn my_service() -> HealthServer<impl Health> { tonic_health::server::health_reporter().1 }
+    /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use discoverable_runtime::grpc::{Routes, ServerTls};
+    ///
+    /// let tls = ServerTls::from_pem(std::fs::read("server.pem")?, std::fs::read("server.key")?)?;
+    /// let routes = Routes::new(my_service()).tls(tls);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn tls(mut self, tls: ServerTls) -> Routes {
+        self.tls = Some(tls);
+        self
+    }
+}
+
+/// The TLS side of a gRPC server: its certificate and key (or a whole rustls configuration),
+/// and how Consul's check and Fabio verify it. Given to [`Routes::tls`].
+///
+/// By default Consul's check verifies the certificate against the roots of the host Consul
+/// runs on, for the advertised address (so the certificate names that IP address), and Fabio
+/// against its host's roots. [`ServerTls::check_server_name`] names another name to verify;
+/// [`ServerTls::unverified`] turns verification off for both (a self-signed certificate).
+///
+/// Its `Debug` output shows neither the key nor the certificate.
+#[derive(Clone)]
+pub struct ServerTls {
+    config: Arc<tokio_rustls::rustls::ServerConfig>,
+    check: crate::service::CheckTls,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("alpn", &self.config.alpn_protocols)
+            .field("check_server_name", &self.check.server_name)
+            .field("unverified", &self.check.skip_verify)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `ServerTls::from_pem` is called in its errors.
+const FROM_PEM: &str = "grpc::ServerTls::from_pem";
+
+impl ServerTls {
+    /// A certificate chain (PEM, the server's certificate first) and its private key (PEM:
+    /// PKCS#8, PKCS#1 or SEC1), with rustls's defaults and the aws-lc-rs provider.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`](crate::Error::Config) when the PEM holds no certificate or no key,
+    /// or the key does not fit the certificate.
+    pub fn from_pem(
+        cert_chain: impl AsRef<[u8]>,
+        key: impl AsRef<[u8]>,
+    ) -> Result<ServerTls, crate::Error> {
+        use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let invalid = |message: String| crate::Error::Config {
+            setting: FROM_PEM,
+            message,
+        };
+        let chain = CertificateDer::pem_slice_iter(cert_chain.as_ref())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid(format!("the certificate chain is not PEM: {e}")))?;
+        if chain.is_empty() {
+            return Err(invalid(
+                "the certificate chain holds no `BEGIN CERTIFICATE` block".into(),
+            ));
+        }
+        // The key's own error text is not shown: it could quote key material.
+        let key = PrivateKeyDer::from_pem_slice(key.as_ref()).map_err(|_| {
+            invalid("the key holds no PEM private key (PKCS#8, PKCS#1 or SEC1)".into())
+        })?;
+        let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+        let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| invalid(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|e| invalid(format!("the key does not fit the certificate: {e}")))?;
+        Ok(ServerTls::from_config(config))
+    }
+
+    /// A rustls server configuration of the user's own (client certificates, resumption,
+    /// another provider). ALPN is set to `h2` where the configuration names no protocol.
+    pub fn from_config(mut config: tokio_rustls::rustls::ServerConfig) -> ServerTls {
+        if config.alpn_protocols.is_empty() {
+            config.alpn_protocols = vec![b"h2".to_vec()];
+        }
+        ServerTls {
+            config: Arc::new(config),
+            check: crate::service::CheckTls::default(),
+        }
+    }
+
+    /// Consul's check verifies the certificate for `name` (`TLSServerName`) instead of the
+    /// advertised address.
+    pub fn check_server_name(mut self, name: impl Into<String>) -> ServerTls {
+        self.check.server_name = Some(name.into());
+        self
+    }
+
+    /// Consul's check (`TLSSkipVerify`) and Fabio (`tlsskipverify=true` on the routes) do not
+    /// verify the certificate: for a self-signed one, or one from a CA neither trusts. The
+    /// connection is still encrypted, but not authenticated.
+    pub fn unverified(mut self) -> ServerTls {
+        self.check.skip_verify = true;
+        self
     }
 }
 
@@ -129,11 +255,15 @@ fn serve_with<L: ServeListener>(
     listener: L,
     routes: Routes,
 ) -> Serve<axum::Router, axum::Router> {
-    let Routes { routes, names } = routes;
+    let Routes { routes, names, tls } = routes;
+    let listener = listener.into_tcp();
     let Ok(built) = &service else {
         // A service that cannot be built stops the serve call before anything is served.
-        let router = routes.into_axum_router();
-        return crate::serve::serve_protocol(service, listener, router, Protocol::Http);
+        let server = Server::Plain {
+            listener,
+            make_service: routes.into_axum_router(),
+        };
+        return crate::serve::serve_protocol(service, server, Protocol::Http);
     };
     let instance = crate::serve::claim_instance(built);
     let health = HealthServer::new(GrpcHealth {
@@ -141,11 +271,107 @@ fn serve_with<L: ServeListener>(
         names: names.clone().into(),
     });
     let router = routes.add_service(health).into_axum_router();
+    let (server, check_tls) = match tls {
+        None => (
+            Server::Plain {
+                listener,
+                make_service: router,
+            },
+            None,
+        ),
+        Some(ServerTls { config, check }) => {
+            let listener = TlsListener {
+                tcp: listener,
+                acceptor: tokio_rustls::TlsAcceptor::from(config),
+                handshakes: tokio::task::JoinSet::new(),
+            };
+            (
+                Server::Started(Start::axum(listener, router, true)),
+                Some(check),
+            )
+        }
+    };
     let protocol = Protocol::Grpc {
         services: names,
         instance,
+        tls: check_tls,
     };
-    crate::serve::serve_protocol(service, listener, router, protocol)
+    crate::serve::serve_protocol(service, server, protocol)
+}
+
+/// How long a connection may take over its TLS handshake.
+const HANDSHAKE_WITHIN: Duration = Duration::from_secs(10);
+
+/// A TCP listener whose connections are TLS, handshaken concurrently so one slow client
+/// does not hold up the others.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    handshakes: tokio::task::JoinSet<Option<(TlsStream, SocketAddr)>>,
+}
+
+type TlsStream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (TlsStream, SocketAddr) {
+        loop {
+            tokio::select! {
+                accepted = self.tcp.accept() => match accepted {
+                    Ok((tcp, peer)) => {
+                        tcp.no_delay();
+                        let handshake = self.acceptor.accept(tcp);
+                        self.handshakes.spawn(async move {
+                            match tokio::time::timeout(HANDSHAKE_WITHIN, handshake).await {
+                                Ok(Ok(tls)) => Some((tls, peer)),
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                    None
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%peer, "TLS handshake timed out");
+                                    None
+                                }
+                            }
+                        }.with_current_subscriber());
+                    }
+                    Err(e) => accept_failed(e).await,
+                },
+                Some(done) = self.handshakes.join_next() => {
+                    if let Ok(Some(connection)) = done {
+                        return connection;
+                    }
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
+}
+
+impl NoDelay for TlsStream {
+    fn no_delay(&self) {
+        // Set on the TCP connection before its handshake.
+    }
+}
+
+/// After a failed `accept`: a connection that went away before it was taken is nothing; any
+/// other error (out of file descriptors, say) waits a second before the next try, as axum's
+/// own listener does.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "accepting a connection failed; trying again in a second");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 /// The `grpc.health.v1.Health` service over an instance's health.
@@ -251,10 +477,55 @@ impl crate::Discovery {
     /// # }
     /// ```
     pub fn grpc_channel(&self, service: impl Into<String>) -> tonic::transport::Channel {
+        self.balanced(service.into(), None)
+    }
+
+    /// [`grpc_channel`](Self::grpc_channel) to instances served over TLS
+    /// ([`Routes::tls`]): each connection verifies the instance's certificate with `tls`
+    /// (its roots, and the name to verify, since instances are reached by address:
+    /// `ClientTlsConfig::new().ca_certificate(ca).domain_name("greeter.internal")`).
+    ///
+    /// ```no_run
+    /// # async fn run(ca_pem: Vec<u8>) -> Result<(), Box<dyn std::error::Error>> {
+    /// use tonic::transport::{Certificate, ClientTlsConfig};
+    ///
+    /// let discovery = discoverable_runtime::Discovery::from_env()?;
+    /// let tls = ClientTlsConfig::new()
+    ///     .ca_certificate(Certificate::from_pem(ca_pem))
+    ///     .domain_name("greeter.internal");
+    /// let channel = discovery.grpc_channel_tls("greeter", tls);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn grpc_channel_tls(
+        &self,
+        service: impl Into<String>,
+        tls: tonic::transport::ClientTlsConfig,
+    ) -> tonic::transport::Channel {
+        self.balanced(service.into(), Some(tls))
+    }
+
+    fn balanced(
+        &self,
+        service: String,
+        tls: Option<tonic::transport::ClientTlsConfig>,
+    ) -> tonic::transport::Channel {
         let watch = self.watch(service).start();
         let (channel, changes) = tonic::transport::Channel::balance_channel(CHANGES_BUFFER);
-        tokio::spawn(follow(watch, changes).with_subscriber(crate::log::dispatch()));
+        tokio::spawn(follow(watch, changes, tls).with_subscriber(crate::log::dispatch()));
         channel
+    }
+}
+
+/// The endpoint of the instance at `authority`: `http://`, or `https://` with `tls`.
+fn endpoint(
+    authority: &str,
+    tls: Option<&tonic::transport::ClientTlsConfig>,
+) -> Result<tonic::transport::Endpoint, tonic::transport::Error> {
+    use tonic::transport::Endpoint;
+    match tls {
+        None => Endpoint::from_shared(format!("http://{authority}")),
+        Some(tls) => Endpoint::from_shared(format!("https://{authority}"))?.tls_config(tls.clone()),
     }
 }
 
@@ -267,7 +538,11 @@ type Changes = tokio::sync::mpsc::Sender<
 
 /// Feeds a balanced channel the watch's instances, keyed by instance ID, until the channel is
 /// dropped.
-async fn follow(mut watch: crate::discovery::Watch, changes: Changes) {
+async fn follow(
+    mut watch: crate::discovery::Watch,
+    changes: Changes,
+    tls: Option<tonic::transport::ClientTlsConfig>,
+) {
     use tonic::transport::channel::Change;
     let mut inserted: BTreeMap<String, String> = BTreeMap::new();
     let mut set = watch.current();
@@ -290,12 +565,10 @@ async fn follow(mut watch: crate::discovery::Watch, changes: Changes) {
                 if inserted.contains_key(&id) {
                     continue;
                 }
-                let endpoint = match tonic::transport::Endpoint::from_shared(format!(
-                    "http://{authority}"
-                )) {
+                let endpoint = match endpoint(&authority, tls.as_ref()) {
                     Ok(endpoint) => endpoint,
                     Err(e) => {
-                        tracing::warn!(%id, %authority, error = %e, "instance address is not a URI authority; leaving it out of the channel");
+                        tracing::warn!(%id, %authority, error = %e, "instance address is not a URI authority, or the TLS configuration cannot be used; leaving it out of the channel");
                         continue;
                     }
                 };
@@ -316,9 +589,16 @@ async fn follow(mut watch: crate::discovery::Watch, changes: Changes) {
     }
 }
 
-/// The Fabio route of a served gRPC service.
-pub(crate) fn route_tag(service: &str) -> String {
-    format!("urlprefix-/{service} proto=grpc")
+/// The Fabio route of a served gRPC service: `proto=grpcs` over TLS, with `tlsskipverify=true`
+/// for an unverified certificate.
+pub(crate) fn route_tag(service: &str, tls: Option<&crate::service::CheckTls>) -> String {
+    match tls {
+        None => format!("urlprefix-/{service} proto=grpc"),
+        Some(tls) if tls.skip_verify => {
+            format!("urlprefix-/{service} proto=grpcs tlsskipverify=true")
+        }
+        Some(_) => format!("urlprefix-/{service} proto=grpcs"),
+    }
 }
 
 #[cfg(test)]
@@ -335,8 +615,55 @@ mod tests {
     #[test]
     fn a_route_per_service() {
         assert_eq!(
-            route_tag("helloworld.Greeter"),
+            route_tag("helloworld.Greeter", None),
             "urlprefix-/helloworld.Greeter proto=grpc"
+        );
+        let mut tls = crate::service::CheckTls::default();
+        assert_eq!(
+            route_tag("helloworld.Greeter", Some(&tls)),
+            "urlprefix-/helloworld.Greeter proto=grpcs"
+        );
+        tls.skip_verify = true;
+        assert_eq!(
+            route_tag("helloworld.Greeter", Some(&tls)),
+            "urlprefix-/helloworld.Greeter proto=grpcs tlsskipverify=true"
+        );
+    }
+
+    #[test]
+    fn server_tls_from_pem_says_what_is_wrong() {
+        let pki = discoverable_testkit::pki::pki();
+        let (cert, key) = (&pki.server.cert_pem, &pki.server.key_pem);
+        let tls = ServerTls::from_pem(cert, key).unwrap();
+        assert_eq!(tls.config.alpn_protocols, [b"h2".to_vec()]);
+        let shown = format!("{tls:?}");
+        assert!(
+            !shown.contains("PRIVATE") && !shown.contains("CERTIFICATE"),
+            "{shown}"
+        );
+        let error = |cert: &str, key: &str| ServerTls::from_pem(cert, key).unwrap_err().to_string();
+        assert_eq!(
+            error("", key),
+            "invalid setting grpc::ServerTls::from_pem: the certificate chain holds no `BEGIN CERTIFICATE` block"
+        );
+        assert_eq!(
+            error(cert, cert),
+            "invalid setting grpc::ServerTls::from_pem: the key holds no PEM private key (PKCS#8, PKCS#1 or SEC1)"
+        );
+        let mismatch = error(cert, &pki.client.key_pem);
+        assert!(
+            mismatch.starts_with(
+                "invalid setting grpc::ServerTls::from_pem: the key does not fit the certificate"
+            ),
+            "{mismatch}"
+        );
+        let tls = tls.check_server_name("greeter.internal").unverified();
+        assert_eq!(
+            tls.check,
+            crate::service::CheckTls {
+                server_name: Some("greeter.internal".into()),
+                skip_verify: true
+            }
         );
     }
 

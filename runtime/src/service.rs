@@ -77,6 +77,17 @@ pub(crate) struct Settings {
     pub(crate) consul: consul::Config,
     /// Registered with a `GRPC` check instead of the HTTP one (set by the gRPC serve call).
     pub(crate) grpc: bool,
+    /// The gRPC check and routes go over TLS (set by the gRPC serve call of a TLS server).
+    pub(crate) grpc_tls: Option<CheckTls>,
+}
+
+/// How Consul's check and the routers reach an instance served over TLS.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct CheckTls {
+    /// `TLSServerName`: the name the certificate is verified for.
+    pub(crate) server_name: Option<String>,
+    /// `TLSSkipVerify` (and Fabio's `tlsskipverify=true`): the certificate is not verified.
+    pub(crate) skip_verify: bool,
 }
 
 impl Service {
@@ -395,6 +406,7 @@ impl ServiceBuilder {
                 None => consul::Config::from_lookup(env)?,
             },
             grpc: false,
+            grpc_tls: None,
         };
         apply_env(&mut settings, &env)?;
         let check_timeout = match settings.check {

@@ -5,8 +5,7 @@
 //! typed error or a log line, never a panic. Everything on 127.0.0.1.
 
 mod capture;
-#[path = "../../devagent/tests/pki/mod.rs"]
-mod pki;
+use discoverable_testkit::pki;
 
 use discoverable_testkit::until;
 

@@ -10,6 +10,7 @@
 //!   with [`FabioOptions`]); its routing table.
 //! - `Agent` (feature `devagent`): the dev agent or a real Consul behind one type, for tests
 //!   that run against both.
+//! - [`pki`]: test certificates made at run time (a CA, server and client certificates).
 //! - [`browser`]: headless Chromium (screenshots, and ChromeDriver for WebDriver tests);
 //!   skips (or, with `CI=true`, fails) where it is missing.
 //! - [`FaultProxy`] (feature `proxy`, on by default): a loopback proxy in front of an agent
@@ -29,6 +30,7 @@ mod consul;
 mod fabio;
 pub mod http;
 pub mod peers;
+pub mod pki;
 mod process;
 #[cfg(feature = "proxy")]
 pub mod proxy;

@@ -88,8 +88,10 @@ where
     Serve {
         service: Ok(service),
         protocol: Protocol::Http,
-        listener: listener.into_tcp(),
-        make_service,
+        server: Server::Plain {
+            listener: listener.into_tcp(),
+            make_service,
+        },
         shutdown: None,
         _marker: PhantomData,
     }
@@ -116,8 +118,10 @@ where
     Serve {
         service,
         protocol: Protocol::Http,
-        listener: listener.into_tcp(),
-        make_service,
+        server: Server::Plain {
+            listener: listener.into_tcp(),
+            make_service,
+        },
         shutdown: None,
         _marker: PhantomData,
     }
@@ -134,6 +138,8 @@ pub(crate) enum Protocol {
     Grpc {
         services: Vec<&'static str>,
         instance: Instance,
+        /// Served over TLS: the check and the routes say so.
+        tls: Option<crate::service::CheckTls>,
     },
 }
 
@@ -151,24 +157,94 @@ pub(crate) fn claim_instance(service: &Service) -> Instance {
     }
 }
 
-/// A serve call of `protocol`, for the gRPC entries.
+/// A serve call of `protocol` on `server`, for the gRPC entries.
 #[cfg(feature = "grpc")]
-pub(crate) fn serve_protocol<L, M, S>(
+pub(crate) fn serve_protocol<M, S>(
     service: Result<Service, Error>,
-    listener: L,
-    make_service: M,
+    server: Server<M>,
     protocol: Protocol,
-) -> Serve<M, S>
-where
-    L: ServeListener,
-{
+) -> Serve<M, S> {
     Serve {
         service,
         protocol,
-        listener: listener.into_tcp(),
-        make_service,
+        server,
         shutdown: None,
         _marker: PhantomData,
+    }
+}
+
+/// What a serve call serves: an app on a TCP listener, or a server its protocol starts itself
+/// (gRPC over TLS).
+pub(crate) enum Server<M> {
+    Plain {
+        listener: TcpListener,
+        make_service: M,
+    },
+    #[cfg(feature = "grpc")]
+    Started(Start),
+}
+
+/// Ends a server gracefully when it completes.
+pub(crate) type CloseSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// A running server: ends when it has closed, gracefully or not.
+pub(crate) type ServerFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
+
+/// A server ready to start once the instance it serves is known.
+pub(crate) struct Start {
+    /// The listener's address.
+    pub(crate) bound: io::Result<std::net::SocketAddr>,
+    /// Starts serving; every connection's service is wrapped for `Instance`.
+    pub(crate) start: Box<dyn FnOnce(Instance, CloseSignal) -> ServerFuture + Send>,
+    /// Whether the server speaks TLS, which the plain-TCP health probe cannot.
+    pub(crate) tls: bool,
+}
+
+impl Start {
+    /// Serves `make_service` on `listener` with axum's server, each connection's service in
+    /// [`Discovered`].
+    pub(crate) fn axum<L, M, S>(listener: L, make_service: M, tls: bool) -> Start
+    where
+        L: axum::serve::Listener<Addr = std::net::SocketAddr>,
+        L::Io: NoDelay,
+        M: for<'a> TowerService<IncomingStream<'a, L>, Error = Infallible, Response = S>
+            + Send
+            + 'static,
+        for<'a> <M as TowerService<IncomingStream<'a, L>>>::Future: Send,
+        S: TowerService<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+        S::Future: Send,
+    {
+        Start {
+            bound: listener.local_addr(),
+            start: Box::new(move |instance, close| {
+                let make = MakeDiscovered {
+                    inner: make_service,
+                    instance,
+                };
+                Box::pin(
+                    axum::serve(listener, make)
+                        .with_graceful_shutdown(close)
+                        .into_future(),
+                )
+            }),
+            tls,
+        }
+    }
+}
+
+/// Connections that take `TCP_NODELAY` as they are accepted.
+pub(crate) trait NoDelay {
+    /// Sets `TCP_NODELAY` where it is not set yet.
+    fn no_delay(&self);
+}
+
+impl NoDelay for tokio::net::TcpStream {
+    fn no_delay(&self) {
+        // Replies go out as they are written, as with tonic's server and Go's: with Nagle's
+        // algorithm on, HTTP/2's small frames wait for the peer's delayed ACK (about 40 ms
+        // on the first call of a connection).
+        if let Err(e) = self.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
+        }
     }
 }
 
@@ -204,18 +280,21 @@ mod sealed {
 pub struct Serve<M, S> {
     service: Result<Service, Error>,
     protocol: Protocol,
-    listener: TcpListener,
-    make_service: M,
+    server: Server<M>,
     shutdown: Option<ShutdownSignal>,
     _marker: PhantomData<fn() -> S>,
 }
 
 impl<M, S> fmt::Debug for Serve<M, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Serve")
-            .field("service", &self.service)
-            .field("listener", &self.listener)
-            .finish_non_exhaustive()
+        let mut debug = f.debug_struct("Serve");
+        debug.field("service", &self.service);
+        match &self.server {
+            Server::Plain { listener, .. } => debug.field("listener", listener),
+            #[cfg(feature = "grpc")]
+            Server::Started(start) => debug.field("bound", &start.bound).field("tls", &start.tls),
+        };
+        debug.finish_non_exhaustive()
     }
 }
 
@@ -251,15 +330,17 @@ where
                     std::process::exit(2)
                 }
             };
-            run(
-                service,
-                self.protocol,
-                self.listener,
-                self.make_service,
-                self.shutdown,
-            )
-            .await
-            .map_err(into_io)
+            let start = match self.server {
+                Server::Plain {
+                    listener,
+                    make_service,
+                } => Start::axum(listener, make_service, false),
+                #[cfg(feature = "grpc")]
+                Server::Started(start) => start,
+            };
+            run(service, self.protocol, start, self.shutdown)
+                .await
+                .map_err(into_io)
         };
         Box::pin(serving.with_subscriber(crate::log::dispatch()))
     }
@@ -275,28 +356,22 @@ fn into_io(e: Error) -> io::Error {
     }
 }
 
-async fn run<M, S>(
+async fn run(
     service: Service,
     protocol: Protocol,
-    listener: TcpListener,
-    make_service: M,
+    start: Start,
     user_signal: Option<ShutdownSignal>,
-) -> Result<(), Error>
-where
-    M: for<'a> TowerService<IncomingStream<'a, TcpListener>, Error = Infallible, Response = S>
-        + Send
-        + 'static,
-    for<'a> <M as TowerService<IncomingStream<'a, TcpListener>>>::Future: Send,
-    S: TowerService<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send,
-{
+) -> Result<(), Error> {
     let settings = match &protocol {
         Protocol::Http => service.settings.clone(),
         #[cfg(feature = "grpc")]
-        Protocol::Grpc { services, .. } => {
+        Protocol::Grpc { services, tls, .. } => {
             let mut settings = (*service.settings).clone();
             settings.grpc = true;
-            let routes = services.iter().map(|name| crate::grpc::route_tag(name));
+            settings.grpc_tls = tls.clone();
+            let routes = services
+                .iter()
+                .map(|name| crate::grpc::route_tag(name, tls.as_ref()));
             settings.tags.splice(0..0, routes);
             std::sync::Arc::new(settings)
         }
@@ -306,30 +381,34 @@ where
         #[cfg(feature = "grpc")]
         Protocol::Grpc { instance, .. } => instance,
     };
-    let bound = listener.local_addr()?;
+    let bound = start.bound?;
     let advertised = address::advertise(&settings, bound)?;
     let client = Client::new(settings.consul.clone())?;
 
     let (close_tx, mut close_rx) = watch::channel(false);
-    let make = MakeDiscovered {
-        inner: make_service,
-        instance: instance.clone(),
-    };
-    let server = axum::serve(listener, make).with_graceful_shutdown(async move {
-        let _ = close_rx.wait_for(|closed| *closed).await;
-    });
+    let server = (start.start)(
+        instance.clone(),
+        Box::pin(async move {
+            let _ = close_rx.wait_for(|closed| *closed).await;
+        }),
+    );
     // Tasks are aborted if this future is dropped, so nothing outlives a dropped `serve`:
     // the registrar first, then the guard deregisters, then the server (reverse order).
-    let mut server = AbortOnDrop(tokio::spawn(server.into_future()));
+    let mut server = AbortOnDrop(tokio::spawn(server));
     tracing::info!(id = %instance.id(), %bound, advertised = %advertised.url(""), "serving");
 
     let guard = DeregisterGuard::new(settings.consul.clone(), instance.id().to_owned());
-    let status = probe::probe(
-        address::probe_addr(bound),
-        instance.health_path(),
-        instance.check_timeout(),
-    )
-    .await;
+    let status = if start.tls {
+        // The probe speaks plain HTTP/1.1; over TLS the instance reads its own health.
+        registrar::status_of(instance.report().await.status)
+    } else {
+        probe::probe(
+            address::probe_addr(bound),
+            instance.health_path(),
+            instance.check_timeout(),
+        )
+        .await
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut registrar = Registrar {
         client: client.clone(),
@@ -449,9 +528,11 @@ struct MakeDiscovered<M> {
     instance: Instance,
 }
 
-impl<'a, M, S> TowerService<IncomingStream<'a, TcpListener>> for MakeDiscovered<M>
+impl<'a, L, M, S> TowerService<IncomingStream<'a, L>> for MakeDiscovered<M>
 where
-    M: TowerService<IncomingStream<'a, TcpListener>, Error = Infallible, Response = S>,
+    L: axum::serve::Listener,
+    L::Io: NoDelay,
+    M: TowerService<IncomingStream<'a, L>, Error = Infallible, Response = S>,
 {
     type Response = Discovered<S>;
     type Error = Infallible;
@@ -461,13 +542,8 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, stream: IncomingStream<'a, TcpListener>) -> Self::Future {
-        // Replies go out as they are written, as with tonic's server and Go's: with Nagle's
-        // algorithm on, HTTP/2's small frames wait for the peer's delayed ACK (about 40 ms
-        // on the first call of a connection).
-        if let Err(e) = stream.io().set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
-        }
+    fn call(&mut self, stream: IncomingStream<'a, L>) -> Self::Future {
+        stream.io().no_delay();
         MakeFuture {
             inner: self.inner.call(stream),
             instance: Some(self.instance.clone()),

@@ -51,6 +51,11 @@ pub(crate) fn registration(
         CheckTiming::Http { interval, timeout } => {
             if settings.grpc {
                 check.grpc = Some(at.authority());
+                if let Some(tls) = &settings.grpc_tls {
+                    check.grpc_use_tls = true;
+                    check.tls_server_name = tls.server_name.clone();
+                    check.tls_skip_verify = tls.skip_verify;
+                }
             } else {
                 check.http = Some(at.url(instance.health_path()));
             }

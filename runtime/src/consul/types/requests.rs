@@ -109,9 +109,13 @@ pub struct CheckDefinition {
     /// Extra headers of an HTTP check (`Header`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub header: BTreeMap<String, Vec<String>>,
-    /// Do not verify the certificate of an HTTPS check (`TLSSkipVerify`).
+    /// Do not verify the certificate of an HTTPS or gRPC-over-TLS check (`TLSSkipVerify`).
     #[serde(rename = "TLSSkipVerify", skip_serializing_if = "is_false")]
     pub tls_skip_verify: bool,
+    /// The name the certificate of an HTTPS or gRPC-over-TLS check is verified for
+    /// (`TLSServerName`); Consul uses the target's host when absent.
+    #[serde(rename = "TLSServerName", skip_serializing_if = "Option::is_none")]
+    pub tls_server_name: Option<String>,
     /// Target of a gRPC check (`GRPC`): `host:port`, optionally `/<service>`; Consul calls
     /// `grpc.health.v1.Health/Check` there and passes only on `SERVING`.
     #[serde(rename = "GRPC", skip_serializing_if = "Option::is_none")]

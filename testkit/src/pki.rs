@@ -2,8 +2,6 @@
 //! client certificate, and an unrelated CA. Written to a temporary directory that is removed
 //! when the `Pki` is dropped.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 
 use rcgen::{
@@ -13,19 +11,27 @@ use rcgen::{
 
 /// One certificate and its key, PEM, and where they were written.
 pub struct Pair {
+    /// The certificate, PEM.
     pub cert_pem: String,
+    /// Its private key, PEM (PKCS#8).
     pub key_pem: String,
+    /// Where the certificate was written.
     pub cert: PathBuf,
+    /// Where the key was written.
     pub key: PathBuf,
 }
 
+/// A CA and the certificates it signed, and an unrelated CA.
 pub struct Pki {
+    /// The directory they were written to, removed on drop.
     pub dir: PathBuf,
     /// The CA that signed `server`, `localhost_only` and `client`.
     pub ca_pem: String,
+    /// Where `ca_pem` was written.
     pub ca: PathBuf,
     /// Another CA that signed nothing here.
     pub other_ca_pem: String,
+    /// Where `other_ca_pem` was written.
     pub other_ca: PathBuf,
     /// For `localhost` and `127.0.0.1`.
     pub server: Pair,
