@@ -2,14 +2,15 @@
 //! (`dev_agent::` / `real_consul::`), which run the `GRPC` check themselves
 //! (`grpc.health.v1.Health/Check` over HTTP/2): passing once registered,
 //! critical while the instance says `NOT_SERVING`, one Fabio route per served service, and on
-//! shutdown `NOT_SERVING` at once, deregistered, then the listener closed.
+//! shutdown `NOT_SERVING` at once, deregistered, then the listener closed; a streaming call in
+//! flight at shutdown completes within the drain, after the deregistration; over TLS, checked
+//! over TLS and reached by the TLS channel.
 //!
-//! Also: a streaming call in flight at shutdown completes within the drain; Fabio routes unary
-//! and streaming calls by the service's `proto=grpc` route; a client on the balanced channel
-//! loses no call while an instance leaves; a rolling restart of two example processes under
-//! calls through real Fabio and the balanced channel fails none.
-//!
-//! The others run on the real Consul, and the example on the dev agent.
+//! On the real Consul and Fabio: Fabio routes unary and streaming calls by the service's
+//! `proto=grpc` route, and `proto=grpcs` ones from a TLS listener; a client on the balanced
+//! channel loses no call while an instance leaves; a rolling restart of two example processes
+//! under calls through Fabio and the balanced channel fails none. The example on its own runs
+//! on the dev agent.
 
 #[path = "../examples/support/greeter.rs"]
 mod greeter;
@@ -400,14 +401,12 @@ async fn connect(url: &str) -> GreeterClient {
     GreeterClient::new(channel)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_consul_a_stream_in_flight_at_shutdown_completes_after_deregistration() {
-    let test = "real_consul_a_stream_in_flight_at_shutdown_completes_after_deregistration";
-    let Some(peers) = peers::require(test) else {
+async fn a_stream_in_flight_at_shutdown_completes_after_deregistration(kind: AgentKind) {
+    let test = "a_stream_in_flight_at_shutdown_completes_after_deregistration";
+    let Some(agent) = Agent::start(kind, test, None).await else {
         return;
     };
-    let consul = tokio::task::block_in_place(|| Consul::start(&peers, ConsulOptions::default()));
-    let config = config(consul.url());
+    let config = config(agent.url());
     let client = Client::new(config.clone()).unwrap();
     let service = Service::builder("streamer")
         .grace_period(Duration::from_millis(300))
@@ -763,7 +762,8 @@ async fn real_fabio_rolling_restart_of_two_processes_fails_no_call() {
 
 discoverable_testkit::against_both_agents!(
     grpc_check_and_a_route_per_service,
-    grpc_over_tls_is_checked_and_reached_over_tls
+    grpc_over_tls_is_checked_and_reached_over_tls,
+    a_stream_in_flight_at_shutdown_completes_after_deregistration
 );
 
 /// One `Service` served twice runs two instances (as for HTTP); each server's gRPC health
