@@ -760,10 +760,107 @@ async fn real_fabio_rolling_restart_of_two_processes_fails_no_call() {
     }
 }
 
+/// A greeter killed outright (no deregistration): the agent's gRPC check finds nothing at the
+/// address and turns critical, in grpc-go's words on both agents.
+async fn a_killed_grpc_process_turns_its_check_critical(kind: AgentKind) {
+    let test = "a_killed_grpc_process_turns_its_check_critical";
+    let Some(agent) = Agent::start(kind, test, None).await else {
+        return;
+    };
+    let client = Client::new(config(agent.url())).unwrap();
+    let (mut example, url) =
+        tokio::task::block_in_place(|| support::example("grpc", &agent.url(), &[]));
+    let addr = url.trim_start_matches("http://").to_owned();
+    let id = until(T, "registered and passing", || async {
+        let checks = client.agent_checks().await.ok()?;
+        let check = checks.values().find(|c| c.service_name == "greeter")?;
+        (check.status == CheckStatus::Passing).then(|| check.service_id.clone())
+    })
+    .await;
+    example.signal("KILL");
+    tokio::task::block_in_place(|| example.wait_exit(T));
+    // The check's default interval is 10 s.
+    let output = until(
+        Duration::from_secs(40),
+        "critical once the process is gone",
+        || async {
+            let check = client
+                .agent_checks()
+                .await
+                .ok()?
+                .remove(&format!("service:{id}"))?;
+            (check.status == CheckStatus::Critical).then_some(check.output)
+        },
+    )
+    .await;
+    assert_eq!(
+        output,
+        format!(
+            "rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing: dial tcp {addr}: connect: connection refused\""
+        )
+    );
+    assert_eq!(listed(&client, &id).await, Some(true), "still registered");
+}
+
+/// While the agent cannot be reached, the balanced channel keeps the instances it last heard
+/// of, and calls go on.
+async fn the_balanced_channel_keeps_its_instances_while_the_agent_is_down(kind: AgentKind) {
+    let test = "the_balanced_channel_keeps_its_instances_while_the_agent_is_down";
+    let Some(mut agent) = Agent::start(kind, test, None).await else {
+        return;
+    };
+    let service = Service::builder("kept")
+        .grace_period(Duration::from_millis(100))
+        .deregister_timeout(Duration::from_secs(1))
+        .retry_backoff(Duration::from_millis(50), Duration::from_millis(200))
+        .consul(config(agent.url()))
+        .build()
+        .unwrap();
+    let instance = service.instance();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let routes = grpc::Routes::new(Greeter {
+        instance: "kept".into(),
+    });
+    let served = tokio::spawn(grpc::serve(service, listener, routes).into_future());
+    let discovery = Discovery::new(Client::new(config(agent.url())).unwrap());
+    let mut greeter = GreeterClient::new(discovery.grpc_channel("kept"));
+    tokio::time::timeout(T, greeter.say_hello("before"))
+        .await
+        .expect("answered once the instance is passing")
+        .unwrap();
+
+    // A watch like the channel's own, to see when watches have lost the agent.
+    let mut watch = discovery.watch("kept").start();
+    tokio::time::timeout(T, watch.wait_for(|set| set.len() == 1))
+        .await
+        .unwrap();
+    agent.go_down().await;
+    tokio::time::timeout(T, watch.wait_for(|set| set.is_stale()))
+        .await
+        .expect("the watch notices the agent is gone");
+    for i in 0..50 {
+        let reply = greeter.say_hello("while down").await;
+        assert_eq!(
+            reply.map(|r| r.message).map_err(|s| s.to_string()),
+            Ok("hello while down from kept".to_owned()),
+            "call {i} while the agent is down"
+        );
+    }
+    agent.come_back().await;
+    instance.shutdown();
+    tokio::time::timeout(T, served)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
 discoverable_testkit::against_both_agents!(
     grpc_check_and_a_route_per_service,
     grpc_over_tls_is_checked_and_reached_over_tls,
-    a_stream_in_flight_at_shutdown_completes_after_deregistration
+    a_stream_in_flight_at_shutdown_completes_after_deregistration,
+    a_killed_grpc_process_turns_its_check_critical,
+    the_balanced_channel_keeps_its_instances_while_the_agent_is_down
 );
 
 /// One `Service` served twice runs two instances (as for HTTP); each server's gRPC health
