@@ -11,7 +11,14 @@
 //! instance starts, the old one is stopped through the same path a SIGTERM takes
 //! (deregister, grace period, drain). It prints a timeline and ends with
 //! `requests: N ok, M failed`; it exits non-zero if any request failed.
+//!
+//! It also draws that timeline: `target/demo/timeline.svg` (or the path in
+//! `DEMO_TIMELINE_SVG`), a lane per instance with what happened to it when (bound,
+//! registered, passing, health 503, deregistered, listener closed, drained, exited) and the
+//! requests answered and failed per time bucket below.
 
+#[path = "support/lifecycle.rs"]
+mod lifecycle;
 #[path = "support/router.rs"]
 mod router;
 
@@ -22,8 +29,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use discoverable_timeline::{EventKind, Recorder, Run};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tracing::Instrument as _;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// The monolith: everything under `/v1`.
 #[discoverable::discoverable(name = "monolith", prefix = "/v1")]
@@ -53,13 +65,14 @@ async fn v2(
         .await
 }
 
+/// The printed timeline; its times are the chart's, counted from the recorder's origin.
 struct Timeline {
-    start: Instant,
+    recorder: Arc<Recorder>,
 }
 
 impl Timeline {
     fn event(&self, what: &str, figure: Option<(&str, Duration)>) {
-        let at = self.start.elapsed().as_secs_f64() * 1000.0;
+        let at = self.recorder.ms(Instant::now());
         match figure {
             Some((label, d)) => println!(
                 "{at:>8.1} ms  {what:<52} {label:>22} {:>8.1} ms",
@@ -77,16 +90,44 @@ struct Running {
     task: tokio::task::JoinHandle<io::Result<()>>,
 }
 
-async fn start<F, Fut>(f: F) -> io::Result<(Running, Instant)>
+/// Binds a listener and serves `f` on it as the instance `lane` of `service`. The chart gets
+/// the instance's bound, passing (as a watch of Consul's health API first sees it) and exited;
+/// its serve future runs in the lane's span, so the runtime's lifecycle events go to the lane.
+async fn start<F, Fut>(
+    lane: &'static str,
+    service: &str,
+    discovery: &discoverable::Discovery,
+    recorder: &Arc<Recorder>,
+    f: F,
+) -> io::Result<(Running, Instant)>
 where
-    F: FnOnce(TcpListener, oneshot::Receiver<()>) -> Fut,
+    F: FnOnce(TcpListener, oneshot::Receiver<()>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = io::Result<()>> + Send + 'static,
 {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let bound = Instant::now();
+    recorder.event_at(lane, EventKind::Bound, bound);
     let port = listener.local_addr()?.port();
+    let mut watch = discovery.watch(service).start();
+    let rec = recorder.clone();
+    // `changed` rather than `wait_for`, whose future cannot move to another thread.
+    tokio::spawn(async move {
+        let mut set = watch.current();
+        while !set.endpoints().iter().any(|e| e.port == port) {
+            set = watch.changed().await;
+        }
+        rec.event(lane, EventKind::Passing);
+    });
     let (stop, rx) = oneshot::channel();
-    let task = tokio::spawn(f(listener, rx));
+    let rec = recorder.clone();
+    let task = tokio::spawn(
+        async move {
+            let served = f(listener, rx).await;
+            rec.event(lane, EventKind::Exited);
+            served
+        }
+        .instrument(lifecycle::span(lane)),
+    );
     Ok((Running { port, stop, task }, bound))
 }
 
@@ -119,17 +160,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Some(listener)
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
+    // The printed log as RUST_LOG says; the chart's recorder gets the runtime's lifecycle
+    // events whatever RUST_LOG says.
+    let recorder = Arc::new(Recorder::new());
+    let printed = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        );
+    let charted = lifecycle::LifecycleLayer::new(recorder.clone()).with_filter(
+        tracing_subscriber::filter::filter_fn(lifecycle::LifecycleLayer::wants),
+    );
+    tracing_subscriber::registry()
+        .with(printed)
+        .with(charted)
         .init();
     let runtime = tokio::runtime::Runtime::new()?;
-    let (ok, failed, agent) = runtime.block_on(story(agent_listener))?;
+    let (ok, failed, agent, agent_kind) = runtime.block_on(story(agent_listener, &recorder))?;
     // The watches stop with the runtime, before the agent they watch.
     drop(runtime);
     drop(agent);
+    let path = chart_path();
+    discoverable_timeline::write(&chart(&recorder, &agent_kind), &path)?;
+    println!("timeline chart: {}", path.display());
     println!("requests: {ok} ok, {failed} failed");
     if failed > 0 {
         std::process::exit(1);
@@ -137,13 +190,68 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Where the chart goes: `DEMO_TIMELINE_SVG`, or `demo/timeline.svg` in the target directory
+/// this example was built into (`target/debug/examples/demo` → `target/demo/timeline.svg`).
+fn chart_path() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("DEMO_TIMELINE_SVG") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().ok();
+    let from_exe = exe.as_deref().and_then(|exe| {
+        let examples = exe.parent()?;
+        (examples.file_name()? == "examples").then_some(examples.parent()?.parent()?.to_owned())
+    });
+    let target = from_exe
+        .or_else(|| std::env::var_os("CARGO_TARGET_DIR").map(Into::into))
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("demo").join("timeline.svg")
+}
+
+/// The chart of the run: title and facts, the instances' lanes, the load's requests.
+fn chart(recorder: &Recorder, agent_kind: &str) -> Run {
+    let section = recorder
+        .section("v2 replaced under steady load: instance b started, then instance a stopped");
+    let instances: Vec<&str> = section.lanes.iter().map(|l| l.name.as_str()).collect();
+    Run {
+        title: "cargo run --example demo: a rolling restart of v2 without a failed request"
+            .to_owned(),
+        facts: vec![
+            format!("agent: {agent_kind}"),
+            "router: the demo's in-process prefix router (urlprefix- tags, as Fabio)".to_owned(),
+            format!("{} instances: {}", instances.len(), instances.join(", ")),
+            "load: 4 clients, /v1 and /v2".to_owned(),
+        ],
+        sections: vec![section],
+        axis_label: Some("time since the demo started (ms)".to_owned()),
+    }
+}
+
+/// What the agent at `url` is: the dev agent (its `Revision` says so) or Consul and its
+/// version, from `/v1/agent/self`.
+async fn agent_kind(http: &reqwest::Client, url: &str) -> String {
+    let info: Option<serde_json::Value> =
+        match http.get(format!("{url}/v1/agent/self")).send().await {
+            Ok(r) => r.json().await.ok(),
+            Err(_) => None,
+        };
+    let config = info.as_ref().map(|i| &i["Config"]);
+    let version = config
+        .and_then(|c| c["Version"].as_str())
+        .unwrap_or("unknown version");
+    match config.and_then(|c| c["Revision"].as_str()) {
+        Some("devagent") => format!("the built-in dev agent (Consul API {version})"),
+        _ => format!("Consul v{version}"),
+    }
+}
+
 type Agent = Option<discoverable_devagent::DevAgent>;
 
 async fn story(
     agent_listener: Option<std::net::TcpListener>,
-) -> Result<(u64, u64, Agent), Box<dyn std::error::Error>> {
+    recorder: &Arc<Recorder>,
+) -> Result<(u64, u64, Agent, String), Box<dyn std::error::Error>> {
     let t = Timeline {
-        start: Instant::now(),
+        recorder: recorder.clone(),
     };
     let consul = std::env::var("CONSUL_HTTP_ADDR")?;
     let agent = match agent_listener {
@@ -180,8 +288,8 @@ async fn story(
     let mut v1_watch = discovery.watch("monolith").start();
 
     // 1. Two services come up.
-    let (mono, mono_bound) = start(monolith).await?;
-    let (old, old_bound) = start(|l, s| v2(l, "a", s)).await?;
+    let (mono, mono_bound) = start("monolith", "monolith", &discovery, recorder, monolith).await?;
+    let (old, old_bound) = start("v2 a", "v2", &discovery, recorder, |l, s| v2(l, "a", s)).await?;
     t.event(&format!("monolith bound on 127.0.0.1:{}", mono.port), None);
     t.event(
         &format!("v2 instance a bound on 127.0.0.1:{}", old.port),
@@ -212,6 +320,7 @@ async fn story(
 
     // 2. Requests through the router.
     let http = reqwest::Client::new();
+    let agent_kind = agent_kind(&http, &consul).await;
     for path in ["/v1/users", "/v2/users"] {
         let body = http
             .get(format!("{router_url}{path}"))
@@ -228,12 +337,13 @@ async fn story(
     let running = Arc::new(AtomicBool::new(true));
     let mut load = Vec::new();
     for client in 0..4 {
-        let (http, url, ok, failed, running) = (
+        let (http, url, ok, failed, running, recorder) = (
             http.clone(),
             router_url.clone(),
             ok.clone(),
             failed.clone(),
             running.clone(),
+            recorder.clone(),
         );
         load.push(tokio::spawn(async move {
             let path = if client % 2 == 0 {
@@ -243,14 +353,20 @@ async fn story(
             };
             while running.load(Ordering::Relaxed) {
                 match http.get(format!("{url}{path}")).send().await {
-                    Ok(r) if r.status().is_success() => ok.fetch_add(1, Ordering::Relaxed),
-                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                    Ok(r) if r.status().is_success() => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                        recorder.request(true);
+                    }
+                    _ => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        recorder.request(false);
+                    }
                 };
             }
         }));
     }
     t.event("steady load: 4 clients through the router", None);
-    let (new, new_bound) = start(|l, s| v2(l, "b", s)).await?;
+    let (new, new_bound) = start("v2 b", "v2", &discovery, recorder, |l, s| v2(l, "b", s)).await?;
     t.event(
         &format!("v2 instance b bound on 127.0.0.1:{}", new.port),
         None,
@@ -301,5 +417,5 @@ async fn story(
     mono.task.await??;
     v2_watch.wait_for(|s| s.is_empty()).await;
     t.event("all instances deregistered and stopped", None);
-    Ok((ok, failed, agent))
+    Ok((ok, failed, agent, agent_kind))
 }

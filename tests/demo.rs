@@ -1,17 +1,38 @@
 //! The one-command demo runs to the end: exit 0 and a last line with zero failed requests, on
-//! its built-in dev agent and on a real Consul named by `CONSUL_HTTP_ADDR`.
+//! its built-in dev agent and on a real Consul named by `CONSUL_HTTP_ADDR`; and it draws what
+//! happened as `target/demo/timeline.svg`: a lane per instance with its whole lifecycle, the
+//! requests it printed, readable in a browser.
 
 mod support;
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use discoverable_timeline::{Census, totals_text};
+
+/// The instances the demo runs, in the order they start.
+const LANES: [&str; 3] = ["monolith", "v2 a", "v2 b"];
+
 #[test]
 fn demo_replaces_an_instance_under_load_without_a_failed_request() {
+    // The chart the demo writes by default: target/demo/timeline.svg.
+    let chart = support::target_dir()
+        .parent()
+        .expect("target/debug sits in target")
+        .join("demo")
+        .join("timeline.svg");
+    // Removed first, so the chart checked below is the one this run wrote.
+    let _ = std::fs::remove_file(&chart);
     let mut cmd = Command::new(support::binary("example", "demo"));
     // The demo starts its own dev agent unless the environment names a Consul.
-    cmd.env_remove("CONSUL_HTTP_ADDR").env("RUST_LOG", "warn");
-    run_demo(cmd);
+    cmd.env_remove("CONSUL_HTTP_ADDR")
+        .env_remove("DEMO_TIMELINE_SVG")
+        .env("RUST_LOG", "warn");
+    let out = run_demo(cmd);
+    let (ok, failed) = requests(&out);
+    let written = check_chart(&out, &chart, "the built-in dev agent", ok, failed);
+    look_at_chart(&chart, &written);
 }
 
 #[test]
@@ -20,13 +41,176 @@ fn demo_on_a_real_consul_replaces_an_instance_without_a_failed_request() {
         return;
     };
     let consul = discoverable_testkit::Consul::start(&peers, Default::default());
+    // A chart of its own, so this test and the dev agent's can run at once.
+    let chart = support::target_dir()
+        .join("demo-real-consul")
+        .join("timeline.svg");
+    let _ = std::fs::remove_file(&chart);
     let mut cmd = Command::new(support::binary("example", "demo"));
     cmd.env("CONSUL_HTTP_ADDR", consul.url())
+        .env("DEMO_TIMELINE_SVG", &chart)
         .env("RUST_LOG", "warn");
     let out = run_demo(cmd);
     assert!(
         out.contains(&consul.url()),
         "the demo names the Consul it used:\n{out}"
+    );
+    let (ok, failed) = requests(&out);
+    let version = discoverable_testkit::peers::CONSUL_VERSION;
+    check_chart(&out, &chart, &format!("Consul {version}"), ok, failed);
+}
+
+/// The demo's last line, `requests: N ok, M failed`, as (N, M).
+fn requests(out: &str) -> (u64, u64) {
+    let last = out.lines().last().unwrap_or_default();
+    let (ok, failed) = last
+        .strip_prefix("requests: ")
+        .and_then(|rest| rest.split_once(" ok, "))
+        .and_then(|(ok, failed)| {
+            Some((
+                ok.parse().ok()?,
+                failed.strip_suffix(" failed")?.parse().ok()?,
+            ))
+        })
+        .unwrap_or_else(|| panic!("unexpected last line {last:?}"));
+    (ok, failed)
+}
+
+/// The chart the demo said it wrote is `expected`, a well-formed SVG whose title names
+/// `agent`, with one lane per instance, each with its whole lifecycle in order, and the
+/// request totals the demo printed. Returns the SVG.
+fn check_chart(out: &str, expected: &Path, agent: &str, ok: u64, failed: u64) -> String {
+    let said = out
+        .lines()
+        .find_map(|l| l.strip_prefix("timeline chart: "))
+        .unwrap_or_else(|| panic!("the demo names its chart:\n{out}"));
+    assert_eq!(
+        std::fs::canonicalize(said).ok(),
+        std::fs::canonicalize(expected).ok(),
+        "the demo wrote {said}, not {}",
+        expected.display()
+    );
+    let svg = std::fs::read_to_string(expected)
+        .unwrap_or_else(|e| panic!("this run wrote no chart at {}: {e}", expected.display()));
+    let doc = roxmltree::Document::parse(&svg).expect("the chart is well-formed XML");
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "svg");
+    let by_class = |class: &'static str| {
+        root.descendants()
+            .filter(move |n| n.attribute("class") == Some(class))
+    };
+    let title = by_class("facts")
+        .filter_map(|n| n.text())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        title.contains(agent),
+        "the chart names the agent {agent:?}: {title}"
+    );
+    assert!(title.contains("prefix router"), "{title}");
+    assert!(title.contains("3 instances"), "{title}");
+
+    let lanes: Vec<_> = by_class("lane").collect();
+    let names: Vec<&str> = lanes
+        .iter()
+        .filter_map(|l| l.attribute("data-lane"))
+        .collect();
+    assert_eq!(names, LANES, "one lane per instance the demo ran");
+    let mut times = std::collections::HashMap::new();
+    for lane in &lanes {
+        let name = lane.attribute("data-lane").unwrap();
+        let at = |kind: &str| -> f64 {
+            lane.descendants()
+                .filter(|n| n.attribute("class") == Some("event"))
+                .find(|n| n.attribute("data-kind") == Some(kind))
+                .and_then(|n| n.attribute("data-ms")?.parse().ok())
+                .unwrap_or_else(|| panic!("{name}: no {kind} event in the chart"))
+        };
+        let life = [
+            "bound",
+            "passing",
+            "health-503",
+            "deregistered",
+            "listener-closed",
+            "drained",
+            "exited",
+        ]
+        .map(|k| (k, at(k)));
+        for pair in life.windows(2) {
+            assert!(
+                pair[0].1 <= pair[1].1,
+                "{name}: {} at {} ms after {} at {} ms",
+                pair[0].0,
+                pair[0].1,
+                pair[1].0,
+                pair[1].1
+            );
+        }
+        assert!(at("bound") <= at("registered") && at("registered") <= at("health-503"));
+        times.insert(name, life);
+        let bands: Vec<&str> = lane
+            .descendants()
+            .filter(|n| n.attribute("class") == Some("band"))
+            .filter_map(|n| n.attribute("data-kind"))
+            .collect();
+        assert!(
+            bands.contains(&"routable") && bands.contains(&"grace"),
+            "{name}: bands {bands:?}"
+        );
+    }
+    // The rolling restart: b passing before a stopped answering.
+    assert!(times["v2 b"][1].1 < times["v2 a"][2].1, "{times:?}");
+
+    let totals: Vec<_> = by_class("totals").collect();
+    assert_eq!(totals.len(), 1);
+    assert_eq!(totals[0].text(), Some(totals_text(ok, failed).as_str()));
+    assert_eq!(
+        totals[0].attribute("data-answered"),
+        Some(ok.to_string().as_str())
+    );
+    assert_eq!(
+        totals[0].attribute("data-failed"),
+        Some(failed.to_string().as_str())
+    );
+    let bucketed: u64 = by_class("answered")
+        .flat_map(|g| g.children().filter(|c| c.is_element()))
+        .count() as u64;
+    assert!(bucketed > 0, "answered bars drawn");
+    svg
+}
+
+/// Headless Chromium renders the chart: not blank, answered requests in their colour, and no
+/// failed ones where the demo had none.
+fn look_at_chart(chart: &Path, svg: &str) {
+    let Some(browser) = discoverable_testkit::browser::Browser::require("demo chart in a browser")
+    else {
+        return;
+    };
+    let doc = roxmltree::Document::parse(svg).unwrap();
+    let height: f64 = doc
+        .root_element()
+        .attribute("height")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let png: PathBuf = chart.with_extension("png");
+    browser
+        .screenshot(
+            &format!("file://{}", chart.canonicalize().unwrap().display()),
+            &png,
+            1200,
+            height.ceil() as u32,
+        )
+        .expect("screenshot of the chart");
+    let census = Census::of_png(&png).expect("decode the screenshot");
+    assert!(census.drawn_share() > 0.05, "a blank chart: {census:?}");
+    assert!(
+        census.answered > 1000,
+        "no answered bars to see: {census:?}"
+    );
+    assert_eq!(
+        census.failed, 0,
+        "failed colour with no failed request: {census:?}"
     );
 }
 

@@ -74,7 +74,7 @@ impl Drop for Proc {
     }
 }
 
-fn target_dir() -> PathBuf {
+pub fn target_dir() -> PathBuf {
     // .../target/debug/deps/<test binary>
     let exe = std::env::current_exe().unwrap();
     exe.parent().unwrap().parent().unwrap().to_path_buf()

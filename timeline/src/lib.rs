@@ -9,14 +9,17 @@
 //!
 //! [`layout()`] places everything (the tests check it: one lane per instance, labels that do
 //! not overlap, buckets that add up to the totals); [`render`] draws the layout with the
-//! `svg` crate; [`write`] saves it.
+//! `svg` crate; [`write`] saves it. [`Census`] counts the colours of a screenshot of a chart,
+//! for tests that look at one in a browser.
 //!
 //! For this repository's examples, benches and tests only: not published.
 
+mod census;
 mod layout;
 mod model;
 mod render;
 
+pub use census::Census;
 pub use layout::{
     BandLayout, BucketLayout, EventLayout, LaneLayout, Layout, MAX_BUCKETS, Rect, RequestsLayout,
     SectionLayout, TextBox, WIDTH, bucket_ms, group_digits, layout, text_width, totals_text,

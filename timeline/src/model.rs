@@ -188,14 +188,15 @@ impl Lane {
 
     /// Replaces the bands with the ones the events imply, up to `end_ms` for spans still
     /// open when the run ended:
-    /// - routable: passing to deregistered or critical, whichever came first;
+    /// - routable: passing (or, without a passing event, registered: an instance registered
+    ///   with its check passing) to deregistered or critical, whichever came first;
     /// - grace: deregistered to listener closed;
     /// - draining: listener closed to drained (or exited);
     /// - exited, still routed: exited while still routable.
     pub fn derive_bands(&mut self, end_ms: f64) {
         use EventKind as E;
         let mut bands = Vec::new();
-        let passing = self.first(&E::Passing);
+        let passing = self.first(&E::Passing).or(self.first(&E::Registered));
         let deregistered = self.first(&E::Deregistered);
         let critical = self.first(&E::Critical);
         let closed = self.first(&E::ListenerClosed);

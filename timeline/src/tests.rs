@@ -238,6 +238,13 @@ fn bands_follow_from_the_events() {
         .expect("the seed's instance exits while routed");
     assert_eq!((still.from_ms, still.to_ms), (100.5, 1000.0));
 
+    // Registered with its check passing, no passing event of its own: routable from there.
+    let mut lane = Lane::new("r")
+        .event(3.0, EventKind::Registered)
+        .event(90.0, EventKind::Deregistered);
+    lane.derive_bands(800.0);
+    assert_eq!((lane.bands[0].from_ms, lane.bands[0].to_ms), (3.0, 90.0));
+
     // Still passing when the run ended: routable to the end.
     let mut lane = Lane::new("up").event(5.0, EventKind::Passing);
     lane.derive_bands(800.0);
@@ -333,4 +340,30 @@ fn digits_are_grouped() {
 fn write_synthetic() {
     let path = std::env::var("TIMELINE_OUT").unwrap_or_else(|_| "/tmp/synthetic.svg".into());
     write(&synthetic(), std::path::Path::new(&path)).unwrap();
+}
+
+#[test]
+fn a_browser_draws_the_chart_with_both_request_colours() {
+    let Some(browser) = discoverable_testkit::browser::Browser::require(
+        "a_browser_draws_the_chart_with_both_request_colours",
+    ) else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("timeline-shot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (svg, png) = (dir.join("synthetic.svg"), dir.join("synthetic.png"));
+    let run = synthetic();
+    write(&run, &svg).unwrap();
+    let height = layout(&run).height as u32;
+    browser
+        .screenshot(&format!("file://{}", svg.display()), &png, 1200, height)
+        .expect("screenshot");
+    let census = Census::of_png(&png).expect("decode the screenshot");
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("{census:?}, {:.3} drawn", census.drawn_share());
+    assert!(census.drawn_share() > 0.05, "{census:?}");
+    // Both sections have answered bars; the baseline's failed bars are hatched, so at least
+    // their orange shows between the stripes.
+    assert!(census.answered > 2000, "{census:?}");
+    assert!(census.failed > 300, "{census:?}");
 }
