@@ -8,8 +8,16 @@
 //!
 //! Every answer other than `200` with the instance's body counts as failed, as does every
 //! connection error.
+//!
+//! Besides `target/bench-results/rolling_restart.json`, it draws each rolling restart as a
+//! timeline chart, `target/bench-results/rolling_restart.svg`: a lane per instance (bound,
+//! registered, in the router, health 503, deregistered, listener closed, drained, exited) and
+//! the requests answered and failed per time bucket; the run through Fabio is a second section
+//! of the chart when it runs.
 
 mod common;
+#[path = "../examples/support/lifecycle.rs"]
+mod lifecycle;
 #[allow(dead_code, clippy::unnecessary_sort_by)]
 #[path = "../examples/support/router.rs"]
 mod router;
@@ -24,8 +32,13 @@ use common::{Conn, Report, median, ms};
 use discoverable::consul::{Client, Config as ConsulConfig};
 use discoverable::{Discovery, Instance, Service};
 use discoverable_devagent::{Config, DevAgent};
+use discoverable_timeline::{EventKind, Recorder, Run, Section};
 use router::PrefixRouter;
 use tokio::task::JoinHandle;
+use tracing::Instrument as _;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 const ROUNDS: usize = 5;
 const INSTANCES: usize = 2;
@@ -36,11 +49,14 @@ const BODY: &str = "rolling page";
 
 struct Running {
     port: u16,
+    lane: String,
     instance: Instance,
     task: JoinHandle<std::io::Result<()>>,
 }
 
-async fn start_instance(consul: &ConsulConfig) -> Running {
+/// Starts an instance; the chart's lane `lane` of `recorder` gets its bound and exited, and
+/// (through its span) the runtime's lifecycle events.
+async fn start_instance(consul: &ConsulConfig, lane: String, recorder: &Arc<Recorder>) -> Running {
     let service = Service::builder(SERVICE)
         .prefix("/roll")
         .grace_period(GRACE)
@@ -51,15 +67,30 @@ async fn start_instance(consul: &ConsulConfig) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
+    recorder.event(&lane, EventKind::Bound);
     let port = listener.local_addr().expect("local addr").port();
     let app = Router::new().fallback(|| async { BODY });
     let instance = service.instance();
-    let task = tokio::spawn(discoverable::serve(service, listener, app).into_future());
+    let (rec, name) = (recorder.clone(), lane.clone());
+    let task = tokio::spawn(
+        async move {
+            let served = discoverable::serve(service, listener, app).await;
+            rec.event(&name, EventKind::Exited);
+            served
+        }
+        .instrument(lifecycle::span(&lane)),
+    );
     Running {
         port,
+        lane,
         instance,
         task,
     }
+}
+
+/// The chart's event for an instance the router routes to.
+fn in_router() -> EventKind {
+    EventKind::Other("in router".to_owned())
 }
 
 /// Waits until `routed(port)` holds; returns how long that took.
@@ -95,7 +126,14 @@ impl Tally {
     }
 }
 
-async fn client(addr: std::net::SocketAddr, path: String, tally: Arc<Tally>) {
+/// Sends requests until told to stop; returns when each ended and whether it was answered,
+/// for the chart (kept here, not in a shared recorder, so charting costs the load nothing).
+async fn client(
+    addr: std::net::SocketAddr,
+    path: String,
+    tally: Arc<Tally>,
+) -> Vec<(Instant, bool)> {
+    let mut outcomes = Vec::with_capacity(1 << 16);
     let mut conn = None;
     while !tally.stop.load(Ordering::Relaxed) {
         let c = match &mut conn {
@@ -104,6 +142,7 @@ async fn client(addr: std::net::SocketAddr, path: String, tally: Arc<Tally>) {
                 Ok(c) => conn.insert(c),
                 Err(e) => {
                     tally.fail(format!("connect: {e}"));
+                    outcomes.push((Instant::now(), false));
                     tokio::time::sleep(Duration::from_millis(1)).await;
                     continue;
                 }
@@ -112,24 +151,44 @@ async fn client(addr: std::net::SocketAddr, path: String, tally: Arc<Tally>) {
         match c.get(&path).await {
             Ok((status, len)) if status.is_success() && len == BODY.len() => {
                 tally.ok.fetch_add(1, Ordering::Relaxed);
+                outcomes.push((Instant::now(), true));
             }
-            Ok((status, len)) => tally.fail(format!("{status}, {len} bytes")),
+            Ok((status, len)) => {
+                tally.fail(format!("{status}, {len} bytes"));
+                outcomes.push((Instant::now(), false));
+            }
             Err(e) => {
                 tally.fail(e);
+                outcomes.push((Instant::now(), false));
                 conn = None;
             }
         }
     }
+    outcomes
 }
 
 fn main() {
     common::print_machine();
+    // No log output (as before); the chart's layer gets the runtime's lifecycle events.
+    let into = lifecycle::RecordInto::default();
+    tracing_subscriber::registry()
+        .with(
+            lifecycle::LifecycleLayer::recording_into(into.clone()).with_filter(
+                tracing_subscriber::filter::filter_fn(lifecycle::LifecycleLayer::wants),
+            ),
+        )
+        .init();
+    CHART.set(into).ok();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(run());
 }
+
+/// Where the runtime's lifecycle events go: set once in `main`, pointed at each roll's
+/// recorder.
+static CHART: std::sync::OnceLock<lifecycle::RecordInto> = std::sync::OnceLock::new();
 
 /// What one rolling restart through one router measured.
 struct Outcome {
@@ -140,6 +199,8 @@ struct Outcome {
     to_routable: Vec<f64>,
     to_stopped: Vec<f64>,
     failures: Vec<String>,
+    /// Its chart: every instance's lane, every request.
+    chart: Section,
 }
 
 /// Serves INSTANCES instances, sends load through `router_addr`, and replaces every instance
@@ -149,11 +210,22 @@ async fn roll(
     router_addr: std::net::SocketAddr,
     path: &str,
     is_routed: impl Fn(u16) -> bool + Sync,
+    section: &str,
 ) -> Outcome {
+    let recorder = Arc::new(Recorder::new());
+    if let Some(into) = CHART.get() {
+        into.set(recorder.clone());
+    }
+    let mut lanes = 0;
+    let mut next_lane = || {
+        lanes += 1;
+        format!("#{lanes}")
+    };
     let mut running = Vec::new();
     for _ in 0..INSTANCES {
-        let r = start_instance(consul).await;
+        let r = start_instance(consul, next_lane(), &recorder).await;
         routed(r.port, &is_routed).await;
+        recorder.event(&r.lane, in_router());
         running.push(r);
     }
 
@@ -169,8 +241,9 @@ async fn roll(
     let mut to_stopped = Vec::new();
     for _ in 0..ROUNDS {
         for slot in running.iter_mut() {
-            let new = start_instance(consul).await;
+            let new = start_instance(consul, next_lane(), &recorder).await;
             to_routable.push(ms(routed(new.port, &is_routed).await));
+            recorder.event(&new.lane, in_router());
             let old = std::mem::replace(slot, new);
             let t = Instant::now();
             old.instance.shutdown();
@@ -187,13 +260,18 @@ async fn roll(
     tokio::time::sleep(Duration::from_millis(200)).await;
     tally.stop.store(true, Ordering::Relaxed);
     for c in clients {
-        let _ = tokio::time::timeout(Duration::from_secs(5), c).await;
+        if let Ok(Ok(outcomes)) = tokio::time::timeout(Duration::from_secs(5), c).await {
+            for (at, answered) in outcomes {
+                recorder.request_at(at, answered);
+            }
+        }
     }
     for r in running {
         r.instance.shutdown();
         let _ = tokio::time::timeout(Duration::from_secs(5), r.task).await;
     }
     let failures = tally.first_failures.lock().unwrap().clone();
+    let chart = recorder.section(section);
     Outcome {
         ok: tally.ok.load(Ordering::Relaxed),
         failed: tally.failed.load(Ordering::Relaxed),
@@ -202,6 +280,7 @@ async fn roll(
         to_routable,
         to_stopped,
         failures,
+        chart,
     }
 }
 
@@ -219,13 +298,18 @@ async fn run() {
     let router_addr = router_listener.local_addr().unwrap();
     let router_task =
         tokio::spawn(axum::serve(router_listener, router.clone().app()).into_future());
+    let agent_version = agent_version(&agent.url()).await;
     println!(
         "rolling restart: {ROUNDS} rounds x {INSTANCES} instances, {CLIENTS} keep-alive clients through the prefix router, grace {GRACE:?} ..."
     );
     let table = router.clone();
-    let o = roll(&consul, router_addr, "/roll", move |port| {
-        table.table().iter().any(|(_, e)| e.port == port)
-    })
+    let o = roll(
+        &consul,
+        router_addr,
+        "/roll",
+        move |port| table.table().iter().any(|(_, e)| e.port == port),
+        "in-process dev agent, the examples' prefix router",
+    )
     .await;
     router_task.abort();
     agent.shutdown().await;
@@ -262,17 +346,59 @@ async fn run() {
     for why in &o.failures {
         report.note(format!("failure: {why}"));
     }
-    through_fabio(&mut report).await;
+    let mut sections = vec![o.chart];
+    let mut facts = vec![
+        format!("agent: the in-process dev agent (Consul API {agent_version})"),
+        "router: the examples' in-process prefix router".to_owned(),
+    ];
+    if let Some(fabio) = through_fabio(&mut report).await {
+        use discoverable_testkit::peers::{CONSUL_VERSION, FABIO_VERSION};
+        facts.push(format!(
+            "then router: Fabio {FABIO_VERSION} on Consul {CONSUL_VERSION} (real processes)"
+        ));
+        sections.push(fabio);
+    }
+    let lanes: Vec<String> = sections.iter().map(|s| s.lanes.len().to_string()).collect();
+    facts.push(format!(
+        "instances per section: {} ({INSTANCES} at a time)",
+        lanes.join(", ")
+    ));
+    facts.push(format!("{CLIENTS} keep-alive clients, grace {GRACE:?}"));
+    let chart = Run {
+        title: format!(
+            "Rolling restart under load: {ROUNDS} rounds replacing {INSTANCES} instances"
+        ),
+        facts,
+        sections,
+        axis_label: Some("time since the section's first instance started (ms)".to_owned()),
+    };
     report.finish();
+    let path = common::target_dir()
+        .join("bench-results")
+        .join("rolling_restart.svg");
+    discoverable_timeline::write(&chart, &path).expect("write the chart");
+    println!("  chart written to {}", path.display());
+}
+
+/// The Consul API version the agent at `url` answers for (`/v1/agent/self`).
+async fn agent_version(url: &str) -> String {
+    let info: Option<serde_json::Value> = match reqwest::get(format!("{url}/v1/agent/self")).await {
+        Ok(r) => r.json().await.ok(),
+        Err(_) => None,
+    };
+    info.as_ref()
+        .and_then(|i| i["Config"]["Version"].as_str())
+        .unwrap_or("unknown")
+        .to_owned()
 }
 
 /// The same rolling restart through a real Fabio on a real Consul, where the real peers can
-/// be built.
-async fn through_fabio(report: &mut Report) {
+/// be built; returns its chart section.
+async fn through_fabio(report: &mut Report) -> Option<Section> {
     use discoverable_testkit::{Consul, Fabio, peers};
     let Some(peers) = peers::require("rolling_restart through Fabio") else {
         report.note("through Fabio: skipped, the real peers cannot be built here");
-        return;
+        return None;
     };
     let (consul_proc, fabio) = tokio::task::block_in_place(|| {
         let consul = Consul::start(&peers, Default::default());
@@ -287,9 +413,17 @@ async fn through_fabio(report: &mut Report) {
     println!("rolling restart: the same through Fabio on a real Consul ...");
     let fabio = Arc::new(fabio);
     let table = fabio.clone();
-    let o = roll(&consul, fabio.proxy_addr(), "/roll", move |port| {
-        table.routes_to("/roll", port)
-    })
+    let o = roll(
+        &consul,
+        fabio.proxy_addr(),
+        "/roll",
+        move |port| table.routes_to("/roll", port),
+        &format!(
+            "Fabio {} on Consul {} (real processes on loopback)",
+            peers::FABIO_VERSION,
+            peers::CONSUL_VERSION
+        ),
+    )
     .await;
     report.add("fabio_requests_ok_count", o.ok as f64, "", "");
     report.add(
@@ -307,4 +441,5 @@ async fn through_fabio(report: &mut Report) {
     for why in &o.failures {
         report.note(format!("failure through Fabio: {why}"));
     }
+    Some(o.chart)
 }
