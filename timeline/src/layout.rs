@@ -505,46 +505,77 @@ fn lay_lane(
         })
         .collect();
 
-    let mut bands = Vec::new();
-    let mut placed: Vec<Rect> = Vec::new();
+    // Bands in time order, the "exited, still routed" overlays last so they are drawn over
+    // the routable band they lie in.
     let mut order: Vec<&crate::model::Band> = lane.bands.iter().collect();
-    order.sort_by(|a, b| a.from_ms.total_cmp(&b.from_ms));
-    for band in order {
-        let (x0, x1) = (x_of(band.from_ms), x_of(band.to_ms));
-        let rect = Rect {
-            x: x0,
-            y: bar.y,
-            w: (x1 - x0).max(1.0),
-            h: bar.h,
-        };
-        // With its length where that fits, else the bare name, else nothing; centred in the
-        // band, clear of the markers at its ends and of the lane's other band labels.
-        let long = format!(
-            "{} {} ms",
-            band.kind.label(),
-            group_digits((band.to_ms - band.from_ms).round() as u64)
-        );
-        let label = [long.as_str(), band.kind.label()]
-            .into_iter()
-            .find_map(|text| {
-                let w = text_width(text, BAND_SIZE);
-                let left = ((x0 + x1 - w) / 2.0).max(x0 + MARKER_CLEARANCE);
-                let top = bar.y + (BAR - BAND_SIZE * 1.25) / 2.0;
-                let label = TextBox::new(text, BAND_SIZE, left, top);
-                let fits = label.rect.right() + MARKER_CLEARANCE <= x1
-                    && !placed.iter().any(|p| p.intersects(&label.rect));
-                fits.then_some(label)
-            });
-        if let Some(label) = &label {
-            placed.push(label.rect);
+    order.sort_by(|a, b| {
+        let overlay = |b: &crate::model::Band| b.kind == BandKind::ExitedStillRouted;
+        overlay(a)
+            .cmp(&overlay(b))
+            .then(a.from_ms.total_cmp(&b.from_ms))
+    });
+    let mut bands: Vec<BandLayout> = order
+        .into_iter()
+        .map(|band| {
+            let (x0, x1) = (x_of(band.from_ms), x_of(band.to_ms));
+            BandLayout {
+                kind: band.kind,
+                from_ms: band.from_ms,
+                to_ms: band.to_ms,
+                rect: Rect {
+                    x: x0,
+                    y: bar.y,
+                    w: (x1 - x0).max(1.0),
+                    h: bar.h,
+                },
+                label: None,
+            }
+        })
+        .collect();
+    // Labels: the overlays' first, then the others where an overlay does not hide them; each
+    // with its length where that fits, else the bare name, else none; centred in the band,
+    // clear of the markers at its ends and of the lane's other band labels.
+    let overlays: Vec<Rect> = bands
+        .iter()
+        .filter(|b| b.kind == BandKind::ExitedStillRouted)
+        .map(|b| b.rect)
+        .collect();
+    let mut placed: Vec<Rect> = Vec::new();
+    for overlay_pass in [true, false] {
+        for band in bands
+            .iter_mut()
+            .filter(|b| (b.kind == BandKind::ExitedStillRouted) == overlay_pass)
+        {
+            // The part an overlay does not cover.
+            let x0 = band.rect.x;
+            let x1 = overlays
+                .iter()
+                .filter(|o| !overlay_pass && o.x > x0)
+                .map(|o| o.x)
+                .fold(band.rect.right(), f64::min);
+            let long = format!(
+                "{} {} ms",
+                band.kind.label(),
+                group_digits((band.to_ms - band.from_ms).round() as u64)
+            );
+            band.label = [long.as_str(), band.kind.label()]
+                .into_iter()
+                .find_map(|text| {
+                    let w = text_width(text, BAND_SIZE);
+                    let left = ((x0 + x1 - w) / 2.0).max(x0 + MARKER_CLEARANCE);
+                    let top = bar.y + (BAR - BAND_SIZE * 1.25) / 2.0;
+                    let label = TextBox::new(text, BAND_SIZE, left, top);
+                    let hidden =
+                        !overlay_pass && overlays.iter().any(|o| o.intersects(&label.rect));
+                    let fits = label.rect.right() + MARKER_CLEARANCE <= x1
+                        && !hidden
+                        && !placed.iter().any(|p| p.intersects(&label.rect));
+                    fits.then_some(label)
+                });
+            if let Some(label) = &band.label {
+                placed.push(label.rect);
+            }
         }
-        bands.push(BandLayout {
-            kind: band.kind,
-            from_ms: band.from_ms,
-            to_ms: band.to_ms,
-            rect,
-            label,
-        });
     }
     let name = TextBox::new(
         lane.name.clone(),

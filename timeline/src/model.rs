@@ -42,6 +42,9 @@ pub struct Lane {
     pub events: Vec<Event>,
     /// Spans of time, e.g. "routable"; [`Lane::derive_bands`] makes the usual ones.
     pub bands: Vec<Band>,
+    /// Routable from this time on without an event saying so: it became routable before the
+    /// chart's window began (e.g. 0 for a chart that starts at a SIGTERM).
+    pub routable_from_ms: Option<f64>,
 }
 
 /// A moment of an instance's life.
@@ -189,14 +192,18 @@ impl Lane {
     /// Replaces the bands with the ones the events imply, up to `end_ms` for spans still
     /// open when the run ended:
     /// - routable: passing (or, without a passing event, registered: an instance registered
-    ///   with its check passing) to deregistered or critical, whichever came first;
+    ///   with its check passing; or else [`Lane::routable_from_ms`]) to deregistered or
+    ///   critical, whichever came first;
     /// - grace: deregistered to listener closed;
     /// - draining: listener closed to drained (or exited);
     /// - exited, still routed: exited while still routable.
     pub fn derive_bands(&mut self, end_ms: f64) {
         use EventKind as E;
         let mut bands = Vec::new();
-        let passing = self.first(&E::Passing).or(self.first(&E::Registered));
+        let passing = self
+            .first(&E::Passing)
+            .or(self.first(&E::Registered))
+            .or(self.routable_from_ms);
         let deregistered = self.first(&E::Deregistered);
         let critical = self.first(&E::Critical);
         let closed = self.first(&E::ListenerClosed);

@@ -250,7 +250,12 @@ fn draw_band(b: &BandLayout) -> Group {
         )))
         .add(rect(&b.rect).set("fill", band_fill(b.kind)));
     if let Some(label) = &b.label {
-        g = g.add(text(label).with("fill", INK));
+        let label = text(label).with("fill", INK);
+        // Over a hatch, a white outline keeps the letters readable.
+        g = g.add(match b.kind {
+            BandKind::ExitedStillRouted => label.with("class", "halo"),
+            _ => label,
+        });
     }
     g
 }

@@ -90,9 +90,12 @@ fn labels_of_a_lane_never_overlap() {
     let l = layout(&synthetic());
     for lane in l.sections.iter().flat_map(|s| &s.lanes) {
         let labels = lane.labels();
-        // bound, registered and passing within a millisecond need rows of their own.
+        // The name, every event (bound, registered and passing within a millisecond need
+        // rows of their own) and at least one band.
+        let events = lane.events.len();
+        assert!(events >= 6, "{}: {events} events", lane.name.text);
         assert!(
-            labels.len() >= 9,
+            labels.len() > events + 1,
             "{}: {} labels",
             lane.name.text,
             labels.len()
@@ -237,6 +240,28 @@ fn bands_follow_from_the_events() {
         .find(|b| b.kind == BandKind::ExitedStillRouted)
         .expect("the seed's instance exits while routed");
     assert_eq!((still.from_ms, still.to_ms), (100.5, 1000.0));
+    // Its label shows over the routable band it hides, whose own label stays out from under it.
+    let run = Run {
+        sections: vec![Section {
+            lanes: vec![lane],
+            ..Section::new("s")
+        }],
+        ..Run::default()
+    };
+    let laid = layout(&run);
+    let bands = &laid.sections[0].lanes[0].bands;
+    let overlay = bands
+        .iter()
+        .find(|b| b.kind == BandKind::ExitedStillRouted)
+        .unwrap();
+    assert!(overlay.label.is_some(), "{bands:?}");
+    let routable = bands.iter().find(|b| b.kind == BandKind::Routable).unwrap();
+    if let Some(label) = &routable.label {
+        assert!(!label.rect.intersects(&overlay.rect));
+    }
+    // Drawn after the routable band, so on top of it.
+    let at = |k: BandKind| bands.iter().position(|b| b.kind == k).unwrap();
+    assert!(at(BandKind::Routable) < at(BandKind::ExitedStillRouted));
 
     // Registered with its check passing, no passing event of its own: routable from there.
     let mut lane = Lane::new("r")
@@ -244,6 +269,25 @@ fn bands_follow_from_the_events() {
         .event(90.0, EventKind::Deregistered);
     lane.derive_bands(800.0);
     assert_eq!((lane.bands[0].from_ms, lane.bands[0].to_ms), (3.0, 90.0));
+
+    // Routable before the window began, exited in it, never deregistered.
+    let mut lane = Lane::new("w")
+        .event(0.0, EventKind::Sigterm)
+        .event(2.0, EventKind::Exited);
+    lane.routable_from_ms = Some(0.0);
+    lane.derive_bands(5000.0);
+    let kinds: Vec<(BandKind, f64, f64)> = lane
+        .bands
+        .iter()
+        .map(|b| (b.kind, b.from_ms, b.to_ms))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (BandKind::Routable, 0.0, 5000.0),
+            (BandKind::ExitedStillRouted, 2.0, 5000.0)
+        ]
+    );
 
     // Still passing when the run ended: routable to the end.
     let mut lane = Lane::new("up").event(5.0, EventKind::Passing);
