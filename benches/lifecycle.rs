@@ -15,6 +15,11 @@
 //! real Consul: bind to the first request answered through Fabio, SIGTERM to Fabio no longer
 //! sending it requests, failed requests in the 5 s after one of two instances got SIGTERM;
 //! and the seed's Go recipe under the same pair (five instances started at once).
+//!
+//! Those two SIGTERMs, ours and the seed's, are drawn side by side as a timeline chart,
+//! `target/bench-results/side_by_side.svg`: a lane per instance (SIGTERM, health 503,
+//! deregistered, out of Fabio, listener closed, exited, as seen from outside the process) and
+//! the requests through Fabio answered and failed, both from the SIGTERM on.
 
 mod common;
 
@@ -82,8 +87,15 @@ fn main() {
     );
     report.add("exit_p95_ms", percentile(&exit, 95.0), "", "");
     report.add("repetitions_count", samples.len() as f64, ">= 20", "");
-    through_fabio::run(&cool_app, &mut report);
+    let chart = through_fabio::run(&cool_app, &mut report);
     report.finish();
+    if let Some(chart) = chart {
+        let path = common::target_dir()
+            .join("bench-results")
+            .join("side_by_side.svg");
+        discoverable_timeline::write(&chart, &path).expect("write the chart");
+        println!("  chart written to {}", path.display());
+    }
 }
 
 fn discovery_client(consul: &str) -> Client {
@@ -197,11 +209,14 @@ mod through_fabio {
     use std::time::{Duration, Instant};
 
     use discoverable_testkit::{Consul, Fabio, free_port, peers};
+    use discoverable_timeline::{EventKind, Lane, Recorder, Run, Section};
 
     use super::common::{Proc, Report, ms, percentile};
     use super::{REPETITIONS, SERVICE};
 
     const SEEDS: usize = 5;
+    /// How long requests go through Fabio after a SIGTERM (or, for the seed, its exit).
+    const WINDOW: Duration = Duration::from_secs(5);
 
     /// Polls `done` every millisecond (the figures' resolution) until it holds; panics with
     /// `what` after `within`.
@@ -221,11 +236,103 @@ mod through_fabio {
         consul.registered(SERVICE)
     }
 
-    /// Requests through Fabio, one after another, for `window`: how many failed.
-    fn failed_within(fabio: &Fabio, window: Duration) -> usize {
-        fabio
-            .answers_within("/oops/", window, Duration::from_millis(5))
-            .1
+    /// Requests through Fabio, one after another 5 ms apart, for `window`: how many failed.
+    /// Each goes to the chart's `recorder` too.
+    fn failed_within(fabio: &Fabio, window: Duration, recorder: &Recorder) -> usize {
+        let end = Instant::now() + window;
+        let mut failed = 0;
+        while Instant::now() < end {
+            let answered = answered(fabio);
+            recorder.request(answered);
+            failed += usize::from(!answered);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        failed
+    }
+
+    /// Watches the instance on `port` after its SIGTERM, from outside, until `within` has
+    /// passed: records in lane `lane` when its health route first answers 503, when Consul
+    /// lists fewer than `registered_before` instances, when Fabio stops routing to it, when
+    /// its port refuses connections, and (given the process) when it exits.
+    #[allow(clippy::too_many_arguments)]
+    fn watch_stop(
+        recorder: &Recorder,
+        lane: &str,
+        port: u16,
+        mut proc: Option<&mut Proc>,
+        fabio: &Fabio,
+        consul: &Consul,
+        registered_before: usize,
+        within: Duration,
+    ) {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + within;
+        let (mut health, mut deregistered, mut unrouted, mut closed, mut exited) =
+            (false, false, false, false, proc.is_none());
+        while Instant::now() < deadline && !(health && deregistered && unrouted && closed && exited)
+        {
+            if !closed {
+                match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                        recorder.event(lane, EventKind::ListenerClosed);
+                        closed = true;
+                        // Nothing answers 503 any more.
+                        health = true;
+                    }
+                    _ => {}
+                }
+            }
+            if !health {
+                let answer = discoverable_testkit::http::request(
+                    addr,
+                    "GET",
+                    "/health",
+                    &[],
+                    b"",
+                    Duration::from_millis(200),
+                );
+                if answer.is_ok_and(|a| a.status == 503) {
+                    recorder.event(lane, EventKind::Health503);
+                    health = true;
+                }
+            }
+            if !deregistered && consul.registered(SERVICE) < registered_before {
+                recorder.event(lane, EventKind::Deregistered);
+                deregistered = true;
+            }
+            if !unrouted && !routes_to(fabio, port) {
+                recorder.event(lane, EventKind::Other("out of Fabio".to_owned()));
+                unrouted = true;
+            }
+            if let Some(p) = proc.as_deref_mut() {
+                if !exited && p.try_exit().is_some() {
+                    recorder.event(lane, EventKind::Exited);
+                    exited = true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// The section of one SIGTERM: the stopped instance's lane `stopped` as recorded, the
+    /// others (`running`) routable throughout; every lane routable when the window began.
+    fn section(
+        recorder: &Recorder,
+        name: &str,
+        stopped: &str,
+        running: impl IntoIterator<Item = String>,
+    ) -> Section {
+        let mut section = recorder.section(name);
+        if !section.lanes.iter().any(|l| l.name == stopped) {
+            section.lanes.insert(0, Lane::new(stopped));
+        }
+        section.lanes.extend(running.into_iter().map(Lane::new));
+        let end = section.end_ms().max(ms(WINDOW));
+        for lane in &mut section.lanes {
+            lane.routable_from_ms = Some(0.0);
+            lane.derive_bands(end);
+        }
+        section
     }
 
     fn cool_app(exe: &Path, consul: &Consul) -> (Proc, Instant, u16) {
@@ -244,10 +351,11 @@ mod through_fabio {
         fabio.routes_to("/oops", port)
     }
 
-    pub fn run(exe: &Path, report: &mut Report) {
+    /// Returns the chart of the two SIGTERMs, ours and the seed's, side by side.
+    pub fn run(exe: &Path, report: &mut Report) -> Option<Run> {
         let Some(peers) = peers::require("lifecycle through Fabio") else {
             report.note("through Fabio: skipped, the real peers cannot be built here");
-            return;
+            return None;
         };
         report.label_real_peers();
         let consul = Consul::start(&peers, Default::default());
@@ -292,13 +400,38 @@ mod through_fabio {
         );
 
         // One of two instances gets SIGTERM: requests through Fabio in the next 5 s.
-        let (first, _, p1) = cool_app(exe, &consul);
+        let (mut first, _, p1) = cool_app(exe, &consul);
         let (second, _, p2) = cool_app(exe, &consul);
         until(Duration::from_secs(10), "both routed", || {
             routes_to(&fabio, p1) && routes_to(&fabio, p2)
         });
+        let before = registered(&consul);
+        let ours = Recorder::new();
         first.signal(libc::SIGTERM);
-        let failed = failed_within(&fabio, Duration::from_secs(5));
+        ours.event_at("cool_app 1", EventKind::Sigterm, ours.origin());
+        let failed = std::thread::scope(|s| {
+            let (ours, fabio, consul, first) = (&ours, &fabio, &consul, &mut first);
+            s.spawn(move || {
+                let within = WINDOW + Duration::from_secs(5);
+                watch_stop(
+                    ours,
+                    "cool_app 1",
+                    p1,
+                    Some(first),
+                    fabio,
+                    consul,
+                    before,
+                    within,
+                )
+            });
+            failed_within(fabio, WINDOW, ours)
+        });
+        let ours = section(
+            &ours,
+            "discoverable's cool_app, one of 2 instances stopped",
+            "cool_app 1",
+            ["cool_app 2".to_owned()],
+        );
         report.add("sigterm_requests_failed_count", failed as f64, "0", "");
         second.signal(libc::SIGTERM);
         for mut p in [first, second] {
@@ -336,10 +469,25 @@ mod through_fabio {
                 now_routed == SEEDS
             },
         );
-        let (mut first, _) = seeds.remove(0);
+        let (mut first, port) = seeds.remove(0);
+        let before = registered(&consul);
+        let seed = Recorder::new();
         first.signal(libc::SIGTERM);
-        first.wait_exit(Duration::from_secs(10));
-        let seed_failed = failed_within(&fabio, Duration::from_secs(5));
+        seed.event_at("seed 1", EventKind::Sigterm, seed.origin());
+        let (exit, _) = first.wait_exit(Duration::from_secs(10));
+        seed.event_at("seed 1", EventKind::Exited, exit);
+        let seed_failed = std::thread::scope(|s| {
+            let (seed, fabio, consul) = (&seed, &fabio, &consul);
+            s.spawn(move || watch_stop(seed, "seed 1", port, None, fabio, consul, before, WINDOW));
+            failed_within(fabio, WINDOW, seed)
+        });
+        let mut seed = section(
+            &seed,
+            &format!("the seed's Go recipe, one of {SEEDS} instances stopped"),
+            "seed 1",
+            (2..=SEEDS).map(|i| format!("seed {i}")),
+        );
+        seed.baseline = true;
         for (p, _) in &mut seeds {
             p.signal(libc::SIGTERM);
             p.wait_exit(Duration::from_secs(10));
@@ -363,5 +511,19 @@ mod through_fabio {
             "",
             "of the seed's instances stopped with SIGTERM, still registered after they exited",
         );
+        Some(Run {
+            title: "SIGTERM to one instance behind Fabio: discoverable beside the seed's recipe"
+                .to_owned(),
+            facts: vec![
+                format!("agent: Consul {} (real process)", peers::CONSUL_VERSION),
+                format!("router: Fabio {} (real process)", peers::FABIO_VERSION),
+                format!("instances: 2 of cool_app, {SEEDS} of the seed's recipe"),
+                format!(
+                    "requests through Fabio one after another, 5 ms apart, for {WINDOW:?} from the SIGTERM (the seed's: from its exit)"
+                ),
+            ],
+            sections: vec![ours, seed],
+            axis_label: Some("time since the SIGTERM (ms)".to_owned()),
+        })
     }
 }

@@ -363,6 +363,11 @@ impl Proc {
         assert_eq!(rc, 0, "{}: kill({signal}) failed", self.name);
     }
 
+    /// Whether the process has exited (without waiting): its status if so.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("try_wait")
+    }
+
     /// Waits for the process to exit (polled every millisecond); returns when it was seen
     /// and its status. Panics after `within`.
     pub fn wait_exit(&mut self, within: Duration) -> (Instant, ExitStatus) {
