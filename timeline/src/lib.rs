@@ -9,10 +9,12 @@
 //!
 //! [`layout()`] places everything (the tests check it: one lane per instance, labels that do
 //! not overlap, buckets that add up to the totals); [`render`] draws the layout with the
-//! `svg` crate; [`write`] saves it. [`Census`] counts the colours of a screenshot of a chart,
+//! `svg` crate; [`write()`] saves it. [`Census`] counts the colours of a screenshot of a chart,
 //! for tests that look at one in a browser.
 //!
 //! For this repository's examples, benches and tests only: not published.
+
+#![warn(missing_docs)]
 
 mod census;
 mod layout;
