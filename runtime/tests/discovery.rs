@@ -57,7 +57,10 @@ async fn watch_follows_registrations_and_health(kind: AgentKind) {
     };
     let discovery = Discovery::new(client.clone());
     let mut watch = discovery.watch("web").wait(Duration::from_secs(5)).start();
-    let first = within("first answer", watch.wait_for(|s| s.is_known())).await;
+    // A wait can run on a task of its own (its future is Send).
+    let mut waiting = watch.clone();
+    let first = tokio::spawn(async move { waiting.wait_for(|s| s.is_known()).await });
+    let first = within("first answer", first).await.unwrap();
     assert!(first.is_empty());
 
     client

@@ -277,9 +277,13 @@ impl Watch {
     }
 
     /// Waits until `pred` holds for the current set, and returns that set.
+    ///
+    /// The future is `Send` (when `pred` is), so it can be spawned.
     pub async fn wait_for(&mut self, mut pred: impl FnMut(&InstanceSet) -> bool) -> InstanceSet {
-        match self.rx.wait_for(|s| pred(s)).await {
-            Ok(set) => set.clone(),
+        // The borrow of the set ends before any other await, which keeps the future `Send`.
+        let found = self.rx.wait_for(|s| pred(s)).await.map(|set| set.clone());
+        match found {
+            Ok(set) => set,
             Err(_) => std::future::pending().await,
         }
     }
