@@ -57,6 +57,7 @@ mod faults;
 mod server;
 mod state;
 mod tls;
+mod ui;
 
 use std::fmt;
 use std::io;

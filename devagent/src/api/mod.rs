@@ -422,6 +422,11 @@ pub(crate) async fn handle(
     let headers = owned_headers(&parts.headers);
     // The URI and the header values share the connection's read buffer: free it before waiting.
     drop(parts);
+    // The page's files hold no data: no token, no faults, no Consul headers.
+    if let Some(resp) = crate::ui::serve(&method, &path) {
+        tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
+        return resp;
+    }
     let mut resp = match path.strip_prefix("/_devagent/fault/") {
         Some(what) if method == Method::PUT => faults::handle(&shared, &server, what, &query).await,
         Some(_) => method_not_allowed(&method, &[Method::PUT]),
@@ -484,7 +489,8 @@ async fn serve(
         return match path {
             "/" => text(
                 200,
-                "devagent: a Consul-compatible agent for development and tests. It is not Consul.",
+                "devagent: a Consul-compatible agent for development and tests. It is not Consul.\n\
+                 Its page: /ui/\n",
             ),
             p if p.contains("/v1/") => text(
                 404,
