@@ -1,7 +1,8 @@
 //! The `devagent` command: a Consul-compatible agent for development and tests.
 //!
-//! Prints `devagent listening on http://ADDR` once ready, logs to stderr (`RUST_LOG`), and stops
-//! cleanly on SIGTERM or Ctrl-C.
+//! Prints `devagent listening on http://ADDR` once ready, then `devagent page:
+//! http://ADDR/ui/` (its web page), logs to stderr (`RUST_LOG`), and stops cleanly on SIGTERM or
+//! Ctrl-C.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -40,8 +41,9 @@ OPTIONS:
                            certificates (mutual TLS; needs --tls-cert)
     -h, --help             Print this help
 
-When ready it prints one line, `devagent listening on http://ADDR` (https:// with
---tls-cert), to stdout.
+When ready it prints `devagent listening on http://ADDR` (https:// with --tls-cert)
+to stdout, then `devagent page: http://ADDR/ui/`: a web page of its services,
+instances, checks and KV keys, updated live (with ACLs on, it asks for a token).
 Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) for more. Durations are Go
 durations (500ms, 2s, 1m30s); shorten the reaper's for quick tests of crash clean-up.
 
@@ -170,6 +172,7 @@ async fn main() -> ExitCode {
     };
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "devagent listening on {}", agent.url());
+    let _ = writeln!(out, "devagent page: {}/ui/", agent.url());
     let _ = out.flush();
     drop(out);
 

@@ -54,8 +54,15 @@ async fn prints_its_address_serves_and_exits_on_sigterm() {
         url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"),
         "{url}"
     );
+    // Then the page, which needs no token (the data it shows does).
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, format!("devagent page: {url}/ui/\n"));
 
     let http = reqwest::Client::new();
+    let page = http.get(format!("{url}/ui/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
     let leader: String = http
         .get(format!("{url}/v1/status/leader"))
         .send()
@@ -129,6 +136,7 @@ fn help_says_it_is_not_consul() {
     assert!(text.contains("NOT Consul"));
     assert!(text.contains("--addr"));
     assert!(text.contains("/_devagent/fault/unavailable"));
+    assert!(text.contains("devagent page: http://ADDR/ui/"));
 }
 
 #[test]
