@@ -30,6 +30,10 @@
 //!
 //! The same agent runs as a program, `devagent --addr 127.0.0.1:8500` (see `devagent --help`).
 //!
+//! Open `{url}/ui/` in a browser for its page: the services, their instances and checks, and
+//! the KV keys, kept up to date by the page's blocking queries on this API (with ACLs on, the
+//! page asks for a token first). Its files are compiled in; nothing is fetched from elsewhere.
+//!
 //! For tests of a client's TLS settings it can serve HTTPS, with or without requiring client
 //! certificates: see [`TlsConfig`] (a development and test feature).
 //!
@@ -44,7 +48,7 @@
 //! Health (blocking): `GET /v1/health/{service,checks,state,node}/:x`. Catalog (blocking):
 //! `GET /v1/catalog/{services,service/:name,nodes,node/:node}`, `GET /v1/catalog/datacenters`.
 //! KV (blocking reads): `GET|PUT|DELETE /v1/kv/<key>`. Status: `GET /v1/status/{leader,peers}`.
-//! Fault switches: `PUT /_devagent/fault/...`, see [`Faults`].
+//! Fault switches: `PUT /_devagent/fault/...`, see [`Faults`]. The page: `GET /ui/`.
 
 #![warn(missing_docs, rust_2018_idioms)]
 #![deny(unsafe_code)]
