@@ -141,4 +141,21 @@ mod tests {
         }
         assert!(!html.contains("<script>") && !html.contains("style="));
     }
+
+    #[test]
+    fn the_script_declares_each_function_once() {
+        // A later declaration silently replaces an earlier one of the same name.
+        let mut names: Vec<&str> = include_str!("../ui/app.js")
+            .lines()
+            .filter_map(|l| {
+                let l = l.strip_prefix("async ").unwrap_or(l);
+                l.strip_prefix("function ")?.split('(').next()
+            })
+            .collect();
+        let declared = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert!(declared > 10);
+        assert_eq!(names.len(), declared, "{names:?}");
+    }
 }

@@ -29,6 +29,8 @@ const WIDTH: u32 = 360;
 /// WebDriver's key codes.
 const TAB: char = '\u{E004}';
 const ENTER: char = '\u{E007}';
+/// How often the page is looked at while a test waits for it.
+const POLL: Duration = Duration::from_millis(20);
 /// How long the page may take to show what the agent already has.
 const SHOWN_WITHIN: Duration = Duration::from_secs(10);
 
@@ -194,20 +196,27 @@ impl Page {
     }
 
     /// The text of the first element matching `selector` once its text holds every one of
-    /// `parts`.
+    /// `parts` (polled every [`POLL`]); on a timeout, the panic says what it showed instead.
     async fn text_with(&self, within: Duration, selector: &str, parts: &[&str]) -> String {
         let script = format!(
             "const e = document.querySelector({sel}); const t = e ? e.textContent : null; \
-             return t !== null && {parts}.every(p => t.includes(p)) ? t : null;",
+             return [t, t !== null && {parts}.every(p => t.includes(p))];",
             sel = json!(selector),
             parts = json!(parts),
         );
-        let what = format!("{selector} showing {parts:?}");
-        self.wait_for(within, &what, &script)
-            .await
-            .as_str()
-            .unwrap()
-            .to_owned()
+        let deadline = Instant::now() + within;
+        loop {
+            let seen = self.js(&script).await;
+            if seen[1] == true {
+                return seen[0].as_str().unwrap().to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {within:?} waiting for {selector} to show {parts:?}; it shows {}",
+                seen[0]
+            );
+            tokio::time::sleep(POLL).await;
+        }
     }
 
     async fn gone(&self, within: Duration, selector: &str) {
@@ -447,6 +456,45 @@ async fn follows_the_agent(env: Arc<Env>, page: Page) {
     page.text_with(SHOWN_WITHIN, "[data-instance=\"api-1\"]", &["9090"])
         .await;
 
+    // A hidden tab holds no query open, and catches up once shown.
+    page.js(&visibility("hidden")).await;
+    until(SHOWN_WITHIN, "the hidden page's queries gone", || async {
+        env.agent.blocking_queries() == 0
+    })
+    .await;
+    page.text_with(SHOWN_WITHIN, "#connection", &["Paused"])
+        .await;
+    env.register(instance("batch-1", "batch", 6060, &[], json!({})))
+        .await;
+    page.js(&visibility("visible")).await;
+    page.text_with(SHOWN_WITHIN, "[data-instance=\"batch-1\"]", &["6060"])
+        .await;
+
+    // An agent that lost its state answers with a lower index: the page starts over from it.
+    put_ok(&env, "/_devagent/fault/restart", None).await;
+    page.gone(SHOWN_WITHIN, "[data-service=\"api\"]").await;
+    page.gone(SHOWN_WITHIN, "[data-service=\"batch\"]").await;
+    env.register(instance("fresh-1", "fresh", 5050, &[], json!({})))
+        .await;
+    page.text_with(SHOWN_WITHIN, "[data-instance=\"fresh-1\"]", &["5050"])
+        .await;
+
+    // An agent that went away: the page says so, tries again after a pause, and follows again.
+    env.agent.faults().set_unavailable(true).await;
+    page.text_with(
+        SHOWN_WITHIN,
+        "#connection",
+        &["Lost the agent", "trying again in"],
+    )
+    .await;
+    env.agent.faults().set_unavailable(false).await;
+    page.text_with(Duration::from_secs(15), "#connection", &["Live"])
+        .await;
+    env.register(instance("back-1", "back", 4040, &[], json!({})))
+        .await;
+    page.text_with(SHOWN_WITHIN, "[data-instance=\"back-1\"]", &["4040"])
+        .await;
+
     // f. Everything the page loaded came from the agent.
     let loaded = page
         .js("return [location.href, ...performance.getEntriesByType('resource').map(e => e.name)];")
@@ -498,6 +546,14 @@ async fn follows_the_agent(env: Arc<Env>, page: Page) {
         "return document.activeElement.parentElement.open;",
     )
     .await;
+}
+
+/// A script that makes the page's tab look `hidden` or `visible`, as when the user switches tabs.
+fn visibility(state: &str) -> String {
+    format!(
+        "Object.defineProperty(document, 'visibilityState', {{value: '{state}', configurable: true}}); \
+         document.dispatchEvent(new Event('visibilitychange')); return true;"
+    )
 }
 
 /// A Chrome DevTools Protocol command, through ChromeDriver's endpoint for them.

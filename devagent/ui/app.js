@@ -6,6 +6,9 @@
 // With ACLs on, the agent refuses the page's first read without a token: the page then shows
 // only a form for one. The token is kept in this tab's session storage and sent as
 // X-Consul-Token; a token the agent refuses brings the form back with the agent's words.
+//
+// After a failed request a query waits (1 s, doubling up to 10 s) before it tries again; while
+// the tab is hidden the page holds no query open.
 "use strict";
 
 // How long one blocking query may wait in the agent (Consul's default).
@@ -47,7 +50,7 @@ function request(path, signal) {
   return fetch(path, { headers, signal, cache: "no-store" });
 }
 
-function pause(ms, signal) {
+function sleep(ms, signal) {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, ms);
     signal.addEventListener("abort", () => { clearTimeout(timer); resolve(); }, { once: true });
@@ -104,7 +107,9 @@ function watch(path, signal, onData) {
         if (signal.aborted) return;
         delay = nextBackoff(delay);
         trouble(path, error, delay);
-        await pause(delay, signal);
+        await sleep(delay, signal);
+        // The agent may have changed, or restarted, meanwhile: read it at once, then block.
+        index = 0;
         continue;
       }
       if (signal.aborted) return;
@@ -317,10 +322,38 @@ function showKeys(keys) {
   $("kv-empty").hidden = list.length > 0;
 }
 
+// The queries that keep the page up to date; the services' own start with the catalog's answer.
+function follow(signal) {
+  watch("/v1/catalog/services", signal, showCatalog);
+  watch("/v1/kv/?keys", signal, showKeys);
+}
+
+// A hidden tab gives its connections back (other tabs on the agent need them) and catches up
+// as soon as it is shown again: its queries start afresh, reading what changed meanwhile.
+let paused = false;
+
+function pauseWhileHidden() {
+  if (paused || $("data").hidden) return;
+  paused = true;
+  session.abort();
+  session = new AbortController();
+  allChecks = null;
+  failing.clear();
+  for (const view of services.values()) view.query = null;
+  setStatus("Paused while the tab is hidden.");
+}
+
+function resumeWhenShown() {
+  if (!paused) return;
+  paused = false;
+  follow(session.signal);
+}
+
 // Stops every query and takes every piece of the agent's data off the page.
 function clear() {
   if (session) session.abort();
   session = new AbortController();
+  paused = false;
   allChecks = null;
   services.clear();
   failing.clear();
@@ -369,14 +402,13 @@ async function start() {
       $("forget").hidden = !token();
       $("data").hidden = false;
       fine("/v1/agent/self");
-      watch("/v1/catalog/services", signal, showCatalog);
-      watch("/v1/kv/?keys", signal, showKeys);
+      follow(signal);
       return;
     } catch (error) {
       if (signal.aborted) return;
       delay = nextBackoff(delay);
       trouble("/v1/agent/self", error, delay);
-      await pause(delay, signal);
+      await sleep(delay, signal);
     }
   }
 }
@@ -395,6 +427,10 @@ $("login-form").addEventListener("submit", (event) => {
 $("forget").addEventListener("click", () => {
   sessionStorage.removeItem(TOKEN_KEY);
   start();
+});
+
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "hidden") pauseWhileHidden(); else resumeWhenShown();
 });
 
 start();
