@@ -206,6 +206,10 @@ pub(crate) struct State {
     pub(crate) generation: u64,
     /// Index of the last change to services, checks or the node.
     pub(crate) catalog_index: u64,
+    /// Index of the last change to the service instances themselves (Consul's `services`
+    /// table): registered, changed, deregistered. A check's change leaves it, as in Consul,
+    /// so that `/v1/catalog/services` blocks through health changes.
+    pub(crate) services_index: u64,
     /// Index of the last KV write.
     pub(crate) kv_index: u64,
     /// Index of the last change per service name, for the names that have instances.
@@ -230,6 +234,7 @@ impl State {
             index: START_INDEX,
             generation,
             catalog_index: START_INDEX,
+            services_index: START_INDEX,
             kv_index: START_INDEX,
             name_index: HashMap::new(),
             service_extinction: None,
@@ -379,6 +384,7 @@ impl State {
             let index = self.bump_catalog();
             service.create_index = old.as_ref().map_or(index, |o| o.create_index);
             service.modify_index = if service_changed {
+                self.services_index = index;
                 index
             } else {
                 old.as_ref().map_or(index, |o| o.modify_index)
@@ -427,7 +433,7 @@ impl State {
     pub(crate) fn remove_service(&mut self, id: &str) -> Option<Service> {
         let service = self.services.remove(id)?;
         self.checks.retain(|_, c| c.service_id != id);
-        self.bump([service.name.as_str()]);
+        self.services_index = self.bump([service.name.as_str()]);
         Some(service)
     }
 
@@ -437,7 +443,8 @@ impl State {
             return false;
         };
         if check.service_id.is_empty() {
-            self.bump_node();
+            // Consul raises the services' index too when a node's check goes.
+            self.services_index = self.bump_node();
         } else {
             self.bump([check.service_name.as_str()]);
         }
@@ -777,6 +784,22 @@ mod tests {
             Status::Warning,
             "a new check takes it"
         );
+    }
+
+    #[test]
+    fn the_services_index_follows_instances_not_their_checks() {
+        let mut st = State::new(0);
+        st.add_service(service("a", "web"), vec![check("c", "a", None)], false);
+        let registered = st.services_index;
+        assert_eq!(registered, st.index);
+        assert!(st.set_check("c", None, Status::Passing, "ok"));
+        assert_eq!(st.services_index, registered, "a check's change");
+        st.add_service(service("a", "web"), vec![check("c", "a", None)], false);
+        assert_eq!(st.services_index, registered, "the same registration again");
+        st.add_service(service("a", "web"), vec![check("d", "a", None)], false);
+        assert_eq!(st.services_index, registered, "a check added");
+        st.remove_service("a");
+        assert_eq!(st.services_index, st.index, "deregistered");
     }
 
     #[test]

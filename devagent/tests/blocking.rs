@@ -106,6 +106,33 @@ async fn every_waiter_wakes_at_once() {
 }
 
 #[tokio::test]
+async fn the_catalogs_service_list_blocks_through_health_changes_as_in_consul() {
+    let env = start().await;
+    env.register(json!({"Name": "web", "Check": {"TTL": "30s"}}))
+        .await;
+    let index = index_of(&env.get("/v1/catalog/services").await);
+    let url = format!("{}/v1/catalog/services?index={index}&wait=30s", env.url);
+    let http = env.http.clone();
+    let waiting = tokio::spawn(async move { http.get(url).send().await.unwrap() });
+    parked(&env, 1).await;
+    // A check's change raises the health views' index, not the service list's ...
+    env.send(Method::PUT, "/v1/agent/check/pass/service:web", None)
+        .await;
+    let health = env.get("/v1/health/service/web").await;
+    assert!(index_of(&health) > index);
+    assert_eq!(index_of(&env.get("/v1/catalog/services").await), index);
+    // ... so the waiting list answers for the next instance, not for the check.
+    env.register(json!({"Name": "api"})).await;
+    let resp = tokio::time::timeout(Duration::from_secs(3), waiting)
+        .await
+        .expect("woken by the registration")
+        .unwrap();
+    assert!(index_of(&resp) > index);
+    let names: Value = resp.json().await.unwrap();
+    assert!(names.get("api").is_some(), "{names}");
+}
+
+#[tokio::test]
 async fn without_change_the_query_returns_at_wait_with_the_same_index() {
     let env = start().await;
     env.register(json!({"Name": "web"})).await;

@@ -12,7 +12,8 @@ use super::views;
 use super::{Answer, ApiError, ReadOptions, Req, acl_filter, apply_filter, filtered};
 use crate::state::Shared;
 
-/// `GET /v1/catalog/services`: `{name: [tags]}`.
+/// `GET /v1/catalog/services`: `{name: [tags]}`. Its index moves when instances come, change or
+/// go, not when their checks do (Consul's `services` table index).
 pub(super) async fn services(shared: &Arc<Shared>, req: &Req) -> Answer {
     let opts = ReadOptions::parse(&req.query)?;
     let filter = req.filter()?;
@@ -29,7 +30,7 @@ pub(super) async fn services(shared: &Arc<Shared>, req: &Req) -> Answer {
                 names.entry(s.name.clone()).or_default().extend(s.tags);
             }
             let list: Vec<(String, BTreeSet<String>)> = names.into_iter().collect();
-            (st.catalog_index, acl_filter(&authz, list))
+            (st.services_index, acl_filter(&authz, list))
         })
         .await;
     let map: BTreeMap<String, Vec<String>> = names
