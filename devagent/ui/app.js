@@ -212,8 +212,9 @@ function serviceView(name) {
   details.open = true;
   const summary = el("summary");
   const heading = el("h3", "", name);
-  const status = badge("");
-  const count = el("span", "count");
+  // Its badge once its instances have been read.
+  const status = el("span");
+  const count = el("span", "count", "reading…");
   summary.append(heading, " ", status, " ", count);
   const body = el("ul", "instances");
   body.setAttribute("aria-label", `Instances of ${name}`);
