@@ -698,4 +698,20 @@ async fn asks_for_a_token(env: Arc<Env>, page: Page) {
         .unwrap();
     assert_eq!(resp.status(), 200);
     page.gone(SHOWN_WITHIN, "[data-service=\"billing\"]").await;
+
+    // Forgetting the token takes the data off the page and brings the form back.
+    page.js("document.getElementById('forget').focus(); return true;")
+        .await;
+    page.press(ENTER).await;
+    page.text_with(SHOWN_WITHIN, "#login:not([hidden])", &["enter a token"])
+        .await;
+    let source = page.client.source().await.unwrap();
+    assert!(
+        !source.contains("billing/rate"),
+        "a key shown without a token"
+    );
+    let stored = page
+        .js("return sessionStorage.getItem('devagent-token');")
+        .await;
+    assert!(stored.is_null(), "{stored}");
 }
