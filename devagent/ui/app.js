@@ -125,7 +125,12 @@ function watch(path, signal, onData) {
       } else {
         index = next;
       }
-      onData(body);
+      try {
+        onData(body);
+      } catch (error) {
+        // An answer the page cannot show must not end the query that brings the next one.
+        console.error(`cannot show ${path}:`, error);
+      }
     }
   })();
 }
