@@ -772,7 +772,8 @@ fn script(r: &mut Run<'_>) {
         "/v1/agent/health/service/id/nothing",
     );
 
-    // TTL updates.
+    // TTL updates (the service list's index stays where it is through them).
+    r.get("catalog-services-before-ttl", "/v1/catalog/services");
     r.send(
         "ttl-pass",
         "PUT",
@@ -796,6 +797,7 @@ fn script(r: &mut Run<'_>) {
         "/v1/agent/check/update/multi-only",
         json!({"Status": "passing", "Output": "fine again"}),
     );
+    r.get("catalog-services-after-ttl", "/v1/catalog/services");
     r.put(
         "ttl-update-bad-status",
         "/v1/agent/check/update/multi-only",
