@@ -144,12 +144,7 @@ where
         return false;
     };
     let driver = tokio::task::block_in_place(|| browser.driver()).expect("chromedriver");
-    let mut capabilities = driver.capabilities(WIDTH, height);
-    // A desktop window is at least 500 px wide: a phone's viewport needs its emulation.
-    capabilities["goog:chromeOptions"]["mobileEmulation"] = json!({
-        "deviceMetrics": {"width": WIDTH, "height": height, "pixelRatio": 1.0, "mobile": true},
-    });
-    let Value::Object(capabilities) = capabilities else {
+    let Value::Object(capabilities) = driver.capabilities(WIDTH, height) else {
         panic!("capabilities are an object");
     };
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();

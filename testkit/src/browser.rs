@@ -122,6 +122,8 @@ impl Browser {
         let mut cmd = Command::new(chromedriver);
         cmd.arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1");
+        // A group of its own, so the browsers it starts go with it.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut peer = Peer::spawn("chromedriver", cmd, &dir.join("chromedriver.log"));
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         // ChromeDriver answers HTTP/1.1 only (the test support's client speaks 1.0); it says
@@ -145,7 +147,11 @@ impl Browser {
     }
 }
 
-/// A running ChromeDriver. Dropping it stops the driver (and the browsers it started).
+/// The narrowest window headless Chromium opens.
+const MIN_WINDOW_WIDTH: u32 = 500;
+
+/// A running ChromeDriver. Dropping it stops the driver and the browsers it started (its
+/// whole process group).
 #[derive(Debug)]
 pub struct Driver {
     _peer: Peer,
@@ -154,25 +160,45 @@ pub struct Driver {
     profile: PathBuf,
 }
 
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // The group's ID is the driver's PID; the driver itself is killed by its `Peer`.
+        let group = self._peer.pid();
+        if group > 0 {
+            crate::process::send_signal(-group, libc::SIGKILL);
+        }
+    }
+}
+
 impl Driver {
     /// The WebDriver endpoint, `http://127.0.0.1:<port>`.
     pub fn url(&self) -> &str {
         &self.url
     }
 
-    /// The W3C capabilities of a headless session of this Chromium at `width` x `height`:
-    /// pass them to the WebDriver client's session builder.
+    /// The W3C capabilities of a headless session of this Chromium with a `width` x `height`
+    /// viewport: pass them to the WebDriver client's session builder. A desktop window is at
+    /// least 500 px wide, so a narrower viewport is a phone's, by Chromium's mobile emulation.
     pub fn capabilities(&self, width: u32, height: u32) -> serde_json::Value {
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|f| f.to_string()).collect();
-        args.push(format!("--window-size={width},{height}"));
+        args.push(format!(
+            "--window-size={},{height}",
+            width.max(MIN_WINDOW_WIDTH)
+        ));
         args.push(format!("--user-data-dir={}", self.profile.display()));
-        serde_json::json!({
+        let mut capabilities = serde_json::json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": self.chromium,
                 "args": args,
             }
-        })
+        });
+        if width < MIN_WINDOW_WIDTH {
+            capabilities["goog:chromeOptions"]["mobileEmulation"] = serde_json::json!({
+                "deviceMetrics": {"width": width, "height": height, "pixelRatio": 1.0, "mobile": true},
+            });
+        }
+        capabilities
     }
 }
 
