@@ -88,11 +88,6 @@ async fn start_instance(consul: &ConsulConfig, lane: String, recorder: &Arc<Reco
     }
 }
 
-/// The chart's event for an instance the router routes to.
-fn in_router() -> EventKind {
-    EventKind::Other("in router".to_owned())
-}
-
 /// Waits until `routed(port)` holds; returns how long that took.
 async fn routed(port: u16, routed: &(impl Fn(u16) -> bool + Sync)) -> Duration {
     let start = Instant::now();
@@ -225,7 +220,7 @@ async fn roll(
     for _ in 0..INSTANCES {
         let r = start_instance(consul, next_lane(), &recorder).await;
         routed(r.port, &is_routed).await;
-        recorder.event(&r.lane, in_router());
+        recorder.event(&r.lane, EventKind::InRouter);
         running.push(r);
     }
 
@@ -243,7 +238,7 @@ async fn roll(
         for slot in running.iter_mut() {
             let new = start_instance(consul, next_lane(), &recorder).await;
             to_routable.push(ms(routed(new.port, &is_routed).await));
-            recorder.event(&new.lane, in_router());
+            recorder.event(&new.lane, EventKind::InRouter);
             let old = std::mem::replace(slot, new);
             let t = Instant::now();
             old.instance.shutdown();

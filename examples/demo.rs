@@ -312,7 +312,9 @@ async fn story(
         Some(("after bind", old_bound.elapsed())),
     );
     until("monolith in the router", in_router(mono.port)).await?;
+    recorder.event("monolith", EventKind::InRouter);
     until("v2 a in the router", in_router(old.port)).await?;
+    recorder.event("v2 a", EventKind::InRouter);
     t.event(
         "both routable through the router",
         Some(("after bind", mono_bound.elapsed())),
@@ -372,6 +374,7 @@ async fn story(
         None,
     );
     until("v2 b in the router", in_router(new.port)).await?;
+    recorder.event("v2 b", EventKind::InRouter);
     t.event(
         "v2 b routable through the router",
         Some(("after bind", new_bound.elapsed())),

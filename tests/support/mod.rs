@@ -42,6 +42,23 @@ impl Proc {
         }
     }
 
+    /// The lines not read yet, up to the end of the output (the process has exited, or
+    /// closes its stdout within `within`).
+    pub fn rest_of_output(&self, within: Duration) -> Vec<String> {
+        let deadline = Instant::now() + within;
+        let mut lines = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => lines.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return lines,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("{}: its output did not end within {within:?}", self.name)
+                }
+            }
+        }
+    }
+
     pub fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
             .args([&format!("-{sig}"), &self.pid().to_string()])
@@ -80,16 +97,22 @@ pub fn target_dir() -> PathBuf {
     exe.parent().unwrap().parent().unwrap().to_path_buf()
 }
 
-/// Path of a binary of this workspace, built on demand if `cargo test` did not build it.
+/// Path of a binary of this workspace, brought up to date by cargo once per test process
+/// (`cargo test --test <one>` builds no examples, so a binary left from an earlier build could
+/// be stale).
 pub fn binary(kind: &str, name: &str) -> PathBuf {
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+    static BUILT: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
     let path = match kind {
         "example" => target_dir().join("examples").join(name),
         _ => target_dir().join(name),
     };
-    if !path.exists() {
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if built.insert(format!("{kind}/{name}")) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.arg("build");
+        cmd.args(["build", "--quiet"]);
         match kind {
             "example" => cmd.args(["--example", name]),
             _ => cmd.args(["-p", "discoverable-devagent", "--bin", name]),

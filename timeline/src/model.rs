@@ -65,6 +65,8 @@ pub enum EventKind {
     Registered,
     /// Consul reported its check passing (it is routable from here on).
     Passing,
+    /// The router routes to it.
+    InRouter,
     /// It received SIGTERM (or the shutdown call that takes the same path).
     Sigterm,
     /// Its health route answers 503 from here on.
@@ -90,6 +92,7 @@ impl EventKind {
             EventKind::Bound => "bound",
             EventKind::Registered => "registered",
             EventKind::Passing => "passing",
+            EventKind::InRouter => "in router",
             EventKind::Sigterm => "SIGTERM",
             EventKind::Health503 => "health 503",
             EventKind::Deregistered => "deregistered",
@@ -107,6 +110,7 @@ impl EventKind {
             EventKind::Bound => "bound",
             EventKind::Registered => "registered",
             EventKind::Passing => "passing",
+            EventKind::InRouter => "in-router",
             EventKind::Sigterm => "sigterm",
             EventKind::Health503 => "health-503",
             EventKind::Deregistered => "deregistered",

@@ -290,6 +290,7 @@ fn marker(kind: &EventKind, x: f64, y: f64) -> Box<dyn svg::Node> {
         EventKind::Bound => circle("#ffffff", INK),
         EventKind::Registered => poly(&[(-r, -r), (r, -r), (r, r), (-r, r)], "#ffffff"),
         EventKind::Passing => circle("#009e73", INK),
+        EventKind::InRouter => circle(MUTED, INK),
         EventKind::Sigterm => Box::new(
             Path::new()
                 .set(
