@@ -291,6 +291,21 @@ async fn grpc_over_tls_is_checked_and_reached_over_tls(kind: AgentKind) {
         grpc_status(&format!("http://{addr}"), "").await.is_err(),
         "a plaintext client gets no answer from a TLS server"
     );
+    // The HTTP health route answers over TLS too, HTTP/1.1 negotiated by ALPN.
+    let https = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).unwrap()])
+        .http1_only()
+        .build()
+        .unwrap();
+    let health = https
+        .get(format!("https://{addr}/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (health.status().as_u16(), health.version()),
+        (200, reqwest::Version::HTTP_11)
+    );
     // The calling side: a balanced channel verifying with the CA.
     let discovery = Discovery::new(Client::new(config(agent.url())).unwrap());
     let tls = ClientTlsConfig::new()

@@ -151,8 +151,14 @@ pub struct ServerTls {
 
 impl std::fmt::Debug for ServerTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let alpn: Vec<_> = self
+            .config
+            .alpn_protocols
+            .iter()
+            .map(|p| String::from_utf8_lossy(p))
+            .collect();
         f.debug_struct("ServerTls")
-            .field("alpn", &self.config.alpn_protocols)
+            .field("alpn", &alpn)
             .field("check_server_name", &self.check.server_name)
             .field("unverified", &self.check.skip_verify)
             .finish_non_exhaustive()
@@ -203,10 +209,11 @@ impl ServerTls {
     }
 
     /// A rustls server configuration of the user's own (client certificates, resumption,
-    /// another provider). ALPN is set to `h2` where the configuration names no protocol.
+    /// another provider). Where it names no ALPN protocol, `h2` and `http/1.1` are offered:
+    /// gRPC over the first, the HTTP health route over either.
     pub fn from_config(mut config: tokio_rustls::rustls::ServerConfig) -> ServerTls {
         if config.alpn_protocols.is_empty() {
-            config.alpn_protocols = vec![b"h2".to_vec()];
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         }
         ServerTls {
             config: Arc::new(config),
@@ -635,8 +642,12 @@ mod tests {
         let pki = discoverable_testkit::pki::pki();
         let (cert, key) = (&pki.server.cert_pem, &pki.server.key_pem);
         let tls = ServerTls::from_pem(cert, key).unwrap();
-        assert_eq!(tls.config.alpn_protocols, [b"h2".to_vec()]);
+        assert_eq!(
+            tls.config.alpn_protocols,
+            [b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
         let shown = format!("{tls:?}");
+        assert!(shown.contains(r#"alpn: ["h2", "http/1.1"]"#), "{shown}");
         assert!(
             !shown.contains("PRIVATE") && !shown.contains("CERTIFICATE"),
             "{shown}"
