@@ -131,6 +131,9 @@ where
     Ok((Running { port, stop, task }, bound))
 }
 
+/// Requests answered under steady load before v2 a is replaced.
+const STEADY_REQUESTS: u64 = 1000;
+
 async fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> Result<T, String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -368,6 +371,16 @@ async fn story(
         }));
     }
     t.event("steady load: 4 clients through the router", None);
+    // v2 a serves its share of the load for a while before it is replaced.
+    let answered = ok.clone();
+    until("1 000 requests answered under steady load", || {
+        (answered.load(Ordering::Relaxed) >= STEADY_REQUESTS).then_some(())
+    })
+    .await?;
+    t.event(
+        &format!("{STEADY_REQUESTS} requests answered; replacing v2 a"),
+        None,
+    );
     let (new, new_bound) = start("v2 b", "v2", &discovery, recorder, |l, s| v2(l, "b", s)).await?;
     t.event(
         &format!("v2 instance b bound on 127.0.0.1:{}", new.port),
