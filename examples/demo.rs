@@ -9,7 +9,9 @@
 //! router that routes by the `urlprefix-` tags it reads from Consul, as Fabio does. Then it
 //! sends requests through the router, and replaces the v2 instance under steady load: a new
 //! instance starts, the old one is stopped through the same path a SIGTERM takes
-//! (deregister, grace period, drain). It prints a timeline and ends with
+//! (deregister, grace period, drain). Last, a gRPC greeter gets the same lifecycle: served,
+//! registered with a `GRPC` check, greeted through a channel balanced over Consul's passing
+//! instances, then deregistered and drained. It prints a timeline and ends with
 //! `requests: N ok, M failed`; it exits non-zero if any request failed.
 //!
 //! It also draws that timeline: `target/demo/timeline.svg` (or the path in
@@ -17,6 +19,8 @@
 //! registered, passing, health 503, deregistered, listener closed, drained, exited) and the
 //! requests answered and failed per time bucket below.
 
+#[path = "support/greeter.rs"]
+mod greeter;
 #[path = "support/lifecycle.rs"]
 mod lifecycle;
 #[path = "support/router.rs"]
@@ -129,6 +133,43 @@ where
         .instrument(lifecycle::span(lane)),
     );
     Ok((Running { port, stop, task }, bound))
+}
+
+/// A tonic greeter served as a discoverable instance, greeted through the balanced channel,
+/// then stopped through the path SIGTERM takes.
+async fn grpc(
+    discovery: &discoverable::Discovery,
+    t: &Timeline,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let service = discoverable::Service::builder("greeter")
+        .grace_period(Duration::from_millis(300))
+        .build()?;
+    let instance = service.instance();
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let bound = Instant::now();
+    let routes = discoverable::grpc::Routes::new(greeter::Greeter {
+        instance: "greeter".into(),
+    });
+    let served = tokio::spawn(discoverable::grpc::serve(service, listener, routes).into_future());
+    t.event(
+        "gRPC greeter bound (a GRPC check, route urlprefix-/helloworld.Greeter proto=grpc)",
+        None,
+    );
+    // Calls made before Consul lists the instance wait for it.
+    let mut client = greeter::GreeterClient::new(discovery.grpc_channel("greeter"));
+    let reply = client.say_hello("demo").await?;
+    t.event(
+        &format!("gRPC through the balanced channel: {}", reply.message),
+        Some(("after bind", bound.elapsed())),
+    );
+    let stopping = Instant::now();
+    instance.shutdown();
+    served.await??;
+    t.event(
+        "gRPC greeter deregistered, drained and stopped",
+        Some(("after stop", stopping.elapsed())),
+    );
+    Ok(())
 }
 
 /// Requests answered under steady load before v2 a is replaced.
@@ -433,5 +474,8 @@ async fn story(
     mono.task.await??;
     v2_watch.wait_for(|s| s.is_empty()).await;
     t.event("all instances deregistered and stopped", None);
+
+    // 5. A gRPC service, the same way.
+    grpc(&discovery, &t).await?;
     Ok((ok, failed, agent, agent_kind))
 }

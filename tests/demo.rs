@@ -243,6 +243,15 @@ fn run_demo(cmd: Command) -> String {
     assert_eq!(failed, "0 failed", "{out}");
     assert!(ok.parse::<u64>().unwrap() > 0, "{out}");
     assert!(out.contains("v2 a left the router"), "{out}");
+    // The gRPC greeter: greeted through the balanced channel, then stopped cleanly.
+    assert!(
+        out.contains("gRPC through the balanced channel: hello demo from greeter"),
+        "{out}"
+    );
+    assert!(
+        out.contains("gRPC greeter deregistered, drained and stopped"),
+        "{out}"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "the demo took {:?}",
