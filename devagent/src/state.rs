@@ -210,6 +210,10 @@ pub(crate) struct State {
     /// table): registered, changed, deregistered. A check's change leaves it, as in Consul,
     /// so that `/v1/catalog/services` blocks through health changes.
     pub(crate) services_index: u64,
+    /// Index of the last change to the checks (Consul's `checks` table): a check registered,
+    /// changed or removed, and a service deregistered. A service registered without checks
+    /// leaves it, so `/v1/health/state/*` blocks through that.
+    pub(crate) checks_index: u64,
     /// Index of the last KV write.
     pub(crate) kv_index: u64,
     /// Index of the last change per service name, for the names that have instances.
@@ -235,6 +239,7 @@ impl State {
             generation,
             catalog_index: START_INDEX,
             services_index: START_INDEX,
+            checks_index: START_INDEX,
             kv_index: START_INDEX,
             name_index: HashMap::new(),
             service_extinction: None,
@@ -382,6 +387,9 @@ impl State {
         }
         let index = if service_changed || checks_changed {
             let index = self.bump_catalog();
+            if checks_changed {
+                self.checks_index = index;
+            }
             service.create_index = old.as_ref().map_or(index, |o| o.create_index);
             service.modify_index = if service_changed {
                 self.services_index = index;
@@ -424,6 +432,7 @@ impl State {
             } else {
                 self.bump([name.as_str()])
             };
+            self.checks_index = index;
             self.stamp(index);
         }
         id
@@ -433,7 +442,9 @@ impl State {
     pub(crate) fn remove_service(&mut self, id: &str) -> Option<Service> {
         let service = self.services.remove(id)?;
         self.checks.retain(|_, c| c.service_id != id);
+        // Consul's deregistration writes the checks table whether or not the service had any.
         self.services_index = self.bump([service.name.as_str()]);
+        self.checks_index = self.services_index;
         Some(service)
     }
 
@@ -442,12 +453,13 @@ impl State {
         let Some(check) = self.checks.remove(id) else {
             return false;
         };
-        if check.service_id.is_empty() {
+        self.checks_index = if check.service_id.is_empty() {
             // Consul raises the services' index too when a node's check goes.
             self.services_index = self.bump_node();
+            self.services_index
         } else {
-            self.bump([check.service_name.as_str()]);
-        }
+            self.bump([check.service_name.as_str()])
+        };
         true
     }
 
@@ -476,6 +488,7 @@ impl State {
         } else {
             self.bump([name.as_str()])
         };
+        self.checks_index = index;
         if let Some(check) = self.checks.get_mut(id) {
             check.modify_index = index;
         }
@@ -800,6 +813,25 @@ mod tests {
         assert_eq!(st.services_index, registered, "a check added");
         st.remove_service("a");
         assert_eq!(st.services_index, st.index, "deregistered");
+    }
+
+    #[test]
+    fn the_checks_index_follows_checks_not_checkless_services() {
+        let mut st = State::new(0);
+        let start = st.checks_index;
+        st.add_service(service("plain", "plain"), Vec::new(), false);
+        assert_eq!(st.checks_index, start, "a service without checks");
+        st.add_service(service("a", "web"), vec![check("c", "a", None)], false);
+        assert_eq!(st.checks_index, st.index, "a service with a check");
+        assert!(st.set_check("c", None, Status::Passing, "ok"));
+        assert_eq!(st.checks_index, st.index, "a check's change");
+        let changed = st.checks_index;
+        st.add_service(service("a", "web"), vec![check("c", "a", None)], false);
+        assert_eq!(st.checks_index, changed, "the same registration again");
+        assert!(st.remove_check("c"));
+        assert_eq!(st.checks_index, st.index, "a check removed");
+        st.remove_service("plain");
+        assert_eq!(st.checks_index, st.index, "a deregistration, as Consul's");
     }
 
     #[test]

@@ -653,6 +653,21 @@ fn script(r: &mut Run<'_>) {
                       "Interval": "24h", "Timeout": "1s", "Status": "critical"}
         }),
     );
+    // A service without checks leaves the checks' index where it is.
+    r.get("health-state-before-checkless", "/v1/health/state/any");
+    r.register(
+        "register-checkless",
+        json!({"ID": "checkless-1", "Name": "checkless", "Port": 7001}),
+    );
+    r.get("health-state-after-checkless", "/v1/health/state/any");
+    r.send(
+        "deregister-checkless",
+        "PUT",
+        "/v1/agent/service/deregister/checkless-1",
+        Body::None,
+    );
+    r.get("health-state-after-checkless-left", "/v1/health/state/any");
+
     r.register(
         "register-ttl-initial-critical",
         json!({"Name": "ttlsvc", "Check": {"TTL": "10m"}}),

@@ -151,7 +151,7 @@ pub(super) async fn state(shared: &Arc<Shared>, req: &Req) -> Answer {
             )
             .filter(|c| wanted == "any" || c.status == wanted)
             .collect();
-        (st.catalog_index, checks)
+        (st.checks_index, checks)
     })
     .await
 }
@@ -177,7 +177,7 @@ pub(super) async fn node(shared: &Arc<Shared>, req: &Req) -> Answer {
         } else {
             Vec::new()
         };
-        (st.catalog_index, checks)
+        (st.checks_index, checks)
     })
     .await
 }
