@@ -146,7 +146,13 @@ impl Check {
         }
     }
 
+    /// Whether a reader would see no change. The definition's `Status` is left out: it only
+    /// sets a new check's first state, and Consul's stored definition has none.
     fn same_content(&self, other: &Check) -> bool {
+        let def = |c: &Check| CheckDef {
+            status: String::new(),
+            ..c.def.clone()
+        };
         (
             &self.name,
             self.status,
@@ -154,7 +160,7 @@ impl Check {
             &self.output,
             &self.service_id,
             &self.type_name,
-            &self.def,
+            def(self),
         ) == (
             &other.name,
             other.status,
@@ -162,7 +168,7 @@ impl Check {
             &other.output,
             &other.service_id,
             &other.type_name,
-            &other.def,
+            def(other),
         )
     }
 

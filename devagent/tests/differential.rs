@@ -684,6 +684,12 @@ fn script(r: &mut Run<'_>) {
         json!({"Name": "ttlsvc", "Check": {"TTL": "10m", "Status": "warning"}}),
     );
     r.get("agent-checks-after-registering-again", "/v1/agent/checks");
+    // A status in the body only sets a new check's first state: registering again with
+    // another one changes nothing in the catalog (the check's ModifyIndex stays).
+    r.get(
+        "health-state-after-registering-again",
+        "/v1/health/state/any",
+    );
     r.register(
         "register-several-checks",
         json!({
