@@ -3,16 +3,21 @@
 //! shutdown (for the real agent made from outside: killed, restarted, frozen), and the
 //! make-service flavours. Everything on loopback.
 
+#[path = "support/fake_consul.rs"]
+mod fake_consul;
 #[path = "support/logs.rs"]
 mod logs;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::{Router, extract::ConnectInfo, routing::get};
 use discoverable_runtime::consul::{self, Client};
 use discoverable_runtime::{Error, Service, ServiceBuilder};
 use discoverable_testkit::{Agent, AgentKind, until};
+use fake_consul::{Answer, FakeConsul, Kind};
 use logs::Logs;
 use tokio::net::TcpListener;
 
@@ -529,6 +534,78 @@ async fn real_consul_restarted_keeping_its_state_shows_the_instance_passing_at_o
     .await;
     let took = back.elapsed();
     eprintln!("passing {took:?} after the agent came back with its state");
+    assert!(
+        took < Duration::from_secs(3),
+        "critical for {took:?}: the agent's first check run decided, not the registrar"
+    );
+    instance.shutdown();
+    returns_ok(served).await;
+}
+
+/// The agent restarts keeping its state before the instance's watch has once seen the
+/// registration (its first read failed): when the agent answers again, the check it restored
+/// as critical is still put right at once, not left to the agent's first run of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_consul_restarted_before_the_watch_saw_the_instance_shows_it_passing_at_once() {
+    let test = "real_consul_restarted_before_the_watch_saw_the_instance_shows_it_passing_at_once";
+    let Some(peers) = discoverable_testkit::peers::require(test) else {
+        return;
+    };
+    let options = discoverable_testkit::ConsulOptions {
+        persistent: true,
+        ..Default::default()
+    };
+    let mut consul =
+        tokio::task::block_in_place(|| discoverable_testkit::Consul::start(&peers, options));
+    // The instance talks to Consul through a proxy that fails its watch until the restart.
+    let proxy = FakeConsul::proxy(&consul.url()).await;
+    let restarted = Arc::new(AtomicBool::new(false));
+    let done = restarted.clone();
+    proxy.set(move |kind, _| {
+        if kind == Kind::Watch && !done.load(Ordering::SeqCst) {
+            Answer::status(500, "the agent is restarting")
+        } else {
+            Answer::Forward
+        }
+    });
+    let through_proxy = consul::Config::builder()
+        .address(proxy.url.clone())
+        .request_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let client = Client::new(
+        consul::Config::builder()
+            .address(consul.url())
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let service = Service::builder("svc")
+        .consul(through_proxy)
+        .interval(Duration::from_secs(60))
+        .grace_period(Duration::from_millis(100))
+        .retry_backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let instance = service.instance();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
+    until(T, "registered", || registered(&client, instance.id())).await;
+    until(T, "the watch's first read failed", || async {
+        proxy.count(Kind::Watch) >= 1
+    })
+    .await;
+
+    tokio::task::block_in_place(|| consul.restart(true));
+    restarted.store(true, Ordering::SeqCst);
+    let back = Instant::now();
+    let check = format!("service:{}", instance.id());
+    until(T, "passing again after the restart", || async {
+        let checks = client.agent_checks().await.ok();
+        checks.and_then(|c| c.get(&check).map(|c| c.status)) == Some(consul::CheckStatus::Passing)
+    })
+    .await;
+    let took = back.elapsed();
     assert!(
         took < Duration::from_secs(3),
         "critical for {took:?}: the agent's first check run decided, not the registrar"

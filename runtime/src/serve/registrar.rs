@@ -329,7 +329,9 @@ impl Registrar {
                     }
                 }
                 Ok(found) => match found.value {
-                    Some(_) if failed && seen => {
+                    // Also when the watch failed before it ever saw the registration: the
+                    // agent may have restarted meanwhile, restoring the check as critical.
+                    Some(_) if failed => {
                         quiet.recovered("watching the registration");
                         return KeepAlive::Reconnected;
                     }
