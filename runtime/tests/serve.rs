@@ -614,6 +614,61 @@ async fn real_consul_restarted_before_the_watch_saw_the_instance_shows_it_passin
     returns_ok(served).await;
 }
 
+/// The agent restarts losing its state before the instance's watch has once seen the
+/// registration: the watch's next read finds nothing, which is a lost registration (registered
+/// again at once), not one the agent never showed (which points at a load balancer).
+#[tokio::test(flavor = "current_thread")]
+async fn lost_before_the_watch_saw_the_instance_registers_again_at_once() {
+    let test = "lost_before_the_watch_saw_the_instance_registers_again_at_once";
+    let Some(mut agent) = Agent::start(AgentKind::Dev, test, None).await else {
+        return;
+    };
+    let (logs, _guard) = Logs::capture(tracing::Level::INFO);
+    let proxy = FakeConsul::proxy(&agent.url()).await;
+    let restarted = Arc::new(AtomicBool::new(false));
+    let done = restarted.clone();
+    proxy.set(move |kind, _| {
+        if kind == Kind::Watch && !done.load(Ordering::SeqCst) {
+            Answer::status(500, "the agent is restarting")
+        } else {
+            Answer::Forward
+        }
+    });
+    let client = Client::new(config(&agent)).unwrap();
+    let service = Service::builder("svc")
+        .consul(
+            consul::Config::builder()
+                .address(proxy.url.clone())
+                .request_timeout(Duration::from_secs(2))
+                .build()
+                .unwrap(),
+        )
+        .grace_period(Duration::from_millis(100))
+        .retry_backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let instance = service.instance();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
+    until(T, "registered", || registered(&client, instance.id())).await;
+    until(T, "the watch's first read failed", || async {
+        proxy.count(Kind::Watch) >= 1
+    })
+    .await;
+
+    agent.lose_state().await;
+    restarted.store(true, Ordering::SeqCst);
+    until(T, "registered again", || registered(&client, instance.id())).await;
+    let text = logs.text();
+    assert!(
+        text.contains("Consul lost this instance's registration; registering again"),
+        "{text}"
+    );
+    assert!(!text.contains("load balancer"), "{text}");
+    instance.shutdown();
+    returns_ok(served).await;
+}
+
 /// On a current-thread runtime the best-effort deregistration of a dropped serve future runs
 /// as a task: dropping blocks nothing (the runtime's only thread keeps going while Consul
 /// takes its time), and the instance still leaves Consul.

@@ -341,9 +341,19 @@ impl Registrar {
                         quiet.recovered("watching the registration");
                         hash = found.hash;
                     }
-                    None => return KeepAlive::Lost { seen },
+                    // After a failed read the agent may have restarted without its state: a
+                    // lost registration, not one it never showed.
+                    None => {
+                        return KeepAlive::Lost {
+                            seen: seen || failed,
+                        };
+                    }
                 },
-                Err(Error::NotFound { .. }) => return KeepAlive::Lost { seen },
+                Err(Error::NotFound { .. }) => {
+                    return KeepAlive::Lost {
+                        seen: seen || failed,
+                    };
+                }
                 Err(e) => {
                     quiet.failed("watching the registration", &e);
                     failed = true;
