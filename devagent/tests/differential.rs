@@ -655,11 +655,21 @@ fn script(r: &mut Run<'_>) {
     );
     // A service without checks leaves the checks' index where it is.
     r.get("health-state-before-checkless", "/v1/health/state/any");
+    r.get("catalog-nodes-before-checkless", "/v1/catalog/nodes");
+    r.get(
+        "catalog-node-before-checkless",
+        &format!("/v1/catalog/node/{node}"),
+    );
     r.register(
         "register-checkless",
         json!({"ID": "checkless-1", "Name": "checkless", "Port": 7001}),
     );
     r.get("health-state-after-checkless", "/v1/health/state/any");
+    r.get("catalog-nodes-after-checkless", "/v1/catalog/nodes");
+    r.get(
+        "catalog-node-after-checkless",
+        &format!("/v1/catalog/node/{node}"),
+    );
     r.send(
         "deregister-checkless",
         "PUT",
