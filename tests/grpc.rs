@@ -79,6 +79,65 @@ async fn grpc_status_tls(addr: &str, ca_pem: &str) -> Result<i32, tonic::Status>
     Ok(answer.into_inner().status)
 }
 
+/// A greeter answering as `name`, served on 127.0.0.1 as an instance of `service`.
+struct Served {
+    /// The service's own instance (taken before the serve call).
+    instance: discoverable::Instance,
+    addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Served {
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Waits (bounded) for the serve call to return, and asserts it returned `Ok`.
+    async fn returns_ok(self, what: &str) {
+        tokio::time::timeout(T, self.task)
+            .await
+            .unwrap_or_else(|_| panic!("{what}"))
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// Serves a greeter answering as `name` for `service`, over TLS with `tls`.
+async fn serve_greeter(service: Service, name: &str, tls: Option<grpc::ServerTls>) -> Served {
+    let instance = service.instance();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut routes = grpc::Routes::new(Greeter {
+        instance: name.into(),
+    });
+    if let Some(tls) = tls {
+        routes = routes.tls(tls);
+    }
+    let task = tokio::spawn(grpc::serve(service, listener, routes).into_future());
+    Served {
+        instance,
+        addr,
+        task,
+    }
+}
+
+/// A real Consul and a Fabio in front of it whose proxy listener has `proto` (Fabio's
+/// `proto=` and the listener options after it), with `args` besides.
+fn consul_and_fabio(peers: &peers::Peers, proto: &str, args: Vec<String>) -> (Consul, Fabio) {
+    tokio::task::block_in_place(|| {
+        let consul = Consul::start(peers, ConsulOptions::default());
+        let fabio = Fabio::start_in(
+            peers,
+            FabioOptions {
+                proxy_proto: Some(proto.into()),
+                args,
+                ..FabioOptions::new(consul.http_addr())
+            },
+        );
+        (consul, fabio)
+    })
+}
+
 async fn check_status(client: &Client, id: &str) -> Option<CheckStatus> {
     let checks = client.agent_checks().await.ok()?;
     checks.get(&format!("service:{id}")).map(|c| c.status)
@@ -97,15 +156,13 @@ async fn grpc_check_and_a_route_per_service(kind: AgentKind) {
         .consul(config(agent.url()))
         .build()
         .unwrap();
-    let instance = service.instance();
-    let id = instance.id().to_owned();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let routes = grpc::Routes::new(Greeter {
         instance: "a".into(),
     });
     assert_eq!(routes.names(), ["helloworld.Greeter"]);
-    let served = tokio::spawn(grpc::serve(service, listener, routes).into_future());
+    let served = serve_greeter(service, "a", None).await;
+    let (instance, url) = (served.instance.clone(), served.url());
+    let id = instance.id().to_owned();
 
     // Registered with a GRPC check on the advertised address, and Fabio's routes.
     let registered = until(T, "registered", || async {
@@ -165,23 +222,14 @@ async fn grpc_check_and_a_route_per_service(kind: AgentKind) {
         Some(ServingStatus::NotServing as i32),
         "the listener still answers during the grace period, after deregistration"
     );
-    tokio::time::timeout(T, served)
-        .await
-        .expect("serve returns after the grace period and the drain")
-        .unwrap()
-        .unwrap();
+    served
+        .returns_ok("serve returns after the grace period and the drain")
+        .await;
 }
 
-/// A greeter served over TLS with the server certificate of `pki`, registered with `agent`.
-async fn serve_tls(
-    agent_url: String,
-    name: &str,
-    tls: grpc::ServerTls,
-) -> (
-    discoverable::Instance,
-    String,
-    tokio::task::JoinHandle<std::io::Result<()>>,
-) {
+/// A greeter answering as `tls`, served over TLS with `tls`, registered with the agent at
+/// `agent_url` as `name`.
+async fn serve_tls(agent_url: String, name: &str, tls: grpc::ServerTls) -> Served {
     let service = Service::builder(name)
         .interval(Duration::from_secs(1))
         .timeout(Duration::from_millis(500))
@@ -189,15 +237,7 @@ async fn serve_tls(
         .consul(config(agent_url))
         .build()
         .unwrap();
-    let instance = service.instance();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let routes = grpc::Routes::new(Greeter {
-        instance: "tls".into(),
-    })
-    .tls(tls);
-    let served = tokio::spawn(grpc::serve(service, listener, routes).into_future());
-    (instance, addr, served)
+    serve_greeter(service, "tls", Some(tls)).await
 }
 
 /// A gRPC server over TLS: the agent's check calls it over TLS (`GRPCUseTLS`), verifying the
@@ -214,7 +254,8 @@ async fn grpc_over_tls_is_checked_and_reached_over_tls(kind: AgentKind) {
 
     // Verified: the test CA is not one the agent trusts, so the check fails on the certificate.
     let verified = pem(&pki.server).check_server_name("localhost");
-    let (instance, _, served) = serve_tls(agent.url(), "verified", verified).await;
+    let served = serve_tls(agent.url(), "verified", verified).await;
+    let instance = served.instance.clone();
     let id = instance.id().to_owned();
     if kind == AgentKind::Dev {
         // The dev agent shows what was registered; Consul shows a service check's definition
@@ -259,15 +300,11 @@ async fn grpc_over_tls_is_checked_and_reached_over_tls(kind: AgentKind) {
         "the check failed on the certificate: {output}"
     );
     instance.shutdown();
-    tokio::time::timeout(T, served)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    served.returns_ok("serve returns after the shutdown").await;
 
     // Unverified: the check passes over TLS.
-    let (instance, addr, served) =
-        serve_tls(agent.url(), "unverified", pem(&pki.server).unverified()).await;
+    let served = serve_tls(agent.url(), "unverified", pem(&pki.server).unverified()).await;
+    let (instance, addr) = (served.instance.clone(), served.addr.to_string());
     let id = instance.id().to_owned();
     until(T, "the check passed over TLS", || async {
         let check = client
@@ -325,11 +362,7 @@ async fn grpc_over_tls_is_checked_and_reached_over_tls(kind: AgentKind) {
         listed(&client, &id).await == Some(false)
     })
     .await;
-    tokio::time::timeout(T, served)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    served.returns_ok("serve returns after the shutdown").await;
 }
 
 /// Two instances; a client on `Discovery::grpc_channel` calls them while one shuts down.
@@ -349,19 +382,7 @@ async fn real_consul_balanced_channel_follows_an_instance_leaving_without_a_fail
             .consul(config(consul.url()))
             .build()
             .unwrap();
-        let instance = service.instance();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let served = tokio::spawn(
-            grpc::serve(
-                service,
-                listener,
-                grpc::Routes::new(Greeter {
-                    instance: "b".into(),
-                }),
-            )
-            .into_future(),
-        );
-        instances.push((instance, served));
+        instances.push(serve_greeter(service, "b", None).await);
     }
     let discovery = Discovery::new(Client::new(config(consul.url())).unwrap());
     let mut watch = discovery.watch("balanced").start();
@@ -379,19 +400,19 @@ async fn real_consul_balanced_channel_follows_an_instance_leaving_without_a_fail
     .await;
 
     // One instance leaves; calls go on until it has exited, and none fails.
-    let (leaving, served) = instances.remove(0);
-    leaving.shutdown();
+    let leaving = instances.remove(0);
+    leaving.instance.shutdown();
     // A call fails when it gets no answer. The leaving instance answers NOT_SERVING (its
     // health) until the watch has taken it out of the channel: answered, not failed.
     let (mut ok, mut not_serving, mut failed) = (0u32, 0u32, Vec::new());
-    while !served.is_finished() {
+    while !leaving.task.is_finished() {
         match health.check(ask()).await {
             Ok(answer) if answer.get_ref().status == ServingStatus::Serving as i32 => ok += 1,
             Ok(_) => not_serving += 1,
             Err(status) => failed.push(status.to_string()),
         }
     }
-    served.await.unwrap().unwrap();
+    leaving.task.await.unwrap().unwrap();
     // The channel keeps working on the other instance after the first has gone.
     for _ in 0..20 {
         match health.check(ask()).await {
@@ -405,9 +426,9 @@ async fn real_consul_balanced_channel_follows_an_instance_leaving_without_a_fail
     );
     assert!(failed.is_empty(), "failed calls: {failed:?}");
     assert!(ok > 20, "calls were made while the instance left: {ok}");
-    let (staying, served) = instances.remove(0);
-    staying.shutdown();
-    served.await.unwrap().unwrap();
+    let staying = instances.remove(0);
+    staying.instance.shutdown();
+    staying.task.await.unwrap().unwrap();
 }
 
 async fn connect(url: &str) -> GreeterClient {
@@ -432,14 +453,9 @@ async fn a_stream_in_flight_at_shutdown_completes_after_deregistration(kind: Age
         .consul(config)
         .build()
         .unwrap();
-    let instance = service.instance();
+    let served = serve_greeter(service, "a", None).await;
+    let (instance, url) = (served.instance.clone(), served.url());
     let id = instance.id().to_owned();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let routes = grpc::Routes::new(Greeter {
-        instance: "a".into(),
-    });
-    let served = tokio::spawn(grpc::serve(service, listener, routes).into_future());
     until(T, "registered", || async {
         listed(&client, &id).await == Some(true)
     })
@@ -466,11 +482,9 @@ async fn a_stream_in_flight_at_shutdown_completes_after_deregistration(kind: Age
         deregistered_meanwhile,
         "the instance left Consul while its stream was still answering"
     );
-    tokio::time::timeout(T, served)
-        .await
-        .expect("serve returns once the stream is done")
-        .unwrap()
-        .unwrap();
+    served
+        .returns_ok("serve returns once the stream is done")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -479,28 +493,14 @@ async fn real_fabio_routes_unary_and_streaming_calls_by_the_grpc_route() {
     let Some(peers) = peers::require(test) else {
         return;
     };
-    let consul = tokio::task::block_in_place(|| Consul::start(&peers, ConsulOptions::default()));
-    let fabio = tokio::task::block_in_place(|| {
-        Fabio::start_in(
-            &peers,
-            FabioOptions {
-                proxy_proto: Some("grpc".into()),
-                ..FabioOptions::new(consul.http_addr())
-            },
-        )
-    });
+    let (consul, fabio) = consul_and_fabio(&peers, "grpc", Vec::new());
     let service = Service::builder("greeter")
         .grace_period(Duration::from_millis(300))
         .consul(config(consul.url()))
         .build()
         .unwrap();
-    let instance = service.instance();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let routes = grpc::Routes::new(Greeter {
-        instance: "a".into(),
-    });
-    let served = tokio::spawn(grpc::serve(service, listener, routes).into_future());
+    let served = serve_greeter(service, "a", None).await;
+    let (instance, port) = (served.instance.clone(), served.addr.port());
     until(
         T,
         "Fabio routes /helloworld.Greeter to the instance",
@@ -528,11 +528,7 @@ async fn real_fabio_routes_unary_and_streaming_calls_by_the_grpc_route() {
         ]
     );
     instance.shutdown();
-    tokio::time::timeout(T, served)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    served.returns_ok("serve returns after the shutdown").await;
 }
 
 /// Fabio reaches a gRPC server over TLS by its `proto=grpcs` route (the certificate unverified,
@@ -546,26 +542,17 @@ async fn real_fabio_routes_to_a_grpc_server_over_tls() {
         return;
     };
     let pki = pki::pki();
-    let consul = tokio::task::block_in_place(|| Consul::start(&peers, ConsulOptions::default()));
-    let fabio = tokio::task::block_in_place(|| {
-        Fabio::start_in(
-            &peers,
-            FabioOptions {
-                proxy_proto: Some("grpcs;cs=test".into()),
-                args: vec![format!(
-                    "-proxy.cs=cs=test;type=file;cert={};key={}",
-                    pki.server.cert.display(),
-                    pki.server.key.display()
-                )],
-                ..FabioOptions::new(consul.http_addr())
-            },
-        )
-    });
+    let certificate = format!(
+        "-proxy.cs=cs=test;type=file;cert={};key={}",
+        pki.server.cert.display(),
+        pki.server.key.display()
+    );
+    let (consul, fabio) = consul_and_fabio(&peers, "grpcs;cs=test", vec![certificate]);
     let tls = grpc::ServerTls::from_pem(&pki.server.cert_pem, &pki.server.key_pem)
         .unwrap()
         .unverified();
-    let (instance, addr, served) = serve_tls(consul.url(), "greeter", tls).await;
-    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let served = serve_tls(consul.url(), "greeter", tls).await;
+    let (instance, port) = (served.instance.clone(), served.addr.port());
     until(
         T,
         "Fabio routes /helloworld.Greeter to the TLS instance",
@@ -589,11 +576,7 @@ async fn real_fabio_routes_to_a_grpc_server_over_tls() {
         .unwrap();
     assert_eq!(reply.message, "hello Fabio from tls");
     instance.shutdown();
-    tokio::time::timeout(T, served)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    served.returns_ok("serve returns after the shutdown").await;
 }
 
 /// `examples/grpc.rs` as a user runs it, on the dev agent: served with the attribute, greeted
@@ -661,16 +644,7 @@ async fn real_fabio_rolling_restart_of_two_processes_fails_no_call() {
     let Some(peers) = peers::require(test) else {
         return;
     };
-    let consul = tokio::task::block_in_place(|| Consul::start(&peers, ConsulOptions::default()));
-    let fabio = tokio::task::block_in_place(|| {
-        Fabio::start_in(
-            &peers,
-            FabioOptions {
-                proxy_proto: Some("grpc".into()),
-                ..FabioOptions::new(consul.http_addr())
-            },
-        )
-    });
+    let (consul, fabio) = consul_and_fabio(&peers, "grpc", Vec::new());
     let discovery = Discovery::new(Client::new(config(consul.url())).unwrap());
     let mut watch = discovery.watch("greeter").start();
     let env = [("DISCOVERABLE_GRACE_PERIOD", "500ms")];
@@ -834,12 +808,8 @@ async fn the_balanced_channel_keeps_its_instances_while_the_agent_is_down(kind: 
         .consul(config(agent.url()))
         .build()
         .unwrap();
-    let instance = service.instance();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let routes = grpc::Routes::new(Greeter {
-        instance: "kept".into(),
-    });
-    let served = tokio::spawn(grpc::serve(service, listener, routes).into_future());
+    let served = serve_greeter(service, "kept", None).await;
+    let instance = served.instance.clone();
     let discovery = Discovery::new(Client::new(config(agent.url())).unwrap());
     let mut greeter = GreeterClient::new(discovery.grpc_channel("kept"));
     tokio::time::timeout(T, greeter.say_hello("before"))
@@ -866,11 +836,7 @@ async fn the_balanced_channel_keeps_its_instances_while_the_agent_is_down(kind: 
     }
     agent.come_back().await;
     instance.shutdown();
-    tokio::time::timeout(T, served)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    served.returns_ok("serve returns after the shutdown").await;
 }
 
 discoverable_testkit::against_both_agents!(
@@ -897,14 +863,9 @@ async fn dev_agent_a_service_served_twice_answers_grpc_health_per_instance() {
     let mut urls = Vec::new();
     let mut served = Vec::new();
     for name in ["a", "b"] {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        urls.push(format!("http://{}", listener.local_addr().unwrap()));
-        let routes = grpc::Routes::new(Greeter {
-            instance: name.into(),
-        });
-        served.push(tokio::spawn(
-            grpc::serve(service.clone(), listener, routes).into_future(),
-        ));
+        let greeter = serve_greeter(service.clone(), name, None).await;
+        urls.push(greeter.url());
+        served.push(greeter.task);
     }
     let serving = ServingStatus::Serving as i32;
     for url in &urls {
