@@ -480,14 +480,7 @@ fn go_error(e: &reqwest::Error, url: &str) -> String {
         }
         source = err.source();
     }
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(err) = source {
-        text.push_str(": ");
-        text.push_str(&err.to_string());
-        source = err.source();
-    }
-    text
+    chain_text(e)
 }
 
 /// The transport's part of a failed gRPC check, worded as grpc-go's: a dial error, a TLS
@@ -530,6 +523,11 @@ fn grpc_transport_error(e: &reqwest::Error, server: &str) -> String {
         }
         source = err.source();
     }
+    chain_text(e)
+}
+
+/// `e` and each of its sources, joined by `: `.
+fn chain_text(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(err) = source {
