@@ -483,53 +483,42 @@ discoverable_testkit::against_both_agents!(
     a_panic_next_to_serve_still_deregisters,
 );
 
-/// A Consul agent that restarts keeping its state restores every check as critical until the
-/// check's first run, at a random point within its interval. The registrar notices the agent
-/// answering again and registers once more, so the instance is passing (routable) at once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_consul_restarted_keeping_its_state_shows_the_instance_passing_at_once() {
-    let test = "real_consul_restarted_keeping_its_state_shows_the_instance_passing_at_once";
-    let Some(peers) = discoverable_testkit::peers::require(test) else {
-        return;
-    };
+/// A real Consul keeping its state in a data directory across restarts; `None`: the test
+/// skips, saying why.
+fn persistent_consul(test: &str) -> Option<discoverable_testkit::Consul> {
+    let peers = discoverable_testkit::peers::require(test)?;
     let options = discoverable_testkit::ConsulOptions {
         persistent: true,
         ..Default::default()
     };
-    let mut consul =
-        tokio::task::block_in_place(|| discoverable_testkit::Consul::start(&peers, options));
-    let cfg = consul::Config::builder()
-        .address(consul.url())
-        .request_timeout(Duration::from_secs(2))
-        .build()
-        .unwrap();
-    let client = Client::new(cfg.clone()).unwrap();
-    // A long interval: the agent's own first run of the check is far off.
-    let service = Service::builder("svc")
+    Some(tokio::task::block_in_place(|| {
+        discoverable_testkit::Consul::start(&peers, options)
+    }))
+}
+
+/// A service checked every minute, so that the agent's own first run of the check is far off,
+/// retrying quickly.
+fn checked_every_minute(cfg: consul::Config) -> Service {
+    Service::builder("svc")
         .consul(cfg)
         .interval(Duration::from_secs(60))
         .grace_period(Duration::from_millis(100))
         .retry_backoff(Duration::from_millis(20), Duration::from_millis(200))
         .build()
-        .unwrap();
-    let instance = service.instance();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
-    until(T, "registered", || registered(&client, instance.id())).await;
-    let check = format!("service:{}", instance.id());
-    let status = |client: Client, check: String| async move {
-        let checks = client.agent_checks().await.ok()?;
-        checks.get(&check).map(|c| c.status)
-    };
-    assert_eq!(
-        status(client.clone(), check.clone()).await,
-        Some(consul::CheckStatus::Passing)
-    );
+        .unwrap()
+}
 
-    tokio::task::block_in_place(|| consul.restart(true));
-    let back = Instant::now();
+/// The status of instance `id`'s check in the agent's view.
+async fn check_status(client: &Client, id: &str) -> Option<consul::CheckStatus> {
+    let checks = client.agent_checks().await.ok()?;
+    checks.get(&format!("service:{id}")).map(|c| c.status)
+}
+
+/// Waits for instance `id`'s check to pass, and asserts it did within 3 s of `back` (when the
+/// agent answered again): the registrar put it right, not the agent's first run of the check.
+async fn passing_soon_after(client: &Client, id: &str, back: Instant) {
     until(T, "passing again after the restart", || async {
-        status(client.clone(), check.clone()).await == Some(consul::CheckStatus::Passing)
+        check_status(client, id).await == Some(consul::CheckStatus::Passing)
     })
     .await;
     let took = back.elapsed();
@@ -538,6 +527,51 @@ async fn real_consul_restarted_keeping_its_state_shows_the_instance_passing_at_o
         took < Duration::from_secs(3),
         "critical for {took:?}: the agent's first check run decided, not the registrar"
     );
+}
+
+/// A proxy in front of the agent at `upstream` that fails every read of the instance's watch
+/// until the flag it returns is set.
+async fn proxy_failing_the_watch(upstream: &str) -> (FakeConsul, Arc<AtomicBool>) {
+    let proxy = FakeConsul::proxy(upstream).await;
+    let restarted = Arc::new(AtomicBool::new(false));
+    let done = restarted.clone();
+    proxy.set(move |kind, _| {
+        if kind == Kind::Watch && !done.load(Ordering::SeqCst) {
+            Answer::status(500, "the agent is restarting")
+        } else {
+            Answer::Forward
+        }
+    });
+    (proxy, restarted)
+}
+
+/// A Consul agent that restarts keeping its state restores every check as critical until the
+/// check's first run, at a random point within its interval. The registrar notices the agent
+/// answering again and registers once more, so the instance is passing (routable) at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_consul_restarted_keeping_its_state_shows_the_instance_passing_at_once() {
+    let test = "real_consul_restarted_keeping_its_state_shows_the_instance_passing_at_once";
+    let Some(mut consul) = persistent_consul(test) else {
+        return;
+    };
+    let cfg = consul::Config::builder()
+        .address(consul.url())
+        .request_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let client = Client::new(cfg.clone()).unwrap();
+    let service = checked_every_minute(cfg);
+    let instance = service.instance();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
+    until(T, "registered", || registered(&client, instance.id())).await;
+    assert_eq!(
+        check_status(&client, instance.id()).await,
+        Some(consul::CheckStatus::Passing)
+    );
+
+    tokio::task::block_in_place(|| consul.restart(true));
+    passing_soon_after(&client, instance.id(), Instant::now()).await;
     instance.shutdown();
     returns_ok(served).await;
 }
@@ -548,26 +582,11 @@ async fn real_consul_restarted_keeping_its_state_shows_the_instance_passing_at_o
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_consul_restarted_before_the_watch_saw_the_instance_shows_it_passing_at_once() {
     let test = "real_consul_restarted_before_the_watch_saw_the_instance_shows_it_passing_at_once";
-    let Some(peers) = discoverable_testkit::peers::require(test) else {
+    let Some(mut consul) = persistent_consul(test) else {
         return;
     };
-    let options = discoverable_testkit::ConsulOptions {
-        persistent: true,
-        ..Default::default()
-    };
-    let mut consul =
-        tokio::task::block_in_place(|| discoverable_testkit::Consul::start(&peers, options));
     // The instance talks to Consul through a proxy that fails its watch until the restart.
-    let proxy = FakeConsul::proxy(&consul.url()).await;
-    let restarted = Arc::new(AtomicBool::new(false));
-    let done = restarted.clone();
-    proxy.set(move |kind, _| {
-        if kind == Kind::Watch && !done.load(Ordering::SeqCst) {
-            Answer::status(500, "the agent is restarting")
-        } else {
-            Answer::Forward
-        }
-    });
+    let (proxy, restarted) = proxy_failing_the_watch(&consul.url()).await;
     let through_proxy = consul::Config::builder()
         .address(proxy.url.clone())
         .request_timeout(Duration::from_secs(2))
@@ -580,13 +599,7 @@ async fn real_consul_restarted_before_the_watch_saw_the_instance_shows_it_passin
             .unwrap(),
     )
     .unwrap();
-    let service = Service::builder("svc")
-        .consul(through_proxy)
-        .interval(Duration::from_secs(60))
-        .grace_period(Duration::from_millis(100))
-        .retry_backoff(Duration::from_millis(20), Duration::from_millis(200))
-        .build()
-        .unwrap();
+    let service = checked_every_minute(through_proxy);
     let instance = service.instance();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
@@ -598,18 +611,7 @@ async fn real_consul_restarted_before_the_watch_saw_the_instance_shows_it_passin
 
     tokio::task::block_in_place(|| consul.restart(true));
     restarted.store(true, Ordering::SeqCst);
-    let back = Instant::now();
-    let check = format!("service:{}", instance.id());
-    until(T, "passing again after the restart", || async {
-        let checks = client.agent_checks().await.ok();
-        checks.and_then(|c| c.get(&check).map(|c| c.status)) == Some(consul::CheckStatus::Passing)
-    })
-    .await;
-    let took = back.elapsed();
-    assert!(
-        took < Duration::from_secs(3),
-        "critical for {took:?}: the agent's first check run decided, not the registrar"
-    );
+    passing_soon_after(&client, instance.id(), Instant::now()).await;
     instance.shutdown();
     returns_ok(served).await;
 }
@@ -624,16 +626,7 @@ async fn lost_before_the_watch_saw_the_instance_registers_again_at_once() {
         return;
     };
     let (logs, _guard) = Logs::capture(tracing::Level::INFO);
-    let proxy = FakeConsul::proxy(&agent.url()).await;
-    let restarted = Arc::new(AtomicBool::new(false));
-    let done = restarted.clone();
-    proxy.set(move |kind, _| {
-        if kind == Kind::Watch && !done.load(Ordering::SeqCst) {
-            Answer::status(500, "the agent is restarting")
-        } else {
-            Answer::Forward
-        }
-    });
+    let (proxy, restarted) = proxy_failing_the_watch(&agent.url()).await;
     let client = Client::new(config(&agent)).unwrap();
     let service = Service::builder("svc")
         .consul(
