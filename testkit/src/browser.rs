@@ -139,7 +139,7 @@ impl Browser {
         })
         .map_err(|why| format!("chromedriver did not start: {why}"))?;
         Ok(Driver {
-            _peer: peer,
+            peer,
             url: format!("http://{addr}"),
             chromium: self.chromium.clone(),
             profile: dir.join("profile"),
@@ -154,7 +154,7 @@ const MIN_WINDOW_WIDTH: u32 = 500;
 /// whole process group).
 #[derive(Debug)]
 pub struct Driver {
-    _peer: Peer,
+    peer: Peer,
     url: String,
     chromium: PathBuf,
     profile: PathBuf,
@@ -163,7 +163,7 @@ pub struct Driver {
 impl Drop for Driver {
     fn drop(&mut self) {
         // The group's ID is the driver's PID; the driver itself is killed by its `Peer`.
-        let group = self._peer.pid();
+        let group = self.peer.pid();
         if group > 0 {
             crate::process::send_signal(-group, libc::SIGKILL);
         }

@@ -85,16 +85,7 @@ where
     L: ServeListener,
     M: for<'a> TowerService<IncomingStream<'a, TcpListener>, Error = Infallible, Response = S>,
 {
-    Serve {
-        service: Ok(service),
-        protocol: Protocol::Http,
-        server: Server::Plain {
-            listener: listener.into_tcp(),
-            make_service,
-        },
-        shutdown: None,
-        _marker: PhantomData,
-    }
+    serve_attribute(Ok(service), listener, make_service)
 }
 
 /// The attribute's entry: the service comes from the generated builder call, made anew for
