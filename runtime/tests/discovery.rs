@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::{Router, extract::Query, http::HeaderMap, routing::get};
-use discoverable_runtime::consul::{self, CheckDefinition, CheckStatus, Client, Registration};
+use discoverable_runtime::consul::{
+    self, CheckDefinition, CheckStatus, Client, HealthQuery, Registration,
+};
 use discoverable_runtime::discovery::{Balanced, InstanceSet};
 use discoverable_runtime::{Discovery, Health};
 use discoverable_testkit::{Agent, AgentKind};
@@ -161,7 +163,40 @@ async fn an_index_that_goes_backwards_resets_the_watch(kind: AgentKind) {
         .watch("web")
         .wait(Duration::from_secs(30))
         .start();
-    let before = within("web-1", watch.wait_for(|s| s.len() == 1)).await;
+    // Move the service's index well past anything a fresh agent reaches with its start-up
+    // writes and one registration, so that the index after the restart certainly differs
+    // from (is below) the one before, on both agents.
+    // Each a write of its own in the catalog, whatever the agent's sync merges.
+    for n in 2..42 {
+        client
+            .register(&registration(
+                &format!("web-{n}"),
+                1000 + n,
+                CheckStatus::Passing,
+                &[],
+            ))
+            .await
+            .unwrap();
+    }
+    within("41 instances", watch.wait_for(|s| s.len() == 41)).await;
+    for n in 2..42 {
+        client.deregister(&format!("web-{n}")).await.unwrap();
+    }
+    within("web-1 alone again", watch.wait_for(|s| s.len() == 1)).await;
+    let moved = client
+        .health_service("web", &HealthQuery::default())
+        .await
+        .unwrap()
+        .index;
+    let before = within(
+        "web-1 at the moved index",
+        watch.wait_for(|s| s.len() == 1 && s.index() >= moved),
+    )
+    .await;
+    assert!(
+        before.index() >= 80,
+        "40 registrations and deregistrations moved it: {before:?}"
+    );
     // The agent restarts without its data: the index starts again from a low value.
     agent.lose_state().await;
     within("emptied", watch.wait_for(|s| s.is_empty())).await;
@@ -175,16 +210,11 @@ async fn an_index_that_goes_backwards_resets_the_watch(kind: AgentKind) {
     )
     .await;
     assert_eq!(ids(&after), ["web-9"]);
-    // The dev agent's restart answers the query in flight with its new, lower index. A real
-    // agent killed and started again drops the connection instead, and after the error the
-    // watch reads afresh; its new index may even equal the old one, as the same start-up
-    // writes happen again.
-    if kind == AgentKind::Dev {
-        assert!(
-            after.index() < before.index() || before.index() <= 2,
-            "{before:?} {after:?}"
-        );
-    }
+    // The dev agent's restart answers the query in flight with its new, lower index; a real
+    // agent killed and started again drops the connection, and after the error the watch
+    // reads afresh. Either way the watch follows the fresh agent's lower index: kept, the old
+    // one would hold every read for the whole wait.
+    assert!(after.index() < before.index(), "{before:?} {after:?}");
 }
 
 /// A fake Consul answering `/v1/health/service/web` with a scripted sequence of indexes; it
