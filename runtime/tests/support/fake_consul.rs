@@ -79,6 +79,9 @@ struct Shared {
     counts: Mutex<HashMap<Kind, Arc<AtomicUsize>>>,
     /// Every call, when recording (off for the memory test: the record itself would grow).
     calls: Option<Mutex<Vec<Call>>>,
+    /// When each request arrived on tokio's clock (paused in the pacing tests), including those
+    /// never answered; when recording.
+    arrivals: Option<Mutex<Vec<(Kind, tokio::time::Instant)>>>,
     upstream: Option<(reqwest::Client, String)>,
 }
 
@@ -126,6 +129,7 @@ impl FakeConsul {
             script: Mutex::new(script),
             counts: Mutex::new(HashMap::new()),
             calls: record.then(|| Mutex::new(Vec::new())),
+            arrivals: record.then(|| Mutex::new(Vec::new())),
             upstream,
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -149,6 +153,19 @@ impl FakeConsul {
 
     fn counter(&self, kind: Kind) -> Arc<AtomicUsize> {
         counter(&self.shared, kind)
+    }
+
+    /// When each request of `kind` arrived, on tokio's clock, answered or not (empty when not
+    /// recording).
+    pub fn arrivals(&self, kind: Kind) -> Vec<tokio::time::Instant> {
+        self.shared.arrivals.as_ref().map_or_else(Vec::new, |a| {
+            a.lock()
+                .unwrap()
+                .iter()
+                .filter(|(k, _)| *k == kind)
+                .map(|(_, at)| *at)
+                .collect()
+        })
     }
 
     /// Every call so far (empty when not recording).
@@ -182,6 +199,12 @@ async fn handle(
     let path = uri.path().to_owned();
     let kind = Kind::of(&method, &path);
     counter(&shared, kind).fetch_add(1, Ordering::SeqCst);
+    if let Some(arrivals) = &shared.arrivals {
+        arrivals
+            .lock()
+            .unwrap()
+            .push((kind, tokio::time::Instant::now()));
+    }
     let target = uri.path_and_query().map_or(path.as_str(), |p| p.as_str());
     let answer = (shared.script.lock().unwrap())(kind, target);
     let response = match answer {
