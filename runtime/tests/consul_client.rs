@@ -396,7 +396,8 @@ mod consul {
                 .await
             })
         };
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Both reads wait in the agent before the change they wait for.
+        t.agent.parked(2).await;
         c.register(&ttl_registration(&name, Duration::from_secs(60)))
             .await
             .unwrap();
@@ -451,7 +452,8 @@ mod consul {
                     .await
             })
         };
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The read waits in the agent before the change it waits for.
+        t.agent.parked(1).await;
         reg.tags = vec!["changed".into()];
         c.register(&reg).await.unwrap();
         let changed = tokio::time::timeout(Duration::from_secs(5), watcher)
@@ -600,7 +602,8 @@ mod consul {
                     .await
             })
         };
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The read waits in the agent when it restarts.
+        t.agent.parked(1).await;
         t.agent.lose_state().await;
         // The dev agent answers the read in flight at once; a real agent that was killed
         // drops the connection, and the client's next read of the fresh agent sees the

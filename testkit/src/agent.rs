@@ -68,6 +68,26 @@ impl Agent {
         }
     }
 
+    /// How many blocking reads wait in the agent for a change right now: the dev agent counts
+    /// its own; for a real Consul, its HTTP handlers in the goroutine dump.
+    pub async fn blocking_queries(&self) -> usize {
+        match self {
+            Agent::Dev(a) => a.blocking_queries(),
+            Agent::Real(c) => blocking(|| c.blocking_queries()).expect("Consul's goroutine dump"),
+        }
+    }
+
+    /// Waits until exactly `n` blocking reads are parked in the agent (5 s at most), so a
+    /// test makes the change they wait for only once they wait.
+    pub async fn parked(&self, n: usize) {
+        crate::until(
+            std::time::Duration::from_secs(5),
+            &format!("{n} blocking reads parked in the agent"),
+            || async { self.blocking_queries().await == n },
+        )
+        .await;
+    }
+
     /// The dev agent, if this is one.
     pub fn dev(&self) -> Option<&DevAgent> {
         match self {

@@ -270,6 +270,18 @@ impl Consul {
         format!("http://{}", self.http)
     }
 
+    /// How many HTTP reads are parked in the agent, blocking until a change: the handler
+    /// goroutines of Consul's HTTP API in its goroutine dump (`/debug/pprof/goroutine`, on in
+    /// `-dev`). Requests being answered right now count too, so read it while only the
+    /// blocking reads are in flight.
+    pub fn blocking_queries(&self) -> Result<usize, String> {
+        let dump = self.get("/debug/pprof/goroutine?debug=1")?;
+        if dump.status != 200 {
+            return Err(format!("goroutine dump: {} {}", dump.status, dump.body));
+        }
+        Ok(parked_http_handlers(&dump.body))
+    }
+
     /// The agent's node name.
     pub fn node(&self) -> &str {
         &self.node
@@ -381,5 +393,46 @@ impl Drop for Consul {
                 self.dir.display()
             );
         }
+    }
+}
+
+/// Goroutines in a `debug=1` goroutine dump (groups of identical stacks, each opening with
+/// `<count> @ <pcs>`, the first after the dump's heading) that are inside one of the handlers of Consul's HTTP API
+/// (`agent.(*HTTPHandlers).CatalogServices` and the like). The dump's own request is served
+/// by the debug mux, outside those handlers.
+fn parked_http_handlers(dump: &str) -> usize {
+    dump.split("\n\n")
+        .filter(|group| {
+            group.lines().any(|line| {
+                line.split_once("agent.(*HTTPHandlers).")
+                    .is_some_and(|(_, method)| method.starts_with(|c: char| c.is_ascii_uppercase()))
+            })
+        })
+        .filter_map(|group| {
+            // The first group also holds the dump's heading line.
+            let (count, _) = group.lines().find_map(|line| line.split_once(" @ "))?;
+            count.trim().parse::<usize>().ok()
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parked_http_handlers;
+
+    #[test]
+    fn counts_the_goroutines_inside_http_handlers() {
+        let dump = "goroutine profile: total 9\n\
+            3 @ 0x1 0x2\n\
+            #\t0x1\tgithub.com/hashicorp/consul/agent/blockingquery.Query+0x689\t/x.go:196\n\
+            #\t0x2\tgithub.com/hashicorp/consul/agent.(*HTTPHandlers).CatalogServices+0x5e4\t/y.go:300\n\
+            \n\
+            1 @ 0x3\n\
+            #\t0x3\tgithub.com/hashicorp/consul/agent.(*HTTPHandlers).AgentService+0x273\t/z.go:1\n\
+            \n\
+            5 @ 0x4\n\
+            #\t0x4\tgithub.com/hashicorp/consul/agent.(*HTTPHandlers).handler.func3+0x31\t/w.go:1\n\
+            #\t0x5\tnet/http.(*conn).serve+0x68f\t/v.go:1\n";
+        assert_eq!(parked_http_handlers(dump), 4);
     }
 }
