@@ -334,15 +334,17 @@ mod tests {
             strip = true,
             ttl = "10s"
         ));
-        let expected: Vec<String> = [Field::Health, Field::Strip, Field::Ttl]
-            .into_iter()
-            .map(|field| {
-                rules::check_grpc_exclusive(true, field)
-                    .unwrap_err()
-                    .to_string()
-            })
-            .collect();
-        assert_eq!(errors, expected);
+        assert_eq!(
+            errors,
+            [
+                "`health`: `health` sets the HTTP health route's path, but with `grpc` Consul \
+                 calls the gRPC health service (`grpc.health.v1.Health/Check`); remove `health`",
+                "`strip`: `strip` is Fabio's option for HTTP routes; a gRPC service is routed by \
+                 its full name (`urlprefix-/<package.Service> proto=grpc`); remove `strip`",
+                "`ttl`: `ttl` replaces Consul's check of the instance, but with `grpc` Consul \
+                 calls its gRPC health service; remove `ttl`",
+            ]
+        );
         assert_eq!(
             messages(quote!(name = "greeter", grpc = true)),
             ["`grpc` is a flag and takes no value: write `grpc`"]
