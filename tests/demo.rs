@@ -5,8 +5,11 @@
 
 mod support;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use discoverable_timeline::{Census, totals_text};
@@ -227,14 +230,53 @@ fn look_at_chart(chart: &Path, svg: &str) {
 }
 
 /// Runs the demo to its end; asserts success and zero failed requests; returns its output.
+///
+/// The zero is not taken on the demo's word: from the moment its steady load starts until v2 a
+/// is deregistered, drained and stopped, this test sends requests of its own through the
+/// demo's router and counts what it gets itself.
 fn run_demo(cmd: Command) -> String {
     let mut demo = support::spawn("demo", cmd);
     let started = Instant::now();
+    let mut lines: Vec<String> = Vec::new();
+    let mut router: Option<SocketAddr> = None;
+    let mut observer = None;
+    let stop = Arc::new(AtomicBool::new(false));
+    loop {
+        let line = demo
+            .lines
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("the demo stopped printing:\n{}", lines.join("\n")));
+        if let Some((_, url)) = line.split_once("router listening on http://") {
+            router = Some(url.trim().parse().expect("the router's address"));
+        }
+        // Both instances are routable once the demo's own load starts.
+        if line.contains("steady load: 4 clients") {
+            let router = router.expect("the demo names its router before its load starts");
+            let stop = stop.clone();
+            observer = Some(std::thread::spawn(move || observe(router, &stop)));
+        }
+        let replaced = line.contains("v2 a deregistered, drained and stopped");
+        lines.push(line);
+        if replaced {
+            break;
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    let seen = observer
+        .expect("the demo's steady load started")
+        .join()
+        .expect("the observer did not panic");
     let code = demo.wait_exit(Duration::from_secs(60));
     // Everything it printed: the reader may still hold the last lines when it has exited.
-    let lines = demo.rest_of_output(Duration::from_secs(10));
+    lines.extend(demo.rest_of_output(Duration::from_secs(10)));
     let out = lines.join("\n");
     assert_eq!(code, Some(0), "demo failed:\n{out}");
+    eprintln!("through the demo's router during the replacement: {seen:?}");
+    assert_eq!(seen.failed, Vec::<String>::new(), "{out}");
+    assert!(
+        seen.by_a > 0 && seen.by_b > 0,
+        "both v2 instances answered the test's own requests: {seen:?}\n{out}"
+    );
     let last = lines.last().expect("the demo printed nothing");
     let (ok, failed) = last
         .strip_prefix("requests: ")
@@ -258,4 +300,27 @@ fn run_demo(cmd: Command) -> String {
         started.elapsed()
     );
     out
+}
+
+/// What the test's own requests through the demo's router got.
+#[derive(Debug, Default)]
+struct Observed {
+    by_a: u64,
+    by_b: u64,
+    /// Every answer that was not v2's, or the error.
+    failed: Vec<String>,
+}
+
+/// Sends `GET /v2/orders` through the router at `router`, one after the other, until `stop`.
+fn observe(router: SocketAddr, stop: &AtomicBool) -> Observed {
+    let mut seen = Observed::default();
+    while !stop.load(Ordering::SeqCst) {
+        match discoverable_testkit::http::get(router, "/v2/orders", None) {
+            Ok(a) if a.status == 200 && a.body.starts_with("v2 a: ") => seen.by_a += 1,
+            Ok(a) if a.status == 200 && a.body.starts_with("v2 b: ") => seen.by_b += 1,
+            Ok(a) => seen.failed.push(format!("{} {}", a.status, a.body)),
+            Err(e) => seen.failed.push(e),
+        }
+    }
+    seen
 }
