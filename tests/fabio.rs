@@ -247,9 +247,41 @@ async fn real_fabio_drops_a_degraded_instance_that_stays_registered(kind: AgentK
     routed_to(&fabio, &[&url]).await;
 }
 
+/// A process frozen with SIGSTOP sends no TTL heartbeat: its check goes critical when the TTL
+/// runs out and Fabio stops routing to it, though it stays registered; after SIGCONT the next
+/// beat makes it passing and routed again.
+async fn real_fabio_stops_routing_a_frozen_ttl_instance_and_routes_it_once_thawed(kind: AgentKind) {
+    let test = "real_fabio_stops_routing_a_frozen_ttl_instance_and_routes_it_once_thawed";
+    let Some((_agent, consul, fabio)) = agent_and_fabio(kind, test) else {
+        return;
+    };
+    let (app, url) = example("layer", &consul, &[("CHECK_TTL", "3s")]);
+    routed_to(&fabio, &[&url]).await;
+    app.signal("STOP");
+    let frozen = Instant::now();
+    routed_to(&fabio, &[]).await;
+    println!(
+        "{kind:?}: frozen to out of Fabio's table: {:?} (TTL 3 s)",
+        frozen.elapsed()
+    );
+    assert!(
+        frozen.elapsed() >= Duration::from_secs(2),
+        "dropped {:?} after the freeze, before its 3 s TTL could have run out (the last beat was at most 1 s before it)",
+        frozen.elapsed()
+    );
+    let registered = agent_instances(&consul, "cool_app").await.unwrap();
+    assert_eq!(registered.len(), 1, "still registered: {registered:?}");
+    assert_eq!(fabio.get("/oops/").unwrap().status, 404);
+    app.signal("CONT");
+    let thawed = Instant::now();
+    routed_to(&fabio, &[&url]).await;
+    println!("{kind:?}: thawed to routed again: {:?}", thawed.elapsed());
+}
+
 discoverable_testkit::against_both_agents!(
     real_fabio_routes_cool_app_under_its_prefix,
     real_fabio_drops_cool_app_on_sigterm_before_its_listener_closes,
     real_fabio_rolling_restart_under_load_fails_no_request,
     real_fabio_drops_a_degraded_instance_that_stays_registered,
+    real_fabio_stops_routing_a_frozen_ttl_instance_and_routes_it_once_thawed,
 );

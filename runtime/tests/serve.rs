@@ -200,6 +200,79 @@ async fn dropping_the_serve_future_still_deregisters(kind: AgentKind) {
     );
 }
 
+/// On a multi-threaded runtime a dropped serve future waits for its deregistration inside
+/// `block_in_place`, so its worker hands its other tasks over. With one worker and Consul
+/// hanging (the wait lasts its whole 2 s bound), a ticker on that worker ticks on through the
+/// wait; a wait that blocked the worker would stop it until the drop returned.
+fn a_dropped_serve_future_hands_its_workers_other_tasks_over(kind: AgentKind) {
+    let test = "a_dropped_serve_future_hands_its_workers_other_tasks_over";
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let Some((agent, client)) = agent(kind, test).await else {
+            return;
+        };
+        let agent = Arc::new(agent);
+        let service = builder(&agent).build().unwrap();
+        let id = service.id().to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ticks: Arc<std::sync::Mutex<Vec<Instant>>> = Arc::default();
+        let ticker = tokio::spawn({
+            let ticks = ticks.clone();
+            async move {
+                loop {
+                    ticks.lock().unwrap().push(Instant::now());
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        });
+        // The future is made, polled and dropped on the worker, as in a spawned task of a
+        // user's own.
+        let dropper = tokio::spawn({
+            let agent = agent.clone();
+            async move {
+                let mut serving =
+                    Box::pin(discoverable_runtime::serve(service, listener, app()).into_future());
+                tokio::select! {
+                    _ = &mut serving => panic!("serve returned on its own"),
+                    () = until(T, "registered", || registered(&client, &id)) => {}
+                }
+                agent.hang();
+                let from = Instant::now();
+                drop(serving);
+                (from, Instant::now())
+            }
+        });
+        let (from, to) = tokio::time::timeout(T, dropper)
+            .await
+            .expect("the drop returns within its bound")
+            .unwrap();
+        agent.unhang();
+        ticker.abort();
+        let waited = to - from;
+        let during = ticks
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|t| (from..to).contains(*t))
+            .count();
+        eprintln!(
+            "{kind:?}: the drop waited {waited:?}; the ticker ticked {during} times meanwhile"
+        );
+        assert!(
+            waited >= Duration::from_secs(1),
+            "the drop waited {waited:?}: Consul hung, so it should wait for its bound"
+        );
+        assert!(
+            during >= 20,
+            "the ticker on the same worker ticked {during} times in the {waited:?} the drop waited"
+        );
+    });
+}
+
 async fn registers_once_consul_comes_up_and_serves_meanwhile(kind: AgentKind) {
     let Some((mut agent, client)) =
         agent(kind, "registers_once_consul_comes_up_and_serves_meanwhile").await
@@ -289,12 +362,18 @@ async fn re_registers_after_the_agent_loses_its_state(kind: AgentKind) {
         lost.elapsed()
     );
     assert_eq!(passing(&client, "svc").await, 1);
-    // An operator's deregistration is healed the same way.
+    // An operator's deregistration is healed the same way, as promptly.
     client.deregister(instance.id()).await.unwrap();
+    let removed = Instant::now();
     until(T, "registered after an operator removed it", || {
         registered(&client, instance.id())
     })
     .await;
+    assert!(
+        removed.elapsed() < Duration::from_secs(3),
+        "registered again {:?} after an operator removed it",
+        removed.elapsed()
+    );
     instance.shutdown();
     returns_ok(served).await;
     assert!(!registered(&client, instance.id()).await);
@@ -317,8 +396,25 @@ async fn shutdown_is_bounded_when_consul_hangs(kind: AgentKind) {
         .unwrap();
     let instance = service.instance();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
+    let url = format!("http://{}/slow", listener.local_addr().unwrap());
+    // A request that is still in flight when shutdown begins and ends after the bound.
+    let app = app().route(
+        "/slow",
+        get(|| async {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            "slow"
+        }),
+    );
+    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app).into_future());
     until(T, "registered", || registered(&client, instance.id())).await;
+    let request = tokio::spawn(async move {
+        let answer = reqwest::get(url).await?;
+        Ok::<_, reqwest::Error>((answer.status().as_u16(), answer.text().await?))
+    });
+    until(T, "the slow request in flight", || async {
+        instance.in_flight() == 1
+    })
+    .await;
     agent.hang();
     let asked = Instant::now();
     instance.shutdown();
@@ -328,6 +424,13 @@ async fn shutdown_is_bounded_when_consul_hangs(kind: AgentKind) {
         asked.elapsed() < Duration::from_secs(3),
         "shutdown took {:?}",
         asked.elapsed()
+    );
+    // The drain still happened: the request in flight got its whole answer.
+    let answer = request.await.unwrap();
+    assert_eq!(
+        answer.as_ref().map_err(ToString::to_string),
+        Ok(&(200, "slow".to_owned())),
+        "the request in flight when Consul hung"
     );
 }
 
@@ -486,6 +589,21 @@ discoverable_testkit::against_both_agents!(
     ipv6_addresses_are_bracketed_and_checked,
     a_panic_next_to_serve_still_deregisters,
 );
+
+/// Tests that build their own runtime (one worker).
+mod one_worker {
+    use discoverable_testkit::AgentKind;
+
+    #[test]
+    fn dev_agent_a_dropped_serve_future_hands_its_workers_other_tasks_over() {
+        super::a_dropped_serve_future_hands_its_workers_other_tasks_over(AgentKind::Dev);
+    }
+
+    #[test]
+    fn real_consul_a_dropped_serve_future_hands_its_workers_other_tasks_over() {
+        super::a_dropped_serve_future_hands_its_workers_other_tasks_over(AgentKind::RealConsul);
+    }
+}
 
 /// A real Consul keeping its state in a data directory across restarts; `None`: the test
 /// skips, saying why.
