@@ -5,7 +5,7 @@
 //! Consul here is a fake on loopback served by the test's own runtime (so every answer is in
 //! when the runtime next looks, and the paused clock only moves while everything waits on a
 //! timer): failing with 500, never answering, refusing connections, and rejecting the
-//! registration with 403 or 400 until it is fixed.
+//! registration with 403 or 400 until it is fixed; and the TTL heartbeat's period.
 
 #[path = "support/fake_consul.rs"]
 mod fake_consul;
@@ -208,4 +208,35 @@ async fn a_denied_registration_is_retried_every_30_s_and_lands_within_30_s_of_th
 #[tokio::test(start_paused = true)]
 async fn a_rejected_registration_is_retried_every_30_s_and_lands_within_30_s_of_the_fix() {
     rejected_until_fixed(400, "Invalid check: TTL must be > 0 for TTL checks").await;
+}
+
+/// A third of the TTL between heartbeats, exactly, also while the watch on the instance's own
+/// registration fails and backs off: here it never gets an answer, so every read ends at the
+/// 2 s request bound and the next waits out the backoff first.
+#[tokio::test(start_paused = true)]
+async fn ttl_heartbeats_come_every_third_of_the_ttl_while_the_watch_backs_off() {
+    let fake = FakeConsul::start(true, |kind, _| match kind {
+        Kind::Watch => Answer::Hang,
+        _ => Answer::status(200, ""),
+    })
+    .await;
+    let ttl = Duration::from_millis(1500);
+    let beat = ttl / 3;
+    let service = builder(&fake.url).ttl(ttl).build().unwrap();
+    let instance = service.instance();
+    let served = start(service).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let beats = fake.arrivals(Kind::CheckUpdate);
+    let gaps: Vec<Duration> = beats.windows(2).map(|w| w[1] - w[0]).collect();
+    eprintln!("TTL {ttl:?}: {} beats, gaps {gaps:?}", beats.len());
+    assert!(beats.len() >= 19, "{} beats in 10 s: {gaps:?}", beats.len());
+    let reads = fake.arrivals(Kind::Watch).len();
+    assert!(reads >= 3, "the watch failed and read again: {reads} reads");
+    for gap in &gaps {
+        assert!(
+            gap.abs_diff(beat) <= Duration::from_millis(5),
+            "heartbeat gap {gap:?}, expected {beat:?}: {gaps:?}"
+        );
+    }
+    stop(&instance, served).await;
 }

@@ -259,10 +259,22 @@ impl Registrar {
         let mut seen = false;
         // Whether the watch failed since it last showed the registration.
         let mut failed = false;
+        // The backoff before the next read after a failed or useless one. It is waited out
+        // inside the read's future, so TTL heartbeats go on meanwhile.
+        let mut delay: Option<Duration> = None;
         loop {
             let since = hash.clone();
-            let asked = tokio::time::Instant::now();
-            let watch = client.agent_service(&id, since.as_deref(), Some(WATCH_WAIT));
+            let before = delay.take();
+            let watch = async {
+                if let Some(d) = before {
+                    tokio::time::sleep(d).await;
+                }
+                let asked = tokio::time::Instant::now();
+                let read = client
+                    .agent_service(&id, since.as_deref(), Some(WATCH_WAIT))
+                    .await;
+                (asked, read)
+            };
             tokio::pin!(watch);
             let outcome = loop {
                 let heartbeat = async {
@@ -283,7 +295,7 @@ impl Registrar {
                 };
                 match event {
                     Event::Stop => return KeepAlive::Stopped,
-                    Event::Watch(result) => break result,
+                    Event::Watch(answer) => break answer,
                     Event::Beat => {
                         let report = self.instance.report().await;
                         match client
@@ -298,6 +310,7 @@ impl Registrar {
                     }
                 }
             };
+            let (asked, outcome) = outcome;
             match outcome {
                 // An answer the next read cannot block on (no hash), or one that came back at
                 // once with the hash it was asked to wait on, would make this loop spin as
@@ -308,9 +321,7 @@ impl Registrar {
                         "the answer has no ContentHash, so the watch cannot block on it; expected Consul's agent service definition",
                     );
                     quiet.failed("watching the registration", &e);
-                    if !self.pause(backoff.next().unwrap_or(self.retry_max)).await {
-                        return KeepAlive::Stopped;
-                    }
+                    delay = Some(backoff.next().unwrap_or(self.retry_max));
                 }
                 Ok(found)
                     if since.is_some()
@@ -324,9 +335,7 @@ impl Registrar {
                         "Consul answered at once with an unchanged ContentHash instead of blocking until it changes",
                     );
                     quiet.failed("watching the registration", &e);
-                    if !self.pause(backoff.next().unwrap_or(self.retry_max)).await {
-                        return KeepAlive::Stopped;
-                    }
+                    delay = Some(backoff.next().unwrap_or(self.retry_max));
                 }
                 Ok(found) => match found.value {
                     // Also when the watch failed before it ever saw the registration: the
@@ -358,10 +367,7 @@ impl Registrar {
                     quiet.failed("watching the registration", &e);
                     failed = true;
                     hash = None;
-                    let delay = backoff.next().unwrap_or(self.retry_max);
-                    if !self.pause(delay).await {
-                        return KeepAlive::Stopped;
-                    }
+                    delay = Some(backoff.next().unwrap_or(self.retry_max));
                 }
             }
         }
