@@ -537,11 +537,19 @@ async fn a_thousand_failed_calls_grow_neither_tasks_nor_memory() {
     eprintln!(
         "1000 failed calls: tasks {tasks_100} -> {tasks_1000}, live bytes {bytes_100} -> {bytes_1000} ({growth:+})"
     );
-    assert_eq!(tasks_1000, tasks_100, "no task per failed call");
-    assert!(
-        growth < 64 * 1024,
-        "memory grew by {growth} bytes over 900 failed calls"
-    );
+    // A connection or request in flight at either reading holds a task and buffers for a
+    // moment: wait until they are back to the level after 100 calls, which a task or 72 bytes
+    // kept per failed call would never reach.
+    until(T, "tasks back to their level after 100 calls", || async {
+        metrics.num_alive_tasks() <= tasks_100
+    })
+    .await;
+    until(
+        T,
+        "live heap within 64 KiB of its level after 100 calls",
+        || async { LIVE_BYTES.load(Ordering::SeqCst).saturating_sub(bytes_100) < 64 * 1024 },
+    )
+    .await;
     assert_eq!(problems_with(&logs, "500"), 1, "{}", logs.text());
     assert_eq!(logs.problems().len(), 1, "{}", logs.text());
 
@@ -697,9 +705,11 @@ async fn ttl_heartbeat_runs_every_third_survives_a_failure_and_stops_before_dere
     let beats = updates(200);
     let gaps: Vec<Duration> = beats.windows(2).map(|w| w[1].at - w[0].at).collect();
     eprintln!("TTL {ttl:?}: heartbeat gaps {gaps:?}");
+    // Never early. How late a beat may be on a busy machine is no fixed figure; the exact
+    // period is checked on tokio's paused clock (`pacing.rs`).
     for gap in &gaps {
         assert!(
-            *gap >= beat - Duration::from_millis(20) && *gap <= beat + Duration::from_millis(250),
+            *gap >= beat - Duration::from_millis(20),
             "heartbeat gap {gap:?}, expected about {beat:?}: {gaps:?}"
         );
     }
