@@ -103,18 +103,72 @@ pub struct Consul {
 }
 
 const READY_WITHIN: Duration = Duration::from_secs(60);
+/// How often a start that lost a port to another process is tried.
+const LAUNCH_ATTEMPTS: u32 = 5;
+
+/// A port free for both TCP and UDP on 127.0.0.1 (serf gossips over both on one port).
+fn free_tcp_and_udp_port() -> u16 {
+    loop {
+        let port = free_port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// The first line of `text` that contains `needle`.
+fn first_line_with<'a>(text: &'a str, needle: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or(text)
+        .trim()
+}
 
 impl Consul {
     /// Starts an agent with `options` and (unless told not to) waits until it is ready.
     /// Panics, with the end of its log, if it does not start.
+    ///
+    /// Its ports are picked free and released before the agent binds them, so another
+    /// process may take one first: an agent that exits saying an address is in use is started
+    /// again on newly picked ports (when it is waited for).
     pub fn start(peers: &Peers, options: ConsulOptions) -> Consul {
         let dir = scratch_dir("consul");
         let node = options.node.clone().unwrap_or_else(|| {
             let name = dir.file_name().unwrap().to_string_lossy().into_owned();
             name.replace("discoverable-consul", "node")
         });
+        let mut consul = Consul {
+            peer: None,
+            binary: peers.consul.clone(),
+            http: SocketAddr::new(options.client, 0),
+            https: None,
+            serf_lan: 0,
+            options,
+            dir,
+            node,
+        };
+        for attempt in 1.. {
+            consul.pick_ports();
+            match consul.launch() {
+                Ok(()) => break,
+                Err(why) if attempt < LAUNCH_ATTEMPTS => {
+                    eprintln!(
+                        "testkit: consul {}: {why}; picking other ports",
+                        consul.node
+                    );
+                }
+                Err(why) => panic!("consul {} did not start: {why}", consul.node),
+            }
+        }
+        consul
+    }
+
+    /// Picks the agent's ports (TCP and UDP free, as serf needs both) and writes its
+    /// configuration.
+    fn pick_ports(&mut self) {
+        let options = &self.options;
         let http = SocketAddr::new(options.client, free_port());
-        let serf_lan = options.serf_lan_port.unwrap_or_else(free_port);
+        let serf_lan = options.serf_lan_port.unwrap_or_else(free_tcp_and_udp_port);
         let https = options
             .https
             .as_ref()
@@ -124,9 +178,10 @@ impl Consul {
              serf_lan = {serf_lan}\n  serf_wan = {}\n  server = {}\n}}\n",
             http.port(),
             https.map_or(-1, |a| i32::from(a.port())),
-            free_port(),
+            free_tcp_and_udp_port(),
             free_port(),
         );
+        let node = &self.node;
         let mut hcl = format!(
             "node_name = \"{node}\"\n{ports}\
              # Loopback only: no update check or anonymous signature to the vendor.\n\
@@ -151,26 +206,17 @@ impl Consul {
             ));
         }
         hcl.push_str(&options.extra_hcl);
-        std::fs::write(dir.join("consul.hcl"), hcl).expect("write consul.hcl");
-        let mut consul = Consul {
-            peer: None,
-            binary: peers.consul.clone(),
-            options,
-            dir,
-            node,
-            http,
-            https,
-            serf_lan,
-        };
-        consul.launch();
-        consul
+        std::fs::write(self.dir.join("consul.hcl"), hcl).expect("write consul.hcl");
+        (self.http, self.https, self.serf_lan) = (http, https, serf_lan);
     }
 
     fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
     }
 
-    fn launch(&mut self) {
+    /// Starts the agent on its configured ports and, when told to, waits until it is ready.
+    /// `Err`: it exited because one of its addresses was in use.
+    fn launch(&mut self) -> Result<(), String> {
         let o = &self.options;
         let mut cmd = match &o.netns {
             Some(ns) => {
@@ -211,19 +257,46 @@ impl Consul {
             cmd,
             &self.dir.join("consul.log"),
         ));
-        if self.options.wait_ready {
-            self.wait_ready(READY_WITHIN);
+        if !self.options.wait_ready {
+            return Ok(());
+        }
+        match self.try_wait_ready(READY_WITHIN) {
+            Err(why) if why.contains("address already in use") => {
+                self.kill();
+                Err(format!(
+                    "a port was taken before it bound it ({})",
+                    first_line_with(&why, "address already in use")
+                ))
+            }
+            Err(why) => panic!(
+                "consul {} not ready: {why}\nits log ends:\n{}",
+                self.node,
+                self.log_tail(40)
+            ),
+            Ok(()) => Ok(()),
         }
     }
 
     /// Waits until the agent has a leader and its own node is in the catalog (so ACLs are
-    /// bootstrapped and registrations are seen by health queries at once).
+    /// bootstrapped and registrations are seen by health queries at once). Panics, with the
+    /// end of its log, if it is not ready `within`.
     pub fn wait_ready(&mut self, within: Duration) {
+        if let Err(why) = self.try_wait_ready(within) {
+            panic!(
+                "consul {} not ready: {why}\nits log ends:\n{}",
+                self.node,
+                self.log_tail(40)
+            );
+        }
+    }
+
+    fn try_wait_ready(&mut self, within: Duration) -> Result<(), String> {
         let started = Instant::now();
         let node_path = format!("/v1/catalog/node/{}", self.node);
+        // An agent that exited ends the wait at once (`Ok(Err(..))`), with its log's end.
         let result = wait_until(within, || {
-            if let Some(peer) = self.peer.as_mut() {
-                peer.check_alive()?;
+            if let Some(Err(exited)) = self.peer.as_mut().map(Peer::check_alive) {
+                return Ok(Err(exited));
             }
             let leader = self.get("/v1/status/leader")?;
             if leader.status != 200 || leader.body.trim() == "\"\"" {
@@ -232,7 +305,7 @@ impl Consul {
             let node = self.get(&node_path)?;
             match node.json() {
                 Ok(v) if node.status == 200 && v.get("Node").is_some_and(|n| !n.is_null()) => {
-                    Ok(())
+                    Ok(Ok(()))
                 }
                 _ => Err(format!(
                     "node not in the catalog yet: {} {}",
@@ -240,19 +313,14 @@ impl Consul {
                 )),
             }
         });
-        if let Err(why) = result {
-            panic!(
-                "consul {} not ready: {why}\nits log ends:\n{}",
-                self.node,
-                self.log_tail(40)
-            );
-        }
+        result??;
         eprintln!(
             "testkit: consul {} ready at {} in {:.1?}",
             self.node,
             self.url(),
             started.elapsed()
         );
+        Ok(())
     }
 
     /// The HTTP API's address.
@@ -356,7 +424,18 @@ impl Consul {
         if !keep_state {
             let _ = std::fs::remove_dir_all(self.data_dir());
         }
-        self.launch();
+        // The same ports again: clients know them. Another process may hold one of them for a
+        // moment (another test's port probe, an outgoing connection's local port).
+        for attempt in 1.. {
+            match self.launch() {
+                Ok(()) => return,
+                Err(why) if attempt < LAUNCH_ATTEMPTS => {
+                    eprintln!("testkit: consul {}: {why}; trying again", self.node);
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                Err(why) => panic!("consul {} did not start again: {why}", self.node),
+            }
+        }
     }
 
     /// Freezes the agent (SIGSTOP): connections are accepted by the kernel, never answered.
@@ -418,7 +497,29 @@ fn parked_http_handlers(dump: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::parked_http_handlers;
+    use super::*;
+
+    /// A restart on the same ports waits out another process holding one of them for a moment,
+    /// instead of failing the test that restarted its agent.
+    #[test]
+    fn a_restart_waits_out_a_port_held_for_a_moment() {
+        let Some(peers) = crate::peers::require("a_restart_waits_out_a_port_held_for_a_moment")
+        else {
+            return;
+        };
+        let mut consul = Consul::start(&peers, ConsulOptions::default());
+        let http = consul.http_addr();
+        consul.kill();
+        let held = std::net::TcpListener::bind(http).expect("the killed agent's port is free");
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(700));
+            drop(held);
+        });
+        consul.restart(false);
+        release.join().unwrap();
+        assert_eq!(consul.http_addr(), http, "the same port again");
+        assert_eq!(consul.get("/v1/status/leader").map(|a| a.status), Ok(200));
+    }
 
     #[test]
     fn counts_the_goroutines_inside_http_handlers() {
