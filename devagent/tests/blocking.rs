@@ -138,15 +138,19 @@ async fn without_change_the_query_returns_at_wait_with_the_same_index() {
     env.register(json!({"Name": "web"})).await;
     let index = index_of(&env.get("/v1/health/service/web").await);
     let started = Instant::now();
-    let resp = env
-        .get(&format!("/v1/health/service/web?index={index}&wait=1s"))
-        .await;
+    // Held for the wait and answered then: never early, and not held on (the jitter's own
+    // bound, wait/16, is the unit test's in `api`; how late the answer reaches this test on
+    // a busy machine is no property of the agent).
+    let resp = tokio::time::timeout(
+        Duration::from_secs(10),
+        env.get(&format!("/v1/health/service/web?index={index}&wait=1s")),
+    )
+    .await
+    .expect("answered once the wait is over");
     let took = started.elapsed();
     assert_eq!(resp.status(), 200);
     assert_eq!(index_of(&resp), index);
-    // wait plus at most wait/16 of jitter.
     assert!(took >= Duration::from_millis(990), "{took:?}");
-    assert!(took < Duration::from_millis(1063 + 1000), "{took:?}");
     assert_eq!(
         resp.json::<Value>().await.unwrap()[0]["Service"]["ID"],
         "web"
