@@ -48,7 +48,9 @@
 //! Health (blocking): `GET /v1/health/{service,checks,state,node}/:x`. Catalog (blocking):
 //! `GET /v1/catalog/{services,service/:name,nodes,node/:node}`, `GET /v1/catalog/datacenters`.
 //! KV (blocking reads): `GET|PUT|DELETE /v1/kv/<key>`. Status: `GET /v1/status/{leader,peers}`.
-//! Fault switches: `PUT /_devagent/fault/...`, see [`Faults`]. The page: `GET /ui/`.
+//! Fault switches: `PUT /_devagent/fault/...`, see [`Faults`]. How each check's registration
+//! was decoded (Consul's views leave `Definition` empty): `GET /_devagent/checks`. The page:
+//! `GET /ui/`.
 
 #![warn(missing_docs, rust_2018_idioms)]
 #![deny(unsafe_code)]

@@ -22,11 +22,16 @@ use tokio::sync::watch;
 
 use crate::acl::Acl;
 use crate::checks::Runner;
-use crate::decode::{CheckDef, TaggedAddress};
+use crate::decode::{CheckDef, CheckForm, TaggedAddress};
 use crate::faults::Switches;
 
 /// The index of a fresh agent (and of one restarted without its data).
-pub(crate) const START_INDEX: u64 = 1;
+pub(crate) const START_INDEX: u64 = 2;
+
+/// The index at which the agent's node entered the catalog: before [`START_INDEX`], at which
+/// the agent's first sync modified it (as a Consul server registers its node, then updates it
+/// with its tagged addresses and `serfHealth`).
+pub(crate) const NODE_CREATE_INDEX: u64 = 1;
 
 /// Consul's check states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +114,9 @@ pub(crate) struct Check {
     /// Consul's `Type`: `http`, `ttl`, `tcp`, `maintenance`, ...
     pub(crate) type_name: String,
     pub(crate) def: CheckDef,
+    /// How the check came: with its service, or alone through `/v1/agent/check/register`
+    /// (Consul writes its zero `Interval` and `Timeout` differently for each).
+    pub(crate) form: CheckForm,
     pub(crate) create_index: u64,
     pub(crate) modify_index: u64,
     /// Since when the check has been critical.
@@ -136,6 +144,7 @@ impl Check {
             service_name: String::new(),
             type_name: String::new(),
             def: CheckDef::default(),
+            form: CheckForm::ServiceCheck,
             create_index: 0,
             modify_index: 0,
             critical_since: (status == Status::Critical).then(Instant::now),
@@ -160,6 +169,7 @@ impl Check {
             &self.output,
             &self.service_id,
             &self.type_name,
+            self.form,
             def(self),
         ) == (
             &other.name,
@@ -168,6 +178,7 @@ impl Check {
             &other.output,
             &other.service_id,
             &other.type_name,
+            other.form,
             def(other),
         )
     }

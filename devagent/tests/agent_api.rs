@@ -105,7 +105,9 @@ async fn register_round_trip_with_every_field() {
     assert_eq!(own["ServiceID"], "web-1");
     assert_eq!(own["ServiceName"], "web");
     assert_eq!(own["ServiceTags"], json!(["urlprefix-/web", "v1"]));
-    assert_eq!(own["Definition"]["TTL"], "30s");
+    // Consul leaves the definition empty; the agent's own path shows what it decoded.
+    assert_eq!(own["Definition"], json!({}));
+    assert_eq!(env.definition("service:web-1").await["TTL"], "30s");
 }
 
 #[tokio::test]
@@ -256,8 +258,9 @@ async fn body_keys_are_case_insensitive_and_snake_case() {
     assert_eq!(py["Weights"], json!({"Passing": 3, "Warning": 2}));
     let check = env.check("py-ttl").await;
     assert_eq!(check["Status"], "warning");
+    assert_eq!(check["Definition"], json!({}));
     assert_eq!(
-        check["Definition"]["DeregisterCriticalServiceAfter"],
+        env.definition("py-ttl").await["DeregisterCriticalServiceAfter"],
         "1m30s"
     );
 }
@@ -454,6 +457,21 @@ async fn check_register_and_deregister() {
     assert_eq!(
         (c["ServiceName"].as_str(), c["Type"].as_str()),
         (Some("web"), Some("ttl"))
+    );
+    // Registered alone, a check shows its zero interval and timeout as Go writes them; the
+    // agent's own view carries no raft indexes.
+    assert_eq!(
+        (c["Interval"].as_str(), c["Timeout"].as_str()),
+        (Some("0s"), Some("0s"))
+    );
+    assert_eq!(
+        (c["CreateIndex"].as_u64(), c["ModifyIndex"].as_u64()),
+        (Some(0), Some(0))
+    );
+    let in_catalog = env.json("/v1/health/checks/web").await;
+    assert!(
+        in_catalog[0]["CreateIndex"].as_u64().unwrap() > 0,
+        "{in_catalog}"
     );
     let resp = env
         .put("/v1/agent/check/register", &json!({"TTL": "10s"}))

@@ -37,7 +37,8 @@ async fn http_check_follows_the_service_passing_warning_critical() {
     assert_eq!(c["Type"], "http");
     assert_eq!(c["Interval"], "1s");
     assert_eq!(c["Timeout"], "2s");
-    assert_eq!(c["Definition"]["HTTP"], probe.url());
+    assert_eq!(c["Definition"], json!({}));
+    assert_eq!(env.definition("service:web").await["HTTP"], probe.url());
     let headers = probe.last_headers.lock().unwrap().clone().unwrap();
     assert_eq!(headers["user-agent"], "Consul Health Check");
     assert_eq!(headers["accept"], "text/plain, text/*, */*");

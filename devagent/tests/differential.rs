@@ -31,15 +31,6 @@ const ACL_TOKEN: &str = "6f1b2a3c-4d5e-4f60-8a7b-9c0d1e2f3a4b";
 /// Differences that are known and explained in `devagent/README.md` ("Differences from
 /// Consul"): (request kind, difference key), where `*` stands for any run of characters.
 const EXPLAINED: &[(&str, &str)] = &[
-    ("*", "*.Definition.*"),
-    ("agent-*", "*.CreateIndex"),
-    ("agent-*", "*.ModifyIndex"),
-    ("*", "*Node*.ModifyIndex"),
-    ("agent-health-*", "*.Type"),
-    ("agent-health-*", "*.Interval"),
-    ("agent-health-*", "*.Timeout"),
-    ("*", "*extra*.Interval"),
-    ("*", "*extra*.Timeout"),
     ("health-service-filter-bad", "body"),
     ("blocking-health-*", "headers.x-consul-knownleader"),
     ("acl-*-anonymous", "body"),
@@ -789,6 +780,11 @@ fn script(r: &mut Run<'_>) {
         "agent-health-name-critical-text",
         "/v1/agent/health/service/name/ttlsvc?format=text",
     );
+    // A service registered without tags: its checks' ServiceTags in this view.
+    r.get(
+        "agent-health-name-critical",
+        "/v1/agent/health/service/name/ttlsvc",
+    );
     r.get(
         "agent-health-name-unknown",
         "/v1/agent/health/service/name/nothing",
@@ -890,6 +886,11 @@ fn script(r: &mut Run<'_>) {
         "check-register-bad-status",
         "/v1/agent/check/register",
         json!({"Name": "bad", "TTL": "10m", "Status": "bogus"}),
+    );
+    // The node's own checks count in every instance's local health.
+    r.get(
+        "agent-health-id-with-node-check",
+        "/v1/agent/health/service/id/web-1",
     );
     r.send(
         "check-deregister",

@@ -297,7 +297,8 @@ async fn follows_the_agent(env: Arc<Env>, page: Page) {
 
     // a. A registration shows without a reload, with all it registered: woken by the
     // page's blocking query (parked above), not by a reload, which would lose this mark.
-    page.js("window.stillTheSamePage = true; return true;").await;
+    page.js("window.stillTheSamePage = true; return true;")
+        .await;
     let resp = env
         .put(
             "/v1/agent/service/register",

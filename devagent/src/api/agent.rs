@@ -89,10 +89,17 @@ fn scripts_disabled(defs: &[CheckDef]) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// A check in its registered state.
-fn new_check(shared: &Shared, def: &CheckDef, id: String, name: String) -> NewCheck {
+/// A check in its registered state, registered in `form`.
+fn new_check(
+    shared: &Shared,
+    def: &CheckDef,
+    form: CheckForm,
+    id: String,
+    name: String,
+) -> NewCheck {
     let status = Status::parse(&def.status);
     let mut check = Check::new(id, name, status);
+    check.form = form;
     check.notes = def.notes.clone();
     check.service_id = def.service_id.clone();
     check.type_name = def.type_name().to_owned();
@@ -334,7 +341,7 @@ pub(super) fn register(shared: &Arc<Shared>, req: &Req) -> Answer {
             };
             let mut d = d.clone();
             d.service_id = service.id.clone();
-            let mut c = new_check(shared, &d, check_id, name);
+            let mut c = new_check(shared, &d, CheckForm::ServiceCheck, check_id, name);
             c.check.service_name = service.name.clone();
             c
         })
@@ -477,7 +484,7 @@ pub(super) fn checks(shared: &Arc<Shared>, req: &Req) -> Answer {
     let all: Vec<Value> = shared.read(|st| {
         st.checks
             .values()
-            .map(|c| json!(views::health_check(c, st, &shared.node)))
+            .map(|c| json!(views::local_check(c, st, &shared.node)))
             .collect()
     });
     let (kept, dropped) = acl_filter(&authz, apply_filter(&filter, all));
@@ -485,6 +492,24 @@ pub(super) fn checks(shared: &Arc<Shared>, req: &Req) -> Answer {
         .into_iter()
         .map(|v| (v["CheckID"].as_str().unwrap_or_default().to_owned(), v))
         .collect();
+    Ok(filtered(req.json(&map), &authz, dropped))
+}
+
+/// `GET /_devagent/checks` (not Consul's): `{CheckID: definition}`, each check's definition as
+/// the agent decoded it from its registration (`TTL`, `HTTP`, `Interval`,
+/// `DeregisterCriticalServiceAfter`, ...; fields left at their zero value are left out). Consul
+/// shows none of it (`Definition` is `{}`); tests read it here to see how a registration was
+/// understood. Filtered by the token as `/v1/agent/checks` is.
+pub(super) fn definitions(shared: &Arc<Shared>, req: &Req) -> Answer {
+    let authz = req.authz(shared)?;
+    let all: Vec<(String, Value)> = shared.read(|st| {
+        st.checks
+            .values()
+            .map(|c| (c.id.clone(), Value::Object(views::definition(&c.def))))
+            .collect()
+    });
+    let (kept, dropped) = acl_filter(&authz, all);
+    let map: serde_json::Map<String, Value> = kept.into_iter().collect();
     Ok(filtered(req.json(&map), &authz, dropped))
 }
 
@@ -535,7 +560,7 @@ pub(super) fn check_register(shared: &Arc<Shared>, req: &Req) -> Answer {
     }
     scripts_disabled(std::slice::from_ref(&def))?;
     let name = def.name.clone();
-    let mut new = new_check(shared, &def, check_id, name);
+    let mut new = new_check(shared, &def, CheckForm::Registration, check_id, name);
     new.check.service_name = service_name;
     shared.write(|st| {
         let id = st.add_check(new);
@@ -585,10 +610,10 @@ pub(super) fn check_update(shared: &Arc<Shared>, req: &Req) -> Answer {
 }
 
 /// Consul's `AggregatedStatus` over a service's checks (maintenance first).
-fn aggregated(checks: &[views::HealthCheck], ids: &[String]) -> &'static str {
-    if ids
+fn aggregated(checks: &[views::AgentHealthCheck]) -> &'static str {
+    if checks
         .iter()
-        .any(|id| id == NODE_MAINT || id.starts_with(SERVICE_MAINT_PREFIX))
+        .any(|c| c.check_id == NODE_MAINT || c.check_id.starts_with(SERVICE_MAINT_PREFIX))
     {
         return "maintenance";
     }
@@ -637,17 +662,13 @@ fn wants_text(req: &Req) -> bool {
 
 /// The local health of one instance: status, and the JSON `AgentServiceChecksInfo`.
 fn instance_health(shared: &Shared, st: &State, service: &Service) -> (&'static str, Value) {
-    let own: Vec<&Check> = st
+    let views: Vec<views::AgentHealthCheck> = st
         .checks
         .values()
         .filter(|c| c.service_id == service.id || c.service_id.is_empty())
+        .map(|c| views::agent_health_check(c, st, &shared.node))
         .collect();
-    let ids: Vec<String> = own.iter().map(|c| c.id.clone()).collect();
-    let views: Vec<views::HealthCheck> = own
-        .iter()
-        .map(|c| views::health_check(c, st, &shared.node))
-        .collect();
-    let status = aggregated(&views, &ids);
+    let status = aggregated(&views);
     let info = json!({
         "AggregatedStatus": status,
         "Service": views::agent_service(service, &shared.datacenter),

@@ -383,6 +383,7 @@ const ROUTES: &[(&str, &[Method])] = &[
     ("/v1/status/leader", &[Method::GET]),
     ("/v1/status/peers", &[Method::GET]),
     ("/v1/kv/", &[Method::GET, Method::PUT, Method::DELETE]),
+    ("/_devagent/checks", &[Method::GET]),
 ];
 
 fn route(path: &str) -> Option<(&'static str, &'static [Method])> {
@@ -551,6 +552,7 @@ async fn serve(
         "/v1/status/leader" => status::leader(&req),
         "/v1/status/peers" => status::peers(&req),
         "/v1/kv/" => kv::handle(shared, &req).await,
+        "/_devagent/checks" => agent::definitions(shared, &req),
         _ => Err(ApiError::new(
             404,
             "Invalid URL path: not a recognized HTTP API endpoint\n",

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::decode::CheckDef;
-use crate::state::{Check, START_INDEX, Service, Shared, State, Status};
+use crate::decode::{CheckDef, CheckForm, GoDuration};
+use crate::state::{Check, NODE_CREATE_INDEX, START_INDEX, Service, Shared, State, Status};
 
 /// The address this agent advertises for its node.
 pub(crate) const NODE_ADDRESS: &str = "127.0.0.1";
@@ -96,7 +96,13 @@ pub(crate) fn agent_service(s: &Service, dc: &str) -> AgentService {
     }
 }
 
-/// A check (`structs.HealthCheck`) as every endpoint that lists checks writes it.
+/// A check (`structs.HealthCheck`) as every endpoint that lists checks writes it, agent-local
+/// (`/v1/agent/checks`, without raft indexes: 0) or from the catalog.
+///
+/// `Definition` is empty (`{}`), as Consul leaves it for checks registered through the agent:
+/// only `Interval` and `Timeout` carry the definition's durations, empty when zero for a check
+/// registered with its service and Go's `0s` for one registered alone. What a registration
+/// decoded to is at `GET /_devagent/checks` instead.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct HealthCheck {
@@ -121,7 +127,9 @@ pub(crate) struct HealthCheck {
     modify_index: u64,
 }
 
-fn definition(d: &CheckDef) -> Map<String, Value> {
+/// A check's definition as the agent decoded it from the registration, the fields that are not
+/// zero: `GET /_devagent/checks`.
+pub(crate) fn definition(d: &CheckDef) -> Map<String, Value> {
     let mut m = Map::new();
     let mut put = |k: &str, v: Value, keep: bool| {
         if keep {
@@ -177,15 +185,27 @@ fn definition(d: &CheckDef) -> Map<String, Value> {
     m
 }
 
+/// A duration of a check's definition as its `Interval`/`Timeout` show it: Consul writes a
+/// zero one as `""` for a check registered with its service and as `0s` for one registered
+/// alone (`/v1/agent/check/register`).
+fn shown_duration(form: CheckForm, d: GoDuration) -> String {
+    match form {
+        CheckForm::Registration => d.to_string(),
+        CheckForm::ServiceCheck if d.0 != 0 => d.to_string(),
+        CheckForm::ServiceCheck => String::new(),
+    }
+}
+
+/// The tags of the check's service (none for a node check).
+fn service_tags(c: &Check, st: &State) -> Vec<String> {
+    st.services
+        .get(&c.service_id)
+        .map(|s| s.tags.clone())
+        .unwrap_or_default()
+}
+
+/// The catalog's view of a check.
 pub(crate) fn health_check(c: &Check, st: &State, node: &str) -> HealthCheck {
-    let positive = |d: crate::decode::GoDuration| {
-        if d.0 > 0 {
-            d.to_string()
-        } else {
-            String::new()
-        }
-    };
-    let periodic = c.def.ttl.0 <= 0;
     HealthCheck {
         node: node.to_owned(),
         check_id: c.id.clone(),
@@ -195,26 +215,74 @@ pub(crate) fn health_check(c: &Check, st: &State, node: &str) -> HealthCheck {
         output: c.output.clone(),
         service_id: c.service_id.clone(),
         service_name: c.service_name.clone(),
-        service_tags: st
-            .services
-            .get(&c.service_id)
-            .map(|s| s.tags.clone())
-            .unwrap_or_default(),
+        service_tags: service_tags(c, st),
         type_name: c.type_name.clone(),
-        interval: if periodic {
-            positive(c.def.interval)
-        } else {
-            String::new()
-        },
-        timeout: if periodic {
-            positive(c.def.timeout)
-        } else {
-            String::new()
-        },
+        interval: shown_duration(c.form, c.def.interval),
+        timeout: shown_duration(c.form, c.def.timeout),
         exposed_port: 0,
-        definition: definition(&c.def),
+        definition: Map::new(),
         create_index: c.create_index,
         modify_index: c.modify_index,
+    }
+}
+
+/// The agent's own view of a check (`/v1/agent/checks`): no raft indexes.
+pub(crate) fn local_check(c: &Check, st: &State, node: &str) -> HealthCheck {
+    HealthCheck {
+        create_index: 0,
+        modify_index: 0,
+        ..health_check(c, st, node)
+    }
+}
+
+/// A check as `/v1/agent/health/service/*` writes it: Consul copies its local checks into the
+/// Go API's `HealthCheck`, identity, status and service fields only. So `Type` is empty,
+/// `Interval` and `Timeout` are absent, `Definition` holds every field at its zero value and
+/// `ServiceTags` is `null` where the service has none (and for node checks).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct AgentHealthCheck {
+    node: String,
+    #[serde(rename = "CheckID")]
+    pub(crate) check_id: String,
+    name: String,
+    pub(crate) status: &'static str,
+    notes: String,
+    output: String,
+    #[serde(rename = "ServiceID")]
+    service_id: String,
+    service_name: String,
+    service_tags: Option<Vec<String>>,
+    #[serde(rename = "Type")]
+    type_name: &'static str,
+    exposed_port: u16,
+    definition: Value,
+    create_index: u64,
+    modify_index: u64,
+}
+
+pub(crate) fn agent_health_check(c: &Check, st: &State, node: &str) -> AgentHealthCheck {
+    let tags = service_tags(c, st);
+    AgentHealthCheck {
+        node: node.to_owned(),
+        check_id: c.id.clone(),
+        name: c.name.clone(),
+        status: c.status.as_str(),
+        notes: c.notes.clone(),
+        output: c.output.clone(),
+        service_id: c.service_id.clone(),
+        service_name: c.service_name.clone(),
+        service_tags: (!tags.is_empty()).then_some(tags),
+        type_name: "",
+        exposed_port: 0,
+        definition: json!({
+            "Interval": "0s", "Timeout": "0s", "DeregisterCriticalServiceAfter": "0s",
+            "HTTP": "", "Header": null, "Method": "", "Body": "", "TLSServerName": "",
+            "TLSSkipVerify": false, "TCP": "", "UDP": "", "GRPC": "", "OSService": "",
+            "GRPCUseTLS": false,
+        }),
+        create_index: 0,
+        modify_index: 0,
     }
 }
 
@@ -307,7 +375,7 @@ pub(crate) fn node(shared: &Shared, st: &State) -> Value {
             "wan": NODE_ADDRESS, "wan_ipv4": NODE_ADDRESS,
         },
         "Meta": {"consul-network-segment": ""},
-        "CreateIndex": START_INDEX,
+        "CreateIndex": NODE_CREATE_INDEX,
         "ModifyIndex": START_INDEX,
     })
 }

@@ -81,6 +81,12 @@ impl Env {
     pub async fn check(&self, id: &str) -> Value {
         self.checks().await[id].clone()
     }
+
+    /// How the agent decoded check `id`'s registration (`GET /_devagent/checks`): Consul's
+    /// views leave `Definition` empty.
+    pub async fn definition(&self, id: &str) -> Value {
+        self.json("/_devagent/checks").await[id].clone()
+    }
 }
 
 pub fn index_of(resp: &Response) -> u64 {
