@@ -217,6 +217,79 @@ async fn an_index_that_goes_backwards_resets_the_watch(kind: AgentKind) {
     assert!(after.index() < before.index(), "{before:?} {after:?}");
 }
 
+/// After the agent restarts without its state, the catalog watch sees a service registered
+/// on the fresh agent within 3 s, though its index before the restart was far past the fresh
+/// agent's: a watch that kept its old index would block on it for its whole wait.
+async fn the_catalog_watch_follows_an_agent_restarted_without_its_state(kind: AgentKind) {
+    let Some((mut agent, client)) = agent(
+        kind,
+        "the_catalog_watch_follows_an_agent_restarted_without_its_state",
+    )
+    .await
+    else {
+        return;
+    };
+    // Each registration and deregistration moves the service list's index.
+    for n in 0..40 {
+        client
+            .register(&registration(
+                &format!("filler-{n}"),
+                2000 + n,
+                CheckStatus::Passing,
+                &[],
+            ))
+            .await
+            .unwrap();
+        client.deregister(&format!("filler-{n}")).await.unwrap();
+    }
+    client
+        .register(&registration("web-1", 1001, CheckStatus::Passing, &[]))
+        .await
+        .unwrap();
+    let before = client
+        .catalog_services(&consul::QueryOptions::default())
+        .await
+        .unwrap()
+        .index;
+    let mut catalog = Discovery::new(client.clone()).catalog();
+    within("web in the catalog", async {
+        while !catalog.current().contains_key("web") {
+            catalog.changed().await;
+        }
+    })
+    .await;
+    agent.lose_state().await;
+    let fresh = client
+        .catalog_services(&consul::QueryOptions::default())
+        .await
+        .unwrap()
+        .index;
+    assert!(
+        fresh + 40 < before,
+        "the fresh agent's index {fresh} is well below {before}"
+    );
+    let mut api = registration("api-1", 1002, CheckStatus::Passing, &[]);
+    api.name = "api".into();
+    client.register(&api).await.unwrap();
+    let registered = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(3), async {
+        while !catalog.current().contains_key("api") {
+            catalog.changed().await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "the catalog watch did not see a service registered after the restart within 3 s: {:?}",
+            catalog.current()
+        )
+    });
+    eprintln!(
+        "{kind:?}: a service registered after the restart seen after {:?}",
+        registered.elapsed()
+    );
+}
+
 /// A fake Consul answering `/v1/health/service/web` with a scripted sequence of indexes; it
 /// records the `index` each request asked for and holds each answer for `hold`.
 async fn scripted_consul(
@@ -596,6 +669,7 @@ discoverable_testkit::against_both_agents!(
     watch_follows_registrations_and_health,
     last_good_set_is_kept_and_marked_stale_while_consul_is_down,
     an_index_that_goes_backwards_resets_the_watch,
+    the_catalog_watch_follows_an_agent_restarted_without_its_state,
     p2c_balances_over_discovered_instances,
     balanced_client_retries_a_dead_instance_and_skips_departed_ones,
 );

@@ -6,8 +6,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::instrument::WithSubscriber as _;
 
+use super::blocking::{Blocking, Step};
 use super::watch::Discovery;
-use crate::consul::{QueryOptions, next_index};
+use crate::consul::QueryOptions;
 
 /// Service names and the union of their instances' tags, as `/v1/catalog/services` reports.
 pub type Catalog = BTreeMap<String, Vec<String>>;
@@ -39,28 +40,22 @@ impl Discovery {
     pub fn catalog(&self) -> CatalogWatch {
         let (tx, rx) = watch::channel(Catalog::new());
         let client = self.client().clone();
+        let blocking = Blocking {
+            wait: Duration::from_secs(60),
+            retry_min: crate::DEFAULT_RETRY_MIN,
+            retry_max: crate::DEFAULT_RETRY_MAX,
+        };
         let watch = async move {
-            let mut index = 0u64;
-            let new_backoff =
-                || crate::retry::backoff(crate::DEFAULT_RETRY_MIN, crate::DEFAULT_RETRY_MAX);
-            let mut backoff = new_backoff();
             let mut failing = false;
-            loop {
-                let options = QueryOptions {
-                    index: (index > 0).then_some(index),
-                    wait: Some(Duration::from_secs(60)),
-                    ..QueryOptions::default()
-                };
-                let answer = tokio::select! {
-                    () = tx.closed() => return,
-                    answer = client.catalog_services(&options) => answer,
-                };
-                match answer {
-                    Ok(found) => {
+            let read = |options: QueryOptions| {
+                let client = client.clone();
+                async move { client.catalog_services(&options).await }
+            };
+            blocking
+                .run(QueryOptions::default(), read, tx.closed(), |step| match step {
+                    Step::Fresh { value, .. } => {
                         failing = false;
-                        backoff = new_backoff();
-                        index = next_index(index, found.index);
-                        let mut catalog: Catalog = found.value.into_iter().collect();
+                        let mut catalog: Catalog = value.into_iter().collect();
                         for tags in catalog.values_mut() {
                             tags.sort();
                             tags.dedup();
@@ -73,19 +68,14 @@ impl Discovery {
                             changed
                         });
                     }
-                    Err(e) => {
+                    Step::Failed(e) => {
                         if !failing {
                             tracing::warn!(error = %e, "catalog watch cannot reach Consul; keeping the last list");
                             failing = true;
                         }
-                        let delay = backoff.next().unwrap_or(crate::DEFAULT_RETRY_MAX);
-                        tokio::select! {
-                            () = tx.closed() => return,
-                            () = tokio::time::sleep(delay) => {}
-                        }
                     }
-                }
-            }
+                })
+                .await;
         };
         tokio::spawn(watch.with_subscriber(crate::log::dispatch()));
         CatalogWatch { rx }

@@ -9,6 +9,7 @@
 //!   `tower::balance::p2c::Balance`.
 //! - [`Balanced`] is a small load-balanced HTTP client on top.
 //! - [`Discovery::catalog`] watches the list of services and their tags.
+//! - Both watches run in one blocking-query loop (`blocking`), with one set of index rules.
 //! - [`Route`] reads Fabio's `urlprefix-` tags, for routers that route as Fabio does.
 //!
 //! Only passing instances are returned by default, as Fabio routes: a `warning` (degraded)
@@ -16,6 +17,7 @@
 //!
 //! Owns nothing but its watch tasks; reads Consul through [`consul::Client`](crate::consul::Client).
 
+mod blocking;
 mod catalog;
 mod client;
 mod discover;

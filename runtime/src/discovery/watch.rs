@@ -10,8 +10,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::instrument::WithSubscriber as _;
 
+use super::blocking::{Blocking, Step};
 use super::route::Route;
-use crate::consul::{self, Client, HealthQuery, QueryOptions, ServiceEntry, next_index};
+use crate::consul::{self, Client, HealthQuery, QueryOptions, ServiceEntry};
 use crate::error::Error;
 use crate::health::Health;
 
@@ -317,73 +318,50 @@ impl futures_core::Stream for WatchStream {
 }
 
 async fn run(b: WatchBuilder, tx: watch::Sender<InstanceSet>) {
-    let mut index = 0u64;
-    let mut backoff = new_backoff(&b);
+    let blocking = Blocking {
+        wait: b.wait,
+        retry_min: b.retry_min,
+        retry_max: b.retry_max,
+    };
     let mut logged: Option<String> = None;
-    loop {
+    let read = |options: QueryOptions| {
         let mut query = b.query.clone();
-        query.options = QueryOptions {
-            // Never wait on index 0: that is a plain read.
-            index: (index > 0).then_some(index),
-            wait: Some(b.wait),
-            ..b.query.options.clone()
-        };
-        let answer = tokio::select! {
-            () = tx.closed() => return,
-            answer = b.client.health_service(&b.name, &query) => answer,
-        };
-        match answer {
-            Ok(found) => {
-                if logged.take().is_some() {
-                    tracing::info!(service = %b.name, "discovery reaches Consul again");
-                }
-                backoff = new_backoff(&b);
-                let previous = index;
-                index = next_index(index, found.index);
-                let mut endpoints: Vec<Endpoint> =
-                    found.value.iter().map(Endpoint::from_entry).collect();
-                endpoints.sort_by(|a, b| a.id.cmp(&b.id));
-                tx.send_if_modified(|set| {
-                    let changed = !set.known || set.stale || *set.endpoints != *endpoints;
-                    set.index = found.index;
-                    if changed {
-                        set.endpoints = endpoints.into();
-                        set.stale = false;
-                        set.known = true;
-                    }
-                    changed
-                });
-                if index != 0 && index == previous {
-                    // Consul's answer did not move the index (a timeout, or an idempotent
-                    // write): nothing to do but ask again.
-                    continue;
-                }
+        query.options = options;
+        let (client, name) = (b.client.clone(), b.name.clone());
+        async move { client.health_service(&name, &query).await }
+    };
+    let on = |step: Step<Vec<ServiceEntry>>| match step {
+        Step::Fresh { value, index } => {
+            if logged.take().is_some() {
+                tracing::info!(service = %b.name, "discovery reaches Consul again");
             }
-            Err(e) => {
-                let text = e.to_string();
-                if logged.as_deref() != Some(&text) {
-                    tracing::warn!(service = %b.name, error = %e, "discovery cannot reach Consul; keeping the last known instances");
-                    logged = Some(text);
+            let mut endpoints: Vec<Endpoint> = value.iter().map(Endpoint::from_entry).collect();
+            endpoints.sort_by(|a, b| a.id.cmp(&b.id));
+            tx.send_if_modified(|set| {
+                let changed = !set.known || set.stale || *set.endpoints != *endpoints;
+                set.index = index;
+                if changed {
+                    set.endpoints = endpoints.into();
+                    set.stale = false;
+                    set.known = true;
                 }
-                tx.send_if_modified(|set| {
-                    let changed = !set.stale;
-                    set.stale = true;
-                    changed
-                });
-                // The agent may have restarted without its state meanwhile: its index then
-                // starts below ours, and a query blocking on ours would hold for its whole
-                // wait before the lower index could reset it. Read afresh instead.
-                index = 0;
-                let delay = backoff.next().unwrap_or(b.retry_max);
-                tokio::select! {
-                    () = tx.closed() => return,
-                    () = tokio::time::sleep(delay) => {}
-                }
-            }
+                changed
+            });
         }
-    }
-}
-
-fn new_backoff(b: &WatchBuilder) -> impl Iterator<Item = std::time::Duration> + Send + use<> {
-    crate::retry::backoff(b.retry_min, b.retry_max)
+        Step::Failed(e) => {
+            let text = e.to_string();
+            if logged.as_deref() != Some(&text) {
+                tracing::warn!(service = %b.name, error = %e, "discovery cannot reach Consul; keeping the last known instances");
+                logged = Some(text);
+            }
+            tx.send_if_modified(|set| {
+                let changed = !set.stale;
+                set.stale = true;
+                changed
+            });
+        }
+    };
+    blocking
+        .run(b.query.options.clone(), read, tx.closed(), on)
+        .await;
 }
