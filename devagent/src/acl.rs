@@ -4,8 +4,8 @@
 //! `deny` default policy: the management token from [`Config::acl_token`](crate::Config), which
 //! may do everything, and the anonymous token (used when a request names none, or names
 //! `anonymous`), which may do nothing. Any other token is unknown: `403 ACL not found`.
-//! Denied writes answer `403 Permission denied: ...` in Consul's words; list endpoints drop what
-//! the token may not read instead.
+//! Denied writes answer `403 Permission denied: ...` in Consul 1.14's words, naming the anonymous
+//! token by its accessor ID; list endpoints drop what the token may not read instead.
 //!
 //! The token is never logged and never printed by `Debug`. A refusal is a [`Denied`], which the
 //! HTTP API answers as `403` with its text.
@@ -16,6 +16,8 @@ use axum::http::HeaderMap;
 
 /// The secret ID Consul gives the anonymous token.
 const ANONYMOUS: &str = "anonymous";
+/// The accessor ID of Consul's anonymous token, which its denials name.
+const ANONYMOUS_ACCESSOR: &str = "00000000-0000-0000-0000-000000000002";
 
 /// The ACL settings of the agent.
 #[derive(Clone, Default)]
@@ -124,8 +126,8 @@ impl Authz {
             return Ok(());
         }
         Err(Denied(format!(
-            "Permission denied: anonymous token lacks permission '{resource}:{access}' on {name:?}. \
-             The anonymous token is used implicitly when a request does not specify a token."
+            "Permission denied: token with AccessorID '{ANONYMOUS_ACCESSOR}' lacks permission \
+             '{resource}:{access}' on {name:?}"
         )))
     }
 
@@ -184,8 +186,8 @@ mod tests {
         let err = authz.require("service", "write", "web").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "Permission denied: anonymous token lacks permission 'service:write' on \"web\". \
-             The anonymous token is used implicitly when a request does not specify a token."
+            "Permission denied: token with AccessorID '00000000-0000-0000-0000-000000000002' \
+             lacks permission 'service:write' on \"web\""
         );
         assert!(!authz.report_filtered(true));
     }

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 const TOKEN: &str = "mgmt-secret";
 
-const DENIED_WRITE: &str = "Permission denied: anonymous token lacks permission 'service:write' on \"web\". \
-The anonymous token is used implicitly when a request does not specify a token.";
+const DENIED_WRITE: &str = "Permission denied: token with AccessorID \
+'00000000-0000-0000-0000-000000000002' lacks permission 'service:write' on \"web\"";
 
 async fn acl_env() -> Env {
     start_with(Config {
@@ -195,8 +195,8 @@ async fn agent_self_and_single_reads_are_refused_without_the_token() {
     assert_eq!(resp.status(), 403);
     assert_eq!(
         resp.text().await.unwrap(),
-        "Permission denied: anonymous token lacks permission 'agent:read' on \"devagent\". \
-The anonymous token is used implicitly when a request does not specify a token."
+        "Permission denied: token with AccessorID '00000000-0000-0000-0000-000000000002' \
+lacks permission 'agent:read' on \"devagent\""
     );
     let resp = env
         .http

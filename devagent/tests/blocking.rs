@@ -39,6 +39,11 @@ async fn read_endpoints_carry_the_blocking_headers() {
         assert_eq!(resp.headers()["x-consul-knownleader"], "true", "{path}");
         assert_eq!(resp.headers()["x-consul-lastcontact"], "0", "{path}");
         assert_eq!(
+            resp.headers()["x-consul-query-backend"],
+            "blocking-query",
+            "{path}"
+        );
+        assert_eq!(
             resp.headers()["x-consul-default-acl-policy"],
             "allow",
             "{path}"
@@ -70,6 +75,9 @@ async fn a_change_wakes_the_query_promptly_and_not_before() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(resp.status(), 200);
     assert!(index_of(&resp) > index);
+    // Consul answers a blocking health query from its streaming backend, which knows no leader.
+    assert_eq!(resp.headers()["x-consul-query-backend"], "streaming");
+    assert_eq!(resp.headers()["x-consul-knownleader"], "false");
     let body: Value = resp.json().await.unwrap();
     let check = body[0]["Checks"]
         .as_array()

@@ -4,6 +4,7 @@
 //!
 //! Compared: the status code; the headers clients read (`X-Consul-Index` present and how it
 //! moved since the previous answer to the same query, `X-Consul-KnownLeader`,
+//! `X-Consul-Query-Backend`,
 //! `X-Consul-LastContact` present and parseable, `Content-Type`, `Allow`, the ACL headers,
 //! `X-Consul-ContentHash` present); the JSON shape and values (field names, JSON types, `null`
 //! versus empty, recursively) and plain-text error bodies, after normalising what legitimately
@@ -30,11 +31,7 @@ const ACL_TOKEN: &str = "6f1b2a3c-4d5e-4f60-8a7b-9c0d1e2f3a4b";
 
 /// Differences that are known and explained in `devagent/README.md` ("Differences from
 /// Consul"): (request kind, difference key), where `*` stands for any run of characters.
-const EXPLAINED: &[(&str, &str)] = &[
-    ("health-service-filter-bad", "body"),
-    ("blocking-health-*", "headers.x-consul-knownleader"),
-    ("acl-*-anonymous", "body"),
-];
+const EXPLAINED: &[(&str, &str)] = &[("health-service-filter-bad", "body")];
 
 /// How long a blocking query that should time out waits.
 const SHORT_WAIT: Duration = Duration::from_secs(1);
@@ -229,6 +226,7 @@ impl<'a> Run<'a> {
         headers.insert("x-consul-lastcontact".into(), json!(lastcontact));
         for name in [
             "x-consul-knownleader",
+            "x-consul-query-backend",
             "content-type",
             "allow",
             "x-consul-default-acl-policy",

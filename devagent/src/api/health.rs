@@ -39,7 +39,7 @@ fn instances(shared: &Shared, st: &State, name: &str) -> Vec<Value> {
 
 /// `GET /v1/health/service/:name`.
 pub(super) async fn service(shared: &Arc<Shared>, req: &Req) -> Answer {
-    let opts = ReadOptions::parse(&req.query)?;
+    let opts = ReadOptions::parse(&req.query)?.streamed();
     let name = req.rest.as_str();
     if name.is_empty() {
         return Err(ApiError::new(400, "Missing service name"));

@@ -6,8 +6,10 @@
 //! path: not a recognized HTTP API endpoint`, a known path with another method `405` with an
 //! `Allow` header, `OPTIONS` the allowed methods. Errors are plain text with Consul's wording;
 //! JSON answers honour `?pretty`. Every answer carries `X-Consul-Default-ACL-Policy`; blocking
-//! endpoints add `X-Consul-Index` (never below 1), `X-Consul-KnownLeader: true` and
-//! `X-Consul-LastContact: 0`.
+//! endpoints add `X-Consul-Index` (never below 1), `X-Consul-KnownLeader: true`,
+//! `X-Consul-LastContact: 0` and `X-Consul-Query-Backend: blocking-query` (a blocking
+//! `/v1/health/service/:name` query answers as Consul's streaming backend does: `streaming`, no
+//! known leader).
 //!
 //! A blocking query (`?index=N&wait=D`) waits while its own index is `<= N`, up to `wait`
 //! (default 5m, at most 10m, plus up to `wait/16` random jitter), then answers 200 with the
@@ -230,6 +232,8 @@ pub(crate) struct ReadOptions {
     pub(crate) wait: Option<Duration>,
     consistency: &'static str,
     dc: Option<String>,
+    /// Served as by Consul's streaming backend (see [`ReadOptions::streamed`]).
+    streaming: bool,
 }
 
 impl ReadOptions {
@@ -268,7 +272,17 @@ impl ReadOptions {
                 "leader"
             },
             dc: q.get("dc").filter(|d| !d.is_empty()).map(str::to_owned),
+            streaming: false,
         })
+    }
+
+    /// These options for `/v1/health/service/:name`, which a Consul agent answers from its
+    /// streaming backend once the query blocks (`?index` above 0): such answers say
+    /// `X-Consul-Query-Backend: streaming` and `X-Consul-KnownLeader: false` (the
+    /// materialised view knows no leader). Other reads say `blocking-query` and `true`.
+    pub(crate) fn streamed(mut self) -> ReadOptions {
+        self.streaming = self.index > 0;
+        self
     }
 
     /// `500 No path to datacenter` for a datacenter other than the agent's.
@@ -289,7 +303,15 @@ impl ReadOptions {
         h.insert(HeaderName::from_static("x-consul-index"), num(index.max(1)));
         h.insert(
             HeaderName::from_static("x-consul-knownleader"),
-            HeaderValue::from_static("true"),
+            HeaderValue::from_static(if self.streaming { "false" } else { "true" }),
+        );
+        h.insert(
+            HeaderName::from_static("x-consul-query-backend"),
+            HeaderValue::from_static(if self.streaming {
+                "streaming"
+            } else {
+                "blocking-query"
+            }),
         );
         h.insert(
             HeaderName::from_static("x-consul-lastcontact"),
