@@ -502,6 +502,38 @@ fn param_value() -> impl Strategy<Value = Option<String>> {
     )
 }
 
+/// Whether `body` is Consul's answer to an unusable `?filter=` on `endpoint`: go-bexpr's error
+/// after `Failed to create boolean expression evaluator: `, except where Consul reports it
+/// bare: a blocking `/v1/health/service` query (its streaming backend) and the field checks of
+/// `/v1/agent/checks` (made when the filter first meets a check).
+fn is_filter_error(endpoint: &str, params: &[(&str, String)], body: &str) -> bool {
+    const PREFIX: &str = "Failed to create boolean expression evaluator: ";
+    let field_error = |e: &str| {
+        [
+            "Selector ",
+            "Invalid match operator ",
+            "Failed to coerce value ",
+        ]
+        .iter()
+        .any(|p| e.starts_with(p))
+    };
+    // `1:7 (6): ...`: a position, as the parser words it.
+    let parse_error = |e: &str| {
+        e.split_once(' ').is_some_and(|(at, rest)| {
+            at.split(':').count() == 2
+                && at.split(':').all(|n| n.parse::<u64>().is_ok())
+                && rest.starts_with('(')
+        })
+    };
+    if endpoint.starts_with("/v1/health/service/") && may_block(params) {
+        return parse_error(body) || field_error(body);
+    }
+    match body.strip_prefix(PREFIX) {
+        Some(e) => parse_error(e) || (endpoint != "/v1/agent/checks" && field_error(e)),
+        None => endpoint == "/v1/agent/checks" && field_error(body),
+    }
+}
+
 /// Whether the query may legitimately block: a valid positive index without an error first.
 fn may_block(params: &[(&str, String)]) -> bool {
     params
@@ -587,10 +619,10 @@ fn arbitrary_read_parameters_get_an_answer_in_consuls_words() {
                             "{target}: unexpected 400 text {:?}",
                             a.body
                         ),
-                        // A ?filter= that does not parse, as Consul answers it.
+                        // A ?filter= that does not parse or names no field, as Consul
+                        // answers it.
                         500 => assert!(
-                            a.body
-                                .starts_with("Failed to create boolean expression evaluator"),
+                            is_filter_error(endpoint, &params, &a.body),
                             "{target}: unexpected 500 {a:?}"
                         ),
                         other => panic!("{target}: status {other}: {a:?}"),
@@ -616,6 +648,11 @@ fn arbitrary_read_parameters_get_an_answer_in_consuls_words() {
     rt.block_on(agent.shutdown());
 }
 
+/// Deep nesting in `?filter=`: parentheses beyond the agent's limit answer 400 (Consul 1.14.11
+/// answers no such filter at all: its parser backtracks in time exponential in the depth, 2 s at
+/// 8 levels, 42 s at 10, still nothing after a minute at 12). A chain of `not`s is no nesting
+/// for go-bexpr: Consul parses 10 000 of them and answers as it does for one, here `500`
+/// because `Service.Port` is no field of an agent service.
 #[test]
 fn a_deeply_nested_filter_is_a_400_not_a_crash() {
     let (rt, agent) = agent();
@@ -630,15 +667,13 @@ fn a_deeply_nested_filter_is_a_400_not_a_crash() {
             );
             let target = format!("/v1/health/service/web?filter={filter}");
             let a = send(addr, "GET", &target, b"").await;
-            assert!(a.status == 200 || a.status == 400, "depth {depth}: {a:?}");
-            if a.status == 400 {
-                assert!(
-                    a.body
-                        .starts_with("Failed to create boolean expression evaluator: "),
-                    "{:?}",
-                    a.body
-                );
-            }
+            assert_eq!(a.status, 400, "depth {depth}: {a:?}");
+            assert_eq!(
+                a.body,
+                "Failed to create boolean expression evaluator: expression nested too deeply \
+                 (more than 64 levels of parentheses)",
+                "depth {depth}"
+            );
             let not = format!(
                 "{}Service.Port%20==%201",
                 "not%20".repeat(depth.min(10_000))
@@ -650,7 +685,12 @@ fn a_deeply_nested_filter_is_a_400_not_a_crash() {
                 b"",
             )
             .await;
-            assert!(a.status == 200 || a.status == 400, "not x {depth}: {a:?}");
+            assert_eq!(a.status, 500, "not x {depth}: {a:?}");
+            assert_eq!(
+                a.body,
+                "Failed to create boolean expression evaluator: Selector \"Service.Port\" is not valid",
+                "not x {depth}"
+            );
         }
         alive(addr).await;
     });

@@ -227,7 +227,7 @@ pub(super) fn members(shared: &Arc<Shared>, req: &Req) -> Answer {
 /// `GET /v1/agent/services`.
 pub(super) fn services(shared: &Arc<Shared>, req: &Req) -> Answer {
     let authz = req.authz(shared)?;
-    let filter = req.filter()?;
+    let filter = req.filter(&super::filter::AGENT_SERVICE)?;
     let all: Vec<Value> = shared.read(|st| {
         st.services
             .values()
@@ -477,16 +477,25 @@ pub(super) fn node_maintenance(shared: &Arc<Shared>, req: &Req) -> Answer {
     Ok(empty())
 }
 
-/// `GET /v1/agent/checks`.
+/// `GET /v1/agent/checks`. Consul checks a filter's selectors against the check type only
+/// when it first matches a check: with no check, any selector goes; with one, an invalid
+/// selector's error comes without the evaluator's prefix.
 pub(super) fn checks(shared: &Arc<Shared>, req: &Req) -> Answer {
     let authz = req.authz(shared)?;
-    let filter = req.filter()?;
+    let parsed = req.parsed_filter()?;
     let all: Vec<Value> = shared.read(|st| {
         st.checks
             .values()
             .map(|c| json!(views::local_check(c, st, &shared.node)))
             .collect()
     });
+    let filter = match parsed {
+        Some(p) if !all.is_empty() => Some(
+            p.check(&super::filter::HEALTH_CHECK)
+                .map_err(|e| super::filter_error(&e, false))?,
+        ),
+        _ => None,
+    };
     let (kept, dropped) = acl_filter(&authz, apply_filter(&filter, all));
     let map: serde_json::Map<String, Value> = kept
         .into_iter()

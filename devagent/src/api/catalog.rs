@@ -16,9 +16,12 @@ use crate::state::Shared;
 /// go, not when their checks do (Consul's `services` table index).
 pub(super) async fn services(shared: &Arc<Shared>, req: &Req) -> Answer {
     let opts = ReadOptions::parse(&req.query)?;
-    let filter = req.filter()?;
-    opts.check_dc(shared)?;
-    let authz = req.authz(shared)?;
+    let (filter, authz) = (|| {
+        opts.check_dc(shared)?;
+        let authz = req.authz(shared)?;
+        Ok((req.filter(&super::filter::SERVICE_NODE_FIELDS)?, authz))
+    })()
+    .map_err(ApiError::in_query)?;
     let (index, (names, dropped)) = opts
         .block(shared, |st| {
             let mut names: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -47,9 +50,12 @@ pub(super) async fn service(shared: &Arc<Shared>, req: &Req) -> Answer {
     if name.is_empty() {
         return Err(ApiError::new(400, "Missing service name"));
     }
-    let filter = req.filter()?;
-    opts.check_dc(shared)?;
-    let authz = req.authz(shared)?;
+    let (filter, authz) = (|| {
+        opts.check_dc(shared)?;
+        let authz = req.authz(shared)?;
+        Ok((req.filter(&super::filter::SERVICE_NODE_FIELDS)?, authz))
+    })()
+    .map_err(ApiError::in_query)?;
     let tags: Vec<String> = req.query.all("tag").map(str::to_owned).collect();
     let (index, (nodes, dropped)) = opts
         .block(shared, |st| {
@@ -74,9 +80,12 @@ pub(super) async fn service(shared: &Arc<Shared>, req: &Req) -> Answer {
 /// `GET /v1/catalog/nodes`.
 pub(super) async fn nodes(shared: &Arc<Shared>, req: &Req) -> Answer {
     let opts = ReadOptions::parse(&req.query)?;
-    let filter = req.filter()?;
-    opts.check_dc(shared)?;
-    let authz = req.authz(shared)?;
+    let (filter, authz) = (|| {
+        opts.check_dc(shared)?;
+        let filter = req.filter(&super::filter::NODE_FIELDS)?;
+        Ok((filter, req.authz(shared)?))
+    })()
+    .map_err(ApiError::in_query)?;
     let (index, (nodes, dropped)) = opts
         .block(shared, |st| {
             let nodes = apply_filter(&filter, vec![views::node(shared, st)]);
@@ -97,8 +106,11 @@ pub(super) async fn node(shared: &Arc<Shared>, req: &Req) -> Answer {
     if node.is_empty() {
         return Err(ApiError::new(400, "Missing node name"));
     }
-    opts.check_dc(shared)?;
-    let authz = req.authz(shared)?;
+    let authz = (|| {
+        opts.check_dc(shared)?;
+        req.authz(shared)
+    })()
+    .map_err(ApiError::in_query)?;
     let (index, body) = opts
         .block(shared, |st| {
             if node != shared.node || !authz.allowed() {

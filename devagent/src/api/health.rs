@@ -50,9 +50,10 @@ pub(super) async fn service(shared: &Arc<Shared>, req: &Req) -> Answer {
         Some("") => Some(true),
         Some(v) => parse_go_bool(v),
     };
-    let filter = req.filter()?;
     opts.check_dc(shared)?;
     let authz = req.authz(shared)?;
+    // A streamed (blocking) query words filter errors without the evaluator's prefix.
+    let filter = req.filter_as(&super::filter::CHECK_SERVICE_NODE, !opts.is_streamed())?;
     let tags: Vec<String> = req.query.all("tag").map(str::to_owned).collect();
     let (index, (entries, dropped)) = opts
         .block(shared, |st| {
@@ -97,9 +98,12 @@ async fn check_list(
     opts: ReadOptions,
     select: impl Fn(&State) -> (u64, Vec<views::HealthCheck>),
 ) -> Answer {
-    let filter = req.filter()?;
-    opts.check_dc(shared)?;
-    let authz = req.authz(shared)?;
+    let (filter, authz) = (|| {
+        opts.check_dc(shared)?;
+        let filter = req.filter(&super::filter::HEALTH_CHECK)?;
+        Ok((filter, req.authz(shared)?))
+    })()
+    .map_err(ApiError::in_query)?;
     let (index, (checks, dropped)) = opts
         .block(shared, |st| {
             let (index, checks) = select(st);

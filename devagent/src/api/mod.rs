@@ -43,6 +43,8 @@ use crate::state::{Shared, State};
 pub(crate) struct ApiError {
     pub(crate) status: u16,
     pub(crate) text: String,
+    /// Carries the blocking-query headers of an empty result (see [`ApiError::in_query`]).
+    query_meta: bool,
 }
 
 impl ApiError {
@@ -50,11 +52,38 @@ impl ApiError {
         ApiError {
             status,
             text: text.into(),
+            query_meta: false,
+        }
+    }
+
+    /// The error of a query that failed on Consul's server (another datacenter, a filter, a
+    /// token), for the catalog and health endpoints whose handler sets the query's headers
+    /// whatever happens: `X-Consul-Index: 1`, `X-Consul-KnownLeader: false`,
+    /// `X-Consul-LastContact: 0`, `X-Consul-Query-Backend: blocking-query`.
+    pub(crate) fn in_query(self) -> ApiError {
+        ApiError {
+            query_meta: true,
+            ..self
         }
     }
 
     pub(crate) fn into_response(self) -> Response {
-        text(self.status, self.text)
+        let mut resp = text(self.status, self.text);
+        if self.query_meta {
+            let h = resp.headers_mut();
+            for (name, value) in [
+                ("x-consul-index", "1"),
+                ("x-consul-knownleader", "false"),
+                ("x-consul-lastcontact", "0"),
+                ("x-consul-query-backend", "blocking-query"),
+            ] {
+                h.insert(
+                    HeaderName::from_static(name),
+                    HeaderValue::from_static(value),
+                );
+            }
+        }
+        resp
     }
 }
 
@@ -178,18 +207,46 @@ impl Req {
         self.json_status(200, value)
     }
 
-    /// `?filter=`, parsed (`400` with the parser's text if it cannot be).
-    pub(crate) fn filter(&self) -> Result<Option<filter::Expr>, ApiError> {
+    /// `?filter=`, checked against the fields of `schema` (Consul's `500` with go-bexpr's text
+    /// if it cannot be used, `400` beyond this agent's limits).
+    pub(crate) fn filter(
+        &self,
+        schema: &filter::Schema,
+    ) -> Result<Option<filter::Filter>, ApiError> {
+        self.filter_as(schema, true)
+    }
+
+    /// [`Req::filter`]; `prefixed: false` words errors as Consul's streaming backend does
+    /// (without `Failed to create boolean expression evaluator: `).
+    pub(crate) fn filter_as(
+        &self,
+        schema: &filter::Schema,
+        prefixed: bool,
+    ) -> Result<Option<filter::Filter>, ApiError> {
         match self.query.get("filter") {
             None | Some("") => Ok(None),
-            // Consul's servers fail to compile a bad expression: 500. This agent's own limits
-            // on depth and length answer 400.
-            Some(f) => filter::parse(f).map(Some).map_err(|e| {
-                let limit = e.contains("nested too deeply") || e.contains("too long");
-                ApiError::new(if limit { 400 } else { 500 }, e)
-            }),
+            Some(f) => filter::parse(f)
+                .and_then(|parsed| parsed.check(schema))
+                .map(Some)
+                .map_err(|e| filter_error(&e, prefixed)),
         }
     }
+
+    /// `?filter=` parsed only, not yet checked against the fields of a type.
+    pub(crate) fn parsed_filter(&self) -> Result<Option<filter::Parsed>, ApiError> {
+        match self.query.get("filter") {
+            None | Some("") => Ok(None),
+            Some(f) => filter::parse(f)
+                .map(Some)
+                .map_err(|e| filter_error(&e, true)),
+        }
+    }
+}
+
+/// The answer to a filter that cannot be used.
+pub(crate) fn filter_error(e: &filter::FilterError, prefixed: bool) -> ApiError {
+    let (status, text) = e.answer(prefixed);
+    ApiError::new(status, text)
 }
 
 /// Adds `X-Consul-Results-Filtered-By-ACLs: true` when the token's view dropped something and
@@ -216,7 +273,7 @@ pub(crate) fn acl_filter<T>(authz: &Authz, mut items: Vec<T>) -> (Vec<T>, bool) 
 
 /// Applies `?filter=` to JSON entries.
 pub(crate) fn apply_filter(
-    filter: &Option<filter::Expr>,
+    filter: &Option<filter::Filter>,
     entries: Vec<serde_json::Value>,
 ) -> Vec<serde_json::Value> {
     match filter {
@@ -283,6 +340,11 @@ impl ReadOptions {
     pub(crate) fn streamed(mut self) -> ReadOptions {
         self.streaming = self.index > 0;
         self
+    }
+
+    /// Whether the answer comes as from Consul's streaming backend.
+    pub(crate) fn is_streamed(&self) -> bool {
+        self.streaming
     }
 
     /// `500 No path to datacenter` for a datacenter other than the agent's.
