@@ -131,6 +131,18 @@ impl Authz {
         )))
     }
 
+    /// `Ok` if allowed, else Consul's refusal for lacking `resource:access` on a resource
+    /// without a name (`operator`).
+    pub(crate) fn require_unnamed(&self, resource: &str, access: &str) -> Result<(), Denied> {
+        if self.allowed() {
+            return Ok(());
+        }
+        Err(Denied(format!(
+            "Permission denied: token with AccessorID '{ANONYMOUS_ACCESSOR}' lacks permission \
+             '{resource}:{access}'"
+        )))
+    }
+
     /// Whether to send `X-Consul-Results-Filtered-By-ACLs: true`: something was dropped and the
     /// request named a token (Consul hides the fact from requests without one).
     pub(crate) fn report_filtered(&self, dropped: bool) -> bool {

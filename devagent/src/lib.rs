@@ -47,7 +47,8 @@
 //! `GET /v1/agent/health/service/{id,name}/:x`, `GET /v1/agent/self`, `GET /v1/agent/members`.
 //! Health (blocking): `GET /v1/health/{service,checks,state,node}/:x`. Catalog (blocking):
 //! `GET /v1/catalog/{services,service/:name,nodes,node/:node}`, `GET /v1/catalog/datacenters`.
-//! KV (blocking reads): `GET|PUT|DELETE /v1/kv/<key>`. Status: `GET /v1/status/{leader,peers}`.
+//! KV (blocking reads): `GET|PUT|DELETE /v1/kv/<key>`. Status: `GET /v1/status/{leader,peers}`,
+//! `GET /v1/operator/raft/configuration`.
 //! Fault switches: `PUT /_devagent/fault/...`, see [`Faults`]. How each check's registration
 //! was decoded (Consul's views leave `Definition` empty): `GET /_devagent/checks`. The page:
 //! `GET /ui/`.

@@ -206,6 +206,14 @@ lacks permission 'agent:read' on \"devagent\""
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+    // The raft configuration needs operator:read, a permission on no named resource.
+    let resp = env.get("/v1/operator/raft/configuration").await;
+    assert_eq!(resp.status(), 403);
+    assert_eq!(
+        resp.text().await.unwrap(),
+        "Permission denied: token with AccessorID '00000000-0000-0000-0000-000000000002' \
+lacks permission 'operator:read'"
+    );
     let resp = env.get("/v1/kv/fabio/config").await;
     assert_eq!(resp.status(), 403);
     // Status endpoints need no token.

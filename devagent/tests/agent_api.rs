@@ -527,6 +527,65 @@ async fn agent_self_values_are_all_objects() {
 }
 
 #[tokio::test]
+async fn consul_info_and_raft_list_peers_read_a_single_server() {
+    let env = start().await;
+    env.register(json!({"Name": "web", "Check": {"TTL": "30s"}}))
+        .await;
+    env.put(
+        "/v1/agent/check/register",
+        &json!({"Name": "node", "HTTP": "http://127.0.0.1:1/", "Interval": "1h"}),
+    )
+    .await;
+    // `consul info` prints every section of Stats, each a map of strings.
+    let me = env.json("/v1/agent/self").await;
+    let stats = me["Stats"].as_object().unwrap();
+    let sections: Vec<&str> = stats.keys().map(String::as_str).collect();
+    assert_eq!(
+        sections,
+        [
+            "agent", "build", "consul", "raft", "runtime", "serf_lan", "serf_wan"
+        ]
+    );
+    for (name, section) in stats {
+        for (k, v) in section.as_object().unwrap() {
+            assert!(v.is_string(), "Stats.{name}.{k}: {v}");
+        }
+    }
+    assert_eq!(
+        stats["agent"],
+        json!({"check_monitors": "0", "check_ttls": "1", "checks": "2", "services": "1"})
+    );
+    assert_eq!(stats["consul"]["leader"], "true");
+    assert_eq!(stats["consul"]["acl"], "disabled");
+    assert_eq!(stats["raft"]["state"], "Leader");
+    assert_eq!(stats["raft"]["num_peers"], "0");
+    let node_id = me["Config"]["NodeID"].as_str().unwrap();
+    assert_eq!(
+        stats["raft"]["latest_configuration"],
+        format!("[{{Suffrage:Voter ID:{node_id} Address:127.0.0.1:8300}}]")
+    );
+    assert_eq!(stats["serf_lan"]["members"], "1");
+    // `consul operator raft list-peers`: one voter, the leader, its raft ID the node ID.
+    let resp = env.get("/v1/operator/raft/configuration").await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("x-consul-index").is_none());
+    let raft: Value = resp.json().await.unwrap();
+    assert_eq!(
+        raft["Servers"],
+        json!([{"ID": node_id, "Node": "devagent", "Address": "127.0.0.1:8300", "Leader": true,
+                "ProtocolVersion": "3", "Voter": true,
+                "LastIndex": raft["Servers"][0]["LastIndex"]}])
+    );
+    assert!(raft["Servers"][0]["LastIndex"].as_u64().unwrap() > 0);
+    assert_eq!(raft["Index"], 0);
+    let resp = env
+        .send(Method::PUT, "/v1/operator/raft/configuration", None)
+        .await;
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "OPTIONS,GET");
+}
+
+#[tokio::test]
 async fn maintenance_mode_adds_and_removes_the_critical_check() {
     let env = start().await;
     env.register(json!({"Name": "web", "Check": {"TTL": "30s", "Status": "passing"}}))

@@ -422,6 +422,8 @@ impl<'a> Run<'a> {
                             }
                         }
                         ("ContentHash", Value::String(_)) => json!("<hash>"),
+                        // A raft server's last log index (operator/raft/configuration).
+                        ("LastIndex", Value::Number(_)) => json!("<index>"),
                         _ => self.normalise(v),
                     };
                     out.insert(self.normalise_str(k), value);
@@ -444,7 +446,7 @@ impl<'a> Run<'a> {
         } else {
             Value::String(self.normalise_str(&answer.body))
         };
-        if kind.ends_with("agent-self") && body.is_object() {
+        if kind.contains("agent-self") && body.is_object() {
             return reduce_self(&body);
         }
         let mut body = body;
@@ -488,27 +490,65 @@ fn consul_service_port(v: &mut Value) {
     }
 }
 
-/// `agent/self` reduced to what clients read: `Config.Datacenter`, `Config.NodeName`, the type
-/// of `Config.Version`, and `Member` (name, address, status, the types of port and tags).
+/// `agent/self` as clients read it: `Config` (what `consul info` and the Go client read),
+/// `Stats` (every section `consul info` prints), `Member`, `Coord`, `Meta`, the top-level keys
+/// and `DebugConfig.DNSDomain`. Normalised (after node name, UUIDs and `127.0.0.1:` ports):
+/// versions, revisions and build dates; raft indexes and terms; serf's Lamport clocks
+/// (timestamps); the serf port; and the count of the process's concurrent tasks (goroutines),
+/// which differs between any two runs of the same agent.
 fn reduce_self(body: &Value) -> Value {
-    let config = &body["Config"];
-    let member = &body["Member"];
+    let mut config = body["Config"].clone();
+    for key in ["Revision", "Version", "BuildDate"] {
+        config[key] = json!("<version>");
+    }
+    let mut stats = body["Stats"].clone();
+    for (section, key, placeholder) in [
+        ("build", "revision", "<version>"),
+        ("build", "version", "<version>"),
+        ("runtime", "version", "<version>"),
+        ("runtime", "goroutines", "<task count>"),
+        ("raft", "applied_index", "<index>"),
+        ("raft", "commit_index", "<index>"),
+        ("raft", "last_log_index", "<index>"),
+        ("raft", "last_log_term", "<index>"),
+        ("raft", "term", "<index>"),
+        ("serf_lan", "event_time", "<timestamp>"),
+        ("serf_lan", "member_time", "<timestamp>"),
+        ("serf_lan", "query_time", "<timestamp>"),
+        ("serf_wan", "event_time", "<timestamp>"),
+        ("serf_wan", "member_time", "<timestamp>"),
+        ("serf_wan", "query_time", "<timestamp>"),
+    ] {
+        if let Some(v) = stats.get_mut(section).and_then(|s| s.get_mut(key)) {
+            let number = v.as_str().is_some_and(|n| n.parse::<u64>().is_ok());
+            *v = if placeholder == "<version>" || number {
+                json!(placeholder)
+            } else {
+                json!(format!("{placeholder}: not a number: {v}"))
+            };
+        }
+    }
+    let mut member = body["Member"].clone();
+    member["Port"] = json!(type_name(&member["Port"]));
+    if let Some(tags) = member.get_mut("Tags") {
+        for (key, placeholder) in [
+            ("port", "<port>"),
+            ("wan_join_port", "<port>"),
+            ("build", "<version>"),
+        ] {
+            if let Some(v) = tags.get_mut(key) {
+                *v = json!(placeholder);
+            }
+        }
+    }
     json!({
-        "Config": {
-            "Datacenter": config["Datacenter"],
-            "NodeName": config["NodeName"],
-            "Version": type_name(&config["Version"]),
-        },
-        "Member": {
-            "Name": member["Name"],
-            "Addr": member["Addr"],
-            "Status": member["Status"],
-            "Port": type_name(&member["Port"]),
-            "Tags": type_name(&member["Tags"]),
-        },
-        "top-level keys": body.as_object().map(|o| {
-            o.keys().filter(|k| matches!(k.as_str(), "Config" | "Member")).cloned().collect::<Vec<_>>()
-        }),
+        "Config": config,
+        "Stats": stats,
+        "Member": member,
+        "Coord": body["Coord"],
+        "Meta": body["Meta"],
+        "DebugConfig.DNSDomain": body["DebugConfig"]["DNSDomain"],
+        "top-level keys": body.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()),
     })
 }
 
@@ -591,6 +631,19 @@ fn script(r: &mut Run<'_>) {
     r.get("catalog-datacenters", "/v1/catalog/datacenters");
     r.get("catalog-nodes", "/v1/catalog/nodes");
     r.get("agent-self", "/v1/agent/self");
+    // `consul operator raft list-peers`.
+    r.get(
+        "operator-raft-configuration",
+        "/v1/operator/raft/configuration",
+    );
+    r.get(
+        "operator-raft-configuration-stale",
+        "/v1/operator/raft/configuration?stale",
+    );
+    r.get(
+        "operator-raft-configuration-dc-unknown",
+        "/v1/operator/raft/configuration?dc=nowhere",
+    );
     r.get("catalog-services-empty", "/v1/catalog/services");
     r.get("health-service-unknown", "/v1/health/service/nothing");
     r.get("catalog-service-unknown", "/v1/catalog/service/nothing");
@@ -916,6 +969,8 @@ fn script(r: &mut Run<'_>) {
         Body::None,
     );
     r.get("agent-checks-after-updates", "/v1/agent/checks");
+    // `consul info` with services and TTL checks registered.
+    r.get("agent-self-with-services", "/v1/agent/self");
 
     // Health and catalog views, once the catalog has caught up.
     r.settle();
@@ -1176,6 +1231,12 @@ fn script(r: &mut Run<'_>) {
         "/v1/health/service/web",
         Body::None,
     );
+    r.send(
+        "wrong-method-operator-raft",
+        "PUT",
+        "/v1/operator/raft/configuration",
+        Body::None,
+    );
     r.send("wrong-method-kv", "POST", "/v1/kv/app/config", Body::None);
 }
 
@@ -1269,6 +1330,18 @@ fn acl_script(r: &mut Run<'_>) {
         "/v1/agent/self",
         None,
         Body::None,
+    );
+    r.get("acl-agent-self-management", "/v1/agent/self");
+    r.send_as(
+        "acl-operator-raft-anonymous",
+        "GET",
+        "/v1/operator/raft/configuration",
+        None,
+        Body::None,
+    );
+    r.get(
+        "acl-operator-raft-management",
+        "/v1/operator/raft/configuration",
     );
     r.send_as(
         "acl-deregister-anonymous",

@@ -145,12 +145,21 @@ fn vet_check_update(shared: &Shared, authz: &Authz, id: &str) -> Result<(), ApiE
     })
 }
 
-/// `GET /v1/agent/self`.
+/// `GET /v1/agent/self`: what `consul info` prints (`Stats`), the agent's `Config`, its serf
+/// `Member`, as a dev-mode Consul server that leads itself reports them.
 pub(super) fn self_info(shared: &Arc<Shared>, req: &Req) -> Answer {
     let authz = req.authz(shared)?;
     authz.require("agent", "read", &shared.node)?;
-    let (node_id, services, checks) =
-        shared.read(|st| (st.node_id.clone(), st.services.len(), st.checks.len()));
+    let (node_id, services, checks, ttls, index) = shared.read(|st| {
+        let ttls = st.checks.values().filter(|c| c.ttl.is_some()).count();
+        (
+            st.node_id.clone(),
+            st.services.len(),
+            st.checks.len(),
+            ttls,
+            st.index,
+        )
+    });
     let acls = shared.acl.default_policy() == "deny";
     Ok(req.json(&json!({
         "Config": {
@@ -175,15 +184,124 @@ pub(super) fn self_info(shared: &Arc<Shared>, req: &Req) -> Answer {
             "CheckReapInterval": crate::decode::GoDuration::from_std(shared.reap_interval).to_string(),
             "CheckDeregisterIntervalMin": crate::decode::GoDuration::from_std(shared.deregister_critical_min).to_string(),
         },
-        "Coord": {"Vec": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], "Error": 1.5, "Adjustment": 0.0, "Height": 1e-5},
+        // Go writes a float64 zero as `0`.
+        "Coord": {"Vec": [0, 0, 0, 0, 0, 0, 0, 0], "Error": 1.5, "Adjustment": 0, "Height": 1e-5},
         "Member": member(shared, &node_id),
         "Stats": {
-            "agent": {"check_monitors": "0", "check_ttls": "0", "checks": checks.to_string(), "services": services.to_string()},
-            "build": {"prerelease": "", "revision": "devagent", "version": VERSION},
-            "consul": {"bootstrap": "true", "known_datacenters": "1", "leader": "true", "leader_addr": views::SERVER_ADDRESS, "server": "true"},
+            "agent": {
+                "check_monitors": "0",
+                "check_ttls": ttls.to_string(),
+                "checks": checks.to_string(),
+                "services": services.to_string(),
+            },
+            "build": {"prerelease": "", "revision": "devagent", "version": VERSION, "version_metadata": ""},
+            "consul": {
+                "acl": if acls { "enabled" } else { "disabled" },
+                "bootstrap": "false",
+                "known_datacenters": "1",
+                "leader": "true",
+                "leader_addr": views::SERVER_ADDRESS,
+                "server": "true",
+            },
+            "raft": raft_stats(&node_id, index),
+            "runtime": runtime_stats(),
+            "serf_lan": serf_stats(1, 2),
+            "serf_wan": serf_stats(0, 1),
         },
         "Meta": {"consul-network-segment": ""},
     })))
+}
+
+/// The raft section of `Stats`: the one voter, leader since the first election, with the log at
+/// the agent's index and no snapshot yet.
+fn raft_stats(node_id: &str, index: u64) -> Value {
+    let index = index.to_string();
+    json!({
+        "applied_index": index,
+        "commit_index": index,
+        "fsm_pending": "0",
+        "last_contact": "0",
+        "last_log_index": index,
+        "last_log_term": "2",
+        "last_snapshot_index": "0",
+        "last_snapshot_term": "0",
+        "latest_configuration": format!("[{{Suffrage:Voter ID:{node_id} Address:{}}}]", views::SERVER_ADDRESS),
+        "latest_configuration_index": "0",
+        "num_peers": "0",
+        "protocol_version": "3",
+        "protocol_version_max": "3",
+        "protocol_version_min": "0",
+        "snapshot_version_max": "1",
+        "snapshot_version_min": "0",
+        "state": "Leader",
+        "term": "2",
+    })
+}
+
+/// A serf pool of this one member: `user_events` queued, the event clock at `event_time`.
+fn serf_stats(user_events: u32, event_time: u32) -> Value {
+    json!({
+        "coordinate_resets": "0",
+        "encrypted": "false",
+        "event_queue": user_events.to_string(),
+        "event_time": event_time.to_string(),
+        "failed": "0",
+        "health_score": "0",
+        "intent_queue": "0",
+        "left": "0",
+        "member_time": "1",
+        "members": "1",
+        "query_queue": "0",
+        "query_time": "1",
+    })
+}
+
+/// The runtime section of `Stats`, in Go's words: `GOOS`/`GOARCH` names, the CPUs the process
+/// may use, its concurrent tasks as `goroutines`.
+fn runtime_stats() -> Value {
+    let os = match std::env::consts::OS {
+        "macos" => "darwin",
+        other => other,
+    };
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        "loongarch64" => "loong64",
+        other => other,
+    };
+    let parallelism = std::thread::available_parallelism().map_or(1, usize::from);
+    let tasks = tokio::runtime::Handle::try_current().map_or(1, |h| h.metrics().num_alive_tasks());
+    json!({
+        "arch": arch,
+        "cpu_count": allowed_cpus().unwrap_or(parallelism).to_string(),
+        "goroutines": tasks.to_string(),
+        "max_procs": parallelism.to_string(),
+        "os": os,
+        "version": concat!("devagent ", env!("CARGO_PKG_VERSION")),
+    })
+}
+
+/// The CPUs this process may run on (Linux's `Cpus_allowed_list`), as Go's `NumCPU` counts
+/// them: the affinity mask, not a cgroup's quota.
+fn allowed_cpus() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?
+        .trim();
+    let mut count = 0;
+    for part in list.split(',') {
+        count += match part.split_once('-') {
+            Some((a, b)) => b.parse::<usize>().ok()? + 1 - a.parse::<usize>().ok()?,
+            None => {
+                part.parse::<usize>().ok()?;
+                1
+            }
+        };
+    }
+    (count > 0).then_some(count)
 }
 
 fn member(shared: &Shared, node_id: &str) -> Value {
@@ -193,9 +311,10 @@ fn member(shared: &Shared, node_id: &str) -> Value {
         "Port": 8301,
         "Tags": {
             "acls": if shared.acl.default_policy() == "deny" { "1" } else { "0" },
-            "bootstrap": "1",
             "build": format!("{VERSION}:devagent"),
             "dc": shared.datacenter,
+            "ft_fs": "1",
+            "ft_si": "1",
             "id": node_id,
             "port": "8300",
             "raft_vsn": "3",

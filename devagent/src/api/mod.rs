@@ -466,6 +466,7 @@ const ROUTES: &[(&str, &[Method])] = &[
     ("/v1/catalog/datacenters", &[Method::GET]),
     ("/v1/status/leader", &[Method::GET]),
     ("/v1/status/peers", &[Method::GET]),
+    ("/v1/operator/raft/configuration", &[Method::GET]),
     ("/v1/kv/", &[Method::GET, Method::PUT, Method::DELETE]),
     ("/_devagent/checks", &[Method::GET]),
 ];
@@ -635,6 +636,7 @@ async fn serve(
         "/v1/catalog/datacenters" => catalog::datacenters(shared, &req),
         "/v1/status/leader" => status::leader(&req),
         "/v1/status/peers" => status::peers(&req),
+        "/v1/operator/raft/configuration" => status::raft_configuration(shared, &req),
         "/v1/kv/" => kv::handle(shared, &req).await,
         "/_devagent/checks" => agent::definitions(shared, &req),
         _ => Err(ApiError::new(
