@@ -87,6 +87,7 @@ pub(crate) fn parse(input: &str) -> Result<Expr, Failure> {
         memo: HashMap::new(),
         depth: 0,
         too_deep: false,
+        lines: None,
     };
     let parsed = p.input();
     if p.too_deep {
@@ -103,7 +104,10 @@ pub(crate) fn parse(input: &str) -> Result<Expr, Failure> {
                 .join("\n"),
         ));
     }
-    parsed.ok_or_else(|| Failure::Syntax(p.no_match()))
+    match parsed {
+        Some(e) => Ok(e),
+        None => Err(Failure::Syntax(p.no_match())),
+    }
 }
 
 /// The rules whose results are remembered per position.
@@ -128,6 +132,46 @@ struct Parser<'a> {
     memo: HashMap<(Rule, usize, bool), Option<(Expr, usize)>>,
     depth: usize,
     too_deep: bool,
+    /// Where lines start and characters are, once an error needs a position.
+    lines: Option<Lines>,
+}
+
+/// Line and column lookups: an input may hold thousands of errors.
+struct Lines {
+    /// Byte offsets at which lines start.
+    starts: Vec<usize>,
+    /// For each byte offset, the characters before it.
+    chars_before: Vec<usize>,
+}
+
+impl Lines {
+    fn new(src: &str) -> Lines {
+        let mut starts = vec![0];
+        let mut chars_before = Vec::with_capacity(src.len() + 1);
+        let mut n = 0;
+        for (i, c) in src.char_indices() {
+            chars_before.resize(i + 1, n);
+            n += 1;
+            if c == '\n' {
+                starts.push(i + 1);
+            }
+        }
+        chars_before.resize(src.len() + 1, n);
+        Lines {
+            starts,
+            chars_before,
+        }
+    }
+
+    /// The line (from 1) and column (from 1, in characters) of `offset`.
+    fn at(&self, offset: usize) -> (usize, usize) {
+        let line = self.starts.partition_point(|s| *s <= offset);
+        let start = self.starts[line - 1];
+        (
+            line,
+            self.chars_before[offset] - self.chars_before[start] + 1,
+        )
+    }
 }
 
 fn is_ws(c: char) -> bool {
@@ -142,11 +186,9 @@ impl Parser<'_> {
     }
 
     /// Line, column (in characters) and offset, as the generated parser counts them.
-    fn position(&self, offset: usize) -> String {
-        let before = &self.src[..offset];
-        let mut line = 1 + before.matches('\n').count();
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let mut col = before[line_start..].chars().count() + 1;
+    fn position(&mut self, offset: usize) -> String {
+        let lines = self.lines.get_or_insert_with(|| Lines::new(self.src));
+        let (mut line, mut col) = lines.at(offset);
         if self.src[offset..].starts_with('\n') {
             line += 1;
             col = 0;
@@ -186,7 +228,7 @@ impl Parser<'_> {
 
     /// The message when nothing matched: what was expected at the farthest failure, sorted,
     /// `EOF` last.
-    fn no_match(&self) -> String {
+    fn no_match(&mut self) -> String {
         let mut set: Vec<String> = self.expected.clone();
         set.sort();
         set.dedup();
@@ -821,6 +863,12 @@ mod tests {
             "1:6 (5): rule \"string\": invalid syntax"
         );
         assert!(err("").contains("no match found"));
+        // Lines count from 1, columns in characters, a newline ends its line at column 0.
+        assert_eq!(
+            err("a == \"é\" and\n(b == 2"),
+            "2:8 (21): rule \"grouping\": Unmatched parentheses"
+        );
+        assert!(err("a == 1\n==").starts_with("2:1 (7): no match found"));
     }
 
     #[test]
