@@ -213,8 +213,13 @@ fn registers_from_another_host_is_checked_over_the_link_and_deregisters_on_sigte
         let check = checks.get(format!("service:{id}"))?.clone();
         (check["Status"] == "passing" && check["Output"].as_str()?.contains("200")).then_some(check)
     });
+    // Consul leaves a check's `Definition` empty, as the dev agent does; it shows how it
+    // decoded the registration at /_devagent/checks.
+    let (_, definitions) = client
+        .get_json(&format!("{consul}/_devagent/checks"))
+        .expect("the dev agent's decoded checks");
     assert_eq!(
-        check["Definition"]["HTTP"],
+        definitions[format!("service:{id}")]["HTTP"],
         format!("http://{APP_IP}:{port}/health")
     );
     eprintln!(
