@@ -738,6 +738,63 @@ async fn real_consul_restarted_before_the_watch_saw_the_instance_shows_it_passin
     returns_ok(served).await;
 }
 
+/// The agent takes the registration and goes down before its answer reaches the instance,
+/// then comes back keeping its state, the check restored as critical. The registration retried
+/// after the restart lands on that check and keeps its status; the instance is put right at
+/// once, not left critical until the agent's own first run of the check (a minute here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_consul_restarted_while_the_registrations_answer_was_lost_shows_it_passing_at_once() {
+    let test =
+        "real_consul_restarted_while_the_registrations_answer_was_lost_shows_it_passing_at_once";
+    let Some(mut consul) = persistent_consul(test) else {
+        return;
+    };
+    let proxy = FakeConsul::proxy(&consul.url()).await;
+    let restarted = Arc::new(AtomicBool::new(false));
+    let (done, lost) = (restarted.clone(), Arc::new(AtomicBool::new(false)));
+    proxy.set(move |kind, _| match kind {
+        // The first registration reaches the agent; its answer does not come back.
+        Kind::Register if !lost.swap(true, Ordering::SeqCst) => Answer::ForwardLosingTheAnswer,
+        Kind::Register | Kind::Watch if !done.load(Ordering::SeqCst) => {
+            Answer::status(500, "the agent is restarting")
+        }
+        _ => Answer::Forward,
+    });
+    let client = Client::new(
+        consul::Config::builder()
+            .address(consul.url())
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let service = checked_every_minute(
+        consul::Config::builder()
+            .address(proxy.url.clone())
+            .request_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap(),
+    );
+    let instance = service.instance();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
+    until(T, "registered with the agent", || {
+        registered(&client, instance.id())
+    })
+    .await;
+    assert!(!instance.is_registered(), "its answer was lost");
+
+    tokio::task::block_in_place(|| consul.restart(true));
+    assert_eq!(
+        check_status(&client, instance.id()).await,
+        Some(consul::CheckStatus::Critical),
+        "the agent restores the check as critical"
+    );
+    restarted.store(true, Ordering::SeqCst);
+    passing_soon_after(&client, instance.id(), Instant::now()).await;
+    instance.shutdown();
+    returns_ok(served).await;
+}
+
 /// The agent restarts losing its state before the instance's watch has once seen the
 /// registration: the watch's next read finds nothing, which is a lost registration (registered
 /// again at once), not one the agent never showed (which points at a load balancer).

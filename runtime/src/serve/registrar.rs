@@ -147,8 +147,18 @@ impl Registrar {
         // Backoff between registrations that Consul accepts but then does not show.
         let mut unseen = crate::retry::backoff(self.retry_min, self.retry_max);
         loop {
-            if !registered && !self.register_with_retry(status, &mut quiet).await {
-                return;
+            if !registered {
+                match self.register_with_retry(status, &mut quiet).await {
+                    Registered::Stopped => return,
+                    // An attempt that failed may have reached an agent that went down before
+                    // it answered, and came back keeping its state: it then holds the check
+                    // as critical, and the registration that worked kept that status.
+                    Registered::AfterFailures if self.restored_otherwise().await => {
+                        status = status_of(self.instance.report().await.status);
+                        continue;
+                    }
+                    Registered::AfterFailures | Registered::AtOnce => {}
+                }
             }
             registered = false;
             // Registered: watch our own entry; heartbeat in TTL mode.
@@ -163,29 +173,8 @@ impl Registrar {
                 }
                 KeepAlive::Reconnected => {
                     // The agent was unreachable and answers again, still holding the
-                    // instance. A Consul agent that restarted keeping its state restores every
-                    // check as critical until its first run, at a random point within its
-                    // interval, and a registration over an existing check keeps that check's
-                    // status. So when the agent's status is not the instance's own, take the
-                    // instance out and register it afresh; it is unroutable either way.
-                    let ours = status_of(self.instance.report().await.status);
-                    let check = check_id(&self.registration.id);
-                    let theirs = self
-                        .client
-                        .agent_checks()
-                        .await
-                        .ok()
-                        .and_then(|checks| checks.get(&check).map(|c| c.status));
-                    match theirs {
-                        Some(theirs) if theirs != ours => {
-                            tracing::info!(id = %self.registration.id, agent = ?theirs, instance = ?ours, "Consul answers again with the check in another state; registering afresh");
-                            self.instance.set_registered(false);
-                            // A failure here leaves the old registration; the registration
-                            // below replaces it.
-                            let _ = self.client.deregister(&self.registration.id).await;
-                        }
-                        _ => registered = true,
-                    }
+                    // instance.
+                    registered = !self.restored_otherwise().await;
                 }
                 KeepAlive::Lost { seen: false } => {
                     // Accepted, yet never shown: registering again at once would loop as fast
@@ -207,6 +196,35 @@ impl Registrar {
         }
     }
 
+    /// Whether the agent holds the instance's check in another state than the instance's
+    /// own, and if so takes the instance out so that the next registration starts afresh.
+    ///
+    /// A Consul agent that restarted keeping its state restores every check as critical until
+    /// its first run, at a random point within its interval, and a registration over an
+    /// existing check keeps that check's status: the instance would stay unroutable until
+    /// then.
+    async fn restored_otherwise(&mut self) -> bool {
+        let ours = status_of(self.instance.report().await.status);
+        let check = check_id(&self.registration.id);
+        let theirs = self
+            .client
+            .agent_checks()
+            .await
+            .ok()
+            .and_then(|checks| checks.get(&check).map(|c| c.status));
+        match theirs {
+            Some(theirs) if theirs != ours => {
+                tracing::info!(id = %self.registration.id, agent = ?theirs, instance = ?ours, "Consul holds the check in another state; registering afresh");
+                self.instance.set_registered(false);
+                // A failure here leaves the old registration; the next registration replaces
+                // it.
+                let _ = self.client.deregister(&self.registration.id).await;
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn stopped(&self) -> bool {
         *self.stop.borrow()
     }
@@ -220,18 +238,24 @@ impl Registrar {
         !stopped && !self.stopped()
     }
 
-    async fn register_with_retry(&mut self, status: CheckStatus, quiet: &mut Quiet) -> bool {
+    async fn register_with_retry(&mut self, status: CheckStatus, quiet: &mut Quiet) -> Registered {
         let mut backoff = crate::retry::backoff(self.retry_min, self.retry_max);
+        let mut failed = false;
         loop {
             if self.stopped() {
-                return false;
+                return Registered::Stopped;
             }
             match self.register_once(status).await {
                 Ok(()) => {
                     quiet.recovered("registration");
-                    return true;
+                    return if failed {
+                        Registered::AfterFailures
+                    } else {
+                        Registered::AtOnce
+                    };
                 }
                 Err(e) => {
+                    failed = true;
                     quiet.failed("registration", &e);
                     let delay = match e {
                         Error::PermissionDenied { .. } | Error::Status { status: 400, .. } => {
@@ -240,7 +264,7 @@ impl Registrar {
                         _ => backoff.next().unwrap_or(self.retry_max),
                     };
                     if !self.pause(delay).await {
-                        return false;
+                        return Registered::Stopped;
                     }
                 }
             }
@@ -372,6 +396,15 @@ impl Registrar {
             }
         }
     }
+}
+
+/// How a registration ended.
+enum Registered {
+    Stopped,
+    /// The first attempt worked.
+    AtOnce,
+    /// An attempt worked after others had failed.
+    AfterFailures,
 }
 
 enum KeepAlive {

@@ -64,6 +64,9 @@ pub enum Answer {
     Hang,
     /// Pass the request on to the upstream agent and its answer back.
     Forward,
+    /// Pass the request on to the upstream agent, but answer 502: the agent did what was
+    /// asked, and its answer was lost on the way (it went down before answering, say).
+    ForwardLosingTheAnswer,
 }
 
 impl Answer {
@@ -221,6 +224,10 @@ async fn handle(
         }
         Answer::Hang => std::future::pending::<Response>().await,
         Answer::Forward => forward(&shared, &method, &uri, &headers, body).await,
+        Answer::ForwardLosingTheAnswer => {
+            let _ = forward(&shared, &method, &uri, &headers, body).await;
+            status_only(502)
+        }
     };
     if let Some(calls) = &shared.calls {
         calls.lock().unwrap().push(Call {
