@@ -754,7 +754,7 @@ async fn real_consul_restarted_while_the_registrations_answer_was_lost_shows_it_
     let (done, lost) = (restarted.clone(), Arc::new(AtomicBool::new(false)));
     proxy.set(move |kind, _| match kind {
         // The first registration reaches the agent; its answer does not come back.
-        Kind::Register if !lost.swap(true, Ordering::SeqCst) => Answer::ForwardLosingTheAnswer,
+        Kind::Register if !lost.swap(true, Ordering::SeqCst) => Answer::ForwardDroppingTheReply,
         Kind::Register | Kind::Watch if !done.load(Ordering::SeqCst) => {
             Answer::status(500, "the agent is restarting")
         }

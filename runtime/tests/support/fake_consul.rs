@@ -66,7 +66,7 @@ pub enum Answer {
     Forward,
     /// Pass the request on to the upstream agent, but answer 502: the agent did what was
     /// asked, and its answer was lost on the way (it went down before answering, say).
-    ForwardLosingTheAnswer,
+    ForwardDroppingTheReply,
 }
 
 impl Answer {
@@ -224,7 +224,7 @@ async fn handle(
         }
         Answer::Hang => std::future::pending::<Response>().await,
         Answer::Forward => forward(&shared, &method, &uri, &headers, body).await,
-        Answer::ForwardLosingTheAnswer => {
+        Answer::ForwardDroppingTheReply => {
             let _ = forward(&shared, &method, &uri, &headers, body).await;
             status_only(502)
         }
