@@ -261,8 +261,7 @@ async fn grpc_over_tls_is_checked_and_reached_over_tls(kind: AgentKind) {
         // Both agents show a service check's `Definition` empty; the dev agent shows how it
         // decoded the registration at /_devagent/checks.
         let definition = until(T, "the check's definition", || async {
-            let checks =
-                support::get_json(&format!("{}/_devagent/checks", agent.url())).await?;
+            let checks = support::get_json(&format!("{}/_devagent/checks", agent.url())).await?;
             Some(checks.get(format!("service:{id}"))?.clone())
         })
         .await;

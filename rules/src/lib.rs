@@ -371,16 +371,62 @@ pub fn check_health_path(path: &str) -> Result {
     Ok(())
 }
 
-/// Parses a duration such as `"10s"`, `"500ms"` or `"1m30s"` for `field`; zero is refused.
+/// Parses a duration such as `"10s"`, `"500ms"` or `"1m30s"` for `field`, as Go (and so
+/// Consul) reads durations; zero is refused.
 pub fn parse_duration(field: Field, text: &str) -> Result<Duration> {
-    let parsed = humantime::parse_duration(text.trim()).map_err(|_| {
-        RuleError::new(
-            field,
-            format!("`{text}` is not a duration; write it like \"10s\", \"500ms\" or \"1m30s\""),
-        )
-    })?;
+    let parsed = read_duration(text).map_err(|why| RuleError::new(field, why))?;
     check_nonzero(field, parsed)?;
     Ok(parsed)
+}
+
+/// Reads a duration as Go's `time.ParseDuration` does (`"10s"`, `"500ms"`, `"1m30s"`,
+/// `"1.5h"`), the form Consul itself reads; a negative one is refused. The error echoes the
+/// text as it was given and says what to write.
+///
+/// ```
+/// use std::time::Duration;
+/// use discoverable_rules::read_duration;
+///
+/// assert_eq!(read_duration("1m30s"), Ok(Duration::from_secs(90)));
+/// assert!(read_duration("ten seconds").unwrap_err().starts_with("`ten seconds` is not a duration"));
+/// ```
+pub fn read_duration(text: &str) -> std::result::Result<Duration, String> {
+    match parse_go_duration(text.trim()) {
+        Ok(d) => d
+            .to_std()
+            .ok_or_else(|| format!("`{text}` is negative; give a duration such as \"10s\"")),
+        Err(e) if e.to_string().starts_with("time: invalid duration") && overflows(text) => {
+            Err(format!(
+                "`{text}` is longer than the longest duration Consul reads (about 292 years); give a shorter one"
+            ))
+        }
+        Err(_) => Err(format!(
+            "`{text}` is not a duration; write it like \"10s\", \"500ms\" or \"1m30s\""
+        )),
+    }
+}
+
+/// Whether `text` is well-formed (digits and units only) but too long for Go's durations.
+fn overflows(text: &str) -> bool {
+    let t = text.trim().trim_start_matches(['+', '-']);
+    !t.is_empty()
+        && t.chars().next().is_some_and(|c| c.is_ascii_digit())
+        && t.split(|c: char| c.is_ascii_digit() || c == '.')
+            .filter(|unit| !unit.is_empty())
+            .all(|unit| matches!(unit, "ns" | "us" | "µs" | "μs" | "ms" | "s" | "m" | "h"))
+}
+
+/// A duration in the one largest whole unit (`"10m"`, `"2h"`, `"90s"`, `"500ms"`), a form
+/// [`read_duration`] reads back: how messages show settings and their ranges.
+pub fn show_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if d.subsec_nanos() == 0 && secs > 0 && secs % 3600 == 0 {
+        format!("{}h", secs / 3600)
+    } else if d.subsec_nanos() == 0 && secs > 0 && secs % 60 == 0 {
+        format!("{}m", secs / 60)
+    } else {
+        go_duration(d)
+    }
 }
 
 /// A meta key may be given once: `key` against the keys given `earlier`.
@@ -596,9 +642,9 @@ pub fn check_setting(setting: Setting, value: Duration) -> std::result::Result<(
     if value < least || value > most {
         return Err(format!(
             "{} is out of range; give a duration from {} to {}",
-            humantime::format_duration(value),
-            humantime::format_duration(least),
-            humantime::format_duration(most)
+            show_duration(value),
+            show_duration(least),
+            show_duration(most)
         ));
     }
     Ok(())

@@ -195,5 +195,9 @@ pub(crate) struct InFlight(#[allow(dead_code, reason = "held for its count")] Ar
 
 /// A new instance ID: `<name>-<uuid v4>`.
 pub(crate) fn mint_id(name: &str) -> String {
-    format!("{name}-{}", uuid::Uuid::new_v4())
+    let random = crate::random::u128().to_le_bytes();
+    format!(
+        "{name}-{}",
+        uuid::Builder::from_random_bytes(random).into_uuid()
+    )
 }

@@ -13,6 +13,7 @@ mod health;
 mod instance;
 pub mod layer;
 mod log;
+mod random;
 mod retry;
 mod serve;
 mod service;

@@ -4,19 +4,15 @@
 
 use std::time::Duration;
 
-use backon::BackoffBuilder;
-
 /// An endless iterator of delays, each in `[d/2, d]` where `d` grows from `min` to `max`.
 pub(crate) fn backoff(
     min: Duration,
     max: Duration,
 ) -> impl Iterator<Item = Duration> + Send + use<> {
-    backon::ExponentialBuilder::default()
-        .with_min_delay(min)
-        .with_max_delay(max)
-        .without_max_times()
-        .build()
-        .map(|d| d.mul_f64(0.5 + fastrand::f64() / 2.0))
+    let ceilings = std::iter::successors(Some(min.min(max)), move |d| {
+        Some(d.saturating_mul(2).min(max))
+    });
+    ceilings.map(|d| d.mul_f64(0.5 + crate::random::unit() / 2.0))
 }
 
 #[cfg(test)]

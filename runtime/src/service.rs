@@ -458,8 +458,9 @@ fn apply_env(s: &mut Settings, env: &impl Fn(&str) -> Option<String>) -> Result<
     for (i, (setting, slot)) in durations.into_iter().enumerate() {
         let key = setting.env_var();
         if let Some(v) = env(key) {
-            *slot = humantime::parse_duration(v.trim()).map_err(|_| {
-                config_error(key, &v, "a duration such as \"2s\", \"500ms\" or \"1m\"")
+            *slot = rules::read_duration(&v).map_err(|message| Error::Config {
+                setting: key,
+                message,
             })?;
             source[i] = key;
         }
@@ -482,8 +483,8 @@ fn apply_env(s: &mut Settings, env: &impl Fn(&str) -> Option<String>) -> Result<
                 max_source,
                 format!(
                     "the largest retry delay ({}) is below the first one ({}); give at least that",
-                    humantime::format_duration(s.retry_max),
-                    humantime::format_duration(s.retry_min)
+                    rules::show_duration(s.retry_max),
+                    rules::show_duration(s.retry_min)
                 ),
             )
         } else {
@@ -491,8 +492,8 @@ fn apply_env(s: &mut Settings, env: &impl Fn(&str) -> Option<String>) -> Result<
                 min_source,
                 format!(
                     "the first retry delay ({}) is above the largest one ({}); give at most that",
-                    humantime::format_duration(s.retry_min),
-                    humantime::format_duration(s.retry_max)
+                    rules::show_duration(s.retry_min),
+                    rules::show_duration(s.retry_max)
                 ),
             )
         };

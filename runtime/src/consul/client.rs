@@ -111,6 +111,7 @@ impl Client {
             .user_agent(concat!("discoverable/", env!("CARGO_PKG_VERSION")));
         let mut base = config.url().clone();
 
+        #[cfg(feature = "tls")]
         if let Some(ca) = config.ca() {
             let mut certs = Vec::new();
             for pem in &ca.pems {
@@ -132,6 +133,7 @@ impl Client {
             // of milliseconds at every start.
             builder = builder.tls_certs_only(Vec::new());
         }
+        #[cfg(feature = "tls")]
         if let Some(id) = config.identity() {
             let identity = reqwest::Identity::from_pem(&id.pem).map_err(|e| {
                 config_error(
@@ -149,7 +151,10 @@ impl Client {
                 address = %config.address(),
                 "TLS verification of the Consul agent is off (CONSUL_HTTP_SSL_VERIFY=false or insecure_skip_verify): its identity is not checked; use this only in development"
             );
-            builder = builder.tls_danger_accept_invalid_certs(true);
+            #[cfg(feature = "tls")]
+            {
+                builder = builder.tls_danger_accept_invalid_certs(true);
+            }
         }
         #[cfg(unix)]
         if let Some(path) = config.unix_socket() {

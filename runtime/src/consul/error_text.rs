@@ -146,8 +146,11 @@ fn causes<'a>(
     })
 }
 
+#[cfg(feature = "tls")]
 const HINT_SERVER_NAME: &str = "the agent's certificate does not carry the host name dialled; set CONSUL_TLS_SERVER_NAME to a name it carries, or address the agent by that name";
+#[cfg(feature = "tls")]
 const HINT_CA: &str = "the agent's certificate is not trusted; set CONSUL_CACERT or CONSUL_CAPATH to the CA that signed it";
+#[cfg(feature = "tls")]
 const HINT_CLIENT_CERT: &str = "the agent refused the client certificate; set CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY to a certificate signed by a CA it trusts";
 const HINT_CLOSED: &str = "the agent closed the connection without answering, as it does when it refuses the client certificate; if it verifies clients, set CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY to a certificate signed by a CA it trusts";
 
@@ -155,10 +158,12 @@ const HINT_CLOSED: &str = "the agent closed the connection without answering, as
 /// the transport's words alone ("invalid peer certificate: UnknownIssuer") do not say which
 /// of Consul's variables fixes it.
 fn tls_hint(e: &(dyn StdError + 'static), https: bool) -> Option<&'static str> {
+    #[cfg(feature = "tls")]
     use rustls::{AlertDescription, CertificateError};
 
     let mut closed = false;
     for cause in causes(e) {
+        #[cfg(feature = "tls")]
         if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
             return match tls {
                 rustls::Error::InvalidCertificate(
@@ -261,6 +266,7 @@ mod tests {
     }
 
     /// rustls's error as the client sees it: inside an `io::Error` inside the transport's.
+    #[cfg(feature = "tls")]
     fn from_tls(e: rustls::Error) -> Wrapped {
         Wrapped(
             "client error (Connect)",
@@ -269,6 +275,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "tls")]
     fn consul_tls_failures_name_the_variable_to_set() {
         let hint = |e: rustls::Error| tls_hint(&from_tls(e), true).unwrap_or_default();
         assert!(
@@ -373,7 +380,19 @@ mod tests {
 
     #[test]
     fn consul_causes_look_inside_io_errors() {
-        let e = from_tls(rustls::Error::DecryptError);
+        // As a TLS failure reaches the client: inside an `io::Error` inside the transport's.
+        #[derive(Debug)]
+        struct Leaf;
+        impl fmt::Display for Leaf {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("cannot decrypt")
+            }
+        }
+        impl StdError for Leaf {}
+        let e = Wrapped(
+            "client error (Connect)",
+            Box::new(std::io::Error::new(std::io::ErrorKind::InvalidData, Leaf)),
+        );
         let found: Vec<String> = causes(&e).map(|c| c.to_string()).collect();
         assert_eq!(found.len(), 3, "{found:?}");
         assert!(found[2].contains("cannot decrypt"), "{found:?}");

@@ -3,10 +3,8 @@
 //! sockets. Every failure must come back as a typed error, without panicking or hanging, and
 //! without the token in it.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -903,259 +901,271 @@ async fn consul_fault_unix_socket() {
     ));
 }
 
-// ---- TLS -------------------------------------------------------------------------------------
+// ---- TLS (feature `tls`) -------------------------------------------------------------------
 
-fn testdata(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("src/consul/testdata")
-        .join(name)
-}
+#[cfg(feature = "tls")]
+mod tls {
+    use std::collections::HashMap;
+    use std::path::{Path, PathBuf};
 
-/// Accepts TLS connections with the test server certificate (for `consul.test` only).
-struct TlsListener {
-    tcp: tokio::net::TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-}
+    use super::*;
 
-impl axum::serve::Listener for TlsListener {
-    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
-    type Addr = SocketAddr;
+    fn testdata(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src/consul/testdata")
+            .join(name)
+    }
 
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let Ok((tcp, peer)) = self.tcp.accept().await else {
-                continue;
-            };
-            // Failed handshakes are what several tests expect; skip them.
-            if let Ok(tls) = self.acceptor.accept(tcp).await {
-                return (tls, peer);
+    /// Accepts TLS connections with the test server certificate (for `consul.test` only).
+    struct TlsListener {
+        tcp: tokio::net::TcpListener,
+        acceptor: tokio_rustls::TlsAcceptor,
+    }
+
+    impl axum::serve::Listener for TlsListener {
+        type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+        type Addr = SocketAddr;
+
+        async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+            loop {
+                let Ok((tcp, peer)) = self.tcp.accept().await else {
+                    continue;
+                };
+                // Failed handshakes are what several tests expect; skip them.
+                if let Ok(tls) = self.acceptor.accept(tcp).await {
+                    return (tls, peer);
+                }
             }
         }
-    }
 
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
-    }
-}
-
-async fn tls_agent(require_client_cert: bool) -> SocketAddr {
-    use tokio_rustls::rustls;
-    use tokio_rustls::rustls::pki_types::pem::PemObject;
-    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(testdata("server.pem"))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let key = PrivateKeyDer::from_pem_file(testdata("server-key.pem")).unwrap();
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap();
-    let builder = if require_client_cert {
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(CertificateDer::from_pem_file(testdata("ca.pem")).unwrap())
-            .unwrap();
-        let verifier =
-            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .unwrap();
-        builder.with_client_cert_verifier(verifier)
-    } else {
-        builder.with_no_client_auth()
-    };
-    let config = builder.with_single_cert(certs, key).unwrap();
-    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = tcp.local_addr().unwrap();
-    let listener = TlsListener {
-        tcp,
-        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
-    };
-    let app = Router::new()
-        .fallback(|| async { respond(200, &[], "{\"Config\":{\"Datacenter\":\"tls-dc\"}}") });
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    addr
-}
-
-fn tls_env(addr: SocketAddr, extra: &[(&str, String)]) -> Result<Client, Error> {
-    let mut vars: HashMap<String, String> = extra
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect();
-    vars.insert("CONSUL_HTTP_ADDR".into(), format!("https://{addr}"));
-    vars.insert("CONSUL_HTTP_TOKEN".into(), TOKEN.into());
-    let config = Config::builder()
-        .request_timeout(Duration::from_secs(2))
-        .apply_lookup(|k| vars.get(k).cloned())?
-        .build()?;
-    Client::new(config)
-}
-
-fn path_of(name: &str) -> String {
-    testdata(name).to_str().unwrap().to_owned()
-}
-
-#[tokio::test]
-async fn consul_fault_tls_server_name_and_ca() {
-    let addr = tls_agent(false).await;
-    let ca = ("CONSUL_CACERT", path_of("ca.pem"));
-    let name = ("CONSUL_TLS_SERVER_NAME", "consul.test".to_owned());
-
-    // Trusted CA, and the name in the certificate: works although we dial 127.0.0.1.
-    let client = tls_env(addr, &[ca.clone(), name.clone()]).unwrap();
-    assert_eq!(client.agent_self().await.unwrap().datacenter, "tls-dc");
-    assert_eq!(client.config().address(), format!("https://{addr}"));
-
-    // The same with a port on the server name, and with the CA from a directory.
-    let client = tls_env(
-        addr,
-        &[
-            ("CONSUL_CAPATH", path_of("capath")),
-            ("CONSUL_TLS_SERVER_NAME", "consul.test:8501".to_owned()),
-        ],
-    )
-    .unwrap();
-    assert_eq!(client.agent_self().await.unwrap().datacenter, "tls-dc");
-
-    // The name resolved through DNS: `localhost` instead of the IP.
-    let client = Client::new(
-        Config::builder()
-            .address(format!("https://localhost:{}", addr.port()))
-            .ca_file(testdata("ca.pem"))
-            .tls_server_name("consul.test")
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(client.agent_self().await.unwrap().datacenter, "tls-dc");
-
-    // Without the server name the certificate (for consul.test) does not match 127.0.0.1.
-    let client = tls_env(addr, std::slice::from_ref(&ca)).unwrap();
-    let e = client.agent_self().await.unwrap_err();
-    assert!(matches!(e, Error::Unreachable { .. }), "{e:?}");
-    assert!(e.to_string().contains("set CONSUL_TLS_SERVER_NAME"), "{e}");
-    assert_clean(&e);
-
-    // An untrusted CA.
-    let client = tls_env(
-        addr,
-        &[("CONSUL_CACERT", path_of("other-ca.pem")), name.clone()],
-    )
-    .unwrap();
-    let e = client.agent_self().await.unwrap_err();
-    assert!(matches!(e, Error::Unreachable { .. }), "{e:?}");
-    assert!(e.to_string().contains("set CONSUL_CACERT"), "{e}");
-
-    // Verification off: anything goes.
-    let client = tls_env(addr, &[("CONSUL_HTTP_SSL_VERIFY", "false".to_owned())]).unwrap();
-    assert_eq!(client.agent_self().await.unwrap().datacenter, "tls-dc");
-
-    // Plain HTTP against a TLS port fails cleanly.
-    let client = client_for(addr);
-    assert!(client.agent_self().await.is_err());
-}
-
-#[tokio::test]
-async fn consul_fault_tls_client_certificate() {
-    let addr = tls_agent(true).await;
-    let base = [
-        ("CONSUL_CACERT", path_of("ca.pem")),
-        ("CONSUL_TLS_SERVER_NAME", "consul.test".to_owned()),
-    ];
-    let mut with_cert = base.to_vec();
-    with_cert.push(("CONSUL_CLIENT_CERT", path_of("client.pem")));
-    with_cert.push(("CONSUL_CLIENT_KEY", path_of("client-key.pem")));
-    let client = tls_env(addr, &with_cert).unwrap();
-    assert_eq!(client.agent_self().await.unwrap().datacenter, "tls-dc");
-
-    let client = tls_env(addr, &base).unwrap();
-    let e = client.agent_self().await.unwrap_err();
-    assert!(matches!(e, Error::Unreachable { .. }), "{e:?}");
-    assert!(e.to_string().contains("set CONSUL_CLIENT_CERT"), "{e}");
-    assert_clean(&e);
-}
-
-/// Accepts connections, completes the TLS handshake when `acceptor` is given, and closes
-/// each without an answer once the request has arrived (over TLS with `close_notify`, as
-/// Go's `tls.Conn.Close` does).
-async fn closing_agent(acceptor: Option<tokio_rustls::TlsAcceptor>) -> SocketAddr {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = tcp.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = tcp.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 1024];
-                match acceptor {
-                    Some(acceptor) => {
-                        if let Ok(mut tls) = acceptor.accept(stream).await {
-                            let _ = tls.read(&mut buf).await;
-                            let _ = tls.shutdown().await;
-                        }
-                    }
-                    None => {
-                        let mut stream = stream;
-                        let _ = stream.read(&mut buf).await;
-                    }
-                }
-            });
+        fn local_addr(&self) -> std::io::Result<Self::Addr> {
+            self.tcp.local_addr()
         }
-    });
-    addr
-}
+    }
 
-fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
-    use tokio_rustls::rustls;
-    use tokio_rustls::rustls::pki_types::pem::PemObject;
-    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    async fn tls_agent(require_client_cert: bool) -> SocketAddr {
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(testdata("server.pem"))
-        .unwrap()
-        .collect::<Result<_, _>>()
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(testdata("server.pem"))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+        let key = PrivateKeyDer::from_pem_file(testdata("server-key.pem")).unwrap();
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap();
+        let builder = if require_client_cert {
+            let mut roots = rustls::RootCertStore::empty();
+            roots
+                .add(CertificateDer::from_pem_file(testdata("ca.pem")).unwrap())
+                .unwrap();
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        } else {
+            builder.with_no_client_auth()
+        };
+        let config = builder.with_single_cert(certs, key).unwrap();
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let listener = TlsListener {
+            tcp,
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        };
+        let app = Router::new()
+            .fallback(|| async { respond(200, &[], "{\"Config\":{\"Datacenter\":\"tls-dc\"}}") });
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        addr
+    }
+
+    fn tls_env(addr: SocketAddr, extra: &[(&str, String)]) -> Result<Client, Error> {
+        let mut vars: HashMap<String, String> = extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        vars.insert("CONSUL_HTTP_ADDR".into(), format!("https://{addr}"));
+        vars.insert("CONSUL_HTTP_TOKEN".into(), TOKEN.into());
+        let config = Config::builder()
+            .request_timeout(Duration::from_secs(2))
+            .apply_lookup(|k| vars.get(k).cloned())?
+            .build()?;
+        Client::new(config)
+    }
+
+    fn path_of(name: &str) -> String {
+        testdata(name).to_str().unwrap().to_owned()
+    }
+
+    #[tokio::test]
+    async fn consul_fault_tls_server_name_and_ca() {
+        let addr = tls_agent(false).await;
+        let ca = ("CONSUL_CACERT", path_of("ca.pem"));
+        let name = ("CONSUL_TLS_SERVER_NAME", "consul.test".to_owned());
+
+        // Trusted CA, and the name in the certificate: works although we dial 127.0.0.1.
+        let client = tls_env(addr, &[ca.clone(), name.clone()]).unwrap();
+        assert_eq!(client.agent_self().await.unwrap().datacenter, "tls-dc");
+        assert_eq!(client.config().address(), format!("https://{addr}"));
+
+        // The same with a port on the server name, and with the CA from a directory.
+        let client = tls_env(
+            addr,
+            &[
+                ("CONSUL_CAPATH", path_of("capath")),
+                ("CONSUL_TLS_SERVER_NAME", "consul.test:8501".to_owned()),
+            ],
+        )
         .unwrap();
-    let key = PrivateKeyDer::from_pem_file(testdata("server-key.pem")).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .unwrap();
-    tokio_rustls::TlsAcceptor::from(Arc::new(config))
-}
+        assert_eq!(client.agent_self().await.unwrap().datacenter, "tls-dc");
 
-#[tokio::test]
-async fn consul_fault_a_connection_closed_unanswered_over_tls_names_the_client_certificate() {
-    // As a Consul with `verify_incoming` does in TLS 1.3 when its alert is lost: the handshake
-    // completes, then the connection closes without an answer.
-    let addr = closing_agent(Some(tls_acceptor())).await;
-    let client = tls_env(
-        addr,
-        &[
+        // The name resolved through DNS: `localhost` instead of the IP.
+        let client = Client::new(
+            Config::builder()
+                .address(format!("https://localhost:{}", addr.port()))
+                .ca_file(testdata("ca.pem"))
+                .tls_server_name("consul.test")
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(client.agent_self().await.unwrap().datacenter, "tls-dc");
+
+        // Without the server name the certificate (for consul.test) does not match 127.0.0.1.
+        let client = tls_env(addr, std::slice::from_ref(&ca)).unwrap();
+        let e = client.agent_self().await.unwrap_err();
+        assert!(matches!(e, Error::Unreachable { .. }), "{e:?}");
+        assert!(e.to_string().contains("set CONSUL_TLS_SERVER_NAME"), "{e}");
+        assert_clean(&e);
+
+        // An untrusted CA.
+        let client = tls_env(
+            addr,
+            &[("CONSUL_CACERT", path_of("other-ca.pem")), name.clone()],
+        )
+        .unwrap();
+        let e = client.agent_self().await.unwrap_err();
+        assert!(matches!(e, Error::Unreachable { .. }), "{e:?}");
+        assert!(e.to_string().contains("set CONSUL_CACERT"), "{e}");
+
+        // Verification off: anything goes.
+        let client = tls_env(addr, &[("CONSUL_HTTP_SSL_VERIFY", "false".to_owned())]).unwrap();
+        assert_eq!(client.agent_self().await.unwrap().datacenter, "tls-dc");
+
+        // Plain HTTP against a TLS port fails cleanly.
+        let client = client_for(addr);
+        assert!(client.agent_self().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn consul_fault_tls_client_certificate() {
+        let addr = tls_agent(true).await;
+        let base = [
             ("CONSUL_CACERT", path_of("ca.pem")),
             ("CONSUL_TLS_SERVER_NAME", "consul.test".to_owned()),
-        ],
-    )
-    .unwrap();
-    let e = client.agent_self().await.unwrap_err();
-    assert!(matches!(e, Error::Unreachable { .. }), "{e:?}");
-    let shown = e.to_string();
-    assert!(
-        shown.contains("closed the connection without answering"),
-        "{shown}"
-    );
-    assert!(shown.contains("set CONSUL_CLIENT_CERT"), "{shown}");
-    assert_clean(&e);
+        ];
+        let mut with_cert = base.to_vec();
+        with_cert.push(("CONSUL_CLIENT_CERT", path_of("client.pem")));
+        with_cert.push(("CONSUL_CLIENT_KEY", path_of("client-key.pem")));
+        let client = tls_env(addr, &with_cert).unwrap();
+        assert_eq!(client.agent_self().await.unwrap().datacenter, "tls-dc");
 
-    // The same over plain HTTP says nothing about TLS.
-    let addr = closing_agent(None).await;
-    let e = client_for(addr).agent_self().await.unwrap_err();
-    assert!(matches!(e, Error::Unreachable { .. }), "{e:?}");
-    assert!(!e.to_string().contains("TLS"), "{e}");
+        let client = tls_env(addr, &base).unwrap();
+        let e = client.agent_self().await.unwrap_err();
+        assert!(matches!(e, Error::Unreachable { .. }), "{e:?}");
+        assert!(e.to_string().contains("set CONSUL_CLIENT_CERT"), "{e}");
+        assert_clean(&e);
+    }
+
+    /// Accepts connections, completes the TLS handshake when `acceptor` is given, and closes
+    /// each without an answer once the request has arrived (over TLS with `close_notify`, as
+    /// Go's `tls.Conn.Close` does).
+    async fn closing_agent(acceptor: Option<tokio_rustls::TlsAcceptor>) -> SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = tcp.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    match acceptor {
+                        Some(acceptor) => {
+                            if let Ok(mut tls) = acceptor.accept(stream).await {
+                                let _ = tls.read(&mut buf).await;
+                                let _ = tls.shutdown().await;
+                            }
+                        }
+                        None => {
+                            let mut stream = stream;
+                            let _ = stream.read(&mut buf).await;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(testdata("server.pem"))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+        let key = PrivateKeyDer::from_pem_file(testdata("server-key.pem")).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    }
+
+    #[tokio::test]
+    async fn consul_fault_a_connection_closed_unanswered_over_tls_names_the_client_certificate() {
+        // As a Consul with `verify_incoming` does in TLS 1.3 when its alert is lost: the handshake
+        // completes, then the connection closes without an answer.
+        let addr = closing_agent(Some(tls_acceptor())).await;
+        let client = tls_env(
+            addr,
+            &[
+                ("CONSUL_CACERT", path_of("ca.pem")),
+                ("CONSUL_TLS_SERVER_NAME", "consul.test".to_owned()),
+            ],
+        )
+        .unwrap();
+        let e = client.agent_self().await.unwrap_err();
+        assert!(matches!(e, Error::Unreachable { .. }), "{e:?}");
+        let shown = e.to_string();
+        assert!(
+            shown.contains("closed the connection without answering"),
+            "{shown}"
+        );
+        assert!(shown.contains("set CONSUL_CLIENT_CERT"), "{shown}");
+        assert_clean(&e);
+
+        // The same over plain HTTP says nothing about TLS.
+        let addr = closing_agent(None).await;
+        let e = client_for(addr).agent_self().await.unwrap_err();
+        assert!(matches!(e, Error::Unreachable { .. }), "{e:?}");
+        assert!(!e.to_string().contains("TLS"), "{e}");
+    }
 }

@@ -193,8 +193,8 @@ impl Balanced {
             0 => None,
             1 => Some(candidates[0]),
             n => {
-                let a = fastrand::usize(..n);
-                let b = (a + 1 + fastrand::usize(..n - 1)) % n;
+                let a = crate::random::below(n);
+                let b = (a + 1 + crate::random::below(n - 1)) % n;
                 let (ea, eb) = (candidates[a], candidates[b]);
                 let load = |e: &Endpoint| self.load(&e.id).load(Ordering::Relaxed);
                 Some(if load(ea) <= load(eb) { ea } else { eb })

@@ -21,6 +21,8 @@ mod blocking;
 mod catalog;
 mod client;
 mod discover;
+#[cfg(feature = "grpc")]
+mod grpc_channel;
 mod route;
 mod watch;
 

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -293,14 +294,31 @@ impl Watch {
     /// change.
     pub fn into_stream(self) -> WatchStream {
         WatchStream {
-            inner: tokio_stream::wrappers::WatchStream::new(self.rx),
+            next: Some(Box::pin(next_set(self.rx, true))),
         }
     }
 }
 
+/// The next set of `rx` (its current one when `first`), and the receiver for the one after;
+/// `None` once the watch has stopped.
+async fn next_set(
+    mut rx: watch::Receiver<InstanceSet>,
+    first: bool,
+) -> Option<(InstanceSet, watch::Receiver<InstanceSet>)> {
+    if !first {
+        rx.changed().await.ok()?;
+    }
+    let set = rx.borrow_and_update().clone();
+    Some((set, rx))
+}
+
+type NextSet =
+    Pin<Box<dyn Future<Output = Option<(InstanceSet, watch::Receiver<InstanceSet>)>> + Send>>;
+
 /// A [`Watch`] as a stream of [`InstanceSet`]s.
 pub struct WatchStream {
-    inner: tokio_stream::wrappers::WatchStream<InstanceSet>,
+    /// The wait for the next set; `None` once the stream has ended.
+    next: Option<NextSet>,
 }
 
 impl fmt::Debug for WatchStream {
@@ -313,7 +331,19 @@ impl futures_core::Stream for WatchStream {
     type Item = InstanceSet;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<InstanceSet>> {
-        Pin::new(&mut self.inner).poll_next(cx)
+        let Some(next) = self.next.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match std::task::ready!(next.as_mut().poll(cx)) {
+            Some((set, rx)) => {
+                self.next = Some(Box::pin(next_set(rx, false)));
+                Poll::Ready(Some(set))
+            }
+            None => {
+                self.next = None;
+                Poll::Ready(None)
+            }
+        }
     }
 }
 

@@ -49,13 +49,9 @@ pub(crate) fn advertise(settings: &Settings, bound: SocketAddr) -> Result<Advert
     Ok(Advertised { host, port })
 }
 
-/// The host's primary IP of the bound family, read from the interfaces (no traffic sent).
+/// The host's primary IP of the bound family (no traffic sent; see `primary_ip`).
 fn primary_ip(unspecified: IpAddr) -> Result<IpAddr, Error> {
-    let found = match unspecified {
-        IpAddr::V4(_) => local_ip_address::local_ip(),
-        IpAddr::V6(_) => local_ip_address::local_ipv6(),
-    };
-    found.map_err(|e| Error::Config {
+    super::primary_ip::primary_ip(unspecified).map_err(|e| Error::Config {
         setting: "DISCOVERABLE_ADVERTISE_ADDR",
         message: format!(
             "the listener is bound to {unspecified} and the host's primary IP could not be found ({e}); set DISCOVERABLE_ADVERTISE_ADDR to the address other hosts reach this one at"

@@ -23,6 +23,7 @@
 
 mod address;
 mod guard;
+mod primary_ip;
 mod probe;
 mod registrar;
 mod signal;
@@ -165,13 +166,13 @@ pub(crate) fn serve_protocol<M, S>(
 }
 
 /// What a serve call serves: an app on a TCP listener, or a server its protocol starts itself
-/// (gRPC over TLS).
+/// (gRPC over TLS, features `grpc` and `tls`).
 pub(crate) enum Server<M> {
     Plain {
         listener: TcpListener,
         make_service: M,
     },
-    #[cfg(feature = "grpc")]
+    #[cfg(all(feature = "grpc", feature = "tls"))]
     Started(Start),
 }
 
@@ -282,7 +283,7 @@ impl<M, S> fmt::Debug for Serve<M, S> {
         debug.field("service", &self.service);
         match &self.server {
             Server::Plain { listener, .. } => debug.field("listener", listener),
-            #[cfg(feature = "grpc")]
+            #[cfg(all(feature = "grpc", feature = "tls"))]
             Server::Started(start) => debug.field("bound", &start.bound).field("tls", &start.tls),
         };
         debug.finish_non_exhaustive()
@@ -326,7 +327,7 @@ where
                     listener,
                     make_service,
                 } => Start::axum(listener, make_service, false),
-                #[cfg(feature = "grpc")]
+                #[cfg(all(feature = "grpc", feature = "tls"))]
                 Server::Started(start) => start,
             };
             run(service, self.protocol, start, self.shutdown)

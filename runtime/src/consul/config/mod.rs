@@ -23,9 +23,12 @@ mod tests;
 
 use address::parse_address;
 pub(crate) use env::parse_go_bool;
+#[cfg(feature = "tls")]
 use env::{ENV_CLIENT_CERT, ENV_CLIENT_KEY};
+use tls::parse_server_name;
 pub(crate) use tls::{CaCerts, ClientIdentity};
-use tls::{load_ca_dir, load_ca_file, load_identity, parse_server_name};
+#[cfg(feature = "tls")]
+use tls::{load_ca_dir, load_ca_file, load_identity};
 pub use token::Token;
 use token::resolve_token;
 
@@ -41,16 +44,20 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Certificate and token files are read when the `Config` is built, once. `Debug` never shows
 /// the token, the basic-auth password or key material.
 ///
+/// HTTPS (an `https://` address, `CONSUL_HTTP_SSL=true`) and the certificate settings need the
+/// `tls` feature. Without it, a setting that asks for TLS fails the build of the `Config` with
+/// an [`Error::Config`] naming the setting and the feature; it never falls back to plain HTTP.
+///
 /// ```
 /// use std::time::Duration;
 /// use discoverable_runtime::consul::Config;
 ///
 /// let config = Config::builder()
-///     .address("https://consul.example:8501")
+///     .address("consul.example:8500")
 ///     .token("b1gs3cr3t")
 ///     .request_timeout(Duration::from_secs(3))
 ///     .build()?;
-/// assert_eq!(config.address(), "https://consul.example:8501");
+/// assert_eq!(config.address(), "http://consul.example:8500");
 /// assert!(!format!("{config:?}").contains("b1gs3cr3t"));
 /// # Ok::<(), discoverable_runtime::Error>(())
 /// ```
@@ -146,11 +153,11 @@ impl Config {
     /// use discoverable_runtime::consul::Config;
     ///
     /// let config = Config::from_lookup(|name| match name {
-    ///     "CONSUL_HTTP_ADDR" => Some("consul.service:8501".into()),
-    ///     "CONSUL_HTTP_SSL" => Some("true".into()),
+    ///     "CONSUL_HTTP_ADDR" => Some("consul.service:8500".into()),
+    ///     "CONSUL_HTTP_TOKEN" => Some("b1gs3cr3t".into()),
     ///     _ => None,
     /// })?;
-    /// assert_eq!(config.address(), "https://consul.service:8501");
+    /// assert_eq!(config.address(), "http://consul.service:8500");
     /// # Ok::<(), discoverable_runtime::Error>(())
     /// ```
     ///
@@ -414,12 +421,35 @@ impl ConfigBuilder {
 
         let (token, token_origin) = resolve_token(self.token, self.token_file)?;
 
+        #[cfg(not(feature = "tls"))]
+        {
+            let https_origin = self
+                .https
+                .as_ref()
+                .filter(|s| s.value)
+                .map_or(address_origin, |s| s.origin);
+            let asks = [
+                (endpoint.url.scheme() == "https").then_some(https_origin),
+                self.ca_file.as_ref().map(|s| s.origin),
+                self.ca_path.as_ref().map(|s| s.origin),
+                self.client_cert.as_ref().map(|s| s.origin),
+                self.client_key.as_ref().map(|s| s.origin),
+            ];
+            if let Some(setting) = asks.into_iter().flatten().next() {
+                return Err(tls::refuse_without_tls(setting));
+            }
+        }
+        #[cfg(not(feature = "tls"))]
+        let (ca, identity): (Option<CaCerts>, Option<ClientIdentity>) = (None, None);
+
+        #[cfg(feature = "tls")]
         let ca = match (self.ca_file, self.ca_path) {
             (Some(file), _) => Some(load_ca_file(&file.value, file.origin)?),
             (None, Some(dir)) => Some(load_ca_dir(&dir.value, dir.origin)?),
             (None, None) => None,
         };
 
+        #[cfg(feature = "tls")]
         let identity = match (self.client_cert, self.client_key) {
             (Some(cert), Some(key)) => Some(load_identity(&cert, &key)?),
             (Some(cert), None) => {
@@ -502,6 +532,7 @@ fn config_error(setting: &'static str, message: impl Into<String>) -> Error {
 
 /// Name the setting that is missing: the environment variable when the other half came
 /// from the environment, the builder method otherwise.
+#[cfg(feature = "tls")]
 fn missing_partner(present_origin: &'static str, env_name: &'static str) -> &'static str {
     if present_origin.starts_with("CONSUL_") {
         env_name

@@ -4,6 +4,7 @@ use super::env::ENV_VARS;
 use super::*;
 use std::collections::HashMap;
 
+#[cfg(feature = "tls")]
 fn testdata(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("src/consul/testdata")
@@ -71,6 +72,7 @@ fn consul_config_empty_values_are_unset() {
 }
 
 #[test]
+#[cfg(feature = "tls")]
 fn consul_config_addresses() {
     let cases = [
         ("127.0.0.1:8500", "http://127.0.0.1:8500"),
@@ -112,6 +114,7 @@ fn consul_config_a_broken_scheme_is_refused() {
 }
 
 #[test]
+#[cfg(feature = "tls")]
 fn consul_config_ssl_switches_scheme_but_never_back() {
     let c = from(&[
         ("CONSUL_HTTP_ADDR", "10.0.0.1:8501"),
@@ -334,6 +337,7 @@ fn consul_config_tls_server_name() {
 }
 
 #[test]
+#[cfg(feature = "tls")]
 fn consul_config_ca_file_and_path() {
     let ca = testdata("ca.pem");
     let c = from(&[("CONSUL_CACERT", ca.to_str().unwrap())]).unwrap();
@@ -374,6 +378,7 @@ fn consul_config_ca_file_and_path() {
 }
 
 #[test]
+#[cfg(feature = "tls")]
 fn consul_config_client_cert() {
     let cert = testdata("client.pem");
     let key = testdata("client-key.pem");
@@ -404,6 +409,7 @@ fn consul_config_client_cert() {
 }
 
 #[test]
+#[cfg(feature = "tls")]
 fn consul_config_builder() {
     let ca = testdata("ca.pem");
     let c = Config::builder()
@@ -479,4 +485,63 @@ fn consul_config_never_shows_secrets() {
             "pw-0a1b2c3d-secret".to_owned()
         ]
     );
+}
+
+/// A build without the `tls` feature refuses every setting that asks for TLS, naming the
+/// setting and the feature, and never reaches the agent over plain HTTP instead.
+#[test]
+#[cfg(not(feature = "tls"))]
+fn consul_config_without_the_tls_feature_refuses_every_tls_setting() {
+    for (vars, setting) in [
+        (
+            &[("CONSUL_HTTP_ADDR", "https://consul.internal:8501")][..],
+            "CONSUL_HTTP_ADDR",
+        ),
+        (
+            &[
+                ("CONSUL_HTTP_ADDR", "127.0.0.1:8501"),
+                ("CONSUL_HTTP_SSL", "true"),
+            ][..],
+            "CONSUL_HTTP_SSL",
+        ),
+        (
+            &[("CONSUL_CACERT", "/etc/consul/ca.pem")][..],
+            "CONSUL_CACERT",
+        ),
+        (&[("CONSUL_CAPATH", "/etc/consul/ca")][..], "CONSUL_CAPATH"),
+        (
+            &[
+                ("CONSUL_CLIENT_CERT", "/etc/consul/client.pem"),
+                ("CONSUL_CLIENT_KEY", "/etc/consul/client.key"),
+            ][..],
+            "CONSUL_CLIENT_CERT",
+        ),
+    ] {
+        let (named, message) = err_of(vars);
+        assert_eq!(named, setting, "{vars:?}");
+        assert!(message.contains("`tls` feature"), "{message}");
+        assert!(message.contains(r#"features = ["tls"]"#), "{message}");
+    }
+    let builder = Config::builder()
+        .address("https://consul.internal:8501")
+        .build();
+    assert!(
+        matches!(
+            &builder,
+            Err(Error::Config {
+                setting: "address",
+                ..
+            })
+        ),
+        "{builder:?}"
+    );
+    // Plain HTTP, and the switches that only matter with HTTPS, still work.
+    let c = from(&[
+        ("CONSUL_HTTP_ADDR", "10.0.0.7:8500"),
+        ("CONSUL_HTTP_SSL", "false"),
+        ("CONSUL_HTTP_SSL_VERIFY", "false"),
+    ])
+    .unwrap();
+    assert_eq!(c.address(), "http://10.0.0.7:8500");
+    assert!(!c.is_https());
 }

@@ -1,18 +1,26 @@
 //! TLS material read once when the configuration is built: CA certificates (a file or a
-//! directory), the client certificate and its key, and the server name to expect.
+//! directory), the client certificate and its key, and the server name to expect. Reading
+//! certificates needs the `tls` feature; without it, a setting that asks for TLS stops the
+//! build of the configuration ([`refuse_without_tls`]).
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+#[cfg(feature = "tls")]
+use std::path::Path;
+use std::path::PathBuf;
 
 use reqwest::Url;
 
+#[cfg(feature = "tls")]
+use super::Set;
 use super::address::Endpoint;
+use super::config_error;
 use super::env::ENV_HTTP_ADDR;
-use super::{Set, config_error};
 use crate::Error;
 
-/// CA certificates to trust instead of the system's.
+/// CA certificates to trust instead of the system's. (Without the `tls` feature none is ever
+/// read.)
 #[derive(Clone)]
+#[cfg_attr(not(feature = "tls"), allow(dead_code))]
 pub(crate) struct CaCerts {
     pub(crate) origin: &'static str,
     pub(crate) source: PathBuf,
@@ -22,6 +30,7 @@ pub(crate) struct CaCerts {
 
 /// A client certificate and its key, PEM.
 #[derive(Clone)]
+#[cfg_attr(not(feature = "tls"), allow(dead_code))]
 pub(crate) struct ClientIdentity {
     pub(crate) origin: &'static str,
     pub(crate) cert_path: PathBuf,
@@ -29,6 +38,7 @@ pub(crate) struct ClientIdentity {
     pub(crate) pem: Vec<u8>,
 }
 
+#[cfg(feature = "tls")]
 fn read_file(path: &Path, origin: &'static str, what: &str) -> Result<Vec<u8>, Error> {
     std::fs::read(path).map_err(|e| {
         config_error(
@@ -41,10 +51,12 @@ fn read_file(path: &Path, origin: &'static str, what: &str) -> Result<Vec<u8>, E
     })
 }
 
+#[cfg(feature = "tls")]
 fn count_pem_certs(pem: &[u8]) -> usize {
     reqwest::Certificate::from_pem_bundle(pem).map_or(0, |v| v.len())
 }
 
+#[cfg(feature = "tls")]
 pub(super) fn load_ca_file(path: &Path, origin: &'static str) -> Result<CaCerts, Error> {
     let pem = read_file(path, origin, "PEM file of CA certificates")?;
     if count_pem_certs(&pem) == 0 {
@@ -63,6 +75,7 @@ pub(super) fn load_ca_file(path: &Path, origin: &'static str) -> Result<CaCerts,
     })
 }
 
+#[cfg(feature = "tls")]
 /// Every file under `dir` (recursively, in name order) must hold PEM certificates, as
 /// `go-rootcerts`' `LoadCAPath` requires.
 pub(super) fn load_ca_dir(dir: &Path, origin: &'static str) -> Result<CaCerts, Error> {
@@ -100,6 +113,7 @@ pub(super) fn load_ca_dir(dir: &Path, origin: &'static str) -> Result<CaCerts, E
     })
 }
 
+#[cfg(feature = "tls")]
 fn collect_files(dir: &Path, origin: &'static str, out: &mut Vec<PathBuf>) -> Result<(), Error> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
         config_error(
@@ -124,6 +138,7 @@ fn collect_files(dir: &Path, origin: &'static str, out: &mut Vec<PathBuf>) -> Re
     Ok(())
 }
 
+#[cfg(feature = "tls")]
 pub(super) fn load_identity(
     cert: &Set<PathBuf>,
     key: &Set<PathBuf>,
@@ -223,4 +238,16 @@ pub(super) fn parse_server_name(
         ));
     }
     Ok(Some(lowered))
+}
+
+/// What a build without the `tls` feature says when a setting asks for TLS: it never falls
+/// back to plain HTTP.
+#[cfg(not(feature = "tls"))]
+pub(super) fn refuse_without_tls(setting: &'static str) -> Error {
+    config_error(
+        setting,
+        "HTTPS and TLS to Consul need the `tls` feature of discoverable, which this build \
+         lacks; turn it on (`discoverable = { version = \"0.1\", features = [\"tls\"] }`), or \
+         reach the agent over plain http://",
+    )
 }
