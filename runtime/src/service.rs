@@ -394,8 +394,15 @@ impl ServiceBuilder {
             check,
             deregister_after: self.deregister_after,
             fail_fast: self.fail_fast,
-            advertise_address: self.advertise_address,
-            advertise_port: self.advertise_port,
+            // Checked as the same values from the environment are.
+            advertise_address: self
+                .advertise_address
+                .map(|a| parse_host("advertise_address", &a))
+                .transpose()?,
+            advertise_port: self
+                .advertise_port
+                .map(|p| parse_port("advertise_port", &p.to_string()))
+                .transpose()?,
             grace_period: self.grace_period,
             drain_timeout: self.drain_timeout,
             deregister_timeout: self.deregister_timeout,
@@ -434,16 +441,7 @@ fn apply_env(s: &mut Settings, env: &impl Fn(&str) -> Option<String>) -> Result<
         s.advertise_address = Some(parse_host("DISCOVERABLE_ADVERTISE_ADDR", &v)?);
     }
     if let Some(v) = env("DISCOVERABLE_ADVERTISE_PORT") {
-        s.advertise_port = Some(match v.trim().parse::<u16>() {
-            Ok(port) if port > 0 => port,
-            _ => {
-                return Err(config_error(
-                    "DISCOVERABLE_ADVERTISE_PORT",
-                    &v,
-                    "a port number from 1 to 65535",
-                ));
-            }
-        });
+        s.advertise_port = Some(parse_port("DISCOVERABLE_ADVERTISE_PORT", &v)?);
     }
     // Where each duration came from, to name it when it is wrong: the variable when the
     // environment set it, else the builder method.
@@ -506,6 +504,18 @@ fn config_error(setting: &'static str, value: &str, expected: &str) -> Error {
     Error::Config {
         setting,
         message: format!("{value:?} is not valid; expected {expected}"),
+    }
+}
+
+/// A port other hosts can reach: 1 to 65535.
+fn parse_port(setting: &'static str, value: &str) -> Result<u16, Error> {
+    match value.trim().parse::<u16>() {
+        Ok(port) if port > 0 => Ok(port),
+        _ => Err(config_error(
+            setting,
+            value,
+            "a port number from 1 to 65535",
+        )),
     }
 }
 
@@ -685,6 +695,41 @@ mod tests {
                 ("DISCOVERABLE_DEREGISTER_TIMEOUT", "10ms"),
             ]))
             .unwrap();
+    }
+
+    #[test]
+    fn the_builders_advertised_address_and_port_are_checked_as_the_environments() {
+        let named = |b: ServiceBuilder| match b.build_with(env(&[])) {
+            Err(Error::Config { setting, message }) => (setting, message),
+            other => panic!("expected a Config error, got {other:?}"),
+        };
+        let (setting, message) = named(Service::builder("a").advertise_address("not an addr!"));
+        assert_eq!(setting, "advertise_address");
+        assert!(
+            message.contains("an IP address or a host name"),
+            "{message}"
+        );
+        let (setting, _) = named(Service::builder("a").advertise_address("999.1.1.1"));
+        assert_eq!(setting, "advertise_address");
+        let (setting, message) = named(Service::builder("a").advertise_port(0));
+        assert_eq!(setting, "advertise_port");
+        assert!(message.contains("from 1 to 65535"), "{message}");
+        // Brackets around an IPv6 address are taken off, as from the environment.
+        for (given, kept) in [
+            ("[::1]", "::1"),
+            ("::1", "::1"),
+            ("svc.internal", "svc.internal"),
+        ] {
+            let s = Service::builder("a")
+                .advertise_address(given)
+                .build_with(env(&[]))
+                .unwrap();
+            assert_eq!(
+                s.settings.advertise_address.as_deref(),
+                Some(kept),
+                "{given}"
+            );
+        }
     }
 
     #[test]
