@@ -114,12 +114,12 @@ pub enum Error {
     },
     /// The service's instances are not known: Consul has not answered the watch yet.
     #[error(
-        "the instances of service `{service}` are not known: Consul has not answered yet ({why}); check that a Consul agent runs where CONSUL_HTTP_ADDR says"
+        "the instances of service `{service}` are not known: Consul has not answered the watch ({why})"
     )]
     InstancesUnknown {
         /// The service asked for.
         service: String,
-        /// Why: still waiting, or Consul unreachable.
+        /// Why, and what to do: still waiting, Consul unreachable, or the query refused.
         why: String,
     },
     /// A request to one instance of a service failed (the instance, not Consul).

@@ -635,6 +635,35 @@ async fn balanced_errors_name_the_instance_not_consul(kind: AgentKind) {
     assert!(!shown.contains("cannot reach Consul"), "{shown}");
 }
 
+/// Consul answers a filter it cannot parse with an error: the query is refused, Consul is
+/// reached. The balanced client says what Consul said and what to fix, not to check
+/// CONSUL_HTTP_ADDR.
+async fn a_refused_query_is_reported_as_refused_not_as_consul_unreachable(kind: AgentKind) {
+    let test = "a_refused_query_is_reported_as_refused_not_as_consul_unreachable";
+    let Some((_agent, client)) = agent(kind, test).await else {
+        return;
+    };
+    let watch = Discovery::new(client)
+        .watch("web")
+        .filter("garbage ((")
+        .retry_backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .start();
+    let e = Balanced::new(watch.clone()).get("/who").await.unwrap_err();
+    let shown = e.to_string();
+    assert!(
+        matches!(e, discoverable_runtime::Error::InstancesUnknown { .. }),
+        "{e:?}"
+    );
+    assert!(
+        shown.contains("Consul refused the watch's query"),
+        "{shown}"
+    );
+    assert!(shown.contains("fix the query (its filter, say)"), "{shown}");
+    assert!(!shown.contains("CONSUL_HTTP_ADDR"), "{shown}");
+    assert!(!shown.contains("cannot be reached"), "{shown}");
+    assert!(watch.current().is_stale() && !watch.current().is_known());
+}
+
 #[tokio::test]
 async fn balanced_says_consul_cannot_be_reached_before_any_answer() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
@@ -665,6 +694,7 @@ async fn balanced_says_consul_cannot_be_reached_before_any_answer() {
 discoverable_testkit::against_both_agents!(
     balanced_waits_for_the_watchs_first_answer,
     balanced_errors_name_the_instance_not_consul,
+    a_refused_query_is_reported_as_refused_not_as_consul_unreachable,
     an_entry_that_does_not_decode_hides_no_other_instance,
     watch_follows_registrations_and_health,
     last_good_set_is_kept_and_marked_stale_while_consul_is_down,

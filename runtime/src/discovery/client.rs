@@ -99,8 +99,15 @@ impl Balanced {
         .await
         {
             Ok(set) if set.is_known() => Ok(set),
-            Ok(_) => Err(unknown("Consul cannot be reached")),
-            Err(_) => Err(unknown(&format!("no answer within {FIRST_ANSWER:?}"))),
+            Ok(set) => Err(unknown(&match set.refused() {
+                Some(said) => format!(
+                    "Consul refused the watch's query: {said}; fix the query (its filter, say) or the token"
+                ),
+                None => "Consul cannot be reached; check that a Consul agent runs where CONSUL_HTTP_ADDR says".to_owned(),
+            })),
+            Err(_) => Err(unknown(&format!(
+                "no answer within {FIRST_ANSWER:?}; check that a Consul agent runs where CONSUL_HTTP_ADDR says"
+            ))),
         }
     }
 

@@ -198,6 +198,9 @@ pub struct InstanceSet {
     index: u64,
     stale: bool,
     known: bool,
+    /// While stale because Consul answered the query with an error (a bad filter, a token
+    /// without `service:read`): what Consul said. `None` while Consul cannot be reached.
+    refused: Option<Arc<str>>,
 }
 
 impl fmt::Debug for InstanceSet {
@@ -227,6 +230,13 @@ impl InstanceSet {
     /// Consul's index of this answer.
     pub fn index(&self) -> u64 {
         self.index
+    }
+
+    /// What Consul said while it refuses the watch's query (a filter it cannot parse, a token
+    /// it denies): the set is [stale](Self::is_stale) then too, but reaching Consul is not the
+    /// problem.
+    pub(crate) fn refused(&self) -> Option<&str> {
+        self.refused.as_deref()
     }
 
     /// True while Consul cannot be reached: this is the last good set.
@@ -373,20 +383,30 @@ async fn run(b: WatchBuilder, tx: watch::Sender<InstanceSet>) {
                 if changed {
                     set.endpoints = endpoints.into();
                     set.stale = false;
+                    set.refused = None;
                     set.known = true;
                 }
                 changed
             });
         }
         Step::Failed(e) => {
+            // An answer that is an error is a query Consul refused, not a lost agent: say what
+            // it said.
+            let refused = matches!(e, Error::Status { .. } | Error::PermissionDenied { .. })
+                .then(|| Arc::<str>::from(e.to_string()));
             let text = e.to_string();
             if logged.as_deref() != Some(&text) {
-                tracing::warn!(service = %b.name, error = %e, "discovery cannot reach Consul; keeping the last known instances");
+                if refused.is_some() {
+                    tracing::warn!(service = %b.name, error = %e, "Consul refused the watch's query; fix the query (its filter, say) or the token; keeping the last known instances");
+                } else {
+                    tracing::warn!(service = %b.name, error = %e, "discovery cannot reach Consul; keeping the last known instances");
+                }
                 logged = Some(text);
             }
             tx.send_if_modified(|set| {
-                let changed = !set.stale;
+                let changed = !set.stale || set.refused != refused;
                 set.stale = true;
+                set.refused = refused;
                 changed
             });
         }
