@@ -61,10 +61,21 @@ pub(super) fn parse_address(
         }
     };
     let url = Url::parse(&format!("{scheme}://{rest}")).map_err(|e| {
-        config_error(
-            origin,
-            format!("`{raw}` is not a valid address ({e}); {ADDRESS_EXPECTED}"),
-        )
+        // `::1:8500`: an IPv6 address needs brackets before its port.
+        let authority = rest.split('/').next().unwrap_or(rest);
+        let bracketed = authority.rsplit_once(':').filter(|(ip, port)| {
+            ip.parse::<std::net::Ipv6Addr>().is_ok() && port.parse::<u16>().is_ok()
+        });
+        match bracketed {
+            Some((ip, port)) => config_error(
+                origin,
+                format!("`{raw}` is not a valid address: an IPv6 address takes brackets before its port; write [{ip}]:{port}"),
+            ),
+            None => config_error(
+                origin,
+                format!("`{raw}` is not a valid address ({e}); {ADDRESS_EXPECTED}"),
+            ),
+        }
     })?;
     if !url.username().is_empty() || url.password().is_some() {
         // Do not echo the value: it may hold a password.

@@ -545,3 +545,25 @@ fn consul_config_without_the_tls_feature_refuses_every_tls_setting() {
     assert_eq!(c.address(), "http://10.0.0.7:8500");
     assert!(!c.is_https());
 }
+
+#[test]
+fn consul_config_an_ipv6_address_without_brackets_is_shown_with_them() {
+    for (raw, fix) in [
+        ("::1:18700", "[::1]:18700"),
+        ("http://fd00::7:8500", "[fd00::7]:8500"),
+    ] {
+        let (setting, message) = err_of(&[("CONSUL_HTTP_ADDR", raw)]);
+        assert_eq!(setting, "CONSUL_HTTP_ADDR");
+        assert!(
+            message.contains(&format!("write {fix}")),
+            "{raw}: {message}"
+        );
+    }
+    // With brackets it is an address.
+    assert_eq!(
+        from(&[("CONSUL_HTTP_ADDR", "[::1]:18700")])
+            .unwrap()
+            .address(),
+        "http://[::1]:18700"
+    );
+}
