@@ -285,7 +285,8 @@ fn near_valid_argument_lists_never_panic() {
 
 /// A valid argument list, and what the builder call must then hold.
 fn valid() -> impl Strategy<Value = (String, Vec<String>)> {
-    let name = "[a-zA-Z0-9_-]{1,63}";
+    // A DNS label's shape: no `-` at either end.
+    let name = "[a-zA-Z0-9_]|[a-zA-Z0-9_][a-zA-Z0-9_-]{0,61}[a-zA-Z0-9_]";
     let prefix = prop::option::of("(/[a-z0-9._~-]{0,8}){1,3}");
     let tags = prop::option::of(proptest::collection::vec("[ -~]{1,12}", 0..4));
     let meta = prop::option::of(proptest::collection::btree_map(

@@ -190,6 +190,15 @@ pub fn check_name(name: &str) -> Result {
             format!("the service name contains {c:?}; use only letters, digits, `-` and `_`"),
         ));
     }
+    if name.starts_with('-') || name.ends_with('-') {
+        // Not a DNS label: `<name>.service.consul` cannot be looked up.
+        return Err(RuleError::new(
+            Field::Name,
+            format!(
+                "the service name `{name}` starts or ends with `-`, which a DNS label cannot; start and end it with a letter or digit"
+            ),
+        ));
+    }
     Ok(())
 }
 
@@ -683,6 +692,12 @@ mod tests {
                 .contains("' '")
         );
         assert!(check_name("café").is_err());
+        // Not DNS labels.
+        for name in ["-", "-lead", "trail-"] {
+            let e = check_name(name).unwrap_err();
+            assert!(e.message().contains("starts or ends with `-`"), "{name}: {e}");
+        }
+        assert!(check_name("in-between").is_ok());
     }
 
     #[test]
