@@ -590,7 +590,64 @@ discoverable_testkit::against_both_agents!(
     a_panic_next_to_serve_still_deregisters,
 );
 
-/// Tests that build their own runtime (one worker).
+/// On a current-thread runtime, a serve future dropped just before the runtime itself goes
+/// (`main` returning after a `select!` the serve call lost, or with the serve call still in a
+/// spawned task) deregisters its instance before the drop returns: the runtime gets no chance
+/// to run a task for it afterwards.
+fn a_dropped_serve_future_deregisters_on_a_current_thread_runtime(kind: AgentKind) {
+    let test = "a_dropped_serve_future_deregisters_on_a_current_thread_runtime";
+    // The agent and the test's own reads live on a runtime of their own, which outlives the
+    // current-thread runtimes the serve calls run on.
+    let infra = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some((agent, client)) = infra.block_on(agent(kind, test)) else {
+        return;
+    };
+    let app_runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    // 1. The serve call loses a select!, and `main` returns at once.
+    let service = builder(&agent).build().unwrap();
+    let id = service.id().to_owned();
+    let rt = app_runtime();
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        tokio::select! {
+            _ = discoverable_runtime::serve(service, listener, app()).into_future() => {
+                panic!("serve returned on its own")
+            }
+            () = until(T, "registered", || registered(&client, &id)) => {}
+        }
+    });
+    drop(rt);
+    assert!(
+        !infra.block_on(registered(&client, &id)),
+        "select!: still registered after the runtime went"
+    );
+    // 2. The serve call runs in a spawned task when the runtime goes.
+    let service = builder(&agent).build().unwrap();
+    let id = service.id().to_owned();
+    let rt = app_runtime();
+    rt.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
+        until(T, "registered", || registered(&client, &id)).await;
+    });
+    drop(rt);
+    assert!(
+        !infra.block_on(registered(&client, &id)),
+        "spawned: still registered after the runtime went"
+    );
+    drop(agent);
+}
+
+/// Tests that build their own runtimes.
 mod one_worker {
     use discoverable_testkit::AgentKind;
 
@@ -602,6 +659,18 @@ mod one_worker {
     #[test]
     fn real_consul_a_dropped_serve_future_hands_its_workers_other_tasks_over() {
         super::a_dropped_serve_future_hands_its_workers_other_tasks_over(AgentKind::RealConsul);
+    }
+
+    #[test]
+    fn dev_agent_a_dropped_serve_future_deregisters_on_a_current_thread_runtime() {
+        super::a_dropped_serve_future_deregisters_on_a_current_thread_runtime(AgentKind::Dev);
+    }
+
+    #[test]
+    fn real_consul_a_dropped_serve_future_deregisters_on_a_current_thread_runtime() {
+        super::a_dropped_serve_future_deregisters_on_a_current_thread_runtime(
+            AgentKind::RealConsul,
+        );
     }
 }
 
@@ -841,39 +910,62 @@ async fn lost_before_the_watch_saw_the_instance_registers_again_at_once() {
     returns_ok(served).await;
 }
 
-/// On a current-thread runtime the best-effort deregistration of a dropped serve future runs
-/// as a task: dropping blocks nothing (the runtime's only thread keeps going while Consul
-/// takes its time), and the instance still leaves Consul.
-#[tokio::test(flavor = "current_thread")]
-async fn dropping_the_serve_future_on_a_current_thread_runtime_blocks_nothing() {
-    let Some((agent, client)) = agent(AgentKind::Dev, "dropping_on_current_thread").await else {
+/// On a current-thread runtime a dropped serve future waits for its deregistration (its only
+/// thread cannot hand work over), bounded: with the agent answering in a second the drop takes
+/// about that and the instance is gone when it returns; with the agent hanging the drop gives
+/// up at its 2 s bound.
+#[test]
+fn dropping_the_serve_future_on_a_current_thread_runtime_waits_boundedly() {
+    let test = "dropping_the_serve_future_on_a_current_thread_runtime_waits_boundedly";
+    // The agent on a runtime of its own, so it answers while the serve call's thread waits.
+    let infra = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some((agent, client)) = infra.block_on(agent(AgentKind::Dev, test)) else {
         return;
     };
-    let service = builder(&agent).build().unwrap();
-    let id = service.id().to_owned();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut serving = Box::pin(discoverable_runtime::serve(service, listener, app()).into_future());
-    tokio::select! {
-        _ = &mut serving => panic!("serve returned on its own"),
-        () = until(T, "registered", || registered(&client, &id)) => {}
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for (delay, what) in [
+        (Duration::from_secs(1), "slow"),
+        (Duration::from_secs(60), "hanging"),
+    ] {
+        let service = builder(&agent).build().unwrap();
+        let id = service.id().to_owned();
+        let took = rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let mut serving =
+                Box::pin(discoverable_runtime::serve(service, listener, app()).into_future());
+            tokio::select! {
+                _ = &mut serving => panic!("serve returned on its own"),
+                () = until(T, "registered", || registered(&client, &id)) => {}
+            }
+            agent.dev().unwrap().faults().set_delay(Some(delay));
+            let dropping = Instant::now();
+            drop(serving);
+            dropping.elapsed()
+        });
+        agent.dev().unwrap().faults().set_delay(None);
+        eprintln!("{what} agent: the drop took {took:?}");
+        assert!(
+            took < Duration::from_millis(2500),
+            "{what} agent: the drop waited {took:?}, past its 2 s bound"
+        );
+        if delay < Duration::from_secs(2) {
+            assert!(
+                took >= delay,
+                "{what} agent: the drop did not wait ({took:?})"
+            );
+            assert!(
+                !infra.block_on(registered(&client, &id)),
+                "{what} agent: deregistered by the time the drop returned"
+            );
+        }
     }
-    // The agent answers slowly: waiting for the deregistration here would hold the runtime.
-    agent
-        .dev()
-        .unwrap()
-        .faults()
-        .set_delay(Some(Duration::from_secs(1)));
-    let dropping = Instant::now();
-    drop(serving);
-    let took = dropping.elapsed();
-    assert!(
-        took < Duration::from_millis(500),
-        "dropping the serve future blocked the runtime for {took:?}"
-    );
-    until(T, "deregistered after the drop", || async {
-        !registered(&client, &id).await
-    })
-    .await;
 }
 
 /// What the app sees of a connection: whether `TCP_NODELAY` was on when it was accepted.

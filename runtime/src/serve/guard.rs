@@ -48,19 +48,16 @@ impl Drop for DeregisterGuard {
         }
         .with_subscriber(self.dispatch.clone());
         // The call runs on a thread of its own with its own small runtime, and is waited for
-        // (bounded): the caller's runtime may be shutting down, when its timers and sockets
-        // no longer work. On a multi-threaded runtime the wait happens inside
-        // `block_in_place`, so the worker hands its other tasks over and nothing else stalls;
-        // on a current-thread runtime, whose only thread must not wait, the call runs as a
-        // task instead (best effort: it is lost if that runtime is shutting down).
+        // (bounded), on every runtime flavour: the caller's runtime may be about to go (a
+        // `select!` the serve call lost, just before `main` returns), when a task of its own
+        // would never run and the instance would stay registered and passing. On a
+        // multi-threaded runtime the wait happens inside `block_in_place`, so the worker hands
+        // its other tasks over; a current-thread runtime's only thread waits, for one call to
+        // the local agent (at most the bound).
         let flavor = tokio::runtime::Handle::try_current()
             .ok()
             .filter(|_| !std::thread::panicking())
             .map(|h| h.runtime_flavor());
-        if flavor == Some(tokio::runtime::RuntimeFlavor::CurrentThread) {
-            tokio::spawn(deregister);
-            return;
-        }
         let wait = move || {
             let worker = std::thread::Builder::new()
                 .name("discoverable-deregister".into())
