@@ -32,7 +32,11 @@ pub(crate) fn rewrite(
     grpc: bool,
     errors: &mut Errors,
 ) -> (usize, bool) {
+    let mut nested = NestedRouters::default();
+    nested.visit_block_mut(block);
     let mut calls = ServeCalls {
+        nested_names: nested.names,
+        nesting: 0,
         grpc,
         krate,
         krate_segments: segments(krate).unwrap_or_default(),
@@ -69,7 +73,39 @@ fn shadowed(path: &str) -> String {
     )
 }
 
+/// The variables the body nests under a prefix (`.nest("/api", api)`): their routes are
+/// answered under that prefix, so none of them is shadowed by the health route.
+#[derive(Default)]
+struct NestedRouters {
+    names: Vec<String>,
+}
+
+// Reads only; `VisitMut` because the crate's syn has no `visit` feature.
+impl VisitMut for NestedRouters {
+    fn visit_expr_method_call_mut(&mut self, call: &mut syn::ExprMethodCall) {
+        if is_nest(call) {
+            if let Some(Expr::Path(p)) = call.args.iter().nth(1) {
+                if let Some(name) = p.path.get_ident() {
+                    self.names.push(name.to_string());
+                }
+            }
+        }
+        visit_mut::visit_expr_method_call_mut(self, call);
+    }
+}
+
+/// `.nest(prefix, router)` or `.nest_service(prefix, service)`, whose routes live under a
+/// prefix.
+fn is_nest(call: &syn::ExprMethodCall) -> bool {
+    (call.method == "nest" || call.method == "nest_service") && call.args.len() == 2
+}
+
 struct ServeCalls<'a> {
+    /// Variables the body nests under a prefix (see [`NestedRouters`]).
+    nested_names: Vec<String>,
+    /// How deep the visit is inside what gets nested under a prefix: routes there are not
+    /// shadowed.
+    nesting: usize,
     /// Serve calls go to the gRPC entry (`grpc`).
     grpc: bool,
     krate: &'a Path,
@@ -280,14 +316,41 @@ impl VisitMut for ServeCalls<'_> {
         self.imported.pop();
     }
 
+    fn visit_local_mut(&mut self, local: &mut syn::Local) {
+        // `let api = Router::new().route("/health", ..)` with `api` nested later.
+        let nested = match &local.pat {
+            syn::Pat::Ident(p) => self.nested_names.contains(&p.ident.to_string()),
+            _ => false,
+        };
+        self.nesting += usize::from(nested);
+        visit_mut::visit_local_mut(self, local);
+        self.nesting -= usize::from(nested);
+    }
+
     fn visit_expr_mut(&mut self, expr: &mut Expr) {
+        if let Expr::MethodCall(call) = expr {
+            if is_nest(call) {
+                // The router nested under the prefix is visited as nested; the rest as usual.
+                self.visit_expr_mut(&mut call.receiver);
+                let mut args = call.args.iter_mut();
+                if let Some(prefix) = args.next() {
+                    self.visit_expr_mut(prefix);
+                }
+                if let Some(router) = args.next() {
+                    self.nesting += 1;
+                    self.visit_expr_mut(router);
+                    self.nesting -= 1;
+                }
+                return;
+            }
+        }
         visit_mut::visit_expr_mut(self, expr);
         if let Expr::MethodCall(call) = expr {
             let route = call.method == "route" || call.method == "route_service";
             if let Some(Expr::Lit(ExprLit {
                 lit: Lit::Str(path),
                 ..
-            })) = call.args.first().filter(|_| route)
+            })) = call.args.first().filter(|_| route && self.nesting == 0)
             {
                 if path.value() == self.health_path {
                     self.errors.spanned(path, shadowed(self.health_path));
@@ -504,6 +567,23 @@ mod tests {
             quote! {
                 let app = Router::new().route("/", get(home)).route("/health", get(mine));
                 let other = Router::new().route_service("/health", svc).route("/healthz", get(x));
+                axum::serve(l, app).await
+            },
+        );
+        assert_eq!(errors, [shadowed("/health"), shadowed("/health")]);
+        // Nested under a prefix, `/health` is `/api/health`: shadowed by nothing, inline or
+        // through a variable; merged, it is still the app's `/health`.
+        let (_, _, errors) = run(
+            quote!(::discoverable),
+            quote! {
+                let api = Router::new().route("/health", get(api_health));
+                let admin = Router::new().route("/health", get(admin_health));
+                let app = Router::new()
+                    .nest("/api", api)
+                    .nest("/v2", Router::new().route("/health", get(v2_health)))
+                    .nest_service("/svc", Router::new().route("/health", get(s)))
+                    .merge(admin)
+                    .merge(Router::new().route("/health", get(shadowed)));
                 axum::serve(l, app).await
             },
         );

@@ -14,6 +14,7 @@ mod connect_info;
 mod crate_path;
 mod discoverable_serve;
 mod grpc;
+mod health_nested;
 mod hygiene;
 mod into_make_service;
 mod method;
