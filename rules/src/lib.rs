@@ -695,7 +695,10 @@ mod tests {
         // Not DNS labels.
         for name in ["-", "-lead", "trail-"] {
             let e = check_name(name).unwrap_err();
-            assert!(e.message().contains("starts or ends with `-`"), "{name}: {e}");
+            assert!(
+                e.message().contains("starts or ends with `-`"),
+                "{name}: {e}"
+            );
         }
         assert!(check_name("in-between").is_ok());
     }

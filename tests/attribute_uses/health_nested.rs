@@ -6,7 +6,10 @@ use axum::{Router, routing::get};
 async fn serve_app(listener: tokio::net::TcpListener) -> std::io::Result<()> {
     let admin = Router::new().route("/health", get(|| async { "admin's own" }));
     let app = Router::new()
-        .nest("/api", Router::new().route("/health", get(|| async { "api's own" })))
+        .nest(
+            "/api",
+            Router::new().route("/health", get(|| async { "api's own" })),
+        )
         .nest("/admin", admin);
     axum::serve(listener, app).await
 }
