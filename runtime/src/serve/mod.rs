@@ -387,19 +387,37 @@ async fn run(
     // Tasks are aborted if this future is dropped, so nothing outlives a dropped `serve`:
     // the registrar first, then the guard deregisters, then the server (reverse order).
     let mut server = AbortOnDrop(tokio::spawn(server));
+    // Shutdown is graceful from the moment the listener serves: SIGTERM during the start-up
+    // probe drains instead of ending the process.
+    let terminated = signal::listen();
+    tokio::pin!(terminated);
     tracing::info!(id = %instance.id(), %bound, advertised = %advertised.url(""), "serving");
 
     let guard = DeregisterGuard::new(settings.consul.clone(), instance.id().to_owned());
-    let status = if start.tls {
-        // The probe speaks plain HTTP/1.1; over TLS the instance reads its own health.
-        registrar::status_of(instance.report().await.status)
-    } else {
-        probe::probe(
-            address::probe_addr(bound),
-            instance.health_path(),
-            instance.check_timeout(),
-        )
-        .await
+    let probed = async {
+        if start.tls {
+            // The probe speaks plain HTTP/1.1; over TLS the instance reads its own health.
+            registrar::status_of(instance.report().await.status)
+        } else {
+            probe::probe(
+                address::probe_addr(bound),
+                instance.health_path(),
+                instance.check_timeout(),
+            )
+            .await
+        }
+    };
+    let status = tokio::select! {
+        status = probed => status,
+        () = &mut terminated => {
+            // Nothing registered yet: nothing for routers to drop, so no grace period.
+            tracing::info!("shutdown began before registration");
+            signal::exit_on_second_signal();
+            instance.begin_shutdown();
+            guard.disarm();
+            let _ = close_tx.send(true);
+            return drain(&instance, server, settings.drain_timeout).await;
+        }
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut registrar = Registrar {
@@ -443,7 +461,7 @@ async fn run(
         }
     };
     let early_end = tokio::select! {
-        () = signal::terminate() => {
+        () = &mut terminated => {
             signal::exit_on_second_signal();
             None
         }
@@ -482,13 +500,27 @@ async fn run(
 
     // 4. Stop accepting; finish in-flight requests (bounded).
     let _ = close_tx.send(true);
+    drain(&instance, server, settings.drain_timeout).await
+}
+
+/// The last step of shutdown, once the server was told to close: in-flight requests finish
+/// within `bound`, then the rest are cut.
+async fn drain(
+    instance: &Instance,
+    mut server: AbortOnDrop<io::Result<()>>,
+    bound: Duration,
+) -> Result<(), Error> {
     tracing::info!(in_flight = instance.in_flight(), "draining");
-    match tokio::time::timeout(settings.drain_timeout, &mut server).await {
+    match tokio::time::timeout(bound, &mut server).await {
         Ok(Ok(result)) => result?,
         Ok(Err(join)) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
         Ok(Err(join)) => return Err(Error::Io(io::Error::other(join))),
         Err(_) => {
-            tracing::warn!(in_flight = instance.in_flight(), bound = ?settings.drain_timeout, "drain bound reached; closing remaining connections");
+            tracing::warn!(
+                in_flight = instance.in_flight(),
+                ?bound,
+                "drain bound reached; closing remaining connections"
+            );
             server.0.abort();
         }
     }

@@ -1,35 +1,46 @@
 //! The process signals that start a graceful shutdown: SIGTERM and SIGINT (Ctrl-C); a second
 //! one ends the process at once.
 
-/// Completes on the first SIGTERM or SIGINT. If a handler cannot be installed, that signal is
-/// logged and ignored rather than failing the service.
-pub(crate) async fn terminate() {
-    let ctrl_c = async {
+/// Listens for SIGTERM and SIGINT from now on (the handlers are installed when this is
+/// called, so a signal that comes before the future is first polled is not lost, nor does it
+/// end the process), and completes on the first. If a handler cannot be installed, that signal
+/// is logged and ignored rather than failing the service.
+pub(crate) fn listen() -> impl std::future::Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let installed = |kind: SignalKind, name: &'static str| match signal(kind) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for {name}; it will not shut down gracefully");
+                None
+            }
+        };
+        let term = installed(SignalKind::terminate(), "SIGTERM");
+        let int = installed(SignalKind::interrupt(), "SIGINT");
+        let received = |s: Option<tokio::signal::unix::Signal>, name: &'static str| async move {
+            match s {
+                Some(mut s) => {
+                    s.recv().await;
+                    tracing::info!("{name} received");
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        async move {
+            tokio::select! {
+                () = received(term, "SIGTERM") => {}
+                () = received(int, "SIGINT") => {}
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
         if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::warn!(error = %e, "cannot listen for Ctrl-C; SIGINT will not shut down gracefully");
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C; it will not shut down gracefully");
             std::future::pending::<()>().await;
         }
-        tracing::info!("SIGINT received");
-    };
-    #[cfg(unix)]
-    let term = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-                tracing::info!("SIGTERM received");
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; it will not shut down gracefully");
-                std::future::pending::<()>().await
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+        tracing::info!("Ctrl-C received");
     }
 }
 
@@ -40,7 +51,7 @@ pub(crate) fn exit_on_second_signal() {
     use tracing::instrument::WithSubscriber as _;
     tokio::spawn(
         async {
-            terminate().await;
+            listen().await;
             tracing::warn!(
                 "second signal: exiting now, without waiting for the grace period and the drain"
             );
