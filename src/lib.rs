@@ -44,4 +44,17 @@
 #![deny(unsafe_code)]
 
 pub use discoverable_macros::discoverable;
-pub use discoverable_runtime::*;
+
+// The surface, named one by one (the listing in api/discoverable.txt is what users get).
+#[cfg(feature = "grpc")]
+pub use discoverable_runtime::grpc;
+pub use discoverable_runtime::{
+    DEFAULT_DEREGISTER_TIMEOUT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_GRACE_PERIOD, DEFAULT_RETRY_MAX,
+    DEFAULT_RETRY_MIN, Discovery, DiscoveryLayer, Error, Health, HealthReport, Instance, Serve,
+    ServeListener, Service, ServiceBuilder, consul, discovery, layer, serve,
+};
+
+/// Items the `#[discoverable]` attribute's expansion calls. Not public API: no stability
+/// promise; may change in any release.
+#[doc(hidden)]
+pub use discoverable_runtime::__private;
