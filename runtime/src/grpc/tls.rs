@@ -11,7 +11,7 @@ use tracing::instrument::WithSubscriber as _;
 use crate::serve::{NoDelay, Start};
 
 /// The TLS side of a gRPC server: its certificate and key (or a whole rustls configuration),
-/// and how Consul's check and Fabio verify it. Given to [`Routes::tls`].
+/// and how Consul's check and Fabio verify it. Given to [`Routes::tls`](super::Routes::tls).
 ///
 /// By default Consul's check verifies the certificate against the roots of the host Consul
 /// runs on, for the advertised address (so the certificate names that IP address), and Fabio
