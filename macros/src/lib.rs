@@ -1,7 +1,6 @@
 //! The `#[discoverable]` attribute. Use it through the `discoverable` crate, which re-exports
-//! it next to the runtime the generated code calls; the examples below are marked `ignore`
-//! because this crate cannot depend on that runtime (the `discoverable` crate's documentation
-//! has compiling ones).
+//! it next to the runtime the generated code calls; the examples below are compiled against
+//! it (a dev-dependency of this crate).
 //!
 //! The attribute runs in three steps, one file each (as thiserror-impl and serde_derive do):
 //! `args` parses the arguments, `validate` applies the shared metadata rules of
@@ -21,9 +20,11 @@ mod expand;
 mod proptests;
 mod validate;
 
-/// Makes the axum service an async function serves discoverable through HashiCorp Consul.
+/// Makes the axum (or, with `grpc`, tonic) service that an async function serves
+/// discoverable through HashiCorp Consul: a health route, registration once the listener is
+/// bound, deregistration and a graceful drain on SIGTERM or Ctrl-C.
 ///
-/// ```ignore
+/// ```no_run
 /// use axum::{routing::get, Router};
 ///
 /// #[discoverable::discoverable(name = "cool_app", prefix = "/oops")]
@@ -47,8 +48,11 @@ mod validate;
 ///
 /// At the top of the body, the service description, built once:
 ///
-/// ```ignore
+/// ```
+/// # fn demo() {
 /// let service = || ::discoverable::Service::builder("cool_app").prefix("/oops").build();
+/// # let _ = service;
+/// # }
 /// ```
 ///
 /// (a closure that builds a `Result<Service, Error>`, in a local that your code cannot name;
@@ -107,7 +111,7 @@ mod validate;
 ///
 /// A fuller example:
 ///
-/// ```ignore
+/// ```no_run
 /// async fn database_ready() -> bool { true }
 ///
 /// #[discoverable::discoverable(
