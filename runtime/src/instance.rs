@@ -131,12 +131,17 @@ impl Instance {
         Health::from_u8(self.shared.manual.load(Ordering::Relaxed)).unwrap_or(Health::Up)
     }
 
-    /// Runs the indicators (each cut at the check timeout) and reports the overall state.
+    /// Runs the indicators (each cut at four fifths of the check's timeout) and reports the
+    /// overall state.
+    ///
+    /// The indicators' bound is below the check's own, so a hung indicator is reported by
+    /// name in the health route's answer before Consul gives up on the check; cut at the
+    /// check's timeout, Consul would only record `context deadline exceeded`.
     pub async fn report(&self) -> HealthReport {
         HealthReport::collect(
             self.health(),
             &self.shared.indicators,
-            self.shared.check_timeout,
+            indicator_bound(self.shared.check_timeout),
         )
         .await
     }
@@ -192,6 +197,12 @@ impl fmt::Debug for Instance {
 
 /// Counts one request in flight until dropped.
 pub(crate) struct InFlight(#[allow(dead_code, reason = "held for its count")] Arc<()>);
+
+/// How long health indicators may take, for a check that waits `check_timeout` for the
+/// health route's answer: four fifths of it, the rest left for the answer to travel.
+pub(crate) fn indicator_bound(check_timeout: Duration) -> Duration {
+    check_timeout * 4 / 5
+}
 
 /// A new instance ID: `<name>-<uuid v4>`.
 pub(crate) fn mint_id(name: &str) -> String {

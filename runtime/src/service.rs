@@ -697,6 +697,24 @@ mod tests {
             .unwrap();
     }
 
+    /// A hung indicator is cut before the check's own timeout, so the health route answers
+    /// 503 naming it in time for Consul to record that, not a timeout of its own.
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_indicator_is_reported_before_the_checks_timeout() {
+        let service = Service::builder("a")
+            .interval(Duration::from_secs(2))
+            .timeout(Duration::from_secs(1))
+            .check("hung", || std::future::pending::<Health>())
+            .build_with(env(&[]))
+            .unwrap();
+        let asked = tokio::time::Instant::now();
+        let report = service.instance().report().await;
+        let took = asked.elapsed();
+        assert_eq!(report.status, Health::Down);
+        assert!(report.to_json().contains("hung"), "{}", report.to_json());
+        assert_eq!(took, Duration::from_millis(800), "cut at four fifths of 1 s");
+    }
+
     #[test]
     fn the_builders_advertised_address_and_port_are_checked_as_the_environments() {
         let named = |b: ServiceBuilder| match b.build_with(env(&[])) {
