@@ -8,9 +8,17 @@
 //!
 //! `GET /admin/degrade` and `GET /admin/restore` set the instance's health by hand through its
 //! [`discoverable::Instance`] handle (Consul: warning, so Fabio stops routing to it).
+//! `GET /events` is a server-sent event stream, a tick a second, that ends cleanly with a last
+//! `bye` event when shutdown begins (`Instance::shutting_down`), so a client sees its end
+//! instead of a cut connection and can reconnect to another instance.
 
-use axum::{Router, extract::State, routing::get};
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::{Router, body::Body, extract::State, response::IntoResponse, routing::get};
 use discoverable::{Health, Instance, Service};
+use tokio::sync::mpsc;
+use tokio_stream::{StreamExt as _, wrappers::ReceiverStream};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -29,6 +37,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/", get(|| async { "home page" }))
         .route("/admin/degrade", get(degrade))
         .route("/admin/restore", get(restore))
+        .route("/events", get(events))
         .with_state(service.instance());
 
     let addr = std::env::var("BIND_ADDR").unwrap_or_else(|_| "0.0.0.0:3000".into());
@@ -46,6 +55,33 @@ async fn degrade(State(instance): State<Instance>) -> String {
 async fn restore(State(instance): State<Instance>) -> String {
     instance.set_health(None);
     format!("{} restored\n", instance.id())
+}
+
+/// Ticks until shutdown begins, then a last event; the stream ends with it.
+async fn events(State(instance): State<Instance>) -> impl IntoResponse {
+    let (tx, rx) = mpsc::channel(4);
+    let shutting_down = instance.shutting_down();
+    tokio::spawn(async move {
+        tokio::pin!(shutting_down);
+        let mut ticks = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                () = &mut shutting_down => {
+                    let _ = tx.send("event: bye\ndata: shutting down\n\n").await;
+                    return;
+                }
+                _ = ticks.tick() => {
+                    if tx.send("data: tick\n\n").await.is_err() {
+                        return; // the client went away
+                    }
+                }
+            }
+        }
+    });
+    (
+        [("content-type", "text/event-stream")],
+        Body::from_stream(ReceiverStream::new(rx).map(Ok::<_, Infallible>)),
+    )
 }
 
 fn humantime_duration(text: &str) -> Result<std::time::Duration, String> {

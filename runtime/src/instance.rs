@@ -49,6 +49,8 @@ pub(crate) struct Shared {
     /// the count. One atomic operation when a request starts and one when it ends.
     in_flight: Arc<()>,
     shutdown: watch::Sender<bool>,
+    /// Turns true when shutdown begins; [`Instance::shutting_down`] waits on it.
+    began: watch::Sender<bool>,
 }
 
 impl Instance {
@@ -72,6 +74,7 @@ impl Instance {
                 claimed: AtomicBool::new(false),
                 in_flight: Arc::new(()),
                 shutdown: watch::channel(false).0,
+                began: watch::channel(false).0,
             }),
         }
     }
@@ -171,8 +174,48 @@ impl Instance {
         self.shared.shutdown.subscribe()
     }
 
+    /// Completes once shutdown has begun (SIGTERM, Ctrl-C, the user's shutdown future or
+    /// [`Instance::shutdown`]): the moment for a long-lived response (a server-sent event
+    /// stream, a WebSocket, a gRPC stream) to end cleanly, with a last event, a close frame or
+    /// a status, instead of being cut when the drain's bound runs out. Completes at once when
+    /// shutdown has begun already.
+    ///
+    /// ```
+    /// use discoverable_runtime::Service;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let service = Service::builder("ticker").build().unwrap();
+    /// let instance = service.instance();
+    /// // In a streaming handler: send until shutdown begins, then end the stream cleanly.
+    /// let (tx, mut rx) = tokio::sync::mpsc::channel::<&str>(8);
+    /// let shutting_down = instance.shutting_down();
+    /// tokio::spawn(async move {
+    ///     tokio::pin!(shutting_down);
+    ///     loop {
+    ///         tokio::select! {
+    ///             () = &mut shutting_down => {
+    ///                 let _ = tx.send("event: bye\n\n").await;
+    ///                 return; // the last event; the response's body ends here
+    ///             }
+    ///             sent = tx.send("data: tick\n\n") => if sent.is_err() { return },
+    ///         }
+    ///     }
+    /// });
+    /// # drop(rx);
+    /// # }
+    /// ```
+    pub fn shutting_down(&self) -> impl std::future::Future<Output = ()> + Send + use<> {
+        let mut began = self.shared.began.subscribe();
+        async move {
+            // The sender lives as long as the instance; should it go, so has the instance.
+            let _ = began.wait_for(|b| *b).await;
+        }
+    }
+
     pub(crate) fn begin_shutdown(&self) {
         self.shared.shutting_down.store(true, Ordering::Release);
+        self.shared.began.send_replace(true);
     }
 
     pub(crate) fn set_registered(&self, registered: bool) {

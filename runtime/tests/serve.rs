@@ -273,6 +273,93 @@ fn a_dropped_serve_future_hands_its_workers_other_tasks_over(kind: AgentKind) {
     });
 }
 
+/// A stream's chunks, from a channel, as a response body.
+struct Chunks(tokio::sync::mpsc::Receiver<&'static str>);
+
+impl futures_core::Stream for Chunks {
+    type Item = Result<&'static str, std::convert::Infallible>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx).map(|chunk| chunk.map(Ok))
+    }
+}
+
+/// A long-lived response (server-sent events) ends cleanly at shutdown: its handler awaits
+/// `Instance::shutting_down`, sends a last event and ends the body, so the client reads the
+/// stream to its end, with no reset, long before the drain's bound.
+async fn a_stream_ends_cleanly_with_a_last_event_when_shutdown_begins(kind: AgentKind) {
+    let test = "a_stream_ends_cleanly_with_a_last_event_when_shutdown_begins";
+    let Some((agent, client)) = agent(kind, test).await else {
+        return;
+    };
+    let service = builder(&agent)
+        .drain_timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let instance = service.instance();
+    let events = {
+        let instance = instance.clone();
+        get(move || {
+            let shutting_down = instance.shutting_down();
+            async move {
+                let (tx, rx) = tokio::sync::mpsc::channel(8);
+                tokio::spawn(async move {
+                    tokio::pin!(shutting_down);
+                    loop {
+                        tokio::select! {
+                            () = &mut shutting_down => {
+                                let _ = tx.send("event: bye\ndata: shutting down\n\n").await;
+                                return;
+                            }
+                            () = tokio::time::sleep(Duration::from_millis(20)) => {
+                                if tx.send("data: tick\n\n").await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                });
+                (
+                    [("content-type", "text/event-stream")],
+                    axum::body::Body::from_stream(Chunks(rx)),
+                )
+            }
+        })
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/events", listener.local_addr().unwrap());
+    let app = app().route("/events", events);
+    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app).into_future());
+    until(T, "registered", || registered(&client, instance.id())).await;
+    let mut response = reqwest::get(url).await.unwrap();
+    let first = response.chunk().await.unwrap().expect("a first event");
+    assert_eq!(&first[..], b"data: tick\n\n");
+    let asked = Instant::now();
+    instance.shutdown();
+    let mut rest = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .expect("the stream ends cleanly, no reset")
+    {
+        rest.extend_from_slice(&chunk);
+    }
+    let ended = asked.elapsed();
+    let rest = String::from_utf8(rest).unwrap();
+    assert!(
+        rest.ends_with("event: bye\ndata: shutting down\n\n"),
+        "the last event ends the stream: {rest:?}"
+    );
+    assert!(
+        ended < Duration::from_secs(5),
+        "ended {ended:?} after shutdown began, not at the drain's 20 s bound"
+    );
+    returns_ok(served).await;
+}
+
 async fn registers_once_consul_comes_up_and_serves_meanwhile(kind: AgentKind) {
     let Some((mut agent, client)) =
         agent(kind, "registers_once_consul_comes_up_and_serves_meanwhile").await
@@ -588,6 +675,7 @@ discoverable_testkit::against_both_agents!(
     no_ghost_when_shutdown_comes_while_registration_retries,
     ipv6_addresses_are_bracketed_and_checked,
     a_panic_next_to_serve_still_deregisters,
+    a_stream_ends_cleanly_with_a_last_event_when_shutdown_begins,
 );
 
 /// On a current-thread runtime, a serve future dropped just before the runtime itself goes
