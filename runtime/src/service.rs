@@ -704,7 +704,7 @@ mod tests {
         let service = Service::builder("a")
             .interval(Duration::from_secs(2))
             .timeout(Duration::from_secs(1))
-            .check("hung", || std::future::pending::<Health>())
+            .check("hung", std::future::pending::<Health>)
             .build_with(env(&[]))
             .unwrap();
         let asked = tokio::time::Instant::now();
@@ -712,7 +712,11 @@ mod tests {
         let took = asked.elapsed();
         assert_eq!(report.status, Health::Down);
         assert!(report.to_json().contains("hung"), "{}", report.to_json());
-        assert_eq!(took, Duration::from_millis(800), "cut at four fifths of 1 s");
+        assert_eq!(
+            took,
+            Duration::from_millis(800),
+            "cut at four fifths of 1 s"
+        );
     }
 
     #[test]
