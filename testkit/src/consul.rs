@@ -167,19 +167,33 @@ impl Consul {
     /// configuration.
     fn pick_ports(&mut self) {
         let options = &self.options;
-        let http = SocketAddr::new(options.client, free_port());
-        let serf_lan = options.serf_lan_port.unwrap_or_else(free_tcp_and_udp_port);
+        // Each port picked is released before the next is picked, so the kernel may hand the
+        // same one out twice: pick again until they differ (Consul refuses two roles on one).
+        let mut taken: Vec<u16> = options.serf_lan_port.into_iter().collect();
+        let mut distinct = |pick: fn() -> u16| loop {
+            let port = pick();
+            if !taken.contains(&port) {
+                taken.push(port);
+                return port;
+            }
+        };
+        let http = SocketAddr::new(options.client, distinct(free_port));
+        let serf_lan = match options.serf_lan_port {
+            Some(port) => port,
+            None => distinct(free_tcp_and_udp_port),
+        };
         let https = options
             .https
             .as_ref()
-            .map(|_| SocketAddr::new(options.client, free_port()));
+            .map(|_| SocketAddr::new(options.client, distinct(free_port)));
+        let (serf_wan, server) = (distinct(free_tcp_and_udp_port), distinct(free_port));
         let ports = format!(
             "ports {{\n  http = {}\n  dns = -1\n  grpc = -1\n  grpc_tls = -1\n  https = {}\n  \
              serf_lan = {serf_lan}\n  serf_wan = {}\n  server = {}\n}}\n",
             http.port(),
             https.map_or(-1, |a| i32::from(a.port())),
-            free_tcp_and_udp_port(),
-            free_port(),
+            serf_wan,
+            server,
         );
         let node = &self.node;
         let mut hcl = format!(
