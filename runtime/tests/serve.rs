@@ -429,6 +429,30 @@ async fn fail_fast_refuses_to_start_without_consul(kind: AgentKind) {
     assert!(err.to_string().contains("cannot reach Consul"), "{err}");
 }
 
+/// An agent still starting beside the service (up after it) gets a short chance under
+/// `fail_fast`: start-up waits for it instead of failing at the first refused connection.
+async fn fail_fast_waits_briefly_for_an_agent_that_is_starting(kind: AgentKind) {
+    let test = "fail_fast_waits_briefly_for_an_agent_that_is_starting";
+    let Some((mut agent, client)) = agent(kind, test).await else {
+        return;
+    };
+    agent.go_down().await;
+    let service = builder(&agent).fail_fast(true).build().unwrap();
+    let instance = service.instance();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
+    // Its first attempts are refused.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!served.is_finished(), "fail_fast gave up at once");
+    agent.come_back().await;
+    until(T, "registered once the agent is up", || {
+        registered(&client, instance.id())
+    })
+    .await;
+    instance.shutdown();
+    returns_ok(served).await;
+}
+
 async fn re_registers_after_the_agent_loses_its_state(kind: AgentKind) {
     let Some((mut agent, client)) =
         agent(kind, "re_registers_after_the_agent_loses_its_state").await
@@ -670,6 +694,7 @@ discoverable_testkit::against_both_agents!(
     dropping_the_serve_future_still_deregisters,
     registers_once_consul_comes_up_and_serves_meanwhile,
     fail_fast_refuses_to_start_without_consul,
+    fail_fast_waits_briefly_for_an_agent_that_is_starting,
     re_registers_after_the_agent_loses_its_state,
     shutdown_is_bounded_when_consul_hangs,
     no_ghost_when_shutdown_comes_while_registration_retries,

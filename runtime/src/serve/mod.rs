@@ -434,7 +434,7 @@ async fn run(
     };
     let mut registered = false;
     if settings.fail_fast {
-        if let Err(e) = registrar.register_once(status).await {
+        if let Err(e) = registrar.register_fail_fast(status).await {
             tracing::error!(error = %e, "registration failed and fail_fast is set; stopping");
             let _ = close_tx.send(true);
             let _ = server.await;

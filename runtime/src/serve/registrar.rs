@@ -23,6 +23,9 @@ const WATCH_WAIT: Duration = Duration::from_secs(60);
 /// Delay between attempts after Consul rejected the registration itself (400, 403): the
 /// request will not succeed until someone changes the token or the service, so do not hammer.
 const REJECTED_RETRY: Duration = Duration::from_secs(30);
+/// How long `fail_fast` gives an agent that cannot be reached yet (one still starting beside
+/// the service, say) before start-up fails.
+const FAIL_FAST_WITHIN: Duration = Duration::from_secs(5);
 
 pub(crate) struct Registrar {
     pub(crate) client: Client,
@@ -139,6 +142,30 @@ impl Registrar {
         self.instance.set_registered(true);
         tracing::info!(id = %self.registration.id, address = %self.registration.address, port = self.registration.port, "registered with Consul");
         Ok(())
+    }
+
+    /// Registers for `fail_fast`: an agent that is still starting gets a short chance
+    /// ([`FAIL_FAST_WITHIN`], retrying at the usual backoff); one that refuses the
+    /// registration (400, 403) fails it at once.
+    pub(crate) async fn register_fail_fast(&mut self, status: CheckStatus) -> Result<(), Error> {
+        let deadline = tokio::time::Instant::now() + FAIL_FAST_WITHIN;
+        let mut backoff = crate::retry::backoff(self.retry_min, self.retry_max);
+        loop {
+            match self.register_once(status).await {
+                Ok(()) => return Ok(()),
+                Err(e @ (Error::PermissionDenied { .. } | Error::Status { status: 400, .. })) => {
+                    return Err(e);
+                }
+                Err(e) => {
+                    let delay = backoff.next().unwrap_or(self.retry_max);
+                    if tokio::time::Instant::now() + delay > deadline {
+                        return Err(e);
+                    }
+                    tracing::debug!(error = %e, "fail_fast: Consul not reachable yet; trying again");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
     }
 
     /// Runs until `stop` turns true: registers, then keeps the registration alive.
