@@ -631,6 +631,8 @@ async fn balanced_errors_name_the_instance_not_consul(kind: AgentKind) {
         shown.contains("web-dead") && shown.contains(&dead.to_string()),
         "{shown}"
     );
+    // The cause by name, not only reqwest's "error sending request".
+    assert!(shown.contains("Connection refused"), "{shown}");
     assert!(!shown.contains("CONSUL_HTTP_ADDR"), "{shown}");
     assert!(!shown.contains("cannot reach Consul"), "{shown}");
 }

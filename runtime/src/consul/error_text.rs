@@ -113,7 +113,7 @@ where
 }
 
 /// An error and its sources as one line, without repeating a source already in the text.
-pub(super) fn chain(e: &(dyn StdError + 'static)) -> String {
+pub(crate) fn chain(e: &(dyn StdError + 'static)) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -44,6 +44,7 @@
 mod client;
 mod config;
 mod error_text;
+pub(crate) use error_text::chain;
 mod types;
 
 #[cfg(test)]

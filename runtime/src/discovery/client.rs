@@ -162,7 +162,9 @@ impl Balanced {
             service: self.watch.service().to_owned(),
             instance: endpoint.id.clone(),
             addr: endpoint.authority(),
-            message: e.to_string(),
+            // The whole chain: reqwest's own words ("error sending request for url") do not
+            // say what happened (connection refused, reset, timed out).
+            message: crate::consul::chain(&e),
             source: Box::new(e),
         }
     }
