@@ -502,6 +502,52 @@ async fn garbage_from_consul_is_retried_logged_once_per_cause_and_never_spins() 
     assert_eq!(fake.count(Kind::Deregister), 1);
 }
 
+/// An agent that is stopping answers its blocking reads at once, with the hash they were to
+/// wait on: once is no fault (the next read goes to the agent that comes back, or fails), so
+/// it is not logged; only a Consul that keeps doing it is (the garbage test above).
+#[tokio::test]
+async fn one_blocking_read_answered_at_once_is_not_reported() {
+    let _shared = EXCLUSIVE.read().await;
+    let (logs, _guard) = Logs::capture(Level::INFO);
+    let fake = FakeConsul::start(true, |_, _| Answer::status(200, "")).await;
+    let service = builder("svc", &fake.url).build().unwrap();
+    let instance = service.instance();
+    let id = instance.id().to_owned();
+    let body = format!(r#"{{"ID": "{id}", "Service": "svc", "Port": 1, "ContentHash": "abc"}}"#);
+    let answered_at_once = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let once = answered_at_once.clone();
+    fake.set(move |kind, path| match kind {
+        // The first blocking read is answered at once, unchanged, as by an agent stopping;
+        // the rest block.
+        Kind::Watch if path.contains("hash=") => {
+            if once.swap(true, Ordering::SeqCst) {
+                Answer::Hang
+            } else {
+                Answer::Reply(
+                    200,
+                    body.clone(),
+                    vec![("x-consul-contenthash", "abc".into())],
+                )
+            }
+        }
+        Kind::Watch => Answer::Reply(
+            200,
+            body.clone(),
+            vec![("x-consul-contenthash", "abc".into())],
+        ),
+        _ => Answer::status(200, ""),
+    });
+    let (served, _url) = start(service).await;
+    // The third read arrives only once the registrar has handled the second's answer.
+    until(T, "the read answered at once, and the next one", || async {
+        answered_at_once.load(Ordering::SeqCst) && fake.arrivals(Kind::Watch).len() >= 3
+    })
+    .await;
+    assert!(instance.is_registered());
+    assert_eq!(logs.problems(), Vec::<String>::new(), "{}", logs.text());
+    stop(&instance, served).await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // 1b. A thousand failed calls: no growth in tasks or memory
 // ---------------------------------------------------------------------------------------------

@@ -313,6 +313,8 @@ impl Registrar {
         // The backoff before the next read after a failed or useless one. It is waited out
         // inside the read's future, so TTL heartbeats go on meanwhile.
         let mut delay: Option<Duration> = None;
+        // Blocking reads answered at once with the hash they were to wait on, in a row.
+        let mut unblocked = 0u32;
         loop {
             let since = hash.clone();
             let before = delay.take();
@@ -380,12 +382,18 @@ impl Registrar {
                         && asked.elapsed() < WATCH_WAIT / 2 =>
                 {
                     // Keep the hash: the next read asks to block again, and does not count
-                    // as the watch working again.
+                    // as the watch working again. An agent that is stopping answers its
+                    // blocking reads at once, once: said only when it happens again.
+                    unblocked += 1;
                     let e = not_blocking(
                         &id,
                         "Consul answered at once with an unchanged ContentHash instead of blocking until it changes",
                     );
-                    quiet.failed("watching the registration", &e);
+                    if unblocked > 1 {
+                        quiet.failed("watching the registration", &e);
+                    } else {
+                        tracing::debug!(error = %e, "answered at once; reading again");
+                    }
                     delay = Some(backoff.next().unwrap_or(self.retry_max));
                 }
                 Ok(found) => match found.value {
@@ -397,6 +405,7 @@ impl Registrar {
                     }
                     Some(_) => {
                         seen = true;
+                        unblocked = 0;
                         backoff = crate::retry::backoff(self.retry_min, self.retry_max);
                         quiet.recovered("watching the registration");
                         hash = found.hash;
