@@ -45,9 +45,10 @@
 
 pub use discoverable_macros::discoverable;
 
-// The surface, named one by one (the listing in api/discoverable.txt is what users get).
-#[cfg(feature = "grpc")]
-pub use discoverable_runtime::grpc;
+// The surface, named one by one (the listing in api/discoverable.txt is what users get), and
+// the modules of optional features: `grpc`, present whenever the runtime is built with it.
+#[allow(unused_imports, reason = "empty without the optional features")]
+pub use discoverable_runtime::optional::*;
 pub use discoverable_runtime::{
     DEFAULT_DEREGISTER_TIMEOUT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_GRACE_PERIOD, DEFAULT_RETRY_MAX,
     DEFAULT_RETRY_MIN, Discovery, DiscoveryLayer, Error, Health, HealthReport, Instance, Serve,

@@ -30,6 +30,14 @@ pub use service::{
     DEFAULT_RETRY_MIN, Service, ServiceBuilder,
 };
 
+/// The modules of optional features, for the `discoverable` crate to re-export whenever this
+/// crate is built with them (`grpc`), whichever crate of the build turned the feature on.
+#[doc(hidden)]
+pub mod optional {
+    #[cfg(feature = "grpc")]
+    pub use crate::grpc;
+}
+
 /// Items the `#[discoverable]` attribute's expansion calls. Not public API: no stability
 /// promise; may change in any release.
 #[doc(hidden)]
