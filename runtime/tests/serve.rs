@@ -703,6 +703,26 @@ discoverable_testkit::against_both_agents!(
     a_stream_ends_cleanly_with_a_last_event_when_shutdown_begins,
 );
 
+/// An agent of `kind` and a client for it on a multi-threaded runtime of their own, beside
+/// the runtimes a test builds for its serve calls; `None`: the test skips, saying why.
+fn agent_beside(kind: AgentKind, test: &str) -> Option<(tokio::runtime::Runtime, Agent, Client)> {
+    let infra = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (agent, client) = infra.block_on(agent(kind, test))?;
+    Some((infra, agent, client))
+}
+
+/// A current-thread runtime, as `#[tokio::main(flavor = "current_thread")]` builds.
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// On a current-thread runtime, a serve future dropped just before the runtime itself goes
 /// (`main` returning after a `select!` the serve call lost, or with the serve call still in a
 /// spawned task) deregisters its instance before the drop returns: the runtime gets no chance
@@ -711,24 +731,13 @@ fn a_dropped_serve_future_deregisters_on_a_current_thread_runtime(kind: AgentKin
     let test = "a_dropped_serve_future_deregisters_on_a_current_thread_runtime";
     // The agent and the test's own reads live on a runtime of their own, which outlives the
     // current-thread runtimes the serve calls run on.
-    let infra = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let Some((agent, client)) = infra.block_on(agent(kind, test)) else {
+    let Some((infra, agent, client)) = agent_beside(kind, test) else {
         return;
-    };
-    let app_runtime = || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
     };
     // 1. The serve call loses a select!, and `main` returns at once.
     let service = builder(&agent).build().unwrap();
     let id = service.id().to_owned();
-    let rt = app_runtime();
+    let rt = current_thread();
     rt.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         tokio::select! {
@@ -746,7 +755,7 @@ fn a_dropped_serve_future_deregisters_on_a_current_thread_runtime(kind: AgentKin
     // 2. The serve call runs in a spawned task when the runtime goes.
     let service = builder(&agent).build().unwrap();
     let id = service.id().to_owned();
-    let rt = app_runtime();
+    let rt = current_thread();
     rt.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
@@ -1031,18 +1040,10 @@ async fn lost_before_the_watch_saw_the_instance_registers_again_at_once() {
 fn dropping_the_serve_future_on_a_current_thread_runtime_waits_boundedly() {
     let test = "dropping_the_serve_future_on_a_current_thread_runtime_waits_boundedly";
     // The agent on a runtime of its own, so it answers while the serve call's thread waits.
-    let infra = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let Some((agent, client)) = infra.block_on(agent(AgentKind::Dev, test)) else {
+    let Some((infra, agent, client)) = agent_beside(AgentKind::Dev, test) else {
         return;
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = current_thread();
     for (delay, what) in [
         (Duration::from_secs(1), "slow"),
         (Duration::from_secs(60), "hanging"),
