@@ -197,7 +197,11 @@ async fn an_index_that_goes_backwards_resets_the_watch(kind: AgentKind) {
         before.index() >= 80,
         "40 registrations and deregistrations moved it: {before:?}"
     );
-    // The agent restarts without its data: the index starts again from a low value.
+    // The agent restarts without its data: the index starts again from a low value. The
+    // watch's read is parked first, as during a real agent's restart (seconds long): a read
+    // sent only after an instant restart, carrying the old index, is held for its whole wait
+    // by a fresh Consul and by the dev agent alike.
+    agent.parked(1).await;
     agent.lose_state().await;
     within("emptied", watch.wait_for(|s| s.is_empty())).await;
     client
@@ -258,6 +262,8 @@ async fn the_catalog_watch_follows_an_agent_restarted_without_its_state(kind: Ag
         }
     })
     .await;
+    // The watch's read is parked when the agent restarts, as during a real restart.
+    agent.parked(1).await;
     agent.lose_state().await;
     let fresh = client
         .catalog_services(&consul::QueryOptions::default())
