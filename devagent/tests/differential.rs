@@ -1124,6 +1124,20 @@ fn script(r: &mut Run<'_>) {
         &format!("/v1/catalog/services?index={index}&wait=1s"),
         SHORT_WAIT,
     );
+    // An index above the agent's (a client that saw it before it lost its state) is held for
+    // the whole wait, then answered with the current index.
+    let index = r.index_now("/v1/health/service/web");
+    r.blocking(
+        "blocking-health-index-ahead",
+        &format!("/v1/health/service/web?index={}&wait=1s", index + 1000),
+        SHORT_WAIT,
+    );
+    let index = r.index_now("/v1/catalog/services");
+    r.blocking(
+        "blocking-catalog-index-ahead",
+        &format!("/v1/catalog/services?index={}&wait=1s", index + 1000),
+        SHORT_WAIT,
+    );
     r.get(
         "blocking-wait-invalid",
         "/v1/health/service/web?index=1&wait=soon",

@@ -13,9 +13,10 @@
 //!
 //! A blocking query (`?index=N&wait=D`) waits while its own index is `<= N`, up to `wait`
 //! (default 5m, at most 10m, plus up to `wait/16` random jitter), then answers 200 with the
-//! current data either way. A restart that lost the state wakes it at once with the lower index;
-//! a query arriving with an index above the agent's current one (it saw the agent before such a
-//! restart) answers at once too, so clients apply the "index went backwards" rule immediately.
+//! current data either way. A restart that lost the state wakes it at once with the lower index.
+//! A query arriving with an index above the agent's current one (it saw the agent before such a
+//! restart) waits as Consul's does, until its own index passes the one it named or the wait
+//! ends, then answers with the current, lower index.
 
 mod agent;
 mod catalog;
@@ -395,12 +396,10 @@ impl ReadOptions {
     ) -> (u64, T) {
         let mut changes = shared.subscribe();
         let start = *changes.borrow_and_update();
-        let (index, data, current) = shared.read(|st| {
-            let (i, d) = query(st);
-            (i, d, st.index)
-        });
-        // index=0 never blocks; an index from before a restart answers at once.
-        if self.index == 0 || index > self.index || self.index > current {
+        let (index, data) = shared.read(&mut query);
+        // index=0 never blocks. An index above the agent's (from before a restart) blocks too,
+        // as in Consul, whose blocking loop compares only the answer's index with it.
+        if self.index == 0 || index > self.index {
             return (index.max(1), data);
         }
         // Not the answer this query will give: no need to hold it while waiting.
