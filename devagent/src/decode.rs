@@ -36,6 +36,15 @@ pub(crate) fn parse_go_duration(s: &str) -> Result<GoDuration, DecodeError> {
     discoverable_rules::parse_go_duration(s).map_err(|e| DecodeError(e.to_string()))
 }
 
+/// Go's `strconv.ParseBool`.
+pub(crate) fn parse_go_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
 fn quote(s: &str) -> String {
     format!("{s:?}")
 }

@@ -2,26 +2,12 @@
 //!
 //! Each switch exists twice, with the same effect: as a method on [`Faults`] for tests that hold
 //! the [`DevAgent`](crate::DevAgent), and over HTTP under `/_devagent/fault/`, a path Consul does
-//! not use, for the demo and for processes that only know the agent's address:
-//!
-//! | Request | Effect |
-//! |---|---|
-//! | `PUT /_devagent/fault/unavailable?for=2s` | after answering, stop listening (connections refused, open connections dropped) for that long, then listen again on the same port |
-//! | `PUT /_devagent/fault/delay?d=300ms` | every API answer waits that long first; `d=0` turns it off |
-//! | `PUT /_devagent/fault/fail?n=3` | the next 3 API requests answer `500` with a plain-text body |
-//! | `PUT /_devagent/fault/restart` | forget every service, check and KV entry and reset the index, as an agent restarted without its data |
-//!
-//! Durations are Go durations (`300ms`, `2s`, `1m`). The fault endpoints need no ACL token and
-//! are not themselves delayed or failed.
-
+//! not use, for the demo and for processes that only know the agent's address (the API's
+//! `faults` module).
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::response::Response;
-
-use crate::api::{self, ApiError, Query};
-use crate::decode::parse_go_duration;
 use crate::server::Server;
 use crate::state::Shared;
 
@@ -42,8 +28,14 @@ impl Switches {
         *self.delay.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn set_delay(&self, delay: Option<Duration>) {
+    /// Every API answer waits `delay` first (`None` or zero: no delay).
+    pub(crate) fn set_delay(&self, delay: Option<Duration>) {
         *self.delay.lock().unwrap_or_else(|e| e.into_inner()) = delay.filter(|d| !d.is_zero());
+    }
+
+    /// The next `n` API requests fail.
+    pub(crate) fn fail_next(&self, n: u32) {
+        self.failures.store(n, Ordering::SeqCst);
     }
 
     /// Whether this request should fail; counts it down.
@@ -116,7 +108,7 @@ impl Faults {
 
     /// The next `n` API requests answer `500` with a plain-text body.
     pub fn fail_next(&self, n: u32) {
-        self.shared.faults.failures.store(n, Ordering::SeqCst);
+        self.shared.faults.fail_next(n);
     }
 
     /// Forgets every service, check and KV entry and resets the index to its start, as an agent
@@ -124,81 +116,6 @@ impl Faults {
     pub fn restart_losing_state(&self) {
         tracing::info!("fault: restart losing state");
         self.shared.reset();
-    }
-}
-
-/// `PUT /_devagent/fault/<what>`, to the agent `shared` served by `server`.
-pub(crate) async fn handle(
-    shared: &Arc<Shared>,
-    server: &Weak<Server>,
-    what: &str,
-    query: &Query,
-) -> Response {
-    let result = (|| -> Result<&'static str, ApiError> {
-        let duration = |name: &str| -> Result<Duration, ApiError> {
-            let raw = query
-                .get(name)
-                .ok_or_else(|| ApiError::new(400, format!("Missing ?{name}= (a Go duration)")))?;
-            let d = parse_go_duration(raw).map_err(|e| ApiError::new(400, e.0))?;
-            Ok(d.positive().unwrap_or_default())
-        };
-        match what {
-            "unavailable" => {
-                let period = duration("for")?;
-                let weak = server.clone();
-                tracing::info!(?period, "fault: unavailable");
-                tokio::spawn(async move {
-                    // Let this answer reach the client before the connection is dropped.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    let Some(server) = weak.upgrade() else {
-                        return;
-                    };
-                    server.stop_listening().await;
-                    tokio::time::sleep(period).await;
-                    if let Err(e) = server.start_listening().await {
-                        tracing::error!(error = %e, "could not listen again on the same port");
-                    }
-                });
-                Ok("unavailable")
-            }
-            "delay" => {
-                let d = duration("d")?;
-                tracing::info!(delay = ?d, "fault: delay");
-                shared.faults.set_delay(Some(d));
-                Ok("delay set")
-            }
-            "fail" => {
-                let n = query
-                    .get("n")
-                    .and_then(|n| n.parse::<u32>().ok())
-                    .ok_or_else(|| ApiError::new(400, "Missing or invalid ?n= (a count)"))?;
-                tracing::info!(n, "fault: fail next requests");
-                shared.faults.failures.store(n, Ordering::SeqCst);
-                Ok("failing")
-            }
-            "restart" => {
-                tracing::info!("fault: restart losing state");
-                shared.reset();
-                Ok("restarted")
-            }
-            _ => Err(ApiError::new(
-                404,
-                "Unknown fault; expected one of unavailable, delay, fail, restart",
-            )),
-        }
-    })();
-    match result {
-        Ok(text) => {
-            let mut resp = api::text(200, text);
-            if what == "unavailable" {
-                resp.headers_mut().insert(
-                    axum::http::header::CONNECTION,
-                    axum::http::HeaderValue::from_static("close"),
-                );
-            }
-            resp
-        }
-        Err(e) => e.into_response(),
     }
 }
 

@@ -12,11 +12,15 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
+use super::answer::{Answer, ApiError, empty, filtered, text};
+use super::read::{ReadOptions, acl_filter, apply_filter, jittered};
+use super::request::{Req, filter_error};
 use super::views::{self, VERSION};
-use super::{Answer, ApiError, Req, acl_filter, apply_filter, empty, filtered, parse_go_bool};
 use crate::acl::Authz;
 use crate::checks;
-use crate::decode::{CheckDef, CheckForm, Fields, ServiceDef, TaggedAddress, parse_json};
+use crate::decode::{
+    CheckDef, CheckForm, Fields, ServiceDef, TaggedAddress, parse_go_bool, parse_json,
+};
 use crate::state::{Check, NewCheck, Service, Shared, State, Status, Ttl};
 
 const SERVICE_MAINT_PREFIX: &str = "_service_maintenance:";
@@ -372,7 +376,7 @@ fn content_hash(value: &impl serde::Serialize) -> String {
 
 /// `GET /v1/agent/service/:id`, blocking on `?hash=` until the definition changes.
 pub(super) async fn service(shared: &Arc<Shared>, req: &Req) -> Answer {
-    let opts = super::ReadOptions::parse(&req.query)?;
+    let opts = ReadOptions::parse(&req.query)?;
     let authz = req.authz(shared)?;
     let id = req.rest.as_str();
     let lookup = |st: &State| -> Result<views::AgentService, ApiError> {
@@ -388,7 +392,7 @@ pub(super) async fn service(shared: &Arc<Shared>, req: &Req) -> Answer {
     let mut changes = shared.subscribe();
     let mut view = shared.read(lookup)?;
     if !wanted.is_empty() {
-        let deadline = tokio::time::Instant::now() + super::jittered(opts.wait);
+        let deadline = tokio::time::Instant::now() + jittered(opts.wait);
         while view.content_hash.as_deref() == Some(wanted) {
             tokio::select! {
                 changed = changes.changed() => if changed.is_err() { break },
@@ -611,7 +615,7 @@ pub(super) fn checks(shared: &Arc<Shared>, req: &Req) -> Answer {
     let filter = match parsed {
         Some(p) if !all.is_empty() => Some(
             p.check(&super::filter::HEALTH_CHECK)
-                .map_err(|e| super::filter_error(&e, false))?,
+                .map_err(|e| filter_error(&e, false))?,
         ),
         _ => None,
     };
@@ -765,7 +769,7 @@ fn code_of(status: &str) -> u16 {
 
 /// A `?format=text` health answer: Consul types it `text/plain`, without a charset.
 fn health_text(status: u16, body: impl Into<String>) -> axum::response::Response {
-    let mut resp = super::text(status, body);
+    let mut resp = text(status, body);
     resp.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
         axum::http::HeaderValue::from_static("text/plain"),

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::health::has_tags;
+use super::answer::{Answer, ApiError, filtered};
+use super::read::{ReadOptions, acl_filter, apply_filter, has_tags};
+use super::request::Req;
 use super::views;
-use super::{Answer, ApiError, ReadOptions, Req, acl_filter, apply_filter, filtered};
 use crate::state::Shared;
 
 /// `GET /v1/catalog/services`: `{name: [tags]}`. Its index moves when instances come, change or

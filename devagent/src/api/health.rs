@@ -9,18 +9,12 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use super::answer::{Answer, ApiError, filtered, text};
+use super::read::{ReadOptions, acl_filter, apply_filter, has_tags};
+use super::request::Req;
 use super::views;
-use super::{
-    Answer, ApiError, ReadOptions, Req, acl_filter, apply_filter, filtered, parse_go_bool,
-};
+use crate::decode::parse_go_bool;
 use crate::state::{Shared, State};
-
-/// Whether every `?tag=` is among `tags` (case-insensitive, as Consul's tag filter).
-pub(super) fn has_tags(tags: &[String], wanted: &[String]) -> bool {
-    wanted
-        .iter()
-        .all(|w| tags.iter().any(|t| t.eq_ignore_ascii_case(w)))
-}
 
 fn instances(shared: &Shared, st: &State, name: &str) -> Vec<Value> {
     let node = views::node(shared, st);
@@ -70,7 +64,7 @@ pub(super) async fn service(shared: &Arc<Shared>, req: &Req) -> Answer {
         })
         .await;
     let Some(passing) = passing else {
-        let resp = super::text(400, "Invalid value for ?passing");
+        let resp = text(400, "Invalid value for ?passing");
         return Ok(opts.meta(resp, index));
     };
     let entries: Vec<Value> = if passing {

@@ -15,7 +15,9 @@ use axum::response::Response;
 use base64::Engine;
 use serde_json::{Value, json};
 
-use super::{Answer, ApiError, ReadOptions, Req};
+use super::answer::{Answer, ApiError};
+use super::read::ReadOptions;
+use super::request::Req;
 use crate::state::Shared;
 
 /// Consul's default `kv_max_value_size`.

@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use super::answer::Answer;
+use super::read::ReadOptions;
+use super::request::Req;
 use super::views::SERVER_ADDRESS;
-use super::{Answer, ReadOptions, Req};
 use crate::state::Shared;
 
 /// `GET /v1/status/leader`: a JSON string such as `"127.0.0.1:8300"`.

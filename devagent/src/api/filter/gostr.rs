@@ -216,7 +216,7 @@ fn underscore_ok(s: &str) -> bool {
 
 /// Go's `strconv.ParseBool`, with Go's error text.
 pub(crate) fn parse_bool(s: &str) -> Result<bool, String> {
-    crate::api::parse_go_bool(s)
+    crate::decode::parse_go_bool(s)
         .ok_or_else(|| format!("strconv.ParseBool: parsing {}: {SYNTAX}", quote(s)))
 }
 

@@ -1,0 +1,98 @@
+//! `PUT /_devagent/fault/<what>`: the fault switches over HTTP, under a path Consul does not use
+//! (see [`Faults`](crate::Faults) for the same switches as methods).
+//!
+//! | Request | Effect |
+//! |---|---|
+//! | `PUT /_devagent/fault/unavailable?for=2s` | after answering, stop listening (connections refused, open connections dropped) for that long, then listen again on the same port |
+//! | `PUT /_devagent/fault/delay?d=300ms` | every API answer waits that long first; `d=0` turns it off |
+//! | `PUT /_devagent/fault/fail?n=3` | the next 3 API requests answer `500` with a plain-text body |
+//! | `PUT /_devagent/fault/restart` | forget every service, check and KV entry and reset the index, as an agent restarted without its data |
+//!
+//! Durations are Go durations (`300ms`, `2s`, `1m`). The fault endpoints need no ACL token and
+//! are not themselves delayed or failed.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use axum::response::Response;
+
+use super::answer::{ApiError, text};
+use super::request::Query;
+use crate::decode::parse_go_duration;
+use crate::server::Server;
+use crate::state::Shared;
+
+/// `PUT /_devagent/fault/<what>`, to the agent `shared` served by `server`.
+pub(super) async fn handle(
+    shared: &Arc<Shared>,
+    server: &Weak<Server>,
+    what: &str,
+    query: &Query,
+) -> Response {
+    let result = (|| -> Result<&'static str, ApiError> {
+        let duration = |name: &str| -> Result<Duration, ApiError> {
+            let raw = query
+                .get(name)
+                .ok_or_else(|| ApiError::new(400, format!("Missing ?{name}= (a Go duration)")))?;
+            let d = parse_go_duration(raw).map_err(|e| ApiError::new(400, e.0))?;
+            Ok(d.positive().unwrap_or_default())
+        };
+        match what {
+            "unavailable" => {
+                let period = duration("for")?;
+                let weak = server.clone();
+                tracing::info!(?period, "fault: unavailable");
+                tokio::spawn(async move {
+                    // Let this answer reach the client before the connection is dropped.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    let Some(server) = weak.upgrade() else {
+                        return;
+                    };
+                    server.stop_listening().await;
+                    tokio::time::sleep(period).await;
+                    if let Err(e) = server.start_listening().await {
+                        tracing::error!(error = %e, "could not listen again on the same port");
+                    }
+                });
+                Ok("unavailable")
+            }
+            "delay" => {
+                let d = duration("d")?;
+                tracing::info!(delay = ?d, "fault: delay");
+                shared.faults.set_delay(Some(d));
+                Ok("delay set")
+            }
+            "fail" => {
+                let n = query
+                    .get("n")
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .ok_or_else(|| ApiError::new(400, "Missing or invalid ?n= (a count)"))?;
+                tracing::info!(n, "fault: fail next requests");
+                shared.faults.fail_next(n);
+                Ok("failing")
+            }
+            "restart" => {
+                tracing::info!("fault: restart losing state");
+                shared.reset();
+                Ok("restarted")
+            }
+            _ => Err(ApiError::new(
+                404,
+                "Unknown fault; expected one of unavailable, delay, fail, restart",
+            )),
+        }
+    })();
+    match result {
+        Ok(done) => {
+            let mut resp = text(200, done);
+            if what == "unavailable" {
+                resp.headers_mut().insert(
+                    axum::http::header::CONNECTION,
+                    axum::http::HeaderValue::from_static("close"),
+                );
+            }
+            resp
+        }
+        Err(e) => e.into_response(),
+    }
+}
