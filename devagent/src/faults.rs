@@ -4,11 +4,12 @@
 //! the [`DevAgent`](crate::DevAgent), and over HTTP under `/_devagent/fault/`, a path Consul does
 //! not use, for the demo and for processes that only know the agent's address (the API's
 //! `faults` module).
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::server::Server;
+use crate::server::Listening;
 use crate::state::Shared;
 
 /// The text of a `500` answer injected by [`Faults::fail_next`].
@@ -69,13 +70,15 @@ impl Switches {
 #[derive(Clone)]
 pub struct Faults {
     shared: Arc<Shared>,
-    server: Arc<Server>,
+    listening: Listening,
+    /// The agent's address, for `Debug`.
+    addr: SocketAddr,
 }
 
 impl std::fmt::Debug for Faults {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Faults")
-            .field("addr", &self.server.addr())
+            .field("addr", &self.addr)
             .field("delay", &self.shared.faults.delay())
             .field(
                 "failures_left",
@@ -86,19 +89,19 @@ impl std::fmt::Debug for Faults {
 }
 
 impl Faults {
-    pub(crate) fn new(shared: Arc<Shared>, server: Arc<Server>) -> Faults {
-        Faults { shared, server }
+    pub(crate) fn new(shared: Arc<Shared>, listening: Listening, addr: SocketAddr) -> Faults {
+        Faults {
+            shared,
+            listening,
+            addr,
+        }
     }
 
     /// `true`: close the listener and drop open connections, so clients see connections refused.
     /// `false`: listen again on the same port. Services, checks and the index are kept.
     /// Returns once the change is in effect.
     pub async fn set_unavailable(&self, on: bool) {
-        if on {
-            self.server.stop_listening().await;
-        } else if let Err(e) = self.server.start_listening().await {
-            tracing::error!(error = %e, "could not listen again on the same port");
-        }
+        self.listening.set(!on).await;
     }
 
     /// Every API answer waits `delay` first (`None` or zero: no delay).

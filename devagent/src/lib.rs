@@ -192,7 +192,8 @@ impl fmt::Debug for Config {
 /// ```
 pub struct DevAgent {
     shared: Arc<Shared>,
-    server: Arc<Server>,
+    server: Server,
+    faults: Faults,
     reaper: JoinHandle<()>,
 }
 
@@ -214,9 +215,7 @@ impl DevAgent {
     /// The bind error, or `InvalidInput` when the TLS material of `config.tls` cannot be used.
     pub async fn start(config: Config) -> io::Result<DevAgent> {
         let tls = config.tls.as_ref().map(TlsConfig::acceptor).transpose()?;
-        let shared = Self::shared(&config);
-        let server = Server::start(config.addr, shared.clone(), tls).await?;
-        Ok(Self::run(shared, server))
+        Self::serve(server::bind(config.addr)?, tls, &config)
     }
 
     /// Starts serving on a listener the caller bound already (`config.addr` is ignored), e.g.
@@ -229,27 +228,29 @@ impl DevAgent {
     ) -> io::Result<DevAgent> {
         let tls = config.tls.as_ref().map(TlsConfig::acceptor).transpose()?;
         listener.set_nonblocking(true)?;
-        let shared = Self::shared(&config);
-        let server = Server::start_on(
-            tokio::net::TcpListener::from_std(listener)?,
-            shared.clone(),
-            tls,
-        )?;
-        Ok(Self::run(shared, server))
+        Self::serve(tokio::net::TcpListener::from_std(listener)?, tls, &config)
     }
 
-    fn shared(config: &Config) -> Arc<Shared> {
-        Shared::new(
+    fn serve(
+        listener: tokio::net::TcpListener,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        config: &Config,
+    ) -> io::Result<DevAgent> {
+        let shared = Shared::new(
             config.node.clone(),
             config.datacenter.clone(),
             Acl::new(config.acl_token.clone()),
             config.reap_interval,
             config.deregister_critical_min,
             config.deregister_critical_cap,
-        )
-    }
-
-    fn run(shared: Arc<Shared>, server: Arc<Server>) -> DevAgent {
+        );
+        let (listening, orders) = server::switch();
+        let handler = {
+            let (shared, listening) = (shared.clone(), listening.clone());
+            move |req| api::handle(shared.clone(), listening.clone(), req)
+        };
+        let server = Server::start(listener, tls, (listening.clone(), orders), handler)?;
+        let faults = Faults::new(shared.clone(), listening, server.addr());
         let reaper = checks::spawn_reaper(shared.clone());
         tracing::info!(
             addr = %server.addr(),
@@ -259,11 +260,12 @@ impl DevAgent {
             acl = shared.acl.default_policy(),
             "devagent started"
         );
-        DevAgent {
+        Ok(DevAgent {
             shared,
             server,
+            faults,
             reaper,
-        }
+        })
     }
 
     /// The bound address (port 0 resolved).
@@ -310,7 +312,7 @@ impl DevAgent {
 
     /// A handle on the fault switches.
     pub fn faults(&self) -> Faults {
-        Faults::new(self.shared.clone(), self.server.clone())
+        self.faults.clone()
     }
 
     /// Stops listening, drops open connections and stops every check runner; returns when done.
@@ -324,7 +326,7 @@ impl DevAgent {
 
 impl Drop for DevAgent {
     fn drop(&mut self) {
-        self.server.abort();
+        // Dropping the server stops it.
         self.reaper.abort();
         self.shared.stop_runners();
     }

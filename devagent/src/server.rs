@@ -1,5 +1,10 @@
 //! The listener: accepts connections and serves HTTP/1.1 on them (over TLS when configured),
-//! and can stop and start again on the same port.
+//! and stops and starts again on the same port when its [`Listening`] switch says so.
+//!
+//! The server knows nothing of what it serves: every request goes to the handler it was started
+//! with. What stops and resumes its listening (the `unavailable` fault) is a [`Listening`]
+//! switch, a pair of channels to the task that owns the listener, so the handler can hold one
+//! without holding the server.
 //!
 //! Consul serves its HTTP API over HTTP/1.1. Each connection runs in a task of one `JoinSet`
 //! owned by the accept loop, so stopping (the `unavailable` fault, shutdown) closes the listener
@@ -12,57 +17,114 @@
 //! client that never finishes it holds up nobody else.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::http::Request;
+use axum::response::Response;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
-
-use crate::api;
-use crate::state::Shared;
 
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A listening (or paused) HTTP server for one agent.
-pub(crate) struct Server {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    /// `Some`: every connection is TLS.
-    tls: Option<TlsAcceptor>,
-    running: Mutex<Option<Running>>,
-    /// Serialises stop/start so two toggles cannot interleave.
-    toggle: tokio::sync::Mutex<()>,
-    stopped: AtomicBool,
+/// What a [`Listening`] switch asks of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Listen,
+    Pause,
+    /// For good: no listening again.
+    Stop,
 }
 
-/// The accept loop, which owns the connections it accepted; dropping it stops both.
-struct Running {
-    accept: JoinHandle<()>,
-    /// Asks the accept loop to close the listener and end its connections.
-    stop: Option<oneshot::Sender<()>>,
+/// The switch's latest position, numbered so each asker can tell when it was followed.
+#[derive(Debug, Clone, Copy)]
+struct Wish {
+    want: Want,
+    seq: u64,
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        // Dropping the accept loop's future drops its JoinSet, which aborts the connections.
-        self.accept.abort();
+/// Stops and resumes a server's listening. Cheap to clone; holds channels to the server's
+/// task, not the server.
+#[derive(Clone)]
+pub(crate) struct Listening {
+    wish: Arc<watch::Sender<Wish>>,
+    /// The number of the last wish the server followed.
+    done: watch::Receiver<u64>,
+}
+
+/// The server's end of a [`Listening`] switch.
+pub(crate) struct Orders {
+    wish: watch::Receiver<Wish>,
+    done: watch::Sender<u64>,
+}
+
+/// A new switch, asking to listen, and the end a [`Server`] takes orders from.
+pub(crate) fn switch() -> (Listening, Orders) {
+    let (wish, wish_rx) = watch::channel(Wish {
+        want: Want::Listen,
+        seq: 0,
+    });
+    let (done, done_rx) = watch::channel(0);
+    (
+        Listening {
+            wish: Arc::new(wish),
+            done: done_rx,
+        },
+        Orders {
+            wish: wish_rx,
+            done,
+        },
+    )
+}
+
+impl Listening {
+    /// `false`: close the listener and drop every open connection; `true`: listen again on the
+    /// same port. Returns once the server has done it, or at once if it has stopped for good.
+    pub(crate) async fn set(&self, listen: bool) {
+        self.ask(if listen { Want::Listen } else { Want::Pause })
+            .await;
+    }
+
+    async fn ask(&self, want: Want) {
+        let mut seq = 0;
+        self.wish.send_modify(|wish| {
+            wish.seq += 1;
+            if wish.want != Want::Stop {
+                wish.want = want;
+            }
+            seq = wish.seq;
+        });
+        // An error: the server's task is gone, and nothing is left to wait for.
+        let _ = self.done.clone().wait_for(|&done| done >= seq).await;
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+/// A listening (or paused) HTTP server. Dropping it stops it without waiting.
+pub(crate) struct Server {
+    addr: SocketAddr,
+    tls: bool,
+    listening: Listening,
+    task: JoinHandle<()>,
 }
 
-fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Dropping the task's future drops its connections' JoinSet, which aborts them.
+        self.task.abort();
+    }
+}
+
+/// Binds `addr` for a server.
+pub(crate) fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
@@ -75,31 +137,25 @@ fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 impl Server {
-    /// Binds `addr` and starts serving.
-    pub(crate) async fn start(
-        addr: SocketAddr,
-        shared: Arc<Shared>,
-        tls: Option<TlsAcceptor>,
-    ) -> io::Result<Arc<Server>> {
-        Server::start_on(bind(addr)?, shared, tls)
-    }
-
-    /// Starts serving on a listener bound by the caller.
-    pub(crate) fn start_on(
+    /// Serves `listener` with `handler`, stopping and resuming as `listening`'s switch says
+    /// (`orders` being its other end).
+    pub(crate) fn start<H, F>(
         listener: TcpListener,
-        shared: Arc<Shared>,
         tls: Option<TlsAcceptor>,
-    ) -> io::Result<Arc<Server>> {
-        let server = Arc::new(Server {
-            addr: listener.local_addr()?,
-            shared,
-            tls,
-            running: Mutex::new(None),
-            toggle: tokio::sync::Mutex::new(()),
-            stopped: AtomicBool::new(false),
-        });
-        *lock(&server.running) = Some(server.serve(listener));
-        Ok(server)
+        (listening, orders): (Listening, Orders),
+        handler: H,
+    ) -> io::Result<Server>
+    where
+        H: Fn(Request<Body>) -> F + Clone + Send + Sync + 'static,
+        F: Future<Output = Response> + Send + 'static,
+    {
+        let addr = listener.local_addr()?;
+        Ok(Server {
+            addr,
+            tls: tls.is_some(),
+            listening,
+            task: tokio::spawn(run(listener, addr, tls, handler, orders)),
+        })
     }
 
     /// The bound address.
@@ -109,83 +165,86 @@ impl Server {
 
     /// Whether connections are TLS.
     pub(crate) fn is_tls(&self) -> bool {
-        self.tls.is_some()
+        self.tls
     }
 
-    fn serve(self: &Arc<Self>, listener: TcpListener) -> Running {
-        let (stop, stopped) = oneshot::channel();
-        let accept = tokio::spawn(accept_loop(
-            listener,
-            stopped,
-            Arc::downgrade(self),
-            self.shared.clone(),
-            self.tls.clone(),
-        ));
-        Running {
-            accept,
-            stop: Some(stop),
-        }
-    }
-
-    /// Closes the listener and drops every connection; returns once the port is closed and
-    /// every connection has ended.
-    pub(crate) async fn stop_listening(&self) {
-        let _guard = self.toggle.lock().await;
-        let Some(mut running) = lock(&self.running).take() else {
-            return;
-        };
-        if let Some(stop) = running.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = (&mut running.accept).await;
-        tracing::info!(addr = %self.addr, "stopped listening");
-    }
-
-    /// Listens again on the same address (no-op if listening or shut down).
-    pub(crate) async fn start_listening(self: &Arc<Self>) -> io::Result<()> {
-        let _guard = self.toggle.lock().await;
-        if self.stopped.load(Ordering::SeqCst) || lock(&self.running).is_some() {
-            return Ok(());
-        }
-        let listener = bind(self.addr)?;
-        *lock(&self.running) = Some(self.serve(listener));
-        tracing::info!(addr = %self.addr, "listening again");
-        Ok(())
-    }
-
-    /// Stops for good: listener, connections, and no restart afterwards.
+    /// Stops for good: closes the listener and drops every connection; returns once the port
+    /// is closed and every connection has ended.
     pub(crate) async fn shutdown(&self) {
-        self.stopped.store(true, Ordering::SeqCst);
-        self.stop_listening().await;
-    }
-
-    /// Stops for good without waiting (for `Drop`).
-    pub(crate) fn abort(&self) {
-        self.stopped.store(true, Ordering::SeqCst);
-        drop(lock(&self.running).take());
+        self.listening.ask(Want::Stop).await;
     }
 }
 
-/// Accepts connections until `stop` fires (or its sender goes), collecting each connection's
-/// task as it ends; then closes the listener and ends the connections still open. Requests get
-/// `server`, weak because the server owns this loop, for the fault switches that stop and start
-/// listening.
-async fn accept_loop(
+/// The server's task: serves while its switch asks to listen, closes the listener and its
+/// connections when it asks to pause, binds the same address again when it asks to listen,
+/// and ends when it asks to stop. It reports each wish followed.
+async fn run<H, F>(
     listener: TcpListener,
-    mut stop: oneshot::Receiver<()>,
-    server: Weak<Server>,
-    shared: Arc<Shared>,
+    addr: SocketAddr,
     tls: Option<TlsAcceptor>,
-) {
+    handler: H,
+    mut orders: Orders,
+) where
+    H: Fn(Request<Body>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response> + Send + 'static,
+{
+    let mut listener = Some(listener);
+    loop {
+        if let Some(listener) = listener.take() {
+            accept_loop(listener, &tls, &handler, &mut orders).await;
+            tracing::info!(%addr, "stopped listening");
+        } else if orders.wish.changed().await.is_err() {
+            return;
+        }
+        let wish = *orders.wish.borrow_and_update();
+        match wish.want {
+            Want::Listen => match bind(addr) {
+                Ok(bound) => {
+                    listener = Some(bound);
+                    tracing::info!(%addr, "listening again");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not listen again on the same port");
+                }
+            },
+            Want::Pause => {}
+            Want::Stop => {
+                orders.done.send_replace(wish.seq);
+                return;
+            }
+        }
+        orders.done.send_replace(wish.seq);
+    }
+}
+
+/// Accepts connections until the switch asks for anything but listening, collecting each
+/// connection's task as it ends; then closes the listener and ends the connections still open.
+async fn accept_loop<H, F>(
+    listener: TcpListener,
+    tls: &Option<TlsAcceptor>,
+    handler: &H,
+    orders: &mut Orders,
+) where
+    H: Fn(Request<Body>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response> + Send + 'static,
+{
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
-            _ = &mut stop => break,
+            changed = orders.wish.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let wish = *orders.wish.borrow_and_update();
+                if wish.want != Want::Listen {
+                    break;
+                }
+                orders.done.send_replace(wish.seq);
+            }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    let (server, shared, tls) = (server.clone(), shared.clone(), tls.clone());
-                    connections.spawn(serve_connection(stream, server, shared, tls));
+                    connections.spawn(serve_connection(stream, handler.clone(), tls.clone()));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -199,29 +258,27 @@ async fn accept_loop(
     connections.shutdown().await;
 }
 
-async fn serve_connection(
-    stream: TcpStream,
-    server: Weak<Server>,
-    shared: Arc<Shared>,
-    tls: Option<TlsAcceptor>,
-) {
+async fn serve_connection<H, F>(stream: TcpStream, handler: H, tls: Option<TlsAcceptor>)
+where
+    H: Fn(Request<Body>) -> F + Send + Sync + 'static,
+    F: Future<Output = Response> + Send + 'static,
+{
     let _ = stream.set_nodelay(true);
     match tls {
-        None => serve_http(TokioIo::new(stream), server, shared).await,
+        None => serve_http(TokioIo::new(stream), handler).await,
         // Boxed, so that a plain connection's task (whose size is that of its largest path)
         // is not as large as a TLS session's state: under 1 KiB instead of over 4.
-        Some(acceptor) => Box::pin(serve_tls(stream, server, shared, acceptor)).await,
+        Some(acceptor) => Box::pin(serve_tls(stream, handler, acceptor)).await,
     }
 }
 
-async fn serve_tls(
-    stream: TcpStream,
-    server: Weak<Server>,
-    shared: Arc<Shared>,
-    acceptor: TlsAcceptor,
-) {
+async fn serve_tls<H, F>(stream: TcpStream, handler: H, acceptor: TlsAcceptor)
+where
+    H: Fn(Request<Body>) -> F + Send + Sync + 'static,
+    F: Future<Output = Response> + Send + 'static,
+{
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(stream)) => serve_http(TokioIo::new(stream), server, shared).await,
+        Ok(Ok(stream)) => serve_http(TokioIo::new(stream), handler).await,
         // A client that does not trust the agent, or lacks a client certificate: its own
         // error says why; the agent only notes it.
         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
@@ -229,15 +286,48 @@ async fn serve_tls(
     }
 }
 
-async fn serve_http<I>(io: I, server: Weak<Server>, shared: Arc<Shared>)
+async fn serve_http<I, H, F>(io: I, handler: H)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    H: Fn(Request<Body>) -> F + Send + Sync + 'static,
+    F: Future<Output = Response> + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-        let (server, shared) = (server.clone(), shared.clone());
-        async move { Ok::<_, Infallible>(api::handle(shared, server, req.map(Body::new)).await) }
+    let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+        let answer = handler(req.map(Body::new));
+        async move { Ok::<_, Infallible>(answer.await) }
     });
     if let Err(e) = http1::Builder::new().serve_connection(io, service).await {
         tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_switch_stops_and_resumes_listening_and_answers_once_stopped() {
+        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        let (listening, orders) = switch();
+        let handler = |_req| async { Response::new(Body::empty()) };
+        let server = Server::start(listener, None, (listening.clone(), orders), handler).unwrap();
+        let addr = server.addr();
+        assert!(TcpStream::connect(addr).await.is_ok());
+        listening.set(false).await;
+        assert!(TcpStream::connect(addr).await.is_err(), "refused");
+        listening.set(true).await;
+        assert!(TcpStream::connect(addr).await.is_ok(), "same port again");
+        server.shutdown().await;
+        assert!(TcpStream::connect(addr).await.is_err(), "shut down");
+        // Once stopped for good, the switch answers at once and listens no more.
+        let soon = Duration::from_secs(5);
+        tokio::time::timeout(soon, listening.set(true))
+            .await
+            .unwrap();
+        assert!(TcpStream::connect(addr).await.is_err(), "still shut down");
+        drop(server);
+        tokio::time::timeout(soon, listening.set(false))
+            .await
+            .unwrap();
     }
 }

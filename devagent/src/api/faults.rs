@@ -11,7 +11,7 @@
 //! Durations are Go durations (`300ms`, `2s`, `1m`). The fault endpoints need no ACL token and
 //! are not themselves delayed or failed.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::response::Response;
@@ -19,13 +19,13 @@ use axum::response::Response;
 use super::answer::{ApiError, text};
 use super::request::Query;
 use crate::decode::parse_go_duration;
-use crate::server::Server;
+use crate::server::Listening;
 use crate::state::Shared;
 
-/// `PUT /_devagent/fault/<what>`, to the agent `shared` served by `server`.
+/// `PUT /_devagent/fault/<what>`, to the agent `shared`, whose listener `listening` switches.
 pub(super) async fn handle(
     shared: &Arc<Shared>,
-    server: &Weak<Server>,
+    listening: &Listening,
     what: &str,
     query: &Query,
 ) -> Response {
@@ -40,19 +40,14 @@ pub(super) async fn handle(
         match what {
             "unavailable" => {
                 let period = duration("for")?;
-                let weak = server.clone();
+                let listening = listening.clone();
                 tracing::info!(?period, "fault: unavailable");
                 tokio::spawn(async move {
                     // Let this answer reach the client before the connection is dropped.
                     tokio::time::sleep(Duration::from_millis(50)).await;
-                    let Some(server) = weak.upgrade() else {
-                        return;
-                    };
-                    server.stop_listening().await;
+                    listening.set(false).await;
                     tokio::time::sleep(period).await;
-                    if let Err(e) = server.start_listening().await {
-                        tracing::error!(error = %e, "could not listen again on the same port");
-                    }
+                    listening.set(true).await;
                 });
                 Ok("unavailable")
             }

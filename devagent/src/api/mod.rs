@@ -23,7 +23,7 @@ mod request;
 mod status;
 mod views;
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, header};
@@ -31,7 +31,7 @@ use axum::response::Response;
 
 use self::answer::{ApiError, empty, text};
 use self::request::{Query, Req};
-use crate::server::Server;
+use crate::server::Listening;
 use crate::state::Shared;
 
 /// A percent-decoded path (`+` stays `+`); malformed escapes are kept as they are, invalid
@@ -101,10 +101,10 @@ fn allow(methods: &[Method]) -> HeaderValue {
 /// Largest request body read (KV values have their own, smaller limit).
 const MAX_BODY: usize = 16 << 20;
 
-/// Answers one HTTP request to the agent `shared`, served by `server`.
+/// Answers one HTTP request to the agent `shared`, whose listener `listening` switches.
 pub(crate) async fn handle(
     shared: Arc<Shared>,
-    server: Weak<Server>,
+    listening: Listening,
     req: Request<Body>,
 ) -> Response {
     let (parts, body) = req.into_parts();
@@ -120,7 +120,9 @@ pub(crate) async fn handle(
         return resp;
     }
     let mut resp = match path.strip_prefix("/_devagent/fault/") {
-        Some(what) if method == Method::PUT => faults::handle(&shared, &server, what, &query).await,
+        Some(what) if method == Method::PUT => {
+            faults::handle(&shared, &listening, what, &query).await
+        }
         Some(_) => method_not_allowed(&method, &[Method::PUT]),
         None => serve(&shared, &path, query, method.clone(), headers, body).await,
     };
