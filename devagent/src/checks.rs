@@ -13,34 +13,36 @@
 //! - Reaper: every `reap_interval`, a service with a check critical for longer than its
 //!   `DeregisterCriticalServiceAfter` (raised to `deregister_critical_min`) is deregistered.
 //!
-//! A runner is a task owned by its check in the state: replacing or removing the check drops the
-//! [`Runner`], which aborts the task. Runners write results with the check's generation, so a
-//! runner that lost a race with a re-registration cannot overwrite the new check.
+//! The runners live in [`Runners`], beside the state and keyed by check ID: the state holds what
+//! a check is, the registry the task that runs it. Changes to the checks' registrations go
+//! through [`Runners::write`], after which the registry follows the state: a runner for each
+//! check registered anew (dropping the one it replaces), none for a check removed; dropping a
+//! [`Runner`] aborts its task. Runners write results with the check's generation, so a runner
+//! that lost a race with a re-registration cannot overwrite the new check.
 
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use tokio::task::{AbortHandle, JoinHandle};
 
-use crate::decode::CheckDef;
-use crate::state::{Check, Shared, Status};
+use crate::decode::{CheckDef, OUTPUT_MAX};
+use crate::state::{Check, State, Status, Store};
 
 /// Consul's `MinInterval`: shorter intervals are raised to this.
 pub(crate) const MIN_INTERVAL: Duration = Duration::from_secs(1);
 /// Consul's default HTTP/TCP check timeout.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Consul's default check output limit (`CheckBufSize`).
-pub(crate) const OUTPUT_MAX: usize = 4096;
 
 /// A running check task; dropping it stops the task.
 #[derive(Debug)]
-pub(crate) struct Runner {
+struct Runner {
     handle: AbortHandle,
     /// Wakes a TTL runner after its timer was re-armed.
-    pub(crate) notify: Arc<Notify>,
+    notify: Arc<Notify>,
 }
 
 impl Drop for Runner {
@@ -49,13 +51,99 @@ impl Drop for Runner {
     }
 }
 
-/// Counts a runner task in `Shared::running_checks` from its start until it ends or is aborted.
-struct Alive(Arc<Shared>);
+/// The agent's check runners, one per check that runs (HTTP, TCP, gRPC, TTL), keyed by check
+/// ID.
+pub(crate) struct Runners {
+    store: Arc<Store>,
+    runners: Mutex<BTreeMap<String, Runner>>,
+    /// Runner tasks alive, counted by the tasks themselves.
+    alive: Arc<AtomicUsize>,
+}
+
+impl Runners {
+    /// No runners yet, for the checks of `store`.
+    pub(crate) fn new(store: Arc<Store>) -> Runners {
+        Runners {
+            store,
+            runners: Mutex::new(BTreeMap::new()),
+            alive: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Runner>> {
+        self.runners.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes the state as [`Store::write`] does, then starts a runner for each check the
+    /// change registered (replacing the runner of the check it replaced) and stops the runner
+    /// of each check it removed.
+    pub(crate) fn write<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        self.store.write(|st| {
+            let result = f(st);
+            for id in st.take_changed_checks() {
+                match st.checks.get(&id) {
+                    Some(check) => self.start(check),
+                    None => drop(self.lock().remove(&id)),
+                }
+            }
+            result
+        })
+    }
+
+    /// Tells the runner of check `id` that its TTL was re-armed.
+    pub(crate) fn rearm(&self, id: &str) {
+        if let Some(runner) = self.lock().get(id) {
+            runner.notify.notify_one();
+        }
+    }
+
+    /// How many runner tasks are alive.
+    pub(crate) fn alive(&self) -> usize {
+        self.alive.load(Ordering::SeqCst)
+    }
+
+    /// Stops every runner.
+    pub(crate) fn stop_all(&self) {
+        let runners = std::mem::take(&mut *self.lock());
+        drop(runners);
+    }
+
+    /// Starts the runner `check` needs (HTTP, TCP, gRPC or TTL), replacing any it had.
+    fn start(&self, check: &Check) {
+        let notify = Arc::new(Notify::new());
+        let (id, generation, def) = (check.id.clone(), check.generation, check.def.clone());
+        let store = self.store.clone();
+        let alive = Alive::new(&self.alive);
+        let handle = if check.ttl.is_some() {
+            let notify = notify.clone();
+            tokio::spawn(alive.during(run_ttl(store, id, generation, notify)))
+        } else if !def.http.is_empty() {
+            tokio::spawn(alive.during(run_periodic(store, id, generation, def, Kind::Http)))
+        } else if !def.tcp.is_empty() {
+            tokio::spawn(alive.during(run_periodic(store, id, generation, def, Kind::Tcp)))
+        } else if !def.grpc.is_empty() {
+            tokio::spawn(alive.during(run_periodic(store, id, generation, def, Kind::Grpc)))
+        } else {
+            // UDP, H2PING, alias: kept at their initial status.
+            drop(self.lock().remove(&check.id));
+            return;
+        };
+        let runner = Runner {
+            handle: handle.abort_handle(),
+            notify,
+        };
+        let old = self.lock().insert(check.id.clone(), runner);
+        drop(old);
+    }
+}
+
+/// Counts a runner task in [`Runners::alive`] from its start until it ends or is aborted.
+struct Alive(Arc<AtomicUsize>);
 
 impl Alive {
-    fn new(shared: &Arc<Shared>) -> Alive {
-        shared.running_checks.fetch_add(1, Ordering::SeqCst);
-        Alive(shared.clone())
+    fn new(count: &Arc<AtomicUsize>) -> Alive {
+        count.fetch_add(1, Ordering::SeqCst);
+        Alive(count.clone())
     }
 
     /// `task`, counted while it lives (the count drops with the future, also when aborted).
@@ -67,49 +155,8 @@ impl Alive {
 
 impl Drop for Alive {
     fn drop(&mut self) {
-        self.0.running_checks.fetch_sub(1, Ordering::SeqCst);
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
-}
-
-/// Consul's truncation of long output: the first `max` bytes and a note of how much there was.
-pub(crate) fn truncate_output(output: &str, max: usize) -> String {
-    if output.len() <= max {
-        return output.to_owned();
-    }
-    let mut cut = max;
-    while !output.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!(
-        "{} ... (captured {max} of {} bytes)",
-        &output[..cut],
-        output.len()
-    )
-}
-
-/// Starts the runner `check` needs (HTTP, TCP or TTL), replacing any it had.
-pub(crate) fn start(shared: &Arc<Shared>, check: &mut Check) {
-    let notify = Arc::new(Notify::new());
-    let (id, generation, def) = (check.id.clone(), check.generation, check.def.clone());
-    let shared = shared.clone();
-    let alive = Alive::new(&shared);
-    let handle = if check.ttl.is_some() {
-        let notify = notify.clone();
-        tokio::spawn(alive.during(run_ttl(shared, id, generation, notify)))
-    } else if !def.http.is_empty() {
-        tokio::spawn(alive.during(run_periodic(shared, id, generation, def, Kind::Http)))
-    } else if !def.tcp.is_empty() {
-        tokio::spawn(alive.during(run_periodic(shared, id, generation, def, Kind::Tcp)))
-    } else if !def.grpc.is_empty() {
-        tokio::spawn(alive.during(run_periodic(shared, id, generation, def, Kind::Grpc)))
-    } else {
-        // UDP, H2PING, alias: kept at their initial status.
-        return;
-    };
-    check.runner = Some(Runner {
-        handle: handle.abort_handle(),
-        notify,
-    });
 }
 
 #[derive(Clone, Copy)]
@@ -119,7 +166,7 @@ enum Kind {
     Grpc,
 }
 
-async fn run_periodic(shared: Arc<Shared>, id: String, generation: u64, def: CheckDef, kind: Kind) {
+async fn run_periodic(store: Arc<Store>, id: String, generation: u64, def: CheckDef, kind: Kind) {
     let interval = def
         .interval
         .positive()
@@ -134,7 +181,7 @@ async fn run_periodic(shared: Arc<Shared>, id: String, generation: u64, def: Che
     let client = match client {
         Ok(client) => client,
         Err(e) => {
-            shared.write(|st| st.set_check(&id, Some(generation), Status::Critical, &e));
+            store.write(|st| st.set_check(&id, Some(generation), Status::Critical, &e));
             return;
         }
     };
@@ -149,8 +196,8 @@ async fn run_periodic(shared: Arc<Shared>, id: String, generation: u64, def: Che
             (None, _) => tcp_once(&def.tcp, timeout).await,
         };
         if let Some(status) = thresholds.observe(status) {
-            let output = truncate_output(&output, output_max(&def));
-            let changed = shared.write(|st| st.set_check(&id, Some(generation), status, &output));
+            let output = def.truncate_output(&output);
+            let changed = store.write(|st| st.set_check(&id, Some(generation), status, &output));
             if changed {
                 tracing::debug!(check = %id, status = status.as_str(), "check status");
             }
@@ -203,13 +250,6 @@ impl Thresholds {
             (self.successes >= self.success_before_passing).then_some(status)
         }
     }
-}
-
-fn output_max(def: &CheckDef) -> usize {
-    usize::try_from(def.output_max_size)
-        .ok()
-        .filter(|m| *m > 0)
-        .unwrap_or(OUTPUT_MAX)
 }
 
 fn http_client(def: &CheckDef, timeout: Duration) -> Result<Option<reqwest::Client>, String> {
@@ -581,10 +621,11 @@ async fn tcp_once(addr: &str, timeout: Duration) -> (Status, String) {
     }
 }
 
-/// Waits for the TTL deadline; on expiry marks the check critical. Re-armed by `update_ttl`.
-async fn run_ttl(shared: Arc<Shared>, id: String, generation: u64, notify: Arc<Notify>) {
+/// Waits for the TTL deadline; on expiry marks the check critical. Re-armed by
+/// [`Runners::rearm`] after a TTL update.
+async fn run_ttl(store: Arc<Store>, id: String, generation: u64, notify: Arc<Notify>) {
     loop {
-        let deadline = shared.read(|st| {
+        let deadline = store.read(|st| {
             st.checks
                 .get(&id)
                 .filter(|c| c.generation == generation)
@@ -600,7 +641,7 @@ async fn run_ttl(shared: Arc<Shared>, id: String, generation: u64, notify: Arc<N
                 }
             }
             Some(Some(_)) => {
-                shared.write(|st| {
+                store.write(|st| {
                     let Some(check) = st.checks.get_mut(&id) else {
                         return;
                     };
@@ -630,12 +671,12 @@ async fn run_ttl(shared: Arc<Shared>, id: String, generation: u64, notify: Arc<N
     }
 }
 
-/// Deregisters services whose checks stayed critical too long, every `reap_interval`.
-pub(crate) fn spawn_reaper(shared: Arc<Shared>) -> JoinHandle<()> {
+/// Deregisters services whose checks stayed critical too long, every `interval`.
+pub(crate) fn spawn_reaper(runners: Arc<Runners>, interval: Duration) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            tokio::time::sleep(shared.reap_interval).await;
-            shared.write(|st| {
+            tokio::time::sleep(interval).await;
+            runners.write(|st| {
                 for id in st.services_to_reap() {
                     if st.remove_service(&id).is_some() {
                         tracing::info!(
@@ -652,17 +693,6 @@ pub(crate) fn spawn_reaper(shared: Arc<Shared>) -> JoinHandle<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn truncates_like_consul() {
-        assert_eq!(truncate_output("short", 10), "short");
-        assert_eq!(
-            truncate_output("abcdefgh", 4),
-            "abcd ... (captured 4 of 8 bytes)"
-        );
-        // Never splits a character.
-        assert_eq!(truncate_output("ééé", 3), "é ... (captured 3 of 6 bytes)");
-    }
 
     #[test]
     fn thresholds_count_results_in_a_row() {

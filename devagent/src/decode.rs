@@ -397,6 +397,25 @@ impl Fields<'_> {
     }
 }
 
+/// Consul's default check output limit (`CheckBufSize`).
+pub(crate) const OUTPUT_MAX: usize = 4096;
+
+/// Consul's truncation of long output: the first `max` bytes and a note of how much there was.
+pub(crate) fn truncate_output(output: &str, max: usize) -> String {
+    if output.len() <= max {
+        return output.to_owned();
+    }
+    let mut cut = max;
+    while !output.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!(
+        "{} ... (captured {max} of {} bytes)",
+        &output[..cut],
+        output.len()
+    )
+}
+
 /// One address of a service's `TaggedAddresses`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TaggedAddress {
@@ -475,6 +494,16 @@ impl CheckDef {
             failures_before_warning: f.int("FailuresBeforeWarning")?,
             failures_before_critical: f.int("FailuresBeforeCritical")?,
         })
+    }
+
+    /// `output` as a check keeps it: at most `OutputMaxSize` bytes (Consul's default without
+    /// one), cut as Consul cuts it.
+    pub(crate) fn truncate_output(&self, output: &str) -> String {
+        let max = usize::try_from(self.output_max_size)
+            .ok()
+            .filter(|m| *m > 0)
+            .unwrap_or(OUTPUT_MAX);
+        truncate_output(output, max)
     }
 
     /// Whether every field is zero: Consul silently drops such a `Check`.
@@ -620,6 +649,17 @@ impl ServiceDef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn truncates_like_consul() {
+        assert_eq!(truncate_output("short", 10), "short");
+        assert_eq!(
+            truncate_output("abcdefgh", 4),
+            "abcd ... (captured 4 of 8 bytes)"
+        );
+        // Never splits a character.
+        assert_eq!(truncate_output("ééé", 3), "é ... (captured 3 of 6 bytes)");
+    }
 
     #[test]
     fn durations_are_go_s_with_go_s_error_texts() {

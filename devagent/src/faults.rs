@@ -4,13 +4,15 @@
 //! the [`DevAgent`](crate::DevAgent), and over HTTP under `/_devagent/fault/`, a path Consul does
 //! not use, for the demo and for processes that only know the agent's address (the API's
 //! `faults` module).
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::checks::Runners;
 use crate::server::Listening;
-use crate::state::Shared;
+use crate::state::State;
 
 /// The text of a `500` answer injected by [`Faults::fail_next`].
 pub(crate) const INJECTED_FAILURE: &str =
@@ -18,29 +20,21 @@ pub(crate) const INJECTED_FAILURE: &str =
 
 /// The switches the request path reads.
 #[derive(Debug, Default)]
-pub(crate) struct Switches {
+struct Switches {
     delay: Mutex<Option<Duration>>,
     failures: AtomicU32,
 }
 
 impl Switches {
-    /// How long every API answer waits first.
-    pub(crate) fn delay(&self) -> Option<Duration> {
+    fn delay(&self) -> Option<Duration> {
         *self.delay.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Every API answer waits `delay` first (`None` or zero: no delay).
-    pub(crate) fn set_delay(&self, delay: Option<Duration>) {
+    fn set_delay(&self, delay: Option<Duration>) {
         *self.delay.lock().unwrap_or_else(|e| e.into_inner()) = delay.filter(|d| !d.is_zero());
     }
 
-    /// The next `n` API requests fail.
-    pub(crate) fn fail_next(&self, n: u32) {
-        self.failures.store(n, Ordering::SeqCst);
-    }
-
-    /// Whether this request should fail; counts it down.
-    pub(crate) fn take_failure(&self) -> bool {
+    fn take_failure(&self) -> bool {
         self.failures
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
@@ -69,7 +63,9 @@ impl Switches {
 /// ```
 #[derive(Clone)]
 pub struct Faults {
-    shared: Arc<Shared>,
+    switches: Arc<Switches>,
+    /// Restarting without state goes through the check runners, which stop with the checks.
+    checks: Arc<Runners>,
     listening: Listening,
     /// The agent's address, for `Debug`.
     addr: SocketAddr,
@@ -79,19 +75,22 @@ impl std::fmt::Debug for Faults {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Faults")
             .field("addr", &self.addr)
-            .field("delay", &self.shared.faults.delay())
+            .field("delay", &self.switches.delay())
             .field(
                 "failures_left",
-                &self.shared.faults.failures.load(Ordering::SeqCst),
+                &self.switches.failures.load(Ordering::SeqCst),
             )
             .finish()
     }
 }
 
 impl Faults {
-    pub(crate) fn new(shared: Arc<Shared>, listening: Listening, addr: SocketAddr) -> Faults {
+    /// The switches of the agent at `addr`, whose listener `listening` stops and resumes and
+    /// whose state and check runners `checks` holds.
+    pub(crate) fn new(checks: Arc<Runners>, listening: Listening, addr: SocketAddr) -> Faults {
         Faults {
-            shared,
+            switches: Arc::default(),
+            checks,
             listening,
             addr,
         }
@@ -104,21 +103,43 @@ impl Faults {
         self.listening.set(!on).await;
     }
 
+    /// After a moment (for the answer that asked for it to leave), stops listening for `period`,
+    /// then listens again; returns at once.
+    pub(crate) fn unavailable_for(&self, period: Duration) {
+        let listening = self.listening.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            listening.set(false).await;
+            tokio::time::sleep(period).await;
+            listening.set(true).await;
+        });
+    }
+
     /// Every API answer waits `delay` first (`None` or zero: no delay).
     pub fn set_delay(&self, delay: Option<Duration>) {
-        self.shared.faults.set_delay(delay);
+        self.switches.set_delay(delay);
     }
 
     /// The next `n` API requests answer `500` with a plain-text body.
     pub fn fail_next(&self, n: u32) {
-        self.shared.faults.fail_next(n);
+        self.switches.failures.store(n, Ordering::SeqCst);
     }
 
     /// Forgets every service, check and KV entry and resets the index to its start, as an agent
     /// restarted without its data. Every blocking query returns at once with the lower index.
     pub fn restart_losing_state(&self) {
         tracing::info!("fault: restart losing state");
-        self.shared.reset();
+        self.checks.write(State::restart);
+    }
+
+    /// How long every API answer waits first.
+    pub(crate) fn delay(&self) -> Option<Duration> {
+        self.switches.delay()
+    }
+
+    /// Whether this API request should fail; counts the failures asked for down.
+    pub(crate) fn take_failure(&self) -> bool {
+        self.switches.take_failure()
     }
 }
 

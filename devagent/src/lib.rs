@@ -57,6 +57,7 @@
 #![deny(unsafe_code)]
 
 mod acl;
+mod agent;
 mod api;
 mod checks;
 mod decode;
@@ -90,8 +91,10 @@ pub mod __private {
 }
 
 use crate::acl::Acl;
+use crate::agent::Agent;
+use crate::checks::Runners;
 use crate::server::Server;
-use crate::state::Shared;
+use crate::state::Store;
 
 /// How to run a [`DevAgent`].
 ///
@@ -191,9 +194,8 @@ impl fmt::Debug for Config {
 /// # }
 /// ```
 pub struct DevAgent {
-    shared: Arc<Shared>,
+    agent: Arc<Agent>,
     server: Server,
-    faults: Faults,
     reaper: JoinHandle<()>,
 }
 
@@ -236,34 +238,38 @@ impl DevAgent {
         tls: Option<tokio_rustls::TlsAcceptor>,
         config: &Config,
     ) -> io::Result<DevAgent> {
-        let shared = Shared::new(
-            config.node.clone(),
-            config.datacenter.clone(),
-            Acl::new(config.acl_token.clone()),
-            config.reap_interval,
-            config.deregister_critical_min,
-            config.deregister_critical_cap,
-        );
+        let store = Arc::new(Store::new());
+        let checks = Arc::new(Runners::new(store.clone()));
         let (listening, orders) = server::switch();
+        let faults = Faults::new(checks.clone(), listening.clone(), listener.local_addr()?);
+        let agent = Arc::new(Agent {
+            node: config.node.clone(),
+            datacenter: config.datacenter.clone(),
+            acl: Acl::new(config.acl_token.clone()),
+            reap_interval: config.reap_interval,
+            deregister_critical_min: config.deregister_critical_min,
+            deregister_critical_cap: config.deregister_critical_cap,
+            store,
+            checks: checks.clone(),
+            faults,
+        });
         let handler = {
-            let (shared, listening) = (shared.clone(), listening.clone());
-            move |req| api::handle(shared.clone(), listening.clone(), req)
+            let agent = agent.clone();
+            move |req| api::handle(agent.clone(), req)
         };
-        let server = Server::start(listener, tls, (listening.clone(), orders), handler)?;
-        let faults = Faults::new(shared.clone(), listening, server.addr());
-        let reaper = checks::spawn_reaper(shared.clone());
+        let server = Server::start(listener, tls, (listening, orders), handler)?;
+        let reaper = checks::spawn_reaper(checks, config.reap_interval);
         tracing::info!(
             addr = %server.addr(),
             tls = server.is_tls(),
-            node = %shared.node,
-            datacenter = %shared.datacenter,
-            acl = shared.acl.default_policy(),
+            node = %agent.node,
+            datacenter = %agent.datacenter,
+            acl = agent.acl.default_policy(),
             "devagent started"
         );
         Ok(DevAgent {
-            shared,
+            agent,
             server,
-            faults,
             reaper,
         })
     }
@@ -299,27 +305,25 @@ impl DevAgent {
     /// How many blocking queries wait for a change right now: a test can wait until its queries
     /// are parked before it makes the change they wait for.
     pub fn blocking_queries(&self) -> usize {
-        self.shared.waiting()
+        self.agent.store.waiting()
     }
 
     /// How many check runners (HTTP, TCP, TTL) are alive: one per such check, gone once the
     /// check is deregistered or replaced.
     pub fn running_checks(&self) -> usize {
-        self.shared
-            .running_checks
-            .load(std::sync::atomic::Ordering::SeqCst)
+        self.agent.checks.alive()
     }
 
     /// A handle on the fault switches.
     pub fn faults(&self) -> Faults {
-        self.faults.clone()
+        self.agent.faults.clone()
     }
 
     /// Stops listening, drops open connections and stops every check runner; returns when done.
     pub async fn shutdown(self) {
         self.server.shutdown().await;
         self.reaper.abort();
-        self.shared.stop_runners();
+        self.agent.checks.stop_all();
         tracing::info!(addr = %self.addr(), "devagent stopped");
     }
 }
@@ -328,6 +332,6 @@ impl Drop for DevAgent {
     fn drop(&mut self) {
         // Dropping the server stops it.
         self.reaper.abort();
-        self.shared.stop_runners();
+        self.agent.checks.stop_all();
     }
 }

@@ -5,25 +5,26 @@
 //! and records it where the read endpoints look for their own index: per service name, for the
 //! catalog as a whole, for KV. As in Consul, a service name's index lives only while the name has
 //! instances; a name without any reports the index at which the last name lost its last instance
-//! (Consul's `service_last_extinction`), so no entry outlives the services it was kept for. [`Shared::write`] publishes the new index on a `watch` channel, so a
-//! change wakes every waiting query at once; each then recomputes its answer and goes back to
-//! sleep if its own index did not move. [`Shared::reset`] is an agent restart that lost its data:
-//! a fresh state, the index back at [`START_INDEX`], and a new generation so waiters wake even
-//! though the index went backwards.
+//! (Consul's `service_last_extinction`), so no entry outlives the services it was kept for.
+//! [`Store::write`] publishes the new index on a `watch` channel, so a change wakes every waiting
+//! query at once; each then recomputes its answer and goes back to sleep if its own index did
+//! not move. [`State::restart`] is an agent restart that lost its data: a fresh state, the index
+//! back at [`START_INDEX`], and a new generation so waiters wake even though the index went
+//! backwards.
 //!
-//! Nothing here waits or does I/O; check runners (see `checks`) write through the same methods.
+//! A check here is what it is (its definition, status and output), not what runs it: the tasks
+//! that run checks live beside the state, keyed by check ID, and follow the registrations the
+//! state lists in [`State::take_changed_checks`].
+//!
+//! Nothing here waits or does I/O; check runners write through the same methods.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::acl::Acl;
-use crate::checks::Runner;
 use crate::decode::{CheckDef, CheckForm, TaggedAddress};
-use crate::faults::Switches;
 
 /// The index of a fresh agent (and of one restarted without its data).
 pub(crate) const START_INDEX: u64 = 2;
@@ -124,8 +125,6 @@ pub(crate) struct Check {
     /// Deregister the service once critical for longer than this.
     pub(crate) reap_after: Option<Duration>,
     pub(crate) ttl: Option<Ttl>,
-    /// The task running the check; dropping it stops the task.
-    pub(crate) runner: Option<Runner>,
     /// Identifies this registration of the check to its runner.
     pub(crate) generation: u64,
 }
@@ -150,7 +149,6 @@ impl Check {
             critical_since: (status == Status::Critical).then(Instant::now),
             reap_after: None,
             ttl: None,
-            runner: None,
             generation: 0,
         }
     }
@@ -245,6 +243,8 @@ pub(crate) struct State {
     pub(crate) checks: BTreeMap<String, Check>,
     pub(crate) kv: BTreeMap<String, KvEntry>,
     next_check_generation: u64,
+    /// The checks registered, replaced or removed since [`State::take_changed_checks`].
+    changed_checks: Vec<String>,
 }
 
 impl State {
@@ -273,7 +273,25 @@ impl State {
             checks: BTreeMap::new(),
             kv: BTreeMap::new(),
             next_check_generation: 0,
+            changed_checks: Vec::new(),
         }
+    }
+
+    /// Forgets everything, as an agent restarted without its data: a fresh state (a new node ID,
+    /// the index back at [`START_INDEX`]) of the next generation. Its checks count as removed.
+    pub(crate) fn restart(&mut self) {
+        let gone: Vec<String> = self.checks.keys().cloned().collect();
+        *self = State::new(self.generation + 1);
+        self.changed_checks = gone;
+    }
+
+    /// The IDs of the checks registered, replaced or removed since the last call (each once),
+    /// for the check runners to follow.
+    pub(crate) fn take_changed_checks(&mut self) -> Vec<String> {
+        let mut ids = std::mem::take(&mut self.changed_checks);
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     }
 
     /// Records a change to the catalog, touching the given service names.
@@ -358,7 +376,7 @@ impl State {
         };
         check.create_index = create;
         check.modify_index = modify;
-        // Replacing drops the old runner, which stops it.
+        self.changed_checks.push(check.id.clone());
         self.checks.insert(check.id.clone(), check);
         changed
     }
@@ -376,13 +394,12 @@ impl State {
     }
 
     /// Registers (or replaces) a service with its checks, as the agent's register endpoint does.
-    /// Returns the IDs of the checks that need a runner.
     pub(crate) fn add_service(
         &mut self,
         mut service: Service,
         checks: Vec<NewCheck>,
         replace_existing_checks: bool,
-    ) -> Vec<String> {
+    ) {
         let old = self.services.get(&service.id).cloned();
         let service_changed = old.as_ref().is_none_or(|o| !o.same_content(&service));
         let ids: Vec<String> = checks.iter().map(|c| c.check.id.clone()).collect();
@@ -399,6 +416,7 @@ impl State {
                 .collect();
             for id in stale {
                 self.checks.remove(&id);
+                self.changed_checks.push(id);
                 checks_changed = true;
             }
         }
@@ -436,12 +454,10 @@ impl State {
             // renamed service's old name can lose its last one.
             self.touch(index, names.iter().flatten().map(String::as_str));
         }
-        ids
     }
 
-    /// Adds a check (`/agent/check/register`). Returns its ID for the runner.
-    pub(crate) fn add_check(&mut self, check: NewCheck) -> String {
-        let id = check.check.id.clone();
+    /// Adds a check (`/agent/check/register`).
+    pub(crate) fn add_check(&mut self, check: NewCheck) {
         let name = check.check.service_name.clone();
         if self.put_check(check) {
             let index = if name.is_empty() {
@@ -452,13 +468,19 @@ impl State {
             self.checks_index = index;
             self.stamp(index);
         }
-        id
     }
 
     /// Removes a service and its checks. Returns the removed service.
     pub(crate) fn remove_service(&mut self, id: &str) -> Option<Service> {
         let service = self.services.remove(id)?;
-        self.checks.retain(|_, c| c.service_id != id);
+        let changed = &mut self.changed_checks;
+        self.checks.retain(|check_id, c| {
+            let keep = c.service_id != id;
+            if !keep {
+                changed.push(check_id.clone());
+            }
+            keep
+        });
         // Consul's deregistration writes the checks table whether or not the service had any.
         self.services_index = self.bump([service.name.as_str()]);
         self.checks_index = self.services_index;
@@ -470,6 +492,7 @@ impl State {
         let Some(check) = self.checks.remove(id) else {
             return false;
         };
+        self.changed_checks.push(check.id.clone());
         self.checks_index = if check.service_id.is_empty() {
             // Consul raises the services' index too when a node's check goes.
             self.services_index = self.bump_node();
@@ -512,8 +535,8 @@ impl State {
         true
     }
 
-    /// A TTL update (`pass`, `warn`, `fail`, `update`): sets status and output, re-arms the timer.
-    /// The error is Consul's text for a check without a TTL.
+    /// A TTL update (`pass`, `warn`, `fail`, `update`): sets status and output, re-arms the timer
+    /// (its runner, waiting for the old deadline, is to be told). The error is Consul's text for a check without a TTL.
     pub(crate) fn update_ttl(
         &mut self,
         id: &str,
@@ -522,17 +545,10 @@ impl State {
     ) -> Result<(), String> {
         let no_ttl = || format!("CheckID {id:?} does not have associated TTL");
         let check = self.checks.get_mut(id).ok_or_else(no_ttl)?;
-        let max = usize::try_from(check.def.output_max_size)
-            .ok()
-            .filter(|m| *m > 0)
-            .unwrap_or(crate::checks::OUTPUT_MAX);
-        let output = crate::checks::truncate_output(output, max);
+        let output = check.def.truncate_output(output);
         let ttl = check.ttl.as_mut().ok_or_else(no_ttl)?;
         ttl.deadline = Some(Instant::now() + ttl.ttl);
         ttl.last_output = output.clone();
-        if let Some(runner) = &check.runner {
-            runner.notify.notify_one();
-        }
         self.set_check(id, None, status, &output);
         Ok(())
     }
@@ -638,47 +654,23 @@ impl State {
     }
 }
 
-/// The agent: its settings, its state and the channel that announces changes.
-pub(crate) struct Shared {
-    pub(crate) node: String,
-    pub(crate) datacenter: String,
-    pub(crate) acl: Acl,
-    pub(crate) reap_interval: Duration,
-    pub(crate) deregister_critical_min: Duration,
-    pub(crate) deregister_critical_cap: Option<Duration>,
-    pub(crate) faults: Switches,
+/// The state behind its lock, and the channel that announces its changes.
+pub(crate) struct Store {
     state: Mutex<State>,
     changes: watch::Sender<Version>,
-    /// Check runner tasks alive (see `checks::start`).
-    pub(crate) running_checks: AtomicUsize,
 }
 
-impl Shared {
-    pub(crate) fn new(
-        node: String,
-        datacenter: String,
-        acl: Acl,
-        reap_interval: Duration,
-        deregister_critical_min: Duration,
-        deregister_critical_cap: Option<Duration>,
-    ) -> Arc<Shared> {
+impl Store {
+    pub(crate) fn new() -> Store {
         let state = State::new(0);
         let (changes, _) = watch::channel(Version {
-            generation: 0,
+            generation: state.generation,
             index: state.index,
         });
-        Arc::new(Shared {
-            node,
-            datacenter,
-            acl,
-            reap_interval,
-            deregister_critical_min,
-            deregister_critical_cap,
-            faults: Switches::default(),
+        Store {
             state: Mutex::new(state),
             changes,
-            running_checks: AtomicUsize::new(0),
-        })
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -692,45 +684,18 @@ impl Shared {
         f(&self.lock())
     }
 
-    /// Changes the state; if the index moved, wakes every blocking query.
+    /// Changes the state; if the index or the generation moved, wakes every blocking query.
     pub(crate) fn write<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         let mut state = self.lock();
-        let before = state.index;
+        let before = (state.generation, state.index);
         let result = f(&mut state);
-        if state.index != before {
+        if (state.generation, state.index) != before {
             self.changes.send_replace(Version {
                 generation: state.generation,
                 index: state.index,
             });
         }
         result
-    }
-
-    /// Forgets everything, as an agent restarted without its data; wakes every blocking query.
-    pub(crate) fn reset(&self) {
-        let old = {
-            let mut state = self.lock();
-            let fresh = State::new(state.generation + 1);
-            let old = std::mem::replace(&mut *state, fresh);
-            self.changes.send_replace(Version {
-                generation: state.generation,
-                index: state.index,
-            });
-            old
-        };
-        // Dropping the old checks stops their runners.
-        drop(old);
-    }
-
-    /// Stops every check runner (the state stays readable).
-    pub(crate) fn stop_runners(&self) {
-        let runners: Vec<Runner> = self
-            .lock()
-            .checks
-            .values_mut()
-            .filter_map(|c| c.runner.take())
-            .collect();
-        drop(runners);
     }
 
     /// A receiver that sees every published change.
@@ -849,6 +814,33 @@ mod tests {
         assert_eq!(st.checks_index, st.index, "a check removed");
         st.remove_service("plain");
         assert_eq!(st.checks_index, st.index, "a deregistration, as Consul's");
+    }
+
+    #[test]
+    fn changed_checks_are_registrations_and_removals_not_status_changes() {
+        let mut st = State::new(0);
+        st.add_service(
+            service("a", "web"),
+            vec![check("c1", "a", None), check("c2", "a", None)],
+            false,
+        );
+        assert_eq!(st.take_changed_checks(), ["c1", "c2"]);
+        assert!(st.take_changed_checks().is_empty(), "taken once");
+        st.set_check("c1", None, Status::Passing, "ok");
+        assert!(st.take_changed_checks().is_empty(), "a status change");
+        st.add_service(service("a", "web"), vec![check("c1", "a", None)], true);
+        assert_eq!(
+            st.take_changed_checks(),
+            ["c1", "c2"],
+            "re-registered, replaced"
+        );
+        st.remove_service("a");
+        assert_eq!(st.take_changed_checks(), ["c1"]);
+        st.add_service(service("b", "api"), vec![check("c3", "b", None)], false);
+        st.restart();
+        assert_eq!(st.take_changed_checks(), ["c3"], "gone with the restart");
+        assert!(st.checks.is_empty() && st.services.is_empty());
+        assert_eq!((st.generation, st.index), (1, START_INDEX));
     }
 
     #[test]

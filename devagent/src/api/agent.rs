@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Value, json};
@@ -17,11 +16,11 @@ use super::read::{ReadOptions, acl_filter, apply_filter, jittered};
 use super::request::{Req, filter_error};
 use super::views::{self, VERSION};
 use crate::acl::Authz;
-use crate::checks;
+use crate::agent::Agent;
 use crate::decode::{
     CheckDef, CheckForm, Fields, ServiceDef, TaggedAddress, parse_go_bool, parse_json,
 };
-use crate::state::{Check, NewCheck, Service, Shared, State, Status, Ttl};
+use crate::state::{Check, NewCheck, Service, State, Status, Ttl};
 
 const SERVICE_MAINT_PREFIX: &str = "_service_maintenance:";
 const NODE_MAINT: &str = "_node_maintenance";
@@ -94,13 +93,7 @@ fn scripts_disabled(defs: &[CheckDef]) -> Result<(), ApiError> {
 }
 
 /// A check in its registered state, registered in `form`.
-fn new_check(
-    shared: &Shared,
-    def: &CheckDef,
-    form: CheckForm,
-    id: String,
-    name: String,
-) -> NewCheck {
+fn new_check(agent: &Agent, def: &CheckDef, form: CheckForm, id: String, name: String) -> NewCheck {
     let status = Status::parse(&def.status);
     let mut check = Check::new(id, name, status);
     check.form = form;
@@ -111,8 +104,8 @@ fn new_check(
     check.reap_after = def
         .deregister_critical_service_after
         .positive()
-        .map(|d| d.max(shared.deregister_critical_min))
-        .map(|d| shared.deregister_critical_cap.map_or(d, |cap| d.min(cap)));
+        .map(|d| d.max(agent.deregister_critical_min))
+        .map(|d| agent.deregister_critical_cap.map_or(d, |cap| d.min(cap)));
     check.ttl = def.ttl.positive().map(|ttl| Ttl {
         ttl,
         deadline: Some(Instant::now() + ttl),
@@ -136,25 +129,25 @@ fn vet_service_update(st: &State, authz: &Authz, id: &str) -> Result<String, Api
 }
 
 /// `403`/`404` for a write to a check, as Consul's `vetCheckUpdate`.
-fn vet_check_update(shared: &Shared, authz: &Authz, id: &str) -> Result<(), ApiError> {
-    shared.read(|st| match st.checks.get(id) {
+fn vet_check_update(agent: &Agent, authz: &Authz, id: &str) -> Result<(), ApiError> {
+    agent.store.read(|st| match st.checks.get(id) {
         None => Err(ApiError::new(
             404,
             format!(
                 "Unknown check ID {id:?}. Ensure that the check ID is passed, not the check name."
             ),
         )),
-        Some(c) if c.service_name.is_empty() => Ok(authz.require("node", "write", &shared.node)?),
+        Some(c) if c.service_name.is_empty() => Ok(authz.require("node", "write", &agent.node)?),
         Some(c) => Ok(authz.require("service", "write", &c.service_name)?),
     })
 }
 
 /// `GET /v1/agent/self`: what `consul info` prints (`Stats`), the agent's `Config`, its serf
 /// `Member`, as a dev-mode Consul server that leads itself reports them.
-pub(super) fn self_info(shared: &Arc<Shared>, req: &Req) -> Answer {
-    let authz = req.authz(shared)?;
-    authz.require("agent", "read", &shared.node)?;
-    let (node_id, services, checks, ttls, index) = shared.read(|st| {
+pub(super) fn self_info(agent: &Agent, req: &Req) -> Answer {
+    let authz = req.authz(agent)?;
+    authz.require("agent", "read", &agent.node)?;
+    let (node_id, services, checks, ttls, index) = agent.store.read(|st| {
         let ttls = st.checks.values().filter(|c| c.ttl.is_some()).count();
         (
             st.node_id.clone(),
@@ -164,12 +157,12 @@ pub(super) fn self_info(shared: &Arc<Shared>, req: &Req) -> Answer {
             st.index,
         )
     });
-    let acls = shared.acl.default_policy() == "deny";
+    let acls = agent.acl.default_policy() == "deny";
     Ok(req.json(&json!({
         "Config": {
-            "Datacenter": shared.datacenter,
-            "PrimaryDatacenter": shared.datacenter,
-            "NodeName": shared.node,
+            "Datacenter": agent.datacenter,
+            "PrimaryDatacenter": agent.datacenter,
+            "NodeName": agent.node,
             "NodeID": node_id,
             "Revision": "devagent",
             "Server": true,
@@ -177,20 +170,20 @@ pub(super) fn self_info(shared: &Arc<Shared>, req: &Req) -> Answer {
             "BuildDate": "2024-01-01T00:00:00Z",
         },
         "DebugConfig": {
-            "Datacenter": shared.datacenter,
-            "NodeName": shared.node,
+            "Datacenter": agent.datacenter,
+            "NodeName": agent.node,
             "NodeID": node_id,
             "DNSDomain": "consul.",
             "ACLsEnabled": acls,
-            "ACLResolverSettings": {"ACLDefaultPolicy": shared.acl.default_policy()},
+            "ACLResolverSettings": {"ACLDefaultPolicy": agent.acl.default_policy()},
             "ServerMode": true,
             "DevMode": true,
-            "CheckReapInterval": crate::decode::GoDuration::from_std(shared.reap_interval).to_string(),
-            "CheckDeregisterIntervalMin": crate::decode::GoDuration::from_std(shared.deregister_critical_min).to_string(),
+            "CheckReapInterval": crate::decode::GoDuration::from_std(agent.reap_interval).to_string(),
+            "CheckDeregisterIntervalMin": crate::decode::GoDuration::from_std(agent.deregister_critical_min).to_string(),
         },
         // Go writes a float64 zero as `0`.
         "Coord": {"Vec": [0, 0, 0, 0, 0, 0, 0, 0], "Error": 1.5, "Adjustment": 0, "Height": 1e-5},
-        "Member": member(shared, &node_id),
+        "Member": member(agent, &node_id),
         "Stats": {
             "agent": {
                 "check_monitors": "0",
@@ -308,15 +301,15 @@ fn allowed_cpus() -> Option<usize> {
     (count > 0).then_some(count)
 }
 
-fn member(shared: &Shared, node_id: &str) -> Value {
+fn member(agent: &Agent, node_id: &str) -> Value {
     json!({
-        "Name": shared.node,
+        "Name": agent.node,
         "Addr": views::NODE_ADDRESS,
         "Port": 8301,
         "Tags": {
-            "acls": if shared.acl.default_policy() == "deny" { "1" } else { "0" },
+            "acls": if agent.acl.default_policy() == "deny" { "1" } else { "0" },
             "build": format!("{VERSION}:devagent"),
-            "dc": shared.datacenter,
+            "dc": agent.datacenter,
             "ft_fs": "1",
             "ft_si": "1",
             "id": node_id,
@@ -340,21 +333,21 @@ fn member(shared: &Shared, node_id: &str) -> Value {
 }
 
 /// `GET /v1/agent/members`.
-pub(super) fn members(shared: &Arc<Shared>, req: &Req) -> Answer {
-    let authz = req.authz(shared)?;
-    let node_id = shared.read(|st| st.node_id.clone());
-    let (list, dropped) = acl_filter(&authz, vec![member(shared, &node_id)]);
+pub(super) fn members(agent: &Agent, req: &Req) -> Answer {
+    let authz = req.authz(agent)?;
+    let node_id = agent.store.read(|st| st.node_id.clone());
+    let (list, dropped) = acl_filter(&authz, vec![member(agent, &node_id)]);
     Ok(filtered(req.json(&list), &authz, dropped))
 }
 
 /// `GET /v1/agent/services`.
-pub(super) fn services(shared: &Arc<Shared>, req: &Req) -> Answer {
-    let authz = req.authz(shared)?;
+pub(super) fn services(agent: &Agent, req: &Req) -> Answer {
+    let authz = req.authz(agent)?;
     let filter = req.filter(&super::filter::AGENT_SERVICE)?;
-    let all: Vec<Value> = shared.read(|st| {
+    let all: Vec<Value> = agent.store.read(|st| {
         st.services
             .values()
-            .map(|s| json!(views::agent_service(s, &shared.datacenter)))
+            .map(|s| json!(views::agent_service(s, &agent.datacenter)))
             .collect()
     });
     let (kept, dropped) = acl_filter(&authz, apply_filter(&filter, all));
@@ -375,22 +368,22 @@ fn content_hash(value: &impl serde::Serialize) -> String {
 }
 
 /// `GET /v1/agent/service/:id`, blocking on `?hash=` until the definition changes.
-pub(super) async fn service(shared: &Arc<Shared>, req: &Req) -> Answer {
+pub(super) async fn service(agent: &Agent, req: &Req) -> Answer {
     let opts = ReadOptions::parse(&req.query)?;
-    let authz = req.authz(shared)?;
+    let authz = req.authz(agent)?;
     let id = req.rest.as_str();
     let lookup = |st: &State| -> Result<views::AgentService, ApiError> {
         let Some(service) = st.services.get(id) else {
             return Err(ApiError::new(404, format!("unknown service ID: {id}")));
         };
         authz.require("service", "read", &service.name)?;
-        let mut view = views::agent_service(service, &shared.datacenter);
+        let mut view = views::agent_service(service, &agent.datacenter);
         view.content_hash = Some(content_hash(&view));
         Ok(view)
     };
     let wanted = req.query.get("hash").unwrap_or_default();
-    let mut changes = shared.subscribe();
-    let mut view = shared.read(lookup)?;
+    let mut changes = agent.store.subscribe();
+    let mut view = agent.store.read(lookup)?;
     if !wanted.is_empty() {
         let deadline = tokio::time::Instant::now() + jittered(opts.wait);
         while view.content_hash.as_deref() == Some(wanted) {
@@ -398,7 +391,7 @@ pub(super) async fn service(shared: &Arc<Shared>, req: &Req) -> Answer {
                 changed = changes.changed() => if changed.is_err() { break },
                 _ = tokio::time::sleep_until(deadline) => break,
             }
-            view = shared.read(lookup)?;
+            view = agent.store.read(lookup)?;
         }
     }
     let hash = view.content_hash.clone().unwrap_or_default();
@@ -410,7 +403,7 @@ pub(super) async fn service(shared: &Arc<Shared>, req: &Req) -> Answer {
 }
 
 /// `PUT /v1/agent/service/register[?replace-existing-checks]`.
-pub(super) fn register(shared: &Arc<Shared>, req: &Req) -> Answer {
+pub(super) fn register(agent: &Agent, req: &Req) -> Answer {
     let def = ServiceDef::decode(&req.body).map_err(decode_failed)?;
     if def.name.is_empty() {
         return Err(ApiError::new(400, "Missing service name"));
@@ -418,7 +411,7 @@ pub(super) fn register(shared: &Arc<Shared>, req: &Req) -> Answer {
     if is_any(&def.address) {
         return Err(ApiError::new(400, "Invalid service address"));
     }
-    let authz = req.authz(shared)?;
+    let authz = req.authz(agent)?;
     if let Some(w) = def.weights {
         validate_weights(w)?;
     }
@@ -441,7 +434,10 @@ pub(super) fn register(shared: &Arc<Shared>, req: &Req) -> Answer {
         def.id.clone()
     };
     authz.require("service", "write", &def.name)?;
-    if let Some(existing) = shared.read(|st| st.services.get(&id).map(|s| s.name.clone())) {
+    if let Some(existing) = agent
+        .store
+        .read(|st| st.services.get(&id).map(|s| s.name.clone()))
+    {
         authz.require("service", "write", &existing)?;
     }
     scripts_disabled(&defs)?;
@@ -464,7 +460,7 @@ pub(super) fn register(shared: &Arc<Shared>, req: &Req) -> Answer {
             };
             let mut d = d.clone();
             d.service_id = service.id.clone();
-            let mut c = new_check(shared, &d, CheckForm::ServiceCheck, check_id, name);
+            let mut c = new_check(agent, &d, CheckForm::ServiceCheck, check_id, name);
             c.check.service_name = service.name.clone();
             c
         })
@@ -474,13 +470,9 @@ pub(super) fn register(shared: &Arc<Shared>, req: &Req) -> Answer {
         .get("replace-existing-checks")
         .is_some_and(|v| v.is_empty() || v == "true");
     tracing::info!(service = %service.id, name = %service.name, "registered service");
-    shared.write(|st| {
-        for id in st.add_service(service, new_checks, replace) {
-            if let Some(check) = st.checks.get_mut(&id) {
-                checks::start(shared, check);
-            }
-        }
-    });
+    agent
+        .checks
+        .write(|st| st.add_service(service, new_checks, replace));
     Ok(empty())
 }
 
@@ -520,10 +512,10 @@ fn service_from(def: ServiceDef, id: String) -> Service {
 }
 
 /// `PUT /v1/agent/service/deregister/:id`.
-pub(super) fn deregister(shared: &Arc<Shared>, req: &Req) -> Answer {
-    let authz = req.authz(shared)?;
+pub(super) fn deregister(agent: &Agent, req: &Req) -> Answer {
+    let authz = req.authz(agent)?;
     let id = req.rest.as_str();
-    shared.write(|st| {
+    agent.checks.write(|st| {
         vet_service_update(st, &authz, id)?;
         st.remove_service(id);
         Ok::<_, ApiError>(())
@@ -541,18 +533,18 @@ fn enable_param(req: &Req) -> Result<bool, ApiError> {
 }
 
 /// `PUT /v1/agent/service/maintenance/:id?enable=&reason=`.
-pub(super) fn service_maintenance(shared: &Arc<Shared>, req: &Req) -> Answer {
+pub(super) fn service_maintenance(agent: &Agent, req: &Req) -> Answer {
     let id = req.rest.as_str();
     if id.is_empty() {
         return Err(ApiError::new(400, "Missing service ID"));
     }
     let enable = enable_param(req)?;
-    let authz = req.authz(shared)?;
+    let authz = req.authz(agent)?;
     let reason = req.query.get("reason").filter(|r| !r.is_empty()).unwrap_or(
         "Maintenance mode is enabled for this service, but no reason was provided. This is a default message.",
     );
     let check_id = format!("{SERVICE_MAINT_PREFIX}{id}");
-    shared.write(|st| {
+    agent.checks.write(|st| {
         let name = vet_service_update(st, &authz, id)?;
         let present = st.checks.contains_key(&check_id);
         if enable && !present {
@@ -575,14 +567,14 @@ pub(super) fn service_maintenance(shared: &Arc<Shared>, req: &Req) -> Answer {
 }
 
 /// `PUT /v1/agent/maintenance?enable=&reason=` (the node).
-pub(super) fn node_maintenance(shared: &Arc<Shared>, req: &Req) -> Answer {
+pub(super) fn node_maintenance(agent: &Agent, req: &Req) -> Answer {
     let enable = enable_param(req)?;
-    let authz = req.authz(shared)?;
-    authz.require("node", "write", &shared.node)?;
+    let authz = req.authz(agent)?;
+    authz.require("node", "write", &agent.node)?;
     let reason = req.query.get("reason").filter(|r| !r.is_empty()).unwrap_or(
         "Maintenance mode is enabled for this node, but no reason was provided. This is a default message.",
     );
-    shared.write(|st| {
+    agent.checks.write(|st| {
         let present = st.checks.contains_key(NODE_MAINT);
         if enable && !present {
             let mut check = Check::new(
@@ -603,13 +595,13 @@ pub(super) fn node_maintenance(shared: &Arc<Shared>, req: &Req) -> Answer {
 /// `GET /v1/agent/checks`. Consul checks a filter's selectors against the check type only
 /// when it first matches a check: with no check, any selector goes; with one, an invalid
 /// selector's error comes without the evaluator's prefix.
-pub(super) fn checks(shared: &Arc<Shared>, req: &Req) -> Answer {
-    let authz = req.authz(shared)?;
+pub(super) fn checks(agent: &Agent, req: &Req) -> Answer {
+    let authz = req.authz(agent)?;
     let parsed = req.parsed_filter()?;
-    let all: Vec<Value> = shared.read(|st| {
+    let all: Vec<Value> = agent.store.read(|st| {
         st.checks
             .values()
-            .map(|c| json!(views::local_check(c, st, &shared.node)))
+            .map(|c| json!(views::local_check(c, st, &agent.node)))
             .collect()
     });
     let filter = match parsed {
@@ -632,9 +624,9 @@ pub(super) fn checks(shared: &Arc<Shared>, req: &Req) -> Answer {
 /// `DeregisterCriticalServiceAfter`, ...; fields left at their zero value are left out). Consul
 /// shows none of it (`Definition` is `{}`); tests read it here to see how a registration was
 /// understood. Filtered by the token as `/v1/agent/checks` is.
-pub(super) fn definitions(shared: &Arc<Shared>, req: &Req) -> Answer {
-    let authz = req.authz(shared)?;
-    let all: Vec<(String, Value)> = shared.read(|st| {
+pub(super) fn definitions(agent: &Agent, req: &Req) -> Answer {
+    let authz = req.authz(agent)?;
+    let all: Vec<(String, Value)> = agent.store.read(|st| {
         st.checks
             .values()
             .map(|c| (c.id.clone(), Value::Object(views::definition(&c.def))))
@@ -646,7 +638,7 @@ pub(super) fn definitions(shared: &Arc<Shared>, req: &Req) -> Answer {
 }
 
 /// `PUT /v1/agent/check/register`.
-pub(super) fn check_register(shared: &Arc<Shared>, req: &Req) -> Answer {
+pub(super) fn check_register(agent: &Agent, req: &Req) -> Answer {
     let value = parse_json(&req.body).map_err(decode_failed)?;
     let fields = Fields::new(&value, "CheckDefinition").map_err(decode_failed)?;
     let def = CheckDef::decode(fields, CheckForm::Registration).map_err(decode_failed)?;
@@ -657,7 +649,7 @@ pub(super) fn check_register(shared: &Arc<Shared>, req: &Req) -> Answer {
     if !def.status.is_empty() && Status::parse(&def.status).is_none() {
         return Err(ApiError::new(400, "Bad check status"));
     }
-    let authz = req.authz(shared)?;
+    let authz = req.authz(agent)?;
     def.validate()
         .map_err(|e| ApiError::new(400, format!("Invalid check: {e}")))?;
     let check_id = [id, def.check_id.clone(), def.name.clone()]
@@ -667,7 +659,8 @@ pub(super) fn check_register(shared: &Arc<Shared>, req: &Req) -> Answer {
     let service_name = if def.service_id.is_empty() {
         String::new()
     } else {
-        shared
+        agent
+            .store
             .read(|st| st.services.get(&def.service_id).map(|s| s.name.clone()))
             .ok_or_else(|| {
                 ApiError::new(
@@ -677,57 +670,55 @@ pub(super) fn check_register(shared: &Arc<Shared>, req: &Req) -> Answer {
             })?
     };
     if service_name.is_empty() {
-        authz.require("node", "write", &shared.node)?;
+        authz.require("node", "write", &agent.node)?;
     } else {
         authz.require("service", "write", &service_name)?;
     }
-    if let Some(existing) =
-        shared.read(|st| st.checks.get(&check_id).map(|c| c.service_name.clone()))
+    if let Some(existing) = agent
+        .store
+        .read(|st| st.checks.get(&check_id).map(|c| c.service_name.clone()))
     {
         if existing.is_empty() {
-            authz.require("node", "write", &shared.node)?;
+            authz.require("node", "write", &agent.node)?;
         } else {
             authz.require("service", "write", &existing)?;
         }
     }
     scripts_disabled(std::slice::from_ref(&def))?;
     let name = def.name.clone();
-    let mut new = new_check(shared, &def, CheckForm::Registration, check_id, name);
+    let mut new = new_check(agent, &def, CheckForm::Registration, check_id, name);
     new.check.service_name = service_name;
-    shared.write(|st| {
-        let id = st.add_check(new);
-        if let Some(check) = st.checks.get_mut(&id) {
-            checks::start(shared, check);
-        }
-    });
+    agent.checks.write(|st| st.add_check(new));
     Ok(empty())
 }
 
 /// `PUT /v1/agent/check/deregister/:id`.
-pub(super) fn check_deregister(shared: &Arc<Shared>, req: &Req) -> Answer {
-    let authz = req.authz(shared)?;
-    vet_check_update(shared, &authz, &req.rest)?;
-    shared.write(|st| st.remove_check(&req.rest));
+pub(super) fn check_deregister(agent: &Agent, req: &Req) -> Answer {
+    let authz = req.authz(agent)?;
+    vet_check_update(agent, &authz, &req.rest)?;
+    agent.checks.write(|st| st.remove_check(&req.rest));
     Ok(empty())
 }
 
-fn ttl_update(shared: &Arc<Shared>, req: &Req, status: Status, output: &str) -> Answer {
-    let authz = req.authz(shared)?;
-    vet_check_update(shared, &authz, &req.rest)?;
-    shared
+fn ttl_update(agent: &Agent, req: &Req, status: Status, output: &str) -> Answer {
+    let authz = req.authz(agent)?;
+    vet_check_update(agent, &authz, &req.rest)?;
+    agent
+        .store
         .write(|st| st.update_ttl(&req.rest, status, output))
         .map_err(|e| ApiError::new(500, e))?;
+    agent.checks.rearm(&req.rest);
     Ok(empty())
 }
 
 /// `PUT /v1/agent/check/{pass,warn,fail}/:id?note=`.
-pub(super) fn check_ttl(shared: &Arc<Shared>, req: &Req, status: Status) -> Answer {
+pub(super) fn check_ttl(agent: &Agent, req: &Req, status: Status) -> Answer {
     let note = req.query.get("note").unwrap_or_default().to_owned();
-    ttl_update(shared, req, status, &note)
+    ttl_update(agent, req, status, &note)
 }
 
 /// `PUT /v1/agent/check/update/:id` with `{"Status": ..., "Output": ...}`.
-pub(super) fn check_update(shared: &Arc<Shared>, req: &Req) -> Answer {
+pub(super) fn check_update(agent: &Agent, req: &Req) -> Answer {
     let value = parse_json(&req.body).map_err(decode_failed)?;
     let fields = Fields::new(&value, "checkUpdate").map_err(decode_failed)?;
     let status = fields.string("Status").map_err(decode_failed)?;
@@ -738,7 +729,7 @@ pub(super) fn check_update(shared: &Arc<Shared>, req: &Req) -> Answer {
             format!("Invalid check status: '{status}'"),
         ));
     };
-    ttl_update(shared, req, status, &output)
+    ttl_update(agent, req, status, &output)
 }
 
 /// Consul's `AggregatedStatus` over a service's checks (maintenance first).
@@ -793,34 +784,34 @@ fn wants_text(req: &Req) -> bool {
 }
 
 /// The local health of one instance: status, and the JSON `AgentServiceChecksInfo`.
-fn instance_health(shared: &Shared, st: &State, service: &Service) -> (&'static str, Value) {
+fn instance_health(agent: &Agent, st: &State, service: &Service) -> (&'static str, Value) {
     let views: Vec<views::AgentHealthCheck> = st
         .checks
         .values()
         .filter(|c| c.service_id == service.id || c.service_id.is_empty())
-        .map(|c| views::agent_health_check(c, st, &shared.node))
+        .map(|c| views::agent_health_check(c, st, &agent.node))
         .collect();
     let status = aggregated(&views);
     let info = json!({
         "AggregatedStatus": status,
-        "Service": views::agent_service(service, &shared.datacenter),
+        "Service": views::agent_service(service, &agent.datacenter),
         "Checks": views,
     });
     (status, info)
 }
 
 /// `GET /v1/agent/health/service/id/:id[?format=text]`.
-pub(super) fn health_by_id(shared: &Arc<Shared>, req: &Req) -> Answer {
+pub(super) fn health_by_id(agent: &Agent, req: &Req) -> Answer {
     let id = req.rest.as_str();
     if id.is_empty() {
         return Err(ApiError::new(400, "Missing serviceID"));
     }
-    let authz = req.authz(shared)?;
-    let found = shared.read(|st| {
+    let authz = req.authz(agent)?;
+    let found = agent.store.read(|st| {
         st.services.get(id).map(|s| {
             authz
                 .require("service", "read", &s.name)
-                .map(|()| instance_health(shared, st, s))
+                .map(|()| instance_health(agent, st, s))
         })
     });
     let reason_header = |mut resp: axum::response::Response, reason: &str| {
@@ -855,19 +846,19 @@ pub(super) fn health_by_id(shared: &Arc<Shared>, req: &Req) -> Answer {
 }
 
 /// `GET /v1/agent/health/service/name/:name[?format=text]`: the worst of its instances.
-pub(super) fn health_by_name(shared: &Arc<Shared>, req: &Req) -> Answer {
+pub(super) fn health_by_name(agent: &Agent, req: &Req) -> Answer {
     let name = req.rest.as_str();
     if name.is_empty() {
         return Err(ApiError::new(400, "Missing service Name"));
     }
-    let authz = req.authz(shared)?;
+    let authz = req.authz(agent)?;
     authz.require("service", "read", name)?;
-    let (code, status, list) = shared.read(|st| {
+    let (code, status, list) = agent.store.read(|st| {
         let mut code = 404;
         let mut status = format!("ServiceName {name} Not Found");
         let mut list = Vec::new();
         for s in st.services.values().filter(|s| s.name == name) {
-            let (s_status, info) = instance_health(shared, st, s);
+            let (s_status, info) = instance_health(agent, st, s);
             let s_code = code_of(s_status);
             if code == 404 || code < s_code {
                 code = s_code;

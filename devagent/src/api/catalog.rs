@@ -3,7 +3,6 @@
 //! as with a real agent, whose register triggers an immediate sync.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -11,23 +10,23 @@ use super::answer::{Answer, ApiError, filtered};
 use super::read::{ReadOptions, acl_filter, apply_filter, has_tags};
 use super::request::Req;
 use super::views;
-use crate::state::Shared;
+use crate::agent::Agent;
 
 /// `GET /v1/catalog/services`: `{name: [tags]}`. Its index moves when instances come, change or
 /// go, not when their checks do (Consul's `services` table index).
-pub(super) async fn services(shared: &Arc<Shared>, req: &Req) -> Answer {
+pub(super) async fn services(agent: &Agent, req: &Req) -> Answer {
     let opts = ReadOptions::parse(&req.query)?;
     let (filter, authz) = (|| {
-        opts.check_dc(shared)?;
-        let authz = req.authz(shared)?;
+        opts.check_dc(agent)?;
+        let authz = req.authz(agent)?;
         Ok((req.filter(&super::filter::SERVICE_NODE_FIELDS)?, authz))
     })()
     .map_err(ApiError::in_query)?;
     let (index, (names, dropped)) = opts
-        .block(shared, |st| {
+        .block(&agent.store, |st| {
             let mut names: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
             for s in views::catalog_services(st) {
-                let entry = json!(views::service_node(shared, st, &s));
+                let entry = json!(views::service_node(agent, st, &s));
                 if apply_filter(&filter, vec![entry]).is_empty() {
                     continue;
                 }
@@ -45,25 +44,25 @@ pub(super) async fn services(shared: &Arc<Shared>, req: &Req) -> Answer {
 }
 
 /// `GET /v1/catalog/service/:name`: `[ServiceNode]`.
-pub(super) async fn service(shared: &Arc<Shared>, req: &Req) -> Answer {
+pub(super) async fn service(agent: &Agent, req: &Req) -> Answer {
     let opts = ReadOptions::parse(&req.query)?;
     let name = req.rest.as_str();
     if name.is_empty() {
         return Err(ApiError::new(400, "Missing service name"));
     }
     let (filter, authz) = (|| {
-        opts.check_dc(shared)?;
-        let authz = req.authz(shared)?;
+        opts.check_dc(agent)?;
+        let authz = req.authz(agent)?;
         Ok((req.filter(&super::filter::SERVICE_NODE_FIELDS)?, authz))
     })()
     .map_err(ApiError::in_query)?;
     let tags: Vec<String> = req.query.all("tag").map(str::to_owned).collect();
     let (index, (nodes, dropped)) = opts
-        .block(shared, |st| {
+        .block(&agent.store, |st| {
             let nodes: Vec<Value> = views::catalog_services(st)
                 .iter()
                 .filter(|s| s.name == name && has_tags(&s.tags, &tags))
-                .map(|s| json!(views::service_node(shared, st, s)))
+                .map(|s| json!(views::service_node(agent, st, s)))
                 .collect();
             (
                 st.service_index(name),
@@ -79,17 +78,17 @@ pub(super) async fn service(shared: &Arc<Shared>, req: &Req) -> Answer {
 }
 
 /// `GET /v1/catalog/nodes`.
-pub(super) async fn nodes(shared: &Arc<Shared>, req: &Req) -> Answer {
+pub(super) async fn nodes(agent: &Agent, req: &Req) -> Answer {
     let opts = ReadOptions::parse(&req.query)?;
     let (filter, authz) = (|| {
-        opts.check_dc(shared)?;
+        opts.check_dc(agent)?;
         let filter = req.filter(&super::filter::NODE_FIELDS)?;
-        Ok((filter, req.authz(shared)?))
+        Ok((filter, req.authz(agent)?))
     })()
     .map_err(ApiError::in_query)?;
     let (index, (nodes, dropped)) = opts
-        .block(shared, |st| {
-            let nodes = apply_filter(&filter, vec![views::node(shared, st)]);
+        .block(&agent.store, |st| {
+            let nodes = apply_filter(&filter, vec![views::node(agent, st)]);
             (st.catalog_index, acl_filter(&authz, nodes))
         })
         .await;
@@ -101,20 +100,20 @@ pub(super) async fn nodes(shared: &Arc<Shared>, req: &Req) -> Answer {
 }
 
 /// `GET /v1/catalog/node/:node`: `{Node, Services: {id: NodeService}}`, `null` if unknown.
-pub(super) async fn node(shared: &Arc<Shared>, req: &Req) -> Answer {
+pub(super) async fn node(agent: &Agent, req: &Req) -> Answer {
     let opts = ReadOptions::parse(&req.query)?;
     let node = req.rest.as_str();
     if node.is_empty() {
         return Err(ApiError::new(400, "Missing node name"));
     }
     let authz = (|| {
-        opts.check_dc(shared)?;
-        req.authz(shared)
+        opts.check_dc(agent)?;
+        req.authz(agent)
     })()
     .map_err(ApiError::in_query)?;
     let (index, body) = opts
-        .block(shared, |st| {
-            if node != shared.node || !authz.allowed() {
+        .block(&agent.store, |st| {
+            if node != agent.node || !authz.allowed() {
                 return (st.catalog_index, Value::Null);
             }
             let services: BTreeMap<String, Value> = views::catalog_services(st)
@@ -123,7 +122,7 @@ pub(super) async fn node(shared: &Arc<Shared>, req: &Req) -> Answer {
                 .collect();
             (
                 st.catalog_index,
-                json!({"Node": views::node(shared, st), "Services": services}),
+                json!({"Node": views::node(agent, st), "Services": services}),
             )
         })
         .await;
@@ -131,6 +130,6 @@ pub(super) async fn node(shared: &Arc<Shared>, req: &Req) -> Answer {
 }
 
 /// `GET /v1/catalog/datacenters`.
-pub(super) fn datacenters(shared: &Arc<Shared>, req: &Req) -> Answer {
-    Ok(req.json(&[&shared.datacenter]))
+pub(super) fn datacenters(agent: &Agent, req: &Req) -> Answer {
+    Ok(req.json(&[&agent.datacenter]))
 }

@@ -11,24 +11,17 @@
 //! Durations are Go durations (`300ms`, `2s`, `1m`). The fault endpoints need no ACL token and
 //! are not themselves delayed or failed.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::response::Response;
 
 use super::answer::{ApiError, text};
 use super::request::Query;
+use crate::Faults;
 use crate::decode::parse_go_duration;
-use crate::server::Listening;
-use crate::state::Shared;
 
-/// `PUT /_devagent/fault/<what>`, to the agent `shared`, whose listener `listening` switches.
-pub(super) async fn handle(
-    shared: &Arc<Shared>,
-    listening: &Listening,
-    what: &str,
-    query: &Query,
-) -> Response {
+/// `PUT /_devagent/fault/<what>`, set on `faults`.
+pub(super) fn handle(faults: &Faults, what: &str, query: &Query) -> Response {
     let result = (|| -> Result<&'static str, ApiError> {
         let duration = |name: &str| -> Result<Duration, ApiError> {
             let raw = query
@@ -40,21 +33,14 @@ pub(super) async fn handle(
         match what {
             "unavailable" => {
                 let period = duration("for")?;
-                let listening = listening.clone();
                 tracing::info!(?period, "fault: unavailable");
-                tokio::spawn(async move {
-                    // Let this answer reach the client before the connection is dropped.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    listening.set(false).await;
-                    tokio::time::sleep(period).await;
-                    listening.set(true).await;
-                });
+                faults.unavailable_for(period);
                 Ok("unavailable")
             }
             "delay" => {
                 let d = duration("d")?;
                 tracing::info!(delay = ?d, "fault: delay");
-                shared.faults.set_delay(Some(d));
+                faults.set_delay(Some(d));
                 Ok("delay set")
             }
             "fail" => {
@@ -63,12 +49,11 @@ pub(super) async fn handle(
                     .and_then(|n| n.parse::<u32>().ok())
                     .ok_or_else(|| ApiError::new(400, "Missing or invalid ?n= (a count)"))?;
                 tracing::info!(n, "fault: fail next requests");
-                shared.faults.fail_next(n);
+                faults.fail_next(n);
                 Ok("failing")
             }
             "restart" => {
-                tracing::info!("fault: restart losing state");
-                shared.reset();
+                faults.restart_losing_state();
                 Ok("restarted")
             }
             _ => Err(ApiError::new(

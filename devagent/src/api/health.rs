@@ -5,26 +5,25 @@
 //! node's `serfHealth` too; `?tag=` (repeatable, all must match, case-insensitive), `?filter=`
 //! and `?passing` (drops an entry if any of its checks is not passing) narrow it.
 
-use std::sync::Arc;
-
 use serde_json::{Value, json};
 
 use super::answer::{Answer, ApiError, filtered, text};
 use super::read::{ReadOptions, acl_filter, apply_filter, has_tags};
 use super::request::Req;
 use super::views;
+use crate::agent::Agent;
 use crate::decode::parse_go_bool;
-use crate::state::{Shared, State};
+use crate::state::State;
 
-fn instances(shared: &Shared, st: &State, name: &str) -> Vec<Value> {
-    let node = views::node(shared, st);
+fn instances(agent: &Agent, st: &State, name: &str) -> Vec<Value> {
+    let node = views::node(agent, st);
     views::catalog_services(st)
         .iter()
         .filter(|s| s.name == name)
         .map(|s| {
-            let mut checks = views::node_checks(st, &shared.node);
+            let mut checks = views::node_checks(st, &agent.node);
             if s.id != "consul" {
-                checks.extend(views::instance_checks(st, &shared.node, &s.id));
+                checks.extend(views::instance_checks(st, &agent.node, &s.id));
             }
             json!({"Node": node, "Service": views::node_service(s), "Checks": checks})
         })
@@ -32,7 +31,7 @@ fn instances(shared: &Shared, st: &State, name: &str) -> Vec<Value> {
 }
 
 /// `GET /v1/health/service/:name`.
-pub(super) async fn service(shared: &Arc<Shared>, req: &Req) -> Answer {
+pub(super) async fn service(agent: &Agent, req: &Req) -> Answer {
     let opts = ReadOptions::parse(&req.query)?.streamed();
     let name = req.rest.as_str();
     if name.is_empty() {
@@ -44,14 +43,14 @@ pub(super) async fn service(shared: &Arc<Shared>, req: &Req) -> Answer {
         Some("") => Some(true),
         Some(v) => parse_go_bool(v),
     };
-    opts.check_dc(shared)?;
-    let authz = req.authz(shared)?;
+    opts.check_dc(agent)?;
+    let authz = req.authz(agent)?;
     // A streamed (blocking) query words filter errors without the evaluator's prefix.
     let filter = req.filter_as(&super::filter::CHECK_SERVICE_NODE, !opts.is_streamed())?;
     let tags: Vec<String> = req.query.all("tag").map(str::to_owned).collect();
     let (index, (entries, dropped)) = opts
-        .block(shared, |st| {
-            let entries: Vec<Value> = instances(shared, st, name)
+        .block(&agent.store, |st| {
+            let entries: Vec<Value> = instances(agent, st, name)
                 .into_iter()
                 .filter(|e| {
                     let t: Vec<String> =
@@ -87,19 +86,19 @@ pub(super) async fn service(shared: &Arc<Shared>, req: &Req) -> Answer {
 }
 
 async fn check_list(
-    shared: &Arc<Shared>,
+    agent: &Agent,
     req: &Req,
     opts: ReadOptions,
     select: impl Fn(&State) -> (u64, Vec<views::HealthCheck>),
 ) -> Answer {
     let (filter, authz) = (|| {
-        opts.check_dc(shared)?;
+        opts.check_dc(agent)?;
         let filter = req.filter(&super::filter::HEALTH_CHECK)?;
-        Ok((filter, req.authz(shared)?))
+        Ok((filter, req.authz(agent)?))
     })()
     .map_err(ApiError::in_query)?;
     let (index, (checks, dropped)) = opts
-        .block(shared, |st| {
+        .block(&agent.store, |st| {
             let (index, checks) = select(st);
             let values = checks.into_iter().map(|c| json!(c)).collect();
             (index, acl_filter(&authz, apply_filter(&filter, values)))
@@ -113,18 +112,18 @@ async fn check_list(
 }
 
 /// `GET /v1/health/checks/:service`.
-pub(super) async fn checks(shared: &Arc<Shared>, req: &Req) -> Answer {
+pub(super) async fn checks(agent: &Agent, req: &Req) -> Answer {
     let opts = ReadOptions::parse(&req.query)?;
     let name = req.rest.clone();
     if name.is_empty() {
         return Err(ApiError::new(400, "Missing service name"));
     }
-    check_list(shared, req, opts, |st| {
+    check_list(agent, req, opts, |st| {
         let checks = st
             .checks
             .values()
             .filter(|c| c.service_name == name && !c.service_id.is_empty())
-            .map(|c| views::health_check(c, st, &shared.node))
+            .map(|c| views::health_check(c, st, &agent.node))
             .collect();
         (st.service_index(&name), checks)
     })
@@ -132,20 +131,20 @@ pub(super) async fn checks(shared: &Arc<Shared>, req: &Req) -> Answer {
 }
 
 /// `GET /v1/health/state/:state` (`any`, `passing`, `warning`, `critical`).
-pub(super) async fn state(shared: &Arc<Shared>, req: &Req) -> Answer {
+pub(super) async fn state(agent: &Agent, req: &Req) -> Answer {
     let opts = ReadOptions::parse(&req.query)?;
     let wanted = req.rest.clone();
     if wanted.is_empty() {
         return Err(ApiError::new(400, "Missing check state"));
     }
-    check_list(shared, req, opts, |st| {
-        let checks = views::node_checks(st, &shared.node)
+    check_list(agent, req, opts, |st| {
+        let checks = views::node_checks(st, &agent.node)
             .into_iter()
             .chain(
                 st.checks
                     .values()
                     .filter(|c| !c.service_id.is_empty())
-                    .map(|c| views::health_check(c, st, &shared.node)),
+                    .map(|c| views::health_check(c, st, &agent.node)),
             )
             .filter(|c| wanted == "any" || c.status == wanted)
             .collect();
@@ -155,21 +154,21 @@ pub(super) async fn state(shared: &Arc<Shared>, req: &Req) -> Answer {
 }
 
 /// `GET /v1/health/node/:node`.
-pub(super) async fn node(shared: &Arc<Shared>, req: &Req) -> Answer {
+pub(super) async fn node(agent: &Agent, req: &Req) -> Answer {
     let opts = ReadOptions::parse(&req.query)?;
     let node = req.rest.clone();
     if node.is_empty() {
         return Err(ApiError::new(400, "Missing node name"));
     }
-    check_list(shared, req, opts, |st| {
-        let checks = if node == shared.node {
-            views::node_checks(st, &shared.node)
+    check_list(agent, req, opts, |st| {
+        let checks = if node == agent.node {
+            views::node_checks(st, &agent.node)
                 .into_iter()
                 .chain(
                     st.checks
                         .values()
                         .filter(|c| !c.service_id.is_empty())
-                        .map(|c| views::health_check(c, st, &shared.node)),
+                        .map(|c| views::health_check(c, st, &agent.node)),
                 )
                 .collect()
         } else {

@@ -7,7 +7,6 @@
 //! or, with `?recurse`, a prefix. Sessions (`?acquire`, `?release`) are not supported.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::Method;
@@ -18,18 +17,18 @@ use serde_json::{Value, json};
 use super::answer::{Answer, ApiError};
 use super::read::ReadOptions;
 use super::request::Req;
-use crate::state::Shared;
+use crate::agent::Agent;
 
 /// Consul's default `kv_max_value_size`.
 const MAX_VALUE: usize = 512 * 1024;
 
 /// Dispatches on the method.
-pub(super) async fn handle(shared: &Arc<Shared>, req: &Req) -> Answer {
+pub(super) async fn handle(agent: &Agent, req: &Req) -> Answer {
     let opts = ReadOptions::parse(&req.query)?;
     match req.method {
-        Method::PUT => put(shared, req, &opts),
-        Method::DELETE => delete(shared, req, &opts),
-        _ => get(shared, req, opts).await,
+        Method::PUT => put(agent, req, &opts),
+        Method::DELETE => delete(agent, req, &opts),
+        _ => get(agent, req, opts).await,
     }
 }
 
@@ -58,22 +57,22 @@ enum Found {
     Raw(Vec<u8>),
 }
 
-async fn get(shared: &Arc<Shared>, req: &Req, opts: ReadOptions) -> Answer {
+async fn get(agent: &Agent, req: &Req, opts: ReadOptions) -> Answer {
     let key = req.rest.as_str();
     let keys = req.query.has("keys");
     let recurse = req.query.has("recurse");
     if !keys && !recurse {
         missing_key(req)?;
     }
-    opts.check_dc(shared)?;
-    let authz = req.authz(shared)?;
+    opts.check_dc(agent)?;
+    let authz = req.authz(agent)?;
     if !keys && !recurse {
         authz.require("key", "read", key)?;
     }
     let separator = req.query.get("separator").unwrap_or_default().to_owned();
     let raw = req.query.has("raw") && !recurse && !keys;
     let (index, body) = opts
-        .block(shared, |st| {
+        .block(&agent.store, |st| {
             let index = st.kv_read_index(key, recurse || keys);
             if !authz.allowed() {
                 return (index, None);
@@ -150,7 +149,7 @@ async fn get(shared: &Arc<Shared>, req: &Req, opts: ReadOptions) -> Answer {
     Ok(resp)
 }
 
-fn put(shared: &Arc<Shared>, req: &Req, opts: &ReadOptions) -> Answer {
+fn put(agent: &Agent, req: &Req, opts: &ReadOptions) -> Answer {
     missing_key(req)?;
     if ["acquire", "release"].iter().any(|p| req.query.has(p)) {
         return Err(ApiError::new(
@@ -170,23 +169,27 @@ fn put(shared: &Arc<Shared>, req: &Req, opts: &ReadOptions) -> Answer {
             ),
         ));
     }
-    opts.check_dc(shared)?;
-    let authz = req.authz(shared)?;
+    opts.check_dc(agent)?;
+    let authz = req.authz(agent)?;
     authz.require("key", "write", &req.rest)?;
     let value = req.body.to_vec();
-    let ok = shared.write(|st| st.kv_put(&req.rest, value, flags, cas));
+    let ok = agent
+        .store
+        .write(|st| st.kv_put(&req.rest, value, flags, cas));
     Ok(req.json(&ok))
 }
 
-fn delete(shared: &Arc<Shared>, req: &Req, opts: &ReadOptions) -> Answer {
+fn delete(agent: &Agent, req: &Req, opts: &ReadOptions) -> Answer {
     let recurse = req.query.has("recurse");
     if !recurse {
         missing_key(req)?;
     }
     let cas = parse_u64(req, "cas")?;
-    opts.check_dc(shared)?;
-    let authz = req.authz(shared)?;
+    opts.check_dc(agent)?;
+    let authz = req.authz(agent)?;
     authz.require("key", "write", &req.rest)?;
-    let ok = shared.write(|st| st.kv_delete(&req.rest, recurse, cas));
+    let ok = agent
+        .store
+        .write(|st| st.kv_delete(&req.rest, recurse, cas));
     Ok(req.json(&ok))
 }

@@ -31,8 +31,7 @@ use axum::response::Response;
 
 use self::answer::{ApiError, empty, text};
 use self::request::{Query, Req};
-use crate::server::Listening;
-use crate::state::Shared;
+use crate::agent::Agent;
 
 /// A percent-decoded path (`+` stays `+`); malformed escapes are kept as they are, invalid
 /// UTF-8 becomes U+FFFD.
@@ -101,12 +100,8 @@ fn allow(methods: &[Method]) -> HeaderValue {
 /// Largest request body read (KV values have their own, smaller limit).
 const MAX_BODY: usize = 16 << 20;
 
-/// Answers one HTTP request to the agent `shared`, whose listener `listening` switches.
-pub(crate) async fn handle(
-    shared: Arc<Shared>,
-    listening: Listening,
-    req: Request<Body>,
-) -> Response {
+/// Answers one HTTP request to `agent`.
+pub(crate) async fn handle(agent: Arc<Agent>, req: Request<Body>) -> Response {
     let (parts, body) = req.into_parts();
     let path = decode_path(parts.uri.path());
     let query = Query::parse(parts.uri.query());
@@ -120,17 +115,15 @@ pub(crate) async fn handle(
         return resp;
     }
     let mut resp = match path.strip_prefix("/_devagent/fault/") {
-        Some(what) if method == Method::PUT => {
-            faults::handle(&shared, &listening, what, &query).await
-        }
+        Some(what) if method == Method::PUT => faults::handle(&agent.faults, what, &query),
         Some(_) => method_not_allowed(&method, &[Method::PUT]),
-        None => serve(&shared, &path, query, method.clone(), headers, body).await,
+        None => serve(&agent, &path, query, method.clone(), headers, body).await,
     };
     // Consul's API handlers set the policy header; its "not a recognized endpoint" answer has none.
     if route(&path).is_some() || path.starts_with("/_devagent/") {
         resp.headers_mut().insert(
             HeaderName::from_static("x-consul-default-acl-policy"),
-            HeaderValue::from_static(shared.acl.default_policy()),
+            HeaderValue::from_static(agent.acl.default_policy()),
         );
     }
     // The query string is left out and ACL paths are hidden: either may hold a token.
@@ -164,7 +157,7 @@ fn method_not_allowed(method: &Method, methods: &[Method]) -> Response {
 }
 
 async fn serve(
-    shared: &Arc<Shared>,
+    agent: &Agent,
     path: &str,
     query: Query,
     method: Method,
@@ -172,10 +165,10 @@ async fn serve(
     body: Body,
 ) -> Response {
     if path.starts_with("/v1/") {
-        if let Some(delay) = shared.faults.delay() {
+        if let Some(delay) = agent.faults.delay() {
             tokio::time::sleep(delay).await;
         }
-        if shared.faults.take_failure() {
+        if agent.faults.take_failure() {
             return text(500, crate::faults::INJECTED_FAILURE);
         }
     }
@@ -216,37 +209,37 @@ async fn serve(
         body,
     };
     let answer = match pattern {
-        "/v1/agent/self" => agent::self_info(shared, &req),
-        "/v1/agent/members" => agent::members(shared, &req),
-        "/v1/agent/services" => agent::services(shared, &req),
-        "/v1/agent/service/" => agent::service(shared, &req).await,
-        "/v1/agent/service/register" => agent::register(shared, &req),
-        "/v1/agent/service/deregister/" => agent::deregister(shared, &req),
-        "/v1/agent/service/maintenance/" => agent::service_maintenance(shared, &req),
-        "/v1/agent/maintenance" => agent::node_maintenance(shared, &req),
-        "/v1/agent/checks" => agent::checks(shared, &req),
-        "/v1/agent/check/register" => agent::check_register(shared, &req),
-        "/v1/agent/check/deregister/" => agent::check_deregister(shared, &req),
-        "/v1/agent/check/pass/" => agent::check_ttl(shared, &req, crate::state::Status::Passing),
-        "/v1/agent/check/warn/" => agent::check_ttl(shared, &req, crate::state::Status::Warning),
-        "/v1/agent/check/fail/" => agent::check_ttl(shared, &req, crate::state::Status::Critical),
-        "/v1/agent/check/update/" => agent::check_update(shared, &req),
-        "/v1/agent/health/service/id/" => agent::health_by_id(shared, &req),
-        "/v1/agent/health/service/name/" => agent::health_by_name(shared, &req),
-        "/v1/health/service/" => health::service(shared, &req).await,
-        "/v1/health/checks/" => health::checks(shared, &req).await,
-        "/v1/health/state/" => health::state(shared, &req).await,
-        "/v1/health/node/" => health::node(shared, &req).await,
-        "/v1/catalog/services" => catalog::services(shared, &req).await,
-        "/v1/catalog/service/" => catalog::service(shared, &req).await,
-        "/v1/catalog/nodes" => catalog::nodes(shared, &req).await,
-        "/v1/catalog/node/" => catalog::node(shared, &req).await,
-        "/v1/catalog/datacenters" => catalog::datacenters(shared, &req),
+        "/v1/agent/self" => agent::self_info(agent, &req),
+        "/v1/agent/members" => agent::members(agent, &req),
+        "/v1/agent/services" => agent::services(agent, &req),
+        "/v1/agent/service/" => agent::service(agent, &req).await,
+        "/v1/agent/service/register" => agent::register(agent, &req),
+        "/v1/agent/service/deregister/" => agent::deregister(agent, &req),
+        "/v1/agent/service/maintenance/" => agent::service_maintenance(agent, &req),
+        "/v1/agent/maintenance" => agent::node_maintenance(agent, &req),
+        "/v1/agent/checks" => agent::checks(agent, &req),
+        "/v1/agent/check/register" => agent::check_register(agent, &req),
+        "/v1/agent/check/deregister/" => agent::check_deregister(agent, &req),
+        "/v1/agent/check/pass/" => agent::check_ttl(agent, &req, crate::state::Status::Passing),
+        "/v1/agent/check/warn/" => agent::check_ttl(agent, &req, crate::state::Status::Warning),
+        "/v1/agent/check/fail/" => agent::check_ttl(agent, &req, crate::state::Status::Critical),
+        "/v1/agent/check/update/" => agent::check_update(agent, &req),
+        "/v1/agent/health/service/id/" => agent::health_by_id(agent, &req),
+        "/v1/agent/health/service/name/" => agent::health_by_name(agent, &req),
+        "/v1/health/service/" => health::service(agent, &req).await,
+        "/v1/health/checks/" => health::checks(agent, &req).await,
+        "/v1/health/state/" => health::state(agent, &req).await,
+        "/v1/health/node/" => health::node(agent, &req).await,
+        "/v1/catalog/services" => catalog::services(agent, &req).await,
+        "/v1/catalog/service/" => catalog::service(agent, &req).await,
+        "/v1/catalog/nodes" => catalog::nodes(agent, &req).await,
+        "/v1/catalog/node/" => catalog::node(agent, &req).await,
+        "/v1/catalog/datacenters" => catalog::datacenters(agent, &req),
         "/v1/status/leader" => status::leader(&req),
         "/v1/status/peers" => status::peers(&req),
-        "/v1/operator/raft/configuration" => status::raft_configuration(shared, &req),
-        "/v1/kv/" => kv::handle(shared, &req).await,
-        "/_devagent/checks" => agent::definitions(shared, &req),
+        "/v1/operator/raft/configuration" => status::raft_configuration(agent, &req),
+        "/v1/kv/" => kv::handle(agent, &req).await,
+        "/_devagent/checks" => agent::definitions(agent, &req),
         _ => Err(ApiError::new(
             404,
             "Invalid URL path: not a recognized HTTP API endpoint\n",

@@ -17,7 +17,8 @@ use super::answer::ApiError;
 use super::filter;
 use super::request::Query;
 use crate::acl::Authz;
-use crate::state::{Shared, State};
+use crate::agent::Agent;
+use crate::state::{State, Store};
 
 /// Whether every `?tag=` is among `tags` (case-insensitive, as Consul's tag filter).
 pub(crate) fn has_tags(tags: &[String], wanted: &[String]) -> bool {
@@ -113,11 +114,9 @@ impl ReadOptions {
     }
 
     /// `500 No path to datacenter` for a datacenter other than the agent's.
-    pub(crate) fn check_dc(&self, shared: &Shared) -> Result<(), ApiError> {
+    pub(crate) fn check_dc(&self, agent: &Agent) -> Result<(), ApiError> {
         match &self.dc {
-            Some(dc) if *dc != shared.datacenter => {
-                Err(ApiError::new(500, "No path to datacenter"))
-            }
+            Some(dc) if *dc != agent.datacenter => Err(ApiError::new(500, "No path to datacenter")),
             _ => Ok(()),
         }
     }
@@ -155,12 +154,12 @@ impl ReadOptions {
     /// answer's index and data; it runs under the state lock, so it must be quick.
     pub(crate) async fn block<T>(
         &self,
-        shared: &Shared,
+        store: &Store,
         mut query: impl FnMut(&State) -> (u64, T),
     ) -> (u64, T) {
-        let mut changes = shared.subscribe();
+        let mut changes = store.subscribe();
         let start = *changes.borrow_and_update();
-        let (index, data) = shared.read(&mut query);
+        let (index, data) = store.read(&mut query);
         // index=0 never blocks. An index above the agent's (from before a restart) blocks too,
         // as in Consul, whose blocking loop compares only the answer's index with it.
         if self.index == 0 || index > self.index {
@@ -175,12 +174,12 @@ impl ReadOptions {
                 _ = tokio::time::sleep_until(deadline) => break,
             }
             let version = *changes.borrow_and_update();
-            let (index, data) = shared.read(&mut query);
+            let (index, data) = store.read(&mut query);
             if index > self.index || version.generation != start.generation {
                 return (index.max(1), data);
             }
         }
-        let (index, data) = shared.read(&mut query);
+        let (index, data) = store.read(&mut query);
         (index.max(1), data)
     }
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::answer::ApiError;
 use super::filter;
 use crate::acl::{Acl, Authz};
-use crate::state::Shared;
+use crate::agent::Agent;
 
 /// Decoded query parameters, in order, repeated names kept.
 #[derive(Debug, Clone, Default)]
@@ -57,9 +57,9 @@ pub(crate) struct Req {
 
 impl Req {
     /// Resolves the request's token (`403 ACL not found` if unknown).
-    pub(crate) fn authz(&self, shared: &Shared) -> Result<Authz, ApiError> {
+    pub(crate) fn authz(&self, agent: &Agent) -> Result<Authz, ApiError> {
         let token = Acl::token_of(self.query.get("token"), &self.headers);
-        Ok(shared.acl.resolve(&token)?)
+        Ok(agent.acl.resolve(&token)?)
     }
 
     /// A JSON answer with `status`, indented if `?pretty`.

@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
+use crate::agent::Agent;
 use crate::decode::{CheckDef, CheckForm, GoDuration};
-use crate::state::{Check, NODE_CREATE_INDEX, START_INDEX, Service, Shared, State, Status};
+use crate::state::{Check, NODE_CREATE_INDEX, START_INDEX, Service, State, Status};
 
 /// The address this agent advertises for its node.
 pub(crate) const NODE_ADDRESS: &str = "127.0.0.1";
@@ -364,12 +365,12 @@ pub(crate) fn catalog_services(st: &State) -> Vec<Service> {
 }
 
 /// The node (`structs.Node`).
-pub(crate) fn node(shared: &Shared, st: &State) -> Value {
+pub(crate) fn node(agent: &Agent, st: &State) -> Value {
     json!({
         "ID": st.node_id,
-        "Node": shared.node,
+        "Node": agent.node,
         "Address": NODE_ADDRESS,
-        "Datacenter": shared.datacenter,
+        "Datacenter": agent.datacenter,
         "TaggedAddresses": {
             "lan": NODE_ADDRESS, "lan_ipv4": NODE_ADDRESS,
             "wan": NODE_ADDRESS, "wan_ipv4": NODE_ADDRESS,
@@ -471,13 +472,13 @@ pub(crate) struct ServiceNode {
     modify_index: u64,
 }
 
-pub(crate) fn service_node(shared: &Shared, st: &State, s: &Service) -> ServiceNode {
-    let node = node(shared, st);
+pub(crate) fn service_node(agent: &Agent, st: &State, s: &Service) -> ServiceNode {
+    let node = node(agent, st);
     ServiceNode {
         id: st.node_id.clone(),
-        node: shared.node.clone(),
+        node: agent.node.clone(),
         address: NODE_ADDRESS.into(),
-        datacenter: shared.datacenter.clone(),
+        datacenter: agent.datacenter.clone(),
         tagged_addresses: node["TaggedAddresses"].clone(),
         node_meta: node["Meta"].clone(),
         service_kind: s.kind.clone(),
