@@ -555,7 +555,8 @@ impl CheckDef {
     }
 }
 
-/// A service registration: Consul's `ServiceDefinition`.
+/// A service instance as a registration describes it: Consul's `ServiceDefinition` without its
+/// checks. The agent stores it as it is, with the ID and tagged addresses filled in.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct ServiceDef {
     pub(crate) kind: String,
@@ -567,16 +568,22 @@ pub(crate) struct ServiceDef {
     pub(crate) meta: BTreeMap<String, String>,
     pub(crate) port: i64,
     pub(crate) socket_path: String,
-    /// `(Passing, Warning)` when `Weights` was sent.
-    pub(crate) weights: Option<(i64, i64)>,
+    /// `(Passing, Warning)`: as sent, else Consul's default `(1, 1)`.
+    pub(crate) weights: (i64, i64),
     pub(crate) enable_tag_override: bool,
+}
+
+/// A `PUT /v1/agent/service/register` body: the service and its checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Registration {
+    pub(crate) service: ServiceDef,
     pub(crate) check: CheckDef,
     pub(crate) checks: Vec<CheckDef>,
 }
 
-impl ServiceDef {
+impl Registration {
     /// Decodes a `PUT /v1/agent/service/register` body.
-    pub(crate) fn decode(body: &[u8]) -> Result<ServiceDef, DecodeError> {
+    pub(crate) fn decode(body: &[u8]) -> Result<Registration, DecodeError> {
         let value = parse_json(body)?;
         let f = Fields::new(&value, "ServiceDefinition")?;
         f.deny_unknown_of(SERVICE_FIELDS)?;
@@ -597,9 +604,9 @@ impl ServiceDef {
         let weights = match f.object("Weights", "Weights")? {
             Some(w) => {
                 w.deny_unknown_of(&["Passing", "Warning"])?;
-                Some((w.int("Passing")?, w.int("Warning")?))
+                (w.int("Passing")?, w.int("Warning")?)
             }
-            None => None,
+            None => (1, 1),
         };
         let check = match f.object("Check", "CheckType")? {
             Some(c) => CheckDef::decode(c, CheckForm::ServiceCheck)?,
@@ -615,7 +622,7 @@ impl ServiceDef {
                 )
             })
             .collect::<Result<_, _>>()?;
-        Ok(ServiceDef {
+        let service = ServiceDef {
             kind: f.string("Kind")?,
             id: f.string("ID")?,
             name: f.string("Name")?,
@@ -627,6 +634,9 @@ impl ServiceDef {
             socket_path: f.string("SocketPath")?,
             weights,
             enable_tag_override: f.bool("EnableTagOverride")?,
+        };
+        Ok(Registration {
+            service,
             check,
             checks,
         })
@@ -678,7 +688,8 @@ mod tests {
             "check":{"http":"http://x/health","interval":"10s","checkid":"c1",
                      "deregister_critical_service_after":"1m","tls_skip_verify":true},
             "checks":[{"ttl":"5s","status":"passing"}]}"#;
-        let s = ServiceDef::decode(body).unwrap();
+        let r = Registration::decode(body).unwrap();
+        let s = &r.service;
         assert_eq!(
             (s.name.as_str(), s.id.as_str(), s.port),
             ("web", "web-1", 80)
@@ -687,60 +698,62 @@ mod tests {
         assert_eq!(s.tags, ["a"]);
         assert_eq!(s.meta["redis_version"], "4");
         assert_eq!(s.tagged_addresses["lan"].port, 81);
-        assert_eq!(s.weights, Some((3, 2)));
-        assert_eq!(s.check.check_id, "c1");
-        assert!(s.check.tls_skip_verify);
-        assert_eq!(s.check.interval.0, 10_000_000_000);
-        assert_eq!(s.check.deregister_critical_service_after.0, 60_000_000_000);
-        assert_eq!(s.checks[0].ttl.0, 5_000_000_000);
-        assert_eq!(s.check_types().unwrap().len(), 2);
+        assert_eq!(s.weights, (3, 2));
+        assert_eq!(r.check.check_id, "c1");
+        assert!(r.check.tls_skip_verify);
+        assert_eq!(r.check.interval.0, 10_000_000_000);
+        assert_eq!(r.check.deregister_critical_service_after.0, 60_000_000_000);
+        assert_eq!(r.checks[0].ttl.0, 5_000_000_000);
+        assert_eq!(r.check_types().unwrap().len(), 2);
+        let plain = Registration::decode(br#"{"Name":"web"}"#).unwrap();
+        assert_eq!(plain.service.weights, (1, 1), "Consul's default");
     }
 
     #[test]
     fn decode_errors_read_like_go() {
-        assert_eq!(ServiceDef::decode(b"").unwrap_err().0, "EOF");
+        assert_eq!(Registration::decode(b"").unwrap_err().0, "EOF");
         assert_eq!(
-            ServiceDef::decode(b"{\"Name\":").unwrap_err().0,
+            Registration::decode(b"{\"Name\":").unwrap_err().0,
             "unexpected EOF"
         );
         assert_eq!(
-            ServiceDef::decode(b"xyz").unwrap_err().0,
+            Registration::decode(b"xyz").unwrap_err().0,
             "invalid character 'x' looking for beginning of value"
         );
         assert_eq!(
-            ServiceDef::decode(b"[]").unwrap_err().0,
+            Registration::decode(b"[]").unwrap_err().0,
             "json: cannot unmarshal array into Go value of type structs.ServiceDefinition"
         );
         assert_eq!(
-            ServiceDef::decode(br#"{"Name":"a","Port":"80"}"#)
+            Registration::decode(br#"{"Name":"a","Port":"80"}"#)
                 .unwrap_err()
                 .0,
             "json: cannot unmarshal string into Go struct field .Alias.Port of type int"
         );
         assert_eq!(
-            ServiceDef::decode(br#"{"Name":5}"#).unwrap_err().0,
+            Registration::decode(br#"{"Name":5}"#).unwrap_err().0,
             "json: cannot unmarshal number into Go struct field .Alias.Name of type string"
         );
         assert_eq!(
-            ServiceDef::decode(br#"{"Name":"a","Port":1.5}"#)
+            Registration::decode(br#"{"Name":"a","Port":1.5}"#)
                 .unwrap_err()
                 .0,
             "json: cannot unmarshal number 1.5 into Go struct field .Alias.Port of type int"
         );
         assert_eq!(
-            ServiceDef::decode(br#"{"Name":"a","Meta":{"k":5}}"#)
+            Registration::decode(br#"{"Name":"a","Meta":{"k":5}}"#)
                 .unwrap_err()
                 .0,
             "json: cannot unmarshal number into Go struct field .Alias.Meta of type string"
         );
         assert_eq!(
-            ServiceDef::decode(br#"{"Name":"a","Check":{"TTL":"1s","Name":5}}"#)
+            Registration::decode(br#"{"Name":"a","Check":{"TTL":"1s","Name":5}}"#)
                 .unwrap_err()
                 .0,
             "json: cannot unmarshal number into Go struct field .Alias.Check.Alias.Name of type string"
         );
         assert_eq!(
-            ServiceDef::decode(b"{not json").unwrap_err().0,
+            Registration::decode(b"{not json").unwrap_err().0,
             "invalid character 'n' looking for beginning of object key string"
         );
         // Unknown fields are refused, snake_case only where Consul declares an alias.
@@ -755,20 +768,23 @@ mod tests {
             (r#"{"Name":"a","Weights":{"Passing":1,"Bogus":1}}"#, "Bogus"),
         ] {
             assert_eq!(
-                ServiceDef::decode(body.as_bytes()).unwrap_err().0,
+                Registration::decode(body.as_bytes()).unwrap_err().0,
                 format!("json: unknown field {field:?}"),
                 "{body}"
             );
         }
         assert_eq!(
-            ServiceDef::decode(br#"{"Name":"a","Check":{"TTL":"ten"}}"#)
+            Registration::decode(br#"{"Name":"a","Check":{"TTL":"ten"}}"#)
                 .unwrap_err()
                 .0,
             r#"time: invalid duration "ten""#
         );
         // Trailing data after the first value is ignored, as Go's decoder does.
         assert_eq!(
-            ServiceDef::decode(br#"{"Name":"a"} junk"#).unwrap().name,
+            Registration::decode(br#"{"Name":"a"} junk"#)
+                .unwrap()
+                .service
+                .name,
             "a"
         );
     }

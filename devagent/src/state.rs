@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::decode::{CheckDef, CheckForm, TaggedAddress};
+use crate::decode::{CheckDef, CheckForm, ServiceDef};
 
 /// The index of a fresh agent (and of one restarted without its data).
 pub(crate) const START_INDEX: u64 = 2;
@@ -61,33 +61,26 @@ impl Status {
     }
 }
 
-/// A registered service instance.
+/// A registered service instance: its registration, and when it entered and last changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Service {
-    pub(crate) id: String,
-    pub(crate) name: String,
-    pub(crate) kind: String,
-    pub(crate) tags: Vec<String>,
-    pub(crate) address: String,
-    pub(crate) tagged_addresses: BTreeMap<String, TaggedAddress>,
-    pub(crate) meta: BTreeMap<String, String>,
-    pub(crate) port: i64,
-    pub(crate) socket_path: String,
-    /// `(Passing, Warning)`.
-    pub(crate) weights: (i64, i64),
-    pub(crate) enable_tag_override: bool,
+    pub(crate) def: ServiceDef,
     pub(crate) create_index: u64,
     pub(crate) modify_index: u64,
 }
 
 impl Service {
-    fn same_content(&self, other: &Service) -> bool {
-        let strip = |s: &Service| Service {
+    /// A service about to be stored; the indexes are set as it is.
+    pub(crate) fn new(def: ServiceDef) -> Service {
+        Service {
+            def,
             create_index: 0,
             modify_index: 0,
-            ..s.clone()
-        };
-        strip(self) == strip(other)
+        }
+    }
+
+    fn same_content(&self, other: &Service) -> bool {
+        self.def == other.def
     }
 }
 
@@ -312,7 +305,7 @@ impl State {
     /// none any more loses its entry and raises the extinction index instead.
     fn touch<'a>(&mut self, index: u64, names: impl IntoIterator<Item = &'a str>) {
         for name in names {
-            if self.services.values().any(|s| s.name == name) {
+            if self.services.values().any(|s| s.def.name == name) {
                 match self.name_index.get_mut(name) {
                     Some(i) => *i = index,
                     None => {
@@ -332,7 +325,7 @@ impl State {
 
     /// Records a change to a node-level check, which every service's health includes.
     fn bump_node(&mut self) -> u64 {
-        let names: Vec<String> = self.services.values().map(|s| s.name.clone()).collect();
+        let names: Vec<String> = self.services.values().map(|s| s.def.name.clone()).collect();
         self.bump(names.iter().map(String::as_str))
     }
 
@@ -400,7 +393,7 @@ impl State {
         checks: Vec<NewCheck>,
         replace_existing_checks: bool,
     ) {
-        let old = self.services.get(&service.id).cloned();
+        let old = self.services.get(&service.def.id).cloned();
         let service_changed = old.as_ref().is_none_or(|o| !o.same_content(&service));
         let ids: Vec<String> = checks.iter().map(|c| c.check.id.clone()).collect();
         let mut checks_changed = false;
@@ -411,7 +404,7 @@ impl State {
             let stale: Vec<String> = self
                 .checks
                 .values()
-                .filter(|c| c.service_id == service.id && !ids.contains(&c.id))
+                .filter(|c| c.service_id == service.def.id && !ids.contains(&c.id))
                 .map(|c| c.id.clone())
                 .collect();
             for id in stale {
@@ -443,12 +436,12 @@ impl State {
         };
         // Checks keep the service's current tags and name.
         for c in self.checks.values_mut() {
-            if c.service_id == service.id {
-                c.service_name = service.name.clone();
+            if c.service_id == service.def.id {
+                c.service_name = service.def.name.clone();
             }
         }
-        let names = [Some(service.name.clone()), old.map(|o| o.name)];
-        self.services.insert(service.id.clone(), service);
+        let names = [Some(service.def.name.clone()), old.map(|o| o.def.name)];
+        self.services.insert(service.def.id.clone(), service);
         if let Some(index) = index {
             // After the insert, so that the new name counts as having an instance and a
             // renamed service's old name can lose its last one.
@@ -482,7 +475,7 @@ impl State {
             keep
         });
         // Consul's deregistration writes the checks table whether or not the service had any.
-        self.services_index = self.bump([service.name.as_str()]);
+        self.services_index = self.bump([service.def.name.as_str()]);
         self.checks_index = self.services_index;
         Some(service)
     }
@@ -714,21 +707,13 @@ mod tests {
     use super::*;
 
     fn service(id: &str, name: &str) -> Service {
-        Service {
+        Service::new(ServiceDef {
             id: id.into(),
             name: name.into(),
-            kind: String::new(),
-            tags: vec![],
-            address: String::new(),
-            tagged_addresses: BTreeMap::new(),
-            meta: BTreeMap::new(),
             port: 80,
-            socket_path: String::new(),
             weights: (1, 1),
-            enable_tag_override: false,
-            create_index: 0,
-            modify_index: 0,
-        }
+            ..ServiceDef::default()
+        })
     }
 
     fn check(id: &str, service_id: &str, status: Option<Status>) -> NewCheck {
@@ -746,7 +731,7 @@ mod tests {
         st.add_service(service("a", "web"), vec![check("c", "a", None)], false);
         assert_eq!(st.index, index);
         let mut changed = service("a", "web");
-        changed.port = 81;
+        changed.def.port = 81;
         st.add_service(changed, vec![check("c", "a", None)], false);
         assert!(st.index > index);
         assert_eq!(st.services["a"].create_index, index);
@@ -893,7 +878,7 @@ mod tests {
         assert_eq!(st.service_index("web"), st.index, "back with an instance");
         // Renamed: the old name has no instance left.
         let mut renamed = service("a", "www");
-        renamed.port = 81;
+        renamed.def.port = 81;
         st.add_service(renamed, vec![], false);
         assert_eq!(st.service_extinction, Some(st.index));
         assert!(!st.name_index.contains_key("web"));

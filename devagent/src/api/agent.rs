@@ -18,7 +18,7 @@ use super::views::{self, VERSION};
 use crate::acl::Authz;
 use crate::agent::Agent;
 use crate::decode::{
-    CheckDef, CheckForm, Fields, ServiceDef, TaggedAddress, parse_go_bool, parse_json,
+    CheckDef, CheckForm, Fields, Registration, ServiceDef, TaggedAddress, parse_go_bool, parse_json,
 };
 use crate::state::{Check, NewCheck, Service, State, Status, Ttl};
 
@@ -124,8 +124,8 @@ fn vet_service_update(st: &State, authz: &Authz, id: &str) -> Result<String, Api
             ),
         ));
     };
-    authz.require("service", "write", &service.name)?;
-    Ok(service.name.clone())
+    authz.require("service", "write", &service.def.name)?;
+    Ok(service.def.name.clone())
 }
 
 /// `403`/`404` for a write to a check, as Consul's `vetCheckUpdate`.
@@ -376,7 +376,7 @@ pub(super) async fn service(agent: &Agent, req: &Req) -> Answer {
         let Some(service) = st.services.get(id) else {
             return Err(ApiError::new(404, format!("unknown service ID: {id}")));
         };
-        authz.require("service", "read", &service.name)?;
+        authz.require("service", "read", &service.def.name)?;
         let mut view = views::agent_service(service, &agent.datacenter);
         view.content_hash = Some(content_hash(&view));
         Ok(view)
@@ -404,7 +404,8 @@ pub(super) async fn service(agent: &Agent, req: &Req) -> Answer {
 
 /// `PUT /v1/agent/service/register[?replace-existing-checks]`.
 pub(super) fn register(agent: &Agent, req: &Req) -> Answer {
-    let def = ServiceDef::decode(&req.body).map_err(decode_failed)?;
+    let registration = Registration::decode(&req.body).map_err(decode_failed)?;
+    let def = &registration.service;
     if def.name.is_empty() {
         return Err(ApiError::new(400, "Missing service name"));
     }
@@ -412,11 +413,9 @@ pub(super) fn register(agent: &Agent, req: &Req) -> Answer {
         return Err(ApiError::new(400, "Invalid service address"));
     }
     let authz = req.authz(agent)?;
-    if let Some(w) = def.weights {
-        validate_weights(w)?;
-    }
+    validate_weights(def.weights)?;
     validate_meta(&def.meta)?;
-    let defs = def
+    let defs = registration
         .check_types()
         .map_err(|e| ApiError::new(400, format!("Invalid check: {e}")))?;
     if defs
@@ -436,13 +435,13 @@ pub(super) fn register(agent: &Agent, req: &Req) -> Answer {
     authz.require("service", "write", &def.name)?;
     if let Some(existing) = agent
         .store
-        .read(|st| st.services.get(&id).map(|s| s.name.clone()))
+        .read(|st| st.services.get(&id).map(|s| s.def.name.clone()))
     {
         authz.require("service", "write", &existing)?;
     }
     scripts_disabled(&defs)?;
 
-    let service = service_from(def, id);
+    let service = Service::new(stored(registration.service, id));
     let several = defs.len() > 1;
     let new_checks: Vec<NewCheck> = defs
         .iter()
@@ -450,18 +449,18 @@ pub(super) fn register(agent: &Agent, req: &Req) -> Answer {
         .map(|(i, d)| {
             let check_id = match (d.check_id.is_empty(), several) {
                 (false, _) => d.check_id.clone(),
-                (true, false) => format!("service:{}", service.id),
-                (true, true) => format!("service:{}:{}", service.id, i + 1),
+                (true, false) => format!("service:{}", service.def.id),
+                (true, true) => format!("service:{}:{}", service.def.id, i + 1),
             };
             let name = if d.name.is_empty() {
-                format!("Service '{}' check", service.name)
+                format!("Service '{}' check", service.def.name)
             } else {
                 d.name.clone()
             };
             let mut d = d.clone();
-            d.service_id = service.id.clone();
+            d.service_id = service.def.id.clone();
             let mut c = new_check(agent, &d, CheckForm::ServiceCheck, check_id, name);
-            c.check.service_name = service.name.clone();
+            c.check.service_name = service.def.name.clone();
             c
         })
         .collect();
@@ -469,16 +468,17 @@ pub(super) fn register(agent: &Agent, req: &Req) -> Answer {
         .query
         .get("replace-existing-checks")
         .is_some_and(|v| v.is_empty() || v == "true");
-    tracing::info!(service = %service.id, name = %service.name, "registered service");
+    tracing::info!(service = %service.def.id, name = %service.def.name, "registered service");
     agent
         .checks
         .write(|st| st.add_service(service, new_checks, replace));
     Ok(empty())
 }
 
-/// A decoded registration as the agent stores it, with default weights and tagged addresses.
-fn service_from(def: ServiceDef, id: String) -> Service {
-    let mut tagged_addresses = def.tagged_addresses;
+/// A service as the agent stores it: with its ID, and the address as its LAN and WAN tagged
+/// addresses unless the registration named them.
+fn stored(mut def: ServiceDef, id: String) -> ServiceDef {
+    def.id = id;
     if let Ok(ip) = def.address.parse::<IpAddr>() {
         let (lan, wan) = if ip.is_ipv4() {
             ("lan_ipv4", "wan_ipv4")
@@ -486,7 +486,7 @@ fn service_from(def: ServiceDef, id: String) -> Service {
             ("lan_ipv6", "wan_ipv6")
         };
         for key in [lan, wan] {
-            tagged_addresses
+            def.tagged_addresses
                 .entry(key.to_owned())
                 .or_insert_with(|| TaggedAddress {
                     address: def.address.clone(),
@@ -494,21 +494,7 @@ fn service_from(def: ServiceDef, id: String) -> Service {
                 });
         }
     }
-    Service {
-        id,
-        name: def.name,
-        kind: def.kind,
-        tags: def.tags,
-        address: def.address,
-        tagged_addresses,
-        meta: def.meta,
-        port: def.port,
-        socket_path: def.socket_path,
-        weights: def.weights.unwrap_or((1, 1)),
-        enable_tag_override: def.enable_tag_override,
-        create_index: 0,
-        modify_index: 0,
-    }
+    def
 }
 
 /// `PUT /v1/agent/service/deregister/:id`.
@@ -661,7 +647,7 @@ pub(super) fn check_register(agent: &Agent, req: &Req) -> Answer {
     } else {
         agent
             .store
-            .read(|st| st.services.get(&def.service_id).map(|s| s.name.clone()))
+            .read(|st| st.services.get(&def.service_id).map(|s| s.def.name.clone()))
             .ok_or_else(|| {
                 ApiError::new(
                     404,
@@ -788,7 +774,7 @@ fn instance_health(agent: &Agent, st: &State, service: &Service) -> (&'static st
     let views: Vec<views::AgentHealthCheck> = st
         .checks
         .values()
-        .filter(|c| c.service_id == service.id || c.service_id.is_empty())
+        .filter(|c| c.service_id == service.def.id || c.service_id.is_empty())
         .map(|c| views::agent_health_check(c, st, &agent.node))
         .collect();
     let status = aggregated(&views);
@@ -810,7 +796,7 @@ pub(super) fn health_by_id(agent: &Agent, req: &Req) -> Answer {
     let found = agent.store.read(|st| {
         st.services.get(id).map(|s| {
             authz
-                .require("service", "read", &s.name)
+                .require("service", "read", &s.def.name)
                 .map(|()| instance_health(agent, st, s))
         })
     });
@@ -857,7 +843,7 @@ pub(super) fn health_by_name(agent: &Agent, req: &Req) -> Answer {
         let mut code = 404;
         let mut status = format!("ServiceName {name} Not Found");
         let mut list = Vec::new();
-        for s in st.services.values().filter(|s| s.name == name) {
+        for s in st.services.values().filter(|s| s.def.name == name) {
             let (s_status, info) = instance_health(agent, st, s);
             let s_code = code_of(s_status);
             if code == 404 || code < s_code {

@@ -30,7 +30,10 @@ pub(super) async fn services(agent: &Agent, req: &Req) -> Answer {
                 if apply_filter(&filter, vec![entry]).is_empty() {
                     continue;
                 }
-                names.entry(s.name.clone()).or_default().extend(s.tags);
+                names
+                    .entry(s.def.name.clone())
+                    .or_default()
+                    .extend(s.def.tags);
             }
             let list: Vec<(String, BTreeSet<String>)> = names.into_iter().collect();
             (st.services_index, acl_filter(&authz, list))
@@ -61,7 +64,7 @@ pub(super) async fn service(agent: &Agent, req: &Req) -> Answer {
         .block(&agent.store, |st| {
             let nodes: Vec<Value> = views::catalog_services(st)
                 .iter()
-                .filter(|s| s.name == name && has_tags(&s.tags, &tags))
+                .filter(|s| s.def.name == name && has_tags(&s.def.tags, &tags))
                 .map(|s| json!(views::service_node(agent, st, s)))
                 .collect();
             (
@@ -118,7 +121,7 @@ pub(super) async fn node(agent: &Agent, req: &Req) -> Answer {
             }
             let services: BTreeMap<String, Value> = views::catalog_services(st)
                 .iter()
-                .map(|s| (s.id.clone(), json!(views::node_service(s))))
+                .map(|s| (s.def.id.clone(), json!(views::node_service(s))))
                 .collect();
             (
                 st.catalog_index,

@@ -19,11 +19,11 @@ fn instances(agent: &Agent, st: &State, name: &str) -> Vec<Value> {
     let node = views::node(agent, st);
     views::catalog_services(st)
         .iter()
-        .filter(|s| s.name == name)
+        .filter(|s| s.def.name == name)
         .map(|s| {
             let mut checks = views::node_checks(st, &agent.node);
-            if s.id != "consul" {
-                checks.extend(views::instance_checks(st, &agent.node, &s.id));
+            if s.def.id != "consul" {
+                checks.extend(views::instance_checks(st, &agent.node, &s.def.id));
             }
             json!({"Node": node, "Service": views::node_service(s), "Checks": checks})
         })

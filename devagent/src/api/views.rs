@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::agent::Agent;
-use crate::decode::{CheckDef, CheckForm, GoDuration};
+use crate::decode::{CheckDef, CheckForm, GoDuration, ServiceDef};
 use crate::state::{Check, NODE_CREATE_INDEX, START_INDEX, Service, State, Status};
 
 /// The address this agent advertises for its node.
@@ -38,7 +38,8 @@ pub(crate) struct ServiceAddress {
 }
 
 fn tagged(s: &Service) -> BTreeMap<String, ServiceAddress> {
-    s.tagged_addresses
+    s.def
+        .tagged_addresses
         .iter()
         .map(|(k, v)| {
             (
@@ -78,20 +79,20 @@ pub(crate) struct AgentService {
 
 pub(crate) fn agent_service(s: &Service, dc: &str) -> AgentService {
     AgentService {
-        kind: s.kind.clone(),
-        id: s.id.clone(),
-        service: s.name.clone(),
-        tags: s.tags.clone(),
-        meta: s.meta.clone(),
-        port: s.port,
-        address: s.address.clone(),
-        socket_path: s.socket_path.clone(),
+        kind: s.def.kind.clone(),
+        id: s.def.id.clone(),
+        service: s.def.name.clone(),
+        tags: s.def.tags.clone(),
+        meta: s.def.meta.clone(),
+        port: s.def.port,
+        address: s.def.address.clone(),
+        socket_path: s.def.socket_path.clone(),
         tagged_addresses: tagged(s),
         weights: Weights {
-            passing: s.weights.0,
-            warning: s.weights.1,
+            passing: s.def.weights.0,
+            warning: s.def.weights.1,
         },
-        enable_tag_override: s.enable_tag_override,
+        enable_tag_override: s.def.enable_tag_override,
         datacenter: dc.to_owned(),
         content_hash: None,
     }
@@ -201,7 +202,7 @@ fn shown_duration(form: CheckForm, d: GoDuration) -> String {
 fn service_tags(c: &Check, st: &State) -> Vec<String> {
     st.services
         .get(&c.service_id)
-        .map(|s| s.tags.clone())
+        .map(|s| s.def.tags.clone())
         .unwrap_or_default()
 }
 
@@ -333,25 +334,22 @@ pub(crate) fn instance_checks(st: &State, node: &str, service_id: &str) -> Vec<H
 /// The `consul` service a server registers for itself.
 pub(crate) fn consul_service() -> Service {
     Service {
-        id: "consul".into(),
-        name: "consul".into(),
-        kind: String::new(),
-        tags: Vec::new(),
-        address: String::new(),
-        tagged_addresses: BTreeMap::new(),
-        meta: BTreeMap::from([
-            ("non_voter".into(), "false".into()),
-            ("raft_version".into(), "3".into()),
-            ("read_replica".into(), "false".into()),
-            ("serf_protocol_current".into(), "2".into()),
-            ("serf_protocol_max".into(), "5".into()),
-            ("serf_protocol_min".into(), "1".into()),
-            ("version".into(), VERSION.into()),
-        ]),
-        port: 8300,
-        socket_path: String::new(),
-        weights: (1, 1),
-        enable_tag_override: false,
+        def: ServiceDef {
+            id: "consul".into(),
+            name: "consul".into(),
+            meta: BTreeMap::from([
+                ("non_voter".into(), "false".into()),
+                ("raft_version".into(), "3".into()),
+                ("read_replica".into(), "false".into()),
+                ("serf_protocol_current".into(), "2".into()),
+                ("serf_protocol_max".into(), "5".into()),
+                ("serf_protocol_min".into(), "1".into()),
+                ("version".into(), VERSION.into()),
+            ]),
+            port: 8300,
+            weights: (1, 1),
+            ..ServiceDef::default()
+        },
         create_index: START_INDEX,
         modify_index: START_INDEX,
     }
@@ -420,20 +418,20 @@ fn is_zero(n: &i64) -> bool {
 
 pub(crate) fn node_service(s: &Service) -> NodeService {
     NodeService {
-        kind: s.kind.clone(),
-        id: s.id.clone(),
-        service: s.name.clone(),
-        tags: s.tags.clone(),
-        address: s.address.clone(),
+        kind: s.def.kind.clone(),
+        id: s.def.id.clone(),
+        service: s.def.name.clone(),
+        tags: s.def.tags.clone(),
+        address: s.def.address.clone(),
         tagged_addresses: tagged(s),
-        meta: (!s.meta.is_empty()).then(|| s.meta.clone()),
-        port: s.port,
-        socket_path: s.socket_path.clone(),
+        meta: (!s.def.meta.is_empty()).then(|| s.def.meta.clone()),
+        port: s.def.port,
+        socket_path: s.def.socket_path.clone(),
         weights: Weights {
-            passing: s.weights.0,
-            warning: s.weights.1,
+            passing: s.def.weights.0,
+            warning: s.def.weights.1,
         },
-        enable_tag_override: s.enable_tag_override,
+        enable_tag_override: s.def.enable_tag_override,
         proxy: proxy(),
         connect: json!({}),
         peer_name: String::new(),
@@ -481,20 +479,20 @@ pub(crate) fn service_node(agent: &Agent, st: &State, s: &Service) -> ServiceNod
         datacenter: agent.datacenter.clone(),
         tagged_addresses: node["TaggedAddresses"].clone(),
         node_meta: node["Meta"].clone(),
-        service_kind: s.kind.clone(),
-        service_id: s.id.clone(),
-        service_name: s.name.clone(),
-        service_tags: s.tags.clone(),
-        service_address: s.address.clone(),
+        service_kind: s.def.kind.clone(),
+        service_id: s.def.id.clone(),
+        service_name: s.def.name.clone(),
+        service_tags: s.def.tags.clone(),
+        service_address: s.def.address.clone(),
         service_tagged_addresses: tagged(s),
         service_weights: Weights {
-            passing: s.weights.0,
-            warning: s.weights.1,
+            passing: s.def.weights.0,
+            warning: s.def.weights.1,
         },
-        service_meta: s.meta.clone(),
-        service_port: s.port,
-        service_socket_path: s.socket_path.clone(),
-        service_enable_tag_override: s.enable_tag_override,
+        service_meta: s.def.meta.clone(),
+        service_port: s.def.port,
+        service_socket_path: s.def.socket_path.clone(),
+        service_enable_tag_override: s.def.enable_tag_override,
         service_proxy: proxy(),
         service_connect: json!({}),
         create_index: s.create_index,
