@@ -11,9 +11,10 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use super::answer::{Answer, ApiError, empty, filtered, text};
-use super::read::{ReadOptions, acl_filter, apply_filter, jittered};
-use super::request::{Req, filter_error};
+use super::answer::{Answer, ApiError, empty, text};
+use super::filter::{AGENT_SERVICE, HEALTH_CHECK};
+use super::read::{Preamble, Read, filter_error, jittered, parsed_filter};
+use super::request::Req;
 use super::views::{self, VERSION};
 use crate::acl::Authz;
 use crate::agent::Agent;
@@ -145,8 +146,8 @@ fn vet_check_update(agent: &Agent, authz: &Authz, id: &str) -> Result<(), ApiErr
 /// `GET /v1/agent/self`: what `consul info` prints (`Stats`), the agent's `Config`, its serf
 /// `Member`, as a dev-mode Consul server that leads itself reports them.
 pub(super) fn self_info(agent: &Agent, req: &Req) -> Answer {
-    let authz = req.authz(agent)?;
-    authz.require("agent", "read", &agent.node)?;
+    let read = Read::new(agent, req, Preamble::AGENT)?;
+    read.authz.require("agent", "read", &agent.node)?;
     let (node_id, services, checks, ttls, index) = agent.store.read(|st| {
         let ttls = st.checks.values().filter(|c| c.ttl.is_some()).count();
         (
@@ -334,28 +335,27 @@ fn member(agent: &Agent, node_id: &str) -> Value {
 
 /// `GET /v1/agent/members`.
 pub(super) fn members(agent: &Agent, req: &Req) -> Answer {
-    let authz = req.authz(agent)?;
+    let read = Read::new(agent, req, Preamble::AGENT)?;
     let node_id = agent.store.read(|st| st.node_id.clone());
-    let (list, dropped) = acl_filter(&authz, vec![member(agent, &node_id)]);
-    Ok(filtered(req.json(&list), &authz, dropped))
+    let (list, dropped) = read.acl_filter(vec![member(agent, &node_id)]);
+    Ok(read.filtered(&list, dropped))
 }
 
 /// `GET /v1/agent/services`.
 pub(super) fn services(agent: &Agent, req: &Req) -> Answer {
-    let authz = req.authz(agent)?;
-    let filter = req.filter(&super::filter::AGENT_SERVICE)?;
+    let read = Read::new(agent, req, Preamble::AGENT.filtered(&AGENT_SERVICE))?;
     let all: Vec<Value> = agent.store.read(|st| {
         st.services
             .values()
             .map(|s| json!(views::agent_service(s, &agent.datacenter)))
             .collect()
     });
-    let (kept, dropped) = acl_filter(&authz, apply_filter(&filter, all));
+    let (kept, dropped) = read.acl_filter(read.apply_filter(all));
     let map: serde_json::Map<String, Value> = kept
         .into_iter()
         .map(|v| (v["ID"].as_str().unwrap_or_default().to_owned(), v))
         .collect();
-    Ok(filtered(req.json(&map), &authz, dropped))
+    Ok(read.filtered(&map, dropped))
 }
 
 /// The FNV-1a hash of an answer, as Consul's `ContentHash` (hex).
@@ -369,23 +369,22 @@ fn content_hash(value: &impl serde::Serialize) -> String {
 
 /// `GET /v1/agent/service/:id`, blocking on `?hash=` until the definition changes.
 pub(super) async fn service(agent: &Agent, req: &Req) -> Answer {
-    let opts = ReadOptions::parse(&req.query)?;
-    let authz = req.authz(agent)?;
+    let read = Read::new(agent, req, Preamble::AGENT.waits())?;
     let id = req.rest.as_str();
     let lookup = |st: &State| -> Result<views::AgentService, ApiError> {
         let Some(service) = st.services.get(id) else {
             return Err(ApiError::new(404, format!("unknown service ID: {id}")));
         };
-        authz.require("service", "read", &service.def.name)?;
+        read.authz.require("service", "read", &service.def.name)?;
         let mut view = views::agent_service(service, &agent.datacenter);
         view.content_hash = Some(content_hash(&view));
         Ok(view)
     };
-    let wanted = req.query.get("hash").unwrap_or_default();
+    let wanted = read.params.hash.as_str();
     let mut changes = agent.store.subscribe();
     let mut view = agent.store.read(lookup)?;
     if !wanted.is_empty() {
-        let deadline = tokio::time::Instant::now() + jittered(opts.wait);
+        let deadline = tokio::time::Instant::now() + jittered(read.params.wait);
         while view.content_hash.as_deref() == Some(wanted) {
             tokio::select! {
                 changed = changes.changed() => if changed.is_err() { break },
@@ -395,7 +394,7 @@ pub(super) async fn service(agent: &Agent, req: &Req) -> Answer {
         }
     }
     let hash = view.content_hash.clone().unwrap_or_default();
-    let mut resp = req.json(&view);
+    let mut resp = read.json(&view);
     if let Ok(v) = axum::http::HeaderValue::from_str(&hash) {
         resp.headers_mut().insert("x-consul-contenthash", v);
     }
@@ -582,8 +581,8 @@ pub(super) fn node_maintenance(agent: &Agent, req: &Req) -> Answer {
 /// when it first matches a check: with no check, any selector goes; with one, an invalid
 /// selector's error comes without the evaluator's prefix.
 pub(super) fn checks(agent: &Agent, req: &Req) -> Answer {
-    let authz = req.authz(agent)?;
-    let parsed = req.parsed_filter()?;
+    let read = Read::new(agent, req, Preamble::AGENT)?;
+    let parsed = parsed_filter(&req.query)?;
     let all: Vec<Value> = agent.store.read(|st| {
         st.checks
             .values()
@@ -592,17 +591,21 @@ pub(super) fn checks(agent: &Agent, req: &Req) -> Answer {
     });
     let filter = match parsed {
         Some(p) if !all.is_empty() => Some(
-            p.check(&super::filter::HEALTH_CHECK)
+            p.check(&HEALTH_CHECK)
                 .map_err(|e| filter_error(&e, false))?,
         ),
         _ => None,
     };
-    let (kept, dropped) = acl_filter(&authz, apply_filter(&filter, all));
+    let all = match filter {
+        Some(f) => all.into_iter().filter(|c| f.matches(c)).collect(),
+        None => all,
+    };
+    let (kept, dropped) = read.acl_filter(all);
     let map: serde_json::Map<String, Value> = kept
         .into_iter()
         .map(|v| (v["CheckID"].as_str().unwrap_or_default().to_owned(), v))
         .collect();
-    Ok(filtered(req.json(&map), &authz, dropped))
+    Ok(read.filtered(&map, dropped))
 }
 
 /// `GET /_devagent/checks` (not Consul's): `{CheckID: definition}`, each check's definition as
@@ -611,16 +614,16 @@ pub(super) fn checks(agent: &Agent, req: &Req) -> Answer {
 /// shows none of it (`Definition` is `{}`); tests read it here to see how a registration was
 /// understood. Filtered by the token as `/v1/agent/checks` is.
 pub(super) fn definitions(agent: &Agent, req: &Req) -> Answer {
-    let authz = req.authz(agent)?;
+    let read = Read::new(agent, req, Preamble::AGENT)?;
     let all: Vec<(String, Value)> = agent.store.read(|st| {
         st.checks
             .values()
             .map(|c| (c.id.clone(), Value::Object(views::definition(&c.def))))
             .collect()
     });
-    let (kept, dropped) = acl_filter(&authz, all);
+    let (kept, dropped) = read.acl_filter(all);
     let map: serde_json::Map<String, Value> = kept.into_iter().collect();
-    Ok(filtered(req.json(&map), &authz, dropped))
+    Ok(read.filtered(&map, dropped))
 }
 
 /// `PUT /v1/agent/check/register`.
@@ -788,14 +791,11 @@ fn instance_health(agent: &Agent, st: &State, service: &Service) -> (&'static st
 
 /// `GET /v1/agent/health/service/id/:id[?format=text]`.
 pub(super) fn health_by_id(agent: &Agent, req: &Req) -> Answer {
+    let read = Read::new(agent, req, Preamble::AGENT.named("Missing serviceID"))?;
     let id = req.rest.as_str();
-    if id.is_empty() {
-        return Err(ApiError::new(400, "Missing serviceID"));
-    }
-    let authz = req.authz(agent)?;
     let found = agent.store.read(|st| {
         st.services.get(id).map(|s| {
-            authz
+            read.authz
                 .require("service", "read", &s.def.name)
                 .map(|()| instance_health(agent, st, s))
         })
@@ -812,7 +812,7 @@ pub(super) fn health_by_id(agent: &Agent, req: &Req) -> Answer {
             let resp = if wants_text(req) {
                 health_text(code_of(status), status)
             } else {
-                req.json_status(code_of(status), &info)
+                read.json_status(code_of(status), &info)
             };
             Ok(reason_header(resp, status))
         }
@@ -821,7 +821,7 @@ pub(super) fn health_by_id(agent: &Agent, req: &Req) -> Answer {
             let resp = if wants_text(req) {
                 health_text(404, reason.clone())
             } else {
-                req.json_status(
+                read.json_status(
                     404,
                     &json!({"AggregatedStatus": "critical", "Service": null, "Checks": null}),
                 )
@@ -833,12 +833,9 @@ pub(super) fn health_by_id(agent: &Agent, req: &Req) -> Answer {
 
 /// `GET /v1/agent/health/service/name/:name[?format=text]`: the worst of its instances.
 pub(super) fn health_by_name(agent: &Agent, req: &Req) -> Answer {
+    let read = Read::new(agent, req, Preamble::AGENT.named("Missing service Name"))?;
     let name = req.rest.as_str();
-    if name.is_empty() {
-        return Err(ApiError::new(400, "Missing service Name"));
-    }
-    let authz = req.authz(agent)?;
-    authz.require("service", "read", name)?;
+    read.authz.require("service", "read", name)?;
     let (code, status, list) = agent.store.read(|st| {
         let mut code = 404;
         let mut status = format!("ServiceName {name} Not Found");
@@ -857,7 +854,7 @@ pub(super) fn health_by_name(agent: &Agent, req: &Req) -> Answer {
     let mut resp = if wants_text(req) {
         health_text(code, status.clone())
     } else {
-        req.json_status(code, &list)
+        read.json_status(code, &list)
     };
     if let Ok(v) = axum::http::HeaderValue::from_str(&status) {
         resp.headers_mut().insert("x-consul-reason", v);

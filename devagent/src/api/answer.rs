@@ -3,6 +3,7 @@
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
+use serde::Serialize;
 
 use crate::acl::{Authz, Denied};
 
@@ -72,6 +73,27 @@ pub(crate) fn text(status: u16, body: impl Into<String>) -> Response {
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// A JSON answer with `status`, indented as Consul indents it if `pretty` (`?pretty`).
+pub(crate) fn json(pretty: bool, status: u16, value: &impl Serialize) -> Response {
+    let body = if pretty {
+        let mut buf = Vec::new();
+        let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+        let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+        let _ = value.serialize(&mut ser);
+        buf.push(b'\n');
+        buf
+    } else {
+        serde_json::to_vec(value).unwrap_or_default()
+    };
+    let mut resp = Response::new(Body::from(body));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
     );
     resp
 }

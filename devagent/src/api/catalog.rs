@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
-use super::answer::{Answer, ApiError, filtered};
-use super::read::{ReadOptions, acl_filter, apply_filter, has_tags};
+use super::answer::Answer;
+use super::filter::{NODE_FIELDS, SERVICE_NODE_FIELDS};
+use super::read::{Preamble, Read};
 use super::request::Req;
 use super::views;
 use crate::agent::Agent;
@@ -15,19 +16,14 @@ use crate::agent::Agent;
 /// `GET /v1/catalog/services`: `{name: [tags]}`. Its index moves when instances come, change or
 /// go, not when their checks do (Consul's `services` table index).
 pub(super) async fn services(agent: &Agent, req: &Req) -> Answer {
-    let opts = ReadOptions::parse(&req.query)?;
-    let (filter, authz) = (|| {
-        opts.check_dc(agent)?;
-        let authz = req.authz(agent)?;
-        Ok((req.filter(&super::filter::SERVICE_NODE_FIELDS)?, authz))
-    })()
-    .map_err(ApiError::in_query)?;
-    let (index, (names, dropped)) = opts
+    let preamble = Preamble::QUERY.in_query().filtered(&SERVICE_NODE_FIELDS);
+    let read = Read::new(agent, req, preamble)?;
+    let (index, (names, dropped)) = read
         .block(&agent.store, |st| {
             let mut names: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
             for s in views::catalog_services(st) {
                 let entry = json!(views::service_node(agent, st, &s));
-                if apply_filter(&filter, vec![entry]).is_empty() {
+                if read.apply_filter(vec![entry]).is_empty() {
                     continue;
                 }
                 names
@@ -36,87 +32,59 @@ pub(super) async fn services(agent: &Agent, req: &Req) -> Answer {
                     .extend(s.def.tags);
             }
             let list: Vec<(String, BTreeSet<String>)> = names.into_iter().collect();
-            (st.services_index, acl_filter(&authz, list))
+            (st.services_index, read.acl_filter(list))
         })
         .await;
     let map: BTreeMap<String, Vec<String>> = names
         .into_iter()
         .map(|(k, v)| (k, v.into_iter().collect()))
         .collect();
-    Ok(filtered(opts.meta(req.json(&map), index), &authz, dropped))
+    Ok(read.answer(&map, index, dropped))
 }
 
 /// `GET /v1/catalog/service/:name`: `[ServiceNode]`.
 pub(super) async fn service(agent: &Agent, req: &Req) -> Answer {
-    let opts = ReadOptions::parse(&req.query)?;
+    let preamble = Preamble::QUERY
+        .named("Missing service name")
+        .in_query()
+        .filtered(&SERVICE_NODE_FIELDS);
+    let read = Read::new(agent, req, preamble)?;
     let name = req.rest.as_str();
-    if name.is_empty() {
-        return Err(ApiError::new(400, "Missing service name"));
-    }
-    let (filter, authz) = (|| {
-        opts.check_dc(agent)?;
-        let authz = req.authz(agent)?;
-        Ok((req.filter(&super::filter::SERVICE_NODE_FIELDS)?, authz))
-    })()
-    .map_err(ApiError::in_query)?;
-    let tags: Vec<String> = req.query.all("tag").map(str::to_owned).collect();
-    let (index, (nodes, dropped)) = opts
+    let (index, (nodes, dropped)) = read
         .block(&agent.store, |st| {
             let nodes: Vec<Value> = views::catalog_services(st)
                 .iter()
-                .filter(|s| s.def.name == name && has_tags(&s.def.tags, &tags))
+                .filter(|s| s.def.name == name && read.has_tags(&s.def.tags))
                 .map(|s| json!(views::service_node(agent, st, s)))
                 .collect();
-            (
-                st.service_index(name),
-                acl_filter(&authz, apply_filter(&filter, nodes)),
-            )
+            let nodes = read.apply_filter(nodes);
+            (st.service_index(name), read.acl_filter(nodes))
         })
         .await;
-    Ok(filtered(
-        opts.meta(req.json(&nodes), index),
-        &authz,
-        dropped,
-    ))
+    Ok(read.answer(&nodes, index, dropped))
 }
 
 /// `GET /v1/catalog/nodes`.
 pub(super) async fn nodes(agent: &Agent, req: &Req) -> Answer {
-    let opts = ReadOptions::parse(&req.query)?;
-    let (filter, authz) = (|| {
-        opts.check_dc(agent)?;
-        let filter = req.filter(&super::filter::NODE_FIELDS)?;
-        Ok((filter, req.authz(agent)?))
-    })()
-    .map_err(ApiError::in_query)?;
-    let (index, (nodes, dropped)) = opts
+    let preamble = Preamble::QUERY.in_query().filtered_first(&NODE_FIELDS);
+    let read = Read::new(agent, req, preamble)?;
+    let (index, (nodes, dropped)) = read
         .block(&agent.store, |st| {
-            let nodes = apply_filter(&filter, vec![views::node(agent, st)]);
-            (st.catalog_index, acl_filter(&authz, nodes))
+            let nodes = read.apply_filter(vec![views::node(agent, st)]);
+            (st.catalog_index, read.acl_filter(nodes))
         })
         .await;
-    Ok(filtered(
-        opts.meta(req.json(&nodes), index),
-        &authz,
-        dropped,
-    ))
+    Ok(read.answer(&nodes, index, dropped))
 }
 
 /// `GET /v1/catalog/node/:node`: `{Node, Services: {id: NodeService}}`, `null` if unknown.
 pub(super) async fn node(agent: &Agent, req: &Req) -> Answer {
-    let opts = ReadOptions::parse(&req.query)?;
+    let preamble = Preamble::QUERY.named("Missing node name").in_query();
+    let read = Read::new(agent, req, preamble)?;
     let node = req.rest.as_str();
-    if node.is_empty() {
-        return Err(ApiError::new(400, "Missing node name"));
-    }
-    let authz = (|| {
-        opts.check_dc(agent)?;
-        req.authz(agent)
-    })()
-    .map_err(ApiError::in_query)?;
-    let (index, body) = opts
+    let (index, body) = read
         .block(&agent.store, |st| {
-            if node != agent.node || !authz.allowed() {
+            if node != agent.node || !read.authz.allowed() {
                 return (st.catalog_index, Value::Null);
             }
             let services: BTreeMap<String, Value> = views::catalog_services(st)
@@ -129,10 +97,10 @@ pub(super) async fn node(agent: &Agent, req: &Req) -> Answer {
             )
         })
         .await;
-    Ok(opts.meta(req.json(&body), index))
+    Ok(read.meta(read.json(&body), index))
 }
 
-/// `GET /v1/catalog/datacenters`.
+/// `GET /v1/catalog/datacenters`: no token needed.
 pub(super) fn datacenters(agent: &Agent, req: &Req) -> Answer {
     Ok(req.json(&[&agent.datacenter]))
 }

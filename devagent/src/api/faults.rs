@@ -13,16 +13,17 @@
 
 use std::time::Duration;
 
-use axum::response::Response;
+use axum::http::{HeaderValue, header};
 
-use super::answer::{ApiError, text};
-use super::request::Query;
-use crate::Faults;
+use super::answer::{Answer, ApiError, text};
+use super::request::Req;
+use crate::agent::Agent;
 use crate::decode::parse_go_duration;
 
-/// `PUT /_devagent/fault/<what>`, set on `faults`.
-pub(super) fn handle(faults: &Faults, what: &str, query: &Query) -> Response {
-    let result = (|| -> Result<&'static str, ApiError> {
+/// `PUT /_devagent/fault/<what>`.
+pub(super) fn set(agent: &Agent, req: &Req) -> Answer {
+    let (faults, query, what) = (&agent.faults, &req.query, req.rest.as_str());
+    let done = (|| -> Result<&'static str, ApiError> {
         let duration = |name: &str| -> Result<Duration, ApiError> {
             let raw = query
                 .get(name)
@@ -61,18 +62,11 @@ pub(super) fn handle(faults: &Faults, what: &str, query: &Query) -> Response {
                 "Unknown fault; expected one of unavailable, delay, fail, restart",
             )),
         }
-    })();
-    match result {
-        Ok(done) => {
-            let mut resp = text(200, done);
-            if what == "unavailable" {
-                resp.headers_mut().insert(
-                    axum::http::header::CONNECTION,
-                    axum::http::HeaderValue::from_static("close"),
-                );
-            }
-            resp
-        }
-        Err(e) => e.into_response(),
+    })()?;
+    let mut resp = text(200, done);
+    if what == "unavailable" {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
+    Ok(resp)
 }

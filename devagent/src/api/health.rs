@@ -7,8 +7,9 @@
 
 use serde_json::{Value, json};
 
-use super::answer::{Answer, ApiError, filtered, text};
-use super::read::{ReadOptions, acl_filter, apply_filter, has_tags};
+use super::answer::{Answer, text};
+use super::filter::{CHECK_SERVICE_NODE, HEALTH_CHECK};
+use super::read::{Preamble, Read};
 use super::request::Req;
 use super::views;
 use crate::agent::Agent;
@@ -32,39 +33,35 @@ fn instances(agent: &Agent, st: &State, name: &str) -> Vec<Value> {
 
 /// `GET /v1/health/service/:name`.
 pub(super) async fn service(agent: &Agent, req: &Req) -> Answer {
-    let opts = ReadOptions::parse(&req.query)?.streamed();
+    let preamble = Preamble::QUERY
+        .named("Missing service name")
+        .streamed()
+        .filtered(&CHECK_SERVICE_NODE);
+    let read = Read::new(agent, req, preamble)?;
     let name = req.rest.as_str();
-    if name.is_empty() {
-        return Err(ApiError::new(400, "Missing service name"));
-    }
     // Consul reads ?passing after the query ran, so its 400 carries the blocking headers.
     let passing = match req.query.get("passing") {
         None => Some(false),
         Some("") => Some(true),
         Some(v) => parse_go_bool(v),
     };
-    opts.check_dc(agent)?;
-    let authz = req.authz(agent)?;
-    // A streamed (blocking) query words filter errors without the evaluator's prefix.
-    let filter = req.filter_as(&super::filter::CHECK_SERVICE_NODE, !opts.is_streamed())?;
-    let tags: Vec<String> = req.query.all("tag").map(str::to_owned).collect();
-    let (index, (entries, dropped)) = opts
+    let (index, (entries, dropped)) = read
         .block(&agent.store, |st| {
             let entries: Vec<Value> = instances(agent, st, name)
                 .into_iter()
                 .filter(|e| {
                     let t: Vec<String> =
                         serde_json::from_value(e["Service"]["Tags"].clone()).unwrap_or_default();
-                    has_tags(&t, &tags)
+                    read.has_tags(&t)
                 })
                 .collect();
-            let entries = apply_filter(&filter, entries);
-            (st.service_index(name), acl_filter(&authz, entries))
+            let entries = read.apply_filter(entries);
+            (st.service_index(name), read.acl_filter(entries))
         })
         .await;
     let Some(passing) = passing else {
         let resp = text(400, "Invalid value for ?passing");
-        return Ok(opts.meta(resp, index));
+        return Ok(read.meta(resp, index));
     };
     let entries: Vec<Value> = if passing {
         entries
@@ -78,66 +75,48 @@ pub(super) async fn service(agent: &Agent, req: &Req) -> Answer {
     } else {
         entries
     };
-    Ok(filtered(
-        opts.meta(req.json(&entries), index),
-        &authz,
-        dropped,
-    ))
+    Ok(read.answer(&entries, index, dropped))
 }
 
+/// A list of checks: the catalog's checks that `select` picks, with its index.
 async fn check_list(
     agent: &Agent,
     req: &Req,
-    opts: ReadOptions,
-    select: impl Fn(&State) -> (u64, Vec<views::HealthCheck>),
+    missing: &'static str,
+    select: impl Fn(&State, &str) -> (u64, Vec<views::HealthCheck>),
 ) -> Answer {
-    let (filter, authz) = (|| {
-        opts.check_dc(agent)?;
-        let filter = req.filter(&super::filter::HEALTH_CHECK)?;
-        Ok((filter, req.authz(agent)?))
-    })()
-    .map_err(ApiError::in_query)?;
-    let (index, (checks, dropped)) = opts
+    let preamble = Preamble::QUERY
+        .named(missing)
+        .in_query()
+        .filtered_first(&HEALTH_CHECK);
+    let read = Read::new(agent, req, preamble)?;
+    let (index, (checks, dropped)) = read
         .block(&agent.store, |st| {
-            let (index, checks) = select(st);
+            let (index, checks) = select(st, &req.rest);
             let values = checks.into_iter().map(|c| json!(c)).collect();
-            (index, acl_filter(&authz, apply_filter(&filter, values)))
+            (index, read.acl_filter(read.apply_filter(values)))
         })
         .await;
-    Ok(filtered(
-        opts.meta(req.json(&checks), index),
-        &authz,
-        dropped,
-    ))
+    Ok(read.answer(&checks, index, dropped))
 }
 
 /// `GET /v1/health/checks/:service`.
 pub(super) async fn checks(agent: &Agent, req: &Req) -> Answer {
-    let opts = ReadOptions::parse(&req.query)?;
-    let name = req.rest.clone();
-    if name.is_empty() {
-        return Err(ApiError::new(400, "Missing service name"));
-    }
-    check_list(agent, req, opts, |st| {
+    check_list(agent, req, "Missing service name", |st, name| {
         let checks = st
             .checks
             .values()
             .filter(|c| c.service_name == name && !c.service_id.is_empty())
             .map(|c| views::health_check(c, st, &agent.node))
             .collect();
-        (st.service_index(&name), checks)
+        (st.service_index(name), checks)
     })
     .await
 }
 
 /// `GET /v1/health/state/:state` (`any`, `passing`, `warning`, `critical`).
 pub(super) async fn state(agent: &Agent, req: &Req) -> Answer {
-    let opts = ReadOptions::parse(&req.query)?;
-    let wanted = req.rest.clone();
-    if wanted.is_empty() {
-        return Err(ApiError::new(400, "Missing check state"));
-    }
-    check_list(agent, req, opts, |st| {
+    check_list(agent, req, "Missing check state", |st, wanted| {
         let checks = views::node_checks(st, &agent.node)
             .into_iter()
             .chain(
@@ -155,12 +134,7 @@ pub(super) async fn state(agent: &Agent, req: &Req) -> Answer {
 
 /// `GET /v1/health/node/:node`.
 pub(super) async fn node(agent: &Agent, req: &Req) -> Answer {
-    let opts = ReadOptions::parse(&req.query)?;
-    let node = req.rest.clone();
-    if node.is_empty() {
-        return Err(ApiError::new(400, "Missing node name"));
-    }
-    check_list(agent, req, opts, |st| {
+    check_list(agent, req, "Missing node name", |st, node| {
         let checks = if node == agent.node {
             views::node_checks(st, &agent.node)
                 .into_iter()

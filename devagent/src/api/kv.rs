@@ -9,28 +9,17 @@
 use std::collections::BTreeSet;
 
 use axum::body::Body;
-use axum::http::Method;
 use axum::response::Response;
 use base64::Engine;
 use serde_json::{Value, json};
 
 use super::answer::{Answer, ApiError};
-use super::read::ReadOptions;
+use super::read::{Params, Preamble, Read};
 use super::request::Req;
 use crate::agent::Agent;
 
 /// Consul's default `kv_max_value_size`.
 const MAX_VALUE: usize = 512 * 1024;
-
-/// Dispatches on the method.
-pub(super) async fn handle(agent: &Agent, req: &Req) -> Answer {
-    let opts = ReadOptions::parse(&req.query)?;
-    match req.method {
-        Method::PUT => put(agent, req, &opts),
-        Method::DELETE => delete(agent, req, &opts),
-        _ => get(agent, req, opts).await,
-    }
-}
 
 fn missing_key(req: &Req) -> Result<(), ApiError> {
     if req.rest.is_empty() {
@@ -57,24 +46,26 @@ enum Found {
     Raw(Vec<u8>),
 }
 
-async fn get(agent: &Agent, req: &Req, opts: ReadOptions) -> Answer {
+/// `GET /v1/kv/<key>[?recurse|?keys[&separator=]|?raw]`.
+pub(super) async fn get(agent: &Agent, req: &Req) -> Answer {
     let key = req.rest.as_str();
     let keys = req.query.has("keys");
     let recurse = req.query.has("recurse");
+    let preamble = if keys || recurse {
+        Preamble::QUERY
+    } else {
+        Preamble::QUERY.named("Missing key name")
+    };
+    let read = Read::new(agent, req, preamble)?;
     if !keys && !recurse {
-        missing_key(req)?;
-    }
-    opts.check_dc(agent)?;
-    let authz = req.authz(agent)?;
-    if !keys && !recurse {
-        authz.require("key", "read", key)?;
+        read.authz.require("key", "read", key)?;
     }
     let separator = req.query.get("separator").unwrap_or_default().to_owned();
     let raw = req.query.has("raw") && !recurse && !keys;
-    let (index, body) = opts
+    let (index, body) = read
         .block(&agent.store, |st| {
             let index = st.kv_read_index(key, recurse || keys);
-            if !authz.allowed() {
+            if !read.authz.allowed() {
                 return (index, None);
             }
             let under = st
@@ -141,15 +132,17 @@ async fn get(agent: &Agent, req: &Req, opts: ReadOptions) -> Answer {
             );
             resp
         }
-        Some(Found::Json(body)) => req.json(&body),
+        Some(Found::Json(body)) => read.json(&body),
     };
     // KV reads carry no X-Consul-Effective-Consistency in Consul.
-    let mut resp = opts.meta(resp, index);
+    let mut resp = read.meta(resp, index);
     resp.headers_mut().remove("x-consul-effective-consistency");
     Ok(resp)
 }
 
-fn put(agent: &Agent, req: &Req, opts: &ReadOptions) -> Answer {
+/// `PUT /v1/kv/<key>[?flags=&cas=]`: `true`, or `false` when `?cas` did not match.
+pub(super) fn put(agent: &Agent, req: &Req) -> Answer {
+    let params = Params::parse(&req.query)?;
     missing_key(req)?;
     if ["acquire", "release"].iter().any(|p| req.query.has(p)) {
         return Err(ApiError::new(
@@ -169,7 +162,7 @@ fn put(agent: &Agent, req: &Req, opts: &ReadOptions) -> Answer {
             ),
         ));
     }
-    opts.check_dc(agent)?;
+    params.check_dc(agent)?;
     let authz = req.authz(agent)?;
     authz.require("key", "write", &req.rest)?;
     let value = req.body.to_vec();
@@ -179,13 +172,15 @@ fn put(agent: &Agent, req: &Req, opts: &ReadOptions) -> Answer {
     Ok(req.json(&ok))
 }
 
-fn delete(agent: &Agent, req: &Req, opts: &ReadOptions) -> Answer {
+/// `DELETE /v1/kv/<key>[?recurse][&cas=]`: `true`, or `false` when `?cas` did not match.
+pub(super) fn delete(agent: &Agent, req: &Req) -> Answer {
+    let params = Params::parse(&req.query)?;
     let recurse = req.query.has("recurse");
     if !recurse {
         missing_key(req)?;
     }
     let cas = parse_u64(req, "cas")?;
-    opts.check_dc(agent)?;
+    params.check_dc(agent)?;
     let authz = req.authz(agent)?;
     authz.require("key", "write", &req.rest)?;
     let ok = agent

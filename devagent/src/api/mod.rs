@@ -11,6 +11,10 @@
 //! `/v1/health/service/:name` query answers as Consul's streaming backend does: `streaming`, no
 //! known leader).
 //!
+//! [`ROUTES`] is the one list of endpoints: the router finds a path's pattern there, answers
+//! `OPTIONS` and `405` from the methods listed for it, and calls the handler listed for the
+//! method. The fault switches are an endpoint like the others, under `/_devagent/fault/`.
+
 mod agent;
 mod answer;
 mod catalog;
@@ -23,15 +27,18 @@ mod request;
 mod status;
 mod views;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, header};
 use axum::response::Response;
 
-use self::answer::{ApiError, empty, text};
+use self::answer::{Answer, ApiError, empty, text};
 use self::request::{Query, Req};
 use crate::agent::Agent;
+use crate::state::Status;
 
 /// A percent-decoded path (`+` stays `+`); malformed escapes are kept as they are, invalid
 /// UTF-8 becomes U+FFFD.
@@ -41,58 +48,113 @@ fn decode_path(path: &str) -> String {
         .into_owned()
 }
 
-/// The routes: pattern, allowed methods. Patterns ending in `/` match the paths under them.
-const ROUTES: &[(&str, &[Method])] = &[
-    ("/v1/agent/self", &[Method::GET]),
-    ("/v1/agent/members", &[Method::GET]),
-    ("/v1/agent/services", &[Method::GET]),
-    ("/v1/agent/service/", &[Method::GET]),
-    ("/v1/agent/service/register", &[Method::PUT]),
-    ("/v1/agent/service/deregister/", &[Method::PUT]),
-    ("/v1/agent/service/maintenance/", &[Method::PUT]),
-    ("/v1/agent/maintenance", &[Method::PUT]),
-    ("/v1/agent/checks", &[Method::GET]),
-    ("/v1/agent/check/register", &[Method::PUT]),
-    ("/v1/agent/check/deregister/", &[Method::PUT]),
-    ("/v1/agent/check/pass/", &[Method::PUT]),
-    ("/v1/agent/check/warn/", &[Method::PUT]),
-    ("/v1/agent/check/fail/", &[Method::PUT]),
-    ("/v1/agent/check/update/", &[Method::PUT]),
-    ("/v1/agent/health/service/id/", &[Method::GET]),
-    ("/v1/agent/health/service/name/", &[Method::GET]),
-    ("/v1/health/service/", &[Method::GET]),
-    ("/v1/health/checks/", &[Method::GET]),
-    ("/v1/health/state/", &[Method::GET]),
-    ("/v1/health/node/", &[Method::GET]),
-    ("/v1/catalog/services", &[Method::GET]),
-    ("/v1/catalog/service/", &[Method::GET]),
-    ("/v1/catalog/nodes", &[Method::GET]),
-    ("/v1/catalog/node/", &[Method::GET]),
-    ("/v1/catalog/datacenters", &[Method::GET]),
-    ("/v1/status/leader", &[Method::GET]),
-    ("/v1/status/peers", &[Method::GET]),
-    ("/v1/operator/raft/configuration", &[Method::GET]),
-    ("/v1/kv/", &[Method::GET, Method::PUT, Method::DELETE]),
-    ("/_devagent/checks", &[Method::GET]),
+/// The answer of a handler that may wait.
+type Waiting<'a> = Pin<Box<dyn Future<Output = Answer> + Send + 'a>>;
+
+/// What answers a route.
+#[derive(Clone, Copy)]
+enum Handler {
+    /// Answers at once.
+    Now(fn(&Agent, &Req) -> Answer),
+    /// May wait before answering: a blocking read.
+    Wait(for<'a> fn(&'a Agent, &'a Req) -> Waiting<'a>),
+}
+
+/// One endpoint: a path pattern (ending in `/`: every path under it), a method, its handler.
+struct Route {
+    pattern: &'static str,
+    method: Method,
+    handler: Handler,
+}
+
+const fn now(pattern: &'static str, method: Method, f: fn(&Agent, &Req) -> Answer) -> Route {
+    Route {
+        pattern,
+        method,
+        handler: Handler::Now(f),
+    }
+}
+
+const fn wait(
+    pattern: &'static str,
+    method: Method,
+    f: for<'a> fn(&'a Agent, &'a Req) -> Waiting<'a>,
+) -> Route {
+    Route {
+        pattern,
+        method,
+        handler: Handler::Wait(f),
+    }
+}
+
+const GET: Method = Method::GET;
+const PUT: Method = Method::PUT;
+const DELETE: Method = Method::DELETE;
+
+/// Every endpoint. A pattern listed with several methods answers `OPTIONS` and `405` with all
+/// of them, in this order.
+#[rustfmt::skip]
+const ROUTES: &[Route] = &[
+    now("/v1/agent/self",                  GET,    agent::self_info),
+    now("/v1/agent/members",               GET,    agent::members),
+    now("/v1/agent/services",              GET,    agent::services),
+    wait("/v1/agent/service/",             GET,    |a, r| Box::pin(agent::service(a, r))),
+    now("/v1/agent/service/register",      PUT,    agent::register),
+    now("/v1/agent/service/deregister/",   PUT,    agent::deregister),
+    now("/v1/agent/service/maintenance/",  PUT,    agent::service_maintenance),
+    now("/v1/agent/maintenance",           PUT,    agent::node_maintenance),
+    now("/v1/agent/checks",                GET,    agent::checks),
+    now("/v1/agent/check/register",        PUT,    agent::check_register),
+    now("/v1/agent/check/deregister/",     PUT,    agent::check_deregister),
+    now("/v1/agent/check/pass/",           PUT,    |a, r| agent::check_ttl(a, r, Status::Passing)),
+    now("/v1/agent/check/warn/",           PUT,    |a, r| agent::check_ttl(a, r, Status::Warning)),
+    now("/v1/agent/check/fail/",           PUT,    |a, r| agent::check_ttl(a, r, Status::Critical)),
+    now("/v1/agent/check/update/",         PUT,    agent::check_update),
+    now("/v1/agent/health/service/id/",    GET,    agent::health_by_id),
+    now("/v1/agent/health/service/name/",  GET,    agent::health_by_name),
+    wait("/v1/health/service/",            GET,    |a, r| Box::pin(health::service(a, r))),
+    wait("/v1/health/checks/",             GET,    |a, r| Box::pin(health::checks(a, r))),
+    wait("/v1/health/state/",              GET,    |a, r| Box::pin(health::state(a, r))),
+    wait("/v1/health/node/",               GET,    |a, r| Box::pin(health::node(a, r))),
+    wait("/v1/catalog/services",           GET,    |a, r| Box::pin(catalog::services(a, r))),
+    wait("/v1/catalog/service/",           GET,    |a, r| Box::pin(catalog::service(a, r))),
+    wait("/v1/catalog/nodes",              GET,    |a, r| Box::pin(catalog::nodes(a, r))),
+    wait("/v1/catalog/node/",              GET,    |a, r| Box::pin(catalog::node(a, r))),
+    now("/v1/catalog/datacenters",         GET,    catalog::datacenters),
+    now("/v1/status/leader",               GET,    status::leader),
+    now("/v1/status/peers",                GET,    status::peers),
+    now("/v1/operator/raft/configuration", GET,    status::raft_configuration),
+    wait("/v1/kv/",                        GET,    |a, r| Box::pin(kv::get(a, r))),
+    now("/v1/kv/",                         PUT,    kv::put),
+    now("/v1/kv/",                         DELETE, kv::delete),
+    now("/_devagent/checks",               GET,    agent::definitions),
+    now("/_devagent/fault/",               PUT,    faults::set),
 ];
 
-fn route(path: &str) -> Option<(&'static str, &'static [Method])> {
+/// The pattern `path` is routed by: as Go's `ServeMux`, the longest that matches it.
+fn pattern(path: &str) -> Option<&'static str> {
     ROUTES
         .iter()
-        .filter(|(p, _)| {
+        .map(|r| r.pattern)
+        .filter(|p| {
             if p.ends_with('/') {
                 path.starts_with(p)
             } else {
                 path == *p
             }
         })
-        .max_by_key(|(p, _)| p.len())
-        .copied()
+        .max_by_key(|p| p.len())
 }
 
-fn allow(methods: &[Method]) -> HeaderValue {
+/// The routes of `pattern`, one per method.
+fn routes(pattern: &str) -> impl Iterator<Item = &'static Route> + '_ {
+    ROUTES.iter().filter(move |r| r.pattern == pattern)
+}
+
+/// The `Allow` header of `pattern`: `OPTIONS` and its methods.
+fn allow(pattern: &str) -> HeaderValue {
     let list: Vec<&str> = std::iter::once("OPTIONS")
-        .chain(methods.iter().map(Method::as_str))
+        .chain(routes(pattern).map(|r| r.method.as_str()))
         .collect();
     HeaderValue::from_str(&list.join(",")).unwrap_or(HeaderValue::from_static("OPTIONS"))
 }
@@ -114,13 +176,9 @@ pub(crate) async fn handle(agent: Arc<Agent>, req: Request<Body>) -> Response {
         tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
         return resp;
     }
-    let mut resp = match path.strip_prefix("/_devagent/fault/") {
-        Some(what) if method == Method::PUT => faults::handle(&agent.faults, what, &query),
-        Some(_) => method_not_allowed(&method, &[Method::PUT]),
-        None => serve(&agent, &path, query, method.clone(), headers, body).await,
-    };
+    let mut resp = serve(&agent, &path, query, method.clone(), headers, body).await;
     // Consul's API handlers set the policy header; its "not a recognized endpoint" answer has none.
-    if route(&path).is_some() || path.starts_with("/_devagent/") {
+    if pattern(&path).is_some() || path.starts_with("/_devagent/") {
         resp.headers_mut().insert(
             HeaderName::from_static("x-consul-default-acl-policy"),
             HeaderValue::from_static(agent.acl.default_policy()),
@@ -150,12 +208,6 @@ fn owned_headers(headers: &HeaderMap) -> HeaderMap {
     owned
 }
 
-fn method_not_allowed(method: &Method, methods: &[Method]) -> Response {
-    let mut resp = text(405, format!("method {method} not allowed"));
-    resp.headers_mut().insert(header::ALLOW, allow(methods));
-    resp
-}
-
 async fn serve(
     agent: &Agent,
     path: &str,
@@ -164,6 +216,7 @@ async fn serve(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    // The fault switches themselves (under `/_devagent/`) are neither delayed nor failed.
     if path.starts_with("/v1/") {
         if let Some(delay) = agent.faults.delay() {
             tokio::time::sleep(delay).await;
@@ -172,7 +225,7 @@ async fn serve(
             return text(500, crate::faults::INJECTED_FAILURE);
         }
     }
-    let Some((pattern, methods)) = route(path) else {
+    let Some(pattern) = pattern(path) else {
         return match path {
             "/" => text(
                 200,
@@ -191,59 +244,27 @@ async fn serve(
     };
     if method == Method::OPTIONS {
         let mut resp = empty();
-        resp.headers_mut().insert(header::ALLOW, allow(methods));
+        resp.headers_mut().insert(header::ALLOW, allow(pattern));
         return resp;
     }
-    if !methods.contains(&method) {
-        return method_not_allowed(&method, methods);
-    }
+    let Some(route) = routes(pattern).find(|r| r.method == method) else {
+        let mut resp = text(405, format!("method {method} not allowed"));
+        resp.headers_mut().insert(header::ALLOW, allow(pattern));
+        return resp;
+    };
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(_) => return text(413, "Request body too large"),
     };
     let req = Req {
         rest: path[pattern.len()..].to_owned(),
-        method,
         query,
         headers,
         body,
     };
-    let answer = match pattern {
-        "/v1/agent/self" => agent::self_info(agent, &req),
-        "/v1/agent/members" => agent::members(agent, &req),
-        "/v1/agent/services" => agent::services(agent, &req),
-        "/v1/agent/service/" => agent::service(agent, &req).await,
-        "/v1/agent/service/register" => agent::register(agent, &req),
-        "/v1/agent/service/deregister/" => agent::deregister(agent, &req),
-        "/v1/agent/service/maintenance/" => agent::service_maintenance(agent, &req),
-        "/v1/agent/maintenance" => agent::node_maintenance(agent, &req),
-        "/v1/agent/checks" => agent::checks(agent, &req),
-        "/v1/agent/check/register" => agent::check_register(agent, &req),
-        "/v1/agent/check/deregister/" => agent::check_deregister(agent, &req),
-        "/v1/agent/check/pass/" => agent::check_ttl(agent, &req, crate::state::Status::Passing),
-        "/v1/agent/check/warn/" => agent::check_ttl(agent, &req, crate::state::Status::Warning),
-        "/v1/agent/check/fail/" => agent::check_ttl(agent, &req, crate::state::Status::Critical),
-        "/v1/agent/check/update/" => agent::check_update(agent, &req),
-        "/v1/agent/health/service/id/" => agent::health_by_id(agent, &req),
-        "/v1/agent/health/service/name/" => agent::health_by_name(agent, &req),
-        "/v1/health/service/" => health::service(agent, &req).await,
-        "/v1/health/checks/" => health::checks(agent, &req).await,
-        "/v1/health/state/" => health::state(agent, &req).await,
-        "/v1/health/node/" => health::node(agent, &req).await,
-        "/v1/catalog/services" => catalog::services(agent, &req).await,
-        "/v1/catalog/service/" => catalog::service(agent, &req).await,
-        "/v1/catalog/nodes" => catalog::nodes(agent, &req).await,
-        "/v1/catalog/node/" => catalog::node(agent, &req).await,
-        "/v1/catalog/datacenters" => catalog::datacenters(agent, &req),
-        "/v1/status/leader" => status::leader(&req),
-        "/v1/status/peers" => status::peers(&req),
-        "/v1/operator/raft/configuration" => status::raft_configuration(agent, &req),
-        "/v1/kv/" => kv::handle(agent, &req).await,
-        "/_devagent/checks" => agent::definitions(agent, &req),
-        _ => Err(ApiError::new(
-            404,
-            "Invalid URL path: not a recognized HTTP API endpoint\n",
-        )),
+    let answer = match route.handler {
+        Handler::Now(handler) => handler(agent, &req),
+        Handler::Wait(handler) => handler(agent, &req).await,
     };
     answer.unwrap_or_else(ApiError::into_response)
 }
@@ -255,20 +276,27 @@ mod tests {
     #[test]
     fn routes_like_go_servemux() {
         assert_eq!(
-            route("/v1/agent/service/register").unwrap().0,
-            "/v1/agent/service/register"
+            pattern("/v1/agent/service/register"),
+            Some("/v1/agent/service/register")
         );
         assert_eq!(
-            route("/v1/agent/service/web-1").unwrap().0,
-            "/v1/agent/service/"
+            pattern("/v1/agent/service/web-1"),
+            Some("/v1/agent/service/")
         );
         assert_eq!(
-            route("/v1/agent/service/deregister/web").unwrap().0,
-            "/v1/agent/service/deregister/"
+            pattern("/v1/agent/service/deregister/web"),
+            Some("/v1/agent/service/deregister/")
         );
-        assert_eq!(route("/v1/kv/a/b/c").unwrap().0, "/v1/kv/");
-        assert!(route("/v1/agent/servicesx").is_none());
-        assert!(route("/v1/nope").is_none());
+        assert_eq!(pattern("/v1/kv/a/b/c"), Some("/v1/kv/"));
+        assert_eq!(pattern("/v1/agent/servicesx"), None);
+        assert_eq!(pattern("/v1/nope"), None);
+    }
+
+    #[test]
+    fn allows_every_method_of_a_pattern() {
+        assert_eq!(allow("/v1/kv/"), "OPTIONS,GET,PUT,DELETE");
+        assert_eq!(allow("/v1/agent/self"), "OPTIONS,GET");
+        assert_eq!(allow("/_devagent/fault/"), "OPTIONS,PUT");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! What every catalog, health and KV read takes: blocking (`?index`, `?wait`), consistency and
-//! datacenter, and the narrowing of its result by `?tag`, `?filter` and the token.
+//! The preamble every read repeats, done once per request: [`Read`], built by the order of an
+//! endpoint's [`Preamble`], holds the read's blocking parameters, its resolved token and its
+//! checked filter, runs the blocking query and writes the answer's headers.
 //!
 //! A blocking query (`?index=N&wait=D`) waits while its own index is `<= N`, up to `wait`
 //! (default 5m, at most 10m, plus up to `wait/16` random jitter), then answers 200 with the
@@ -12,56 +13,259 @@ use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::Response;
+use serde::Serialize;
+use serde_json::Value;
 
-use super::answer::ApiError;
-use super::filter;
-use super::request::Query;
+use super::answer::{self, ApiError};
+use super::filter::{self, Filter, Schema};
+use super::request::{Query, Req};
 use crate::acl::Authz;
 use crate::agent::Agent;
 use crate::state::{State, Store};
 
-/// Whether every `?tag=` is among `tags` (case-insensitive, as Consul's tag filter).
-pub(crate) fn has_tags(tags: &[String], wanted: &[String]) -> bool {
-    wanted
-        .iter()
-        .all(|w| tags.iter().any(|t| t.eq_ignore_ascii_case(w)))
+/// What an endpoint checks before it reads, in this order, each step's failure answered at once:
+/// the blocking parameters (`400`s), the name in the path (`400`), the datacenter (`500`), then
+/// the token (`403`) and the filter (`500`, `400`) in the order Consul's endpoint resolves them.
+#[derive(Clone, Copy)]
+pub(crate) struct Preamble {
+    /// Parse `?index`, `?wait`, `?stale`/`?consistent` and `?dc`.
+    params: bool,
+    /// Check `?dc` names this datacenter.
+    dc: bool,
+    /// The `400` text when the path names nothing.
+    name: Option<&'static str>,
+    /// The fields `?filter=` is checked against.
+    filter: Option<&'static Schema>,
+    /// The filter is checked before the token is resolved.
+    filter_first: bool,
+    /// The datacenter's, the token's and the filter's errors carry the blocking headers, as
+    /// the catalog and health endpoints answer them (see [`ApiError::in_query`]).
+    in_query: bool,
+    /// Answered as by Consul's streaming backend once blocking (see [`Preamble::streamed`]).
+    streamed: bool,
 }
 
-/// Keeps everything if allowed, nothing otherwise; says whether something was dropped.
-pub(crate) fn acl_filter<T>(authz: &Authz, mut items: Vec<T>) -> (Vec<T>, bool) {
-    let before = items.len();
-    if !authz.allowed() {
-        items.clear();
+impl Preamble {
+    /// An agent endpoint's: the token only.
+    pub(crate) const AGENT: Preamble = Preamble {
+        params: false,
+        dc: false,
+        name: None,
+        filter: None,
+        filter_first: false,
+        in_query: false,
+        streamed: false,
+    };
+
+    /// A catalog, health, KV or operator read's: the blocking parameters, the datacenter, the
+    /// token.
+    pub(crate) const QUERY: Preamble = Preamble {
+        params: true,
+        dc: true,
+        ..Preamble::AGENT
+    };
+
+    /// The blocking parameters parsed too (`?wait` for `?hash`), the datacenter unchecked.
+    pub(crate) const fn waits(self) -> Preamble {
+        Preamble {
+            params: true,
+            ..self
+        }
     }
-    let dropped = items.len() != before;
-    (items, dropped)
-}
 
-/// Applies `?filter=` to JSON entries.
-pub(crate) fn apply_filter(
-    filter: &Option<filter::Filter>,
-    entries: Vec<serde_json::Value>,
-) -> Vec<serde_json::Value> {
-    match filter {
-        None => entries,
-        Some(f) => entries.into_iter().filter(|e| f.matches(e)).collect(),
+    /// The path names something: `missing` answers `400` when it does not.
+    pub(crate) const fn named(self, missing: &'static str) -> Preamble {
+        Preamble {
+            name: Some(missing),
+            ..self
+        }
+    }
+
+    /// `?filter=`, checked against `schema` after the token is resolved.
+    pub(crate) const fn filtered(self, schema: &'static Schema) -> Preamble {
+        Preamble {
+            filter: Some(schema),
+            ..self
+        }
+    }
+
+    /// `?filter=`, checked against `schema` before the token is resolved (the endpoints that
+    /// filter by ACL after the query, as Consul's `ListNodes` and health checks do).
+    pub(crate) const fn filtered_first(self, schema: &'static Schema) -> Preamble {
+        Preamble {
+            filter: Some(schema),
+            filter_first: true,
+            ..self
+        }
+    }
+
+    /// The datacenter's, the token's and the filter's errors carry the blocking headers.
+    pub(crate) const fn in_query(self) -> Preamble {
+        Preamble {
+            in_query: true,
+            ..self
+        }
+    }
+
+    /// For `/v1/health/service/:name`, which a Consul agent answers from its streaming backend
+    /// once the query blocks (`?index` above 0): such answers say
+    /// `X-Consul-Query-Backend: streaming` and `X-Consul-KnownLeader: false` (the materialised
+    /// view knows no leader), and word filter errors without the evaluator's prefix. Other
+    /// reads say `blocking-query` and `true`.
+    pub(crate) const fn streamed(self) -> Preamble {
+        Preamble {
+            streamed: true,
+            ..self
+        }
     }
 }
 
-/// The options every catalog, health and KV read takes: blocking and consistency.
-#[derive(Debug, Clone)]
-pub(crate) struct ReadOptions {
+/// A read's preamble, done: built once per request by [`Read::new`].
+pub(crate) struct Read {
+    /// The blocking parameters.
+    pub(crate) params: Params,
+    /// What the request's token may do.
+    pub(crate) authz: Authz,
+    /// `?filter=`, checked.
+    pub(crate) filter: Option<Filter>,
+    /// `?tag=`, every one.
+    tags: Vec<String>,
+    /// `?pretty`.
+    pretty: bool,
+}
+
+impl Read {
+    /// Checks `req` as `preamble` says, in its order; the first failure is the answer.
+    pub(crate) fn new(agent: &Agent, req: &Req, preamble: Preamble) -> Result<Read, ApiError> {
+        let mut params = if preamble.params {
+            Params::parse(&req.query)?
+        } else {
+            Params::default()
+        };
+        params.streaming = preamble.streamed && params.index > 0;
+        if let Some(missing) = preamble.name {
+            if req.rest.is_empty() {
+                return Err(ApiError::new(400, missing));
+            }
+        }
+        let admit = || -> Result<(Authz, Option<Filter>), ApiError> {
+            if preamble.dc {
+                params.check_dc(agent)?;
+            }
+            // A streamed (blocking) query words filter errors without the evaluator's prefix.
+            let filter = || match preamble.filter {
+                Some(schema) => checked_filter(&req.query, schema, !params.streaming),
+                None => Ok(None),
+            };
+            if preamble.filter_first {
+                let filter = filter()?;
+                Ok((req.authz(agent)?, filter))
+            } else {
+                let authz = req.authz(agent)?;
+                Ok((authz, filter()?))
+            }
+        };
+        let (authz, filter) =
+            admit().map_err(|e| if preamble.in_query { e.in_query() } else { e })?;
+        Ok(Read {
+            params,
+            authz,
+            filter,
+            tags: req.query.all("tag").map(str::to_owned).collect(),
+            pretty: req.query.has("pretty"),
+        })
+    }
+
+    /// Whether every `?tag=` is among `tags` (case-insensitive, as Consul's tag filter).
+    pub(crate) fn has_tags(&self, tags: &[String]) -> bool {
+        self.tags
+            .iter()
+            .all(|w| tags.iter().any(|t| t.eq_ignore_ascii_case(w)))
+    }
+
+    /// Keeps what `?filter=` matches.
+    pub(crate) fn apply_filter(&self, entries: Vec<Value>) -> Vec<Value> {
+        match &self.filter {
+            None => entries,
+            Some(f) => entries.into_iter().filter(|e| f.matches(e)).collect(),
+        }
+    }
+
+    /// Keeps what the token may read (all or nothing, in this agent); says whether something
+    /// was dropped.
+    pub(crate) fn acl_filter<T>(&self, mut items: Vec<T>) -> (Vec<T>, bool) {
+        let before = items.len();
+        if !self.authz.allowed() {
+            items.clear();
+        }
+        let dropped = items.len() != before;
+        (items, dropped)
+    }
+
+    /// Runs `query` against the state, blocking as `?index`/`?wait` ask (see
+    /// [`Params::block`]).
+    pub(crate) async fn block<T>(
+        &self,
+        store: &Store,
+        query: impl FnMut(&State) -> (u64, T),
+    ) -> (u64, T) {
+        self.params.block(store, query).await
+    }
+
+    /// A JSON answer with `status`, indented if `?pretty`.
+    pub(crate) fn json_status(&self, status: u16, value: &impl Serialize) -> Response {
+        answer::json(self.pretty, status, value)
+    }
+
+    /// A `200` JSON answer.
+    pub(crate) fn json(&self, value: &impl Serialize) -> Response {
+        self.json_status(200, value)
+    }
+
+    /// Adds the blocking-query headers of the answer at `index` (see [`Params::meta`]).
+    pub(crate) fn meta(&self, resp: Response, index: u64) -> Response {
+        self.params.meta(resp, index)
+    }
+
+    /// The `200` JSON answer of a list, with `X-Consul-Results-Filtered-By-ACLs` when the
+    /// token's view `dropped` something.
+    pub(crate) fn filtered(&self, value: &impl Serialize, dropped: bool) -> Response {
+        answer::filtered(self.json(value), &self.authz, dropped)
+    }
+
+    /// [`Read::filtered`] for a blocking read at `index`: with its blocking headers.
+    pub(crate) fn answer(&self, value: &impl Serialize, index: u64, dropped: bool) -> Response {
+        self.meta(self.filtered(value, dropped), index)
+    }
+}
+
+/// A read's blocking and consistency parameters, as Consul's HTTP layer parses them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Params {
+    /// `?index`: 0 never blocks.
     pub(crate) index: u64,
     pub(crate) wait: Option<Duration>,
-    consistency: &'static str,
+    /// `?hash`: blocks (on `/v1/agent/service/:id`) until the content's hash differs.
+    pub(crate) hash: String,
+    consistency: Consistency,
     dc: Option<String>,
-    /// Served as by Consul's streaming backend (see [`ReadOptions::streamed`]).
+    /// Served as by Consul's streaming backend (see [`Preamble::streamed`]).
     streaming: bool,
 }
 
-impl ReadOptions {
-    /// Parses `?stale`/`?consistent`, `?dc`, `?wait` and `?index` with Consul's error texts.
-    pub(crate) fn parse(q: &Query) -> Result<ReadOptions, ApiError> {
+/// `?stale`, `?consistent`, or neither.
+#[derive(Debug, Clone, Copy, Default)]
+enum Consistency {
+    #[default]
+    Leader,
+    Stale,
+    Consistent,
+}
+
+impl Params {
+    /// Parses `?stale`/`?consistent`, `?dc`, `?wait`, `?index` and `?hash` with Consul's error
+    /// texts.
+    pub(crate) fn parse(q: &Query) -> Result<Params, ApiError> {
         let (stale, consistent) = (q.has("stale"), q.has("consistent"));
         if stale && consistent {
             return Err(ApiError::new(
@@ -84,33 +288,20 @@ impl ReadOptions {
                 .parse::<u64>()
                 .map_err(|_| ApiError::new(400, "Invalid index"))?,
         };
-        Ok(ReadOptions {
+        Ok(Params {
             index,
             wait,
+            hash: q.get("hash").unwrap_or_default().to_owned(),
             consistency: if stale {
-                "stale"
+                Consistency::Stale
             } else if consistent {
-                "consistent"
+                Consistency::Consistent
             } else {
-                "leader"
+                Consistency::Leader
             },
             dc: q.get("dc").filter(|d| !d.is_empty()).map(str::to_owned),
             streaming: false,
         })
-    }
-
-    /// These options for `/v1/health/service/:name`, which a Consul agent answers from its
-    /// streaming backend once the query blocks (`?index` above 0): such answers say
-    /// `X-Consul-Query-Backend: streaming` and `X-Consul-KnownLeader: false` (the
-    /// materialised view knows no leader). Other reads say `blocking-query` and `true`.
-    pub(crate) fn streamed(mut self) -> ReadOptions {
-        self.streaming = self.index > 0;
-        self
-    }
-
-    /// Whether the answer comes as from Consul's streaming backend.
-    pub(crate) fn is_streamed(&self) -> bool {
-        self.streaming
     }
 
     /// `500 No path to datacenter` for a datacenter other than the agent's.
@@ -121,7 +312,9 @@ impl ReadOptions {
         }
     }
 
-    /// Adds the blocking-query headers to an answer.
+    /// Adds the blocking-query headers to an answer: `X-Consul-Index` (never below 1),
+    /// `X-Consul-KnownLeader`, `X-Consul-Query-Backend`, `X-Consul-LastContact: 0` and
+    /// `X-Consul-Effective-Consistency`.
     pub(crate) fn meta(&self, mut resp: Response, index: u64) -> Response {
         let h = resp.headers_mut();
         let num =
@@ -145,7 +338,11 @@ impl ReadOptions {
         );
         h.insert(
             HeaderName::from_static("x-consul-effective-consistency"),
-            HeaderValue::from_static(self.consistency),
+            HeaderValue::from_static(match self.consistency {
+                Consistency::Leader => "leader",
+                Consistency::Stale => "stale",
+                Consistency::Consistent => "consistent",
+            }),
         );
         resp
     }
@@ -198,6 +395,36 @@ pub(crate) fn jittered(wait: Option<Duration>) -> Duration {
     wait + Duration::from_nanos(jitter)
 }
 
+/// `?filter=`, checked against the fields of `schema` (Consul's `500` with go-bexpr's text if it
+/// cannot be used, `400` beyond this agent's limits); `prefixed: false` words errors as
+/// Consul's streaming backend does.
+fn checked_filter(q: &Query, schema: &Schema, prefixed: bool) -> Result<Option<Filter>, ApiError> {
+    match q.get("filter") {
+        None | Some("") => Ok(None),
+        Some(f) => filter::parse(f)
+            .and_then(|parsed| parsed.check(schema))
+            .map(Some)
+            .map_err(|e| filter_error(&e, prefixed)),
+    }
+}
+
+/// `?filter=` parsed only, not yet checked against the fields of a type.
+pub(crate) fn parsed_filter(q: &Query) -> Result<Option<filter::Parsed>, ApiError> {
+    match q.get("filter") {
+        None | Some("") => Ok(None),
+        Some(f) => filter::parse(f)
+            .map(Some)
+            .map_err(|e| filter_error(&e, true)),
+    }
+}
+
+/// The answer to a filter that cannot be used; `prefixed: false` words it as Consul's
+/// streaming backend does (without `Failed to create boolean expression evaluator: `).
+pub(crate) fn filter_error(e: &filter::FilterError, prefixed: bool) -> ApiError {
+    let (status, text) = e.answer(prefixed);
+    ApiError::new(status, text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,8 +441,8 @@ mod tests {
     }
 
     #[test]
-    fn read_options_errors() {
-        let bad = |q: &str| ReadOptions::parse(&Query::parse(Some(q))).unwrap_err().text;
+    fn parameter_errors() {
+        let bad = |q: &str| Params::parse(&Query::parse(Some(q))).unwrap_err().text;
         assert_eq!(bad("wait=abc"), "Invalid wait time");
         assert_eq!(bad("index=-1"), "Invalid index");
         assert_eq!(

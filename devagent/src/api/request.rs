@@ -1,13 +1,11 @@
-//! What a handler reads: the routed request, its decoded query parameters, its token and its
-//! filter.
+//! What a handler reads: the routed request, its decoded query parameters and its token.
 
-use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::body::Bytes;
+use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Serialize;
 
-use super::answer::ApiError;
-use super::filter;
+use super::answer::{ApiError, json};
 use crate::acl::{Acl, Authz};
 use crate::agent::Agent;
 
@@ -49,7 +47,6 @@ impl Query {
 pub(crate) struct Req {
     /// The path after the route's pattern: a name, ID or KV key.
     pub(crate) rest: String,
-    pub(crate) method: Method,
     pub(crate) query: Query,
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
@@ -64,70 +61,13 @@ impl Req {
 
     /// A JSON answer with `status`, indented if `?pretty`.
     pub(crate) fn json_status(&self, status: u16, value: &impl Serialize) -> Response {
-        let body = if self.query.has("pretty") {
-            let mut buf = Vec::new();
-            let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-            let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
-            let _ = value.serialize(&mut ser);
-            buf.push(b'\n');
-            buf
-        } else {
-            serde_json::to_vec(value).unwrap_or_default()
-        };
-        let mut resp = Response::new(Body::from(body));
-        *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        resp
+        json(self.query.has("pretty"), status, value)
     }
 
     /// A `200` JSON answer.
     pub(crate) fn json(&self, value: &impl Serialize) -> Response {
         self.json_status(200, value)
     }
-
-    /// `?filter=`, checked against the fields of `schema` (Consul's `500` with go-bexpr's text
-    /// if it cannot be used, `400` beyond this agent's limits).
-    pub(crate) fn filter(
-        &self,
-        schema: &filter::Schema,
-    ) -> Result<Option<filter::Filter>, ApiError> {
-        self.filter_as(schema, true)
-    }
-
-    /// [`Req::filter`]; `prefixed: false` words errors as Consul's streaming backend does
-    /// (without `Failed to create boolean expression evaluator: `).
-    pub(crate) fn filter_as(
-        &self,
-        schema: &filter::Schema,
-        prefixed: bool,
-    ) -> Result<Option<filter::Filter>, ApiError> {
-        match self.query.get("filter") {
-            None | Some("") => Ok(None),
-            Some(f) => filter::parse(f)
-                .and_then(|parsed| parsed.check(schema))
-                .map(Some)
-                .map_err(|e| filter_error(&e, prefixed)),
-        }
-    }
-
-    /// `?filter=` parsed only, not yet checked against the fields of a type.
-    pub(crate) fn parsed_filter(&self) -> Result<Option<filter::Parsed>, ApiError> {
-        match self.query.get("filter") {
-            None | Some("") => Ok(None),
-            Some(f) => filter::parse(f)
-                .map(Some)
-                .map_err(|e| filter_error(&e, true)),
-        }
-    }
-}
-
-/// The answer to a filter that cannot be used.
-pub(crate) fn filter_error(e: &filter::FilterError, prefixed: bool) -> ApiError {
-    let (status, text) = e.answer(prefixed);
-    ApiError::new(status, text)
 }
 
 #[cfg(test)]
