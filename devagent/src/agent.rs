@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::Faults;
 use crate::acl::Acl;
 use crate::checks::Runners;
+use crate::faults::Faults;
 use crate::state::Store;
 
 /// What the API's handlers work with. Built once, when the agent starts.

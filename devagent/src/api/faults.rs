@@ -1,5 +1,5 @@
 //! `PUT /_devagent/fault/<what>`: the fault switches over HTTP, under a path Consul does not use
-//! (see [`Faults`](crate::Faults) for the same switches as methods).
+//! (see [`Faults`](crate::faults::Faults) for the same switches as methods).
 //!
 //! | Request | Effect |
 //! |---|---|
