@@ -968,10 +968,19 @@ async fn real_consul_restarted_while_the_registrations_answer_was_lost_shows_it_
     let instance = service.instance();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
-    until(T, "registered with the agent", || {
-        registered(&client, instance.id())
+    // The agent has answered the registration (and kept it on disk) once the proxy has
+    // passed the lost answer on.
+    until(T, "the registration answered, its answer lost", || async {
+        proxy
+            .calls()
+            .iter()
+            .any(|c| c.kind == Kind::Register && c.status == 502)
     })
     .await;
+    assert!(
+        registered(&client, instance.id()).await,
+        "the agent holds it"
+    );
     assert!(!instance.is_registered(), "its answer was lost");
 
     tokio::task::block_in_place(|| consul.restart(true));
