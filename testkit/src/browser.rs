@@ -143,6 +143,7 @@ impl Browser {
             url: format!("http://{addr}"),
             chromium: self.chromium.clone(),
             profile: dir.join("profile"),
+            dir,
         })
     }
 }
@@ -158,6 +159,8 @@ pub struct Driver {
     url: String,
     chromium: PathBuf,
     profile: PathBuf,
+    /// The driver's scratch directory (its log and the browsers' profile), removed on drop.
+    dir: PathBuf,
 }
 
 impl Drop for Driver {
@@ -166,6 +169,9 @@ impl Drop for Driver {
         let group = self.peer.pid();
         if group > 0 {
             crate::process::send_signal(-group, libc::SIGKILL);
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 }
