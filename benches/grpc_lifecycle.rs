@@ -86,8 +86,8 @@ async fn start(consul: &Consul, name: &str) -> Running {
     let routes = grpc::Routes::new(Greeter {
         instance: name.to_owned(),
     });
-    let instance = service.instance();
-    let served = tokio::spawn(grpc::serve(service, listener, routes).into_future());
+    let instance = service.new_instance();
+    let served = tokio::spawn(grpc::serve(instance.clone(), listener, routes).into_future());
     Running {
         instance,
         served,

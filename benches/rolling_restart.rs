@@ -70,11 +70,12 @@ async fn start_instance(consul: &ConsulConfig, lane: String, recorder: &Arc<Reco
     recorder.event(&lane, EventKind::Bound);
     let port = listener.local_addr().expect("local addr").port();
     let app = Router::new().fallback(|| async { BODY });
-    let instance = service.instance();
+    let serving = discoverable::serve(service, listener, app);
+    let instance = serving.instance().clone();
     let (rec, name) = (recorder.clone(), lane.clone());
     let task = tokio::spawn(
         async move {
-            let served = discoverable::serve(service, listener, app).await;
+            let served = serving.await;
             rec.event(&name, EventKind::Exited);
             served
         }

@@ -144,13 +144,14 @@ async fn grpc(
     let service = discoverable::Service::builder("greeter")
         .grace_period(Duration::from_millis(300))
         .build()?;
-    let instance = service.instance();
+    let instance = service.new_instance();
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let bound = Instant::now();
     let routes = discoverable::grpc::Routes::new(greeter::Greeter {
         instance: "greeter".into(),
     });
-    let served = tokio::spawn(discoverable::grpc::serve(service, listener, routes).into_future());
+    let served =
+        tokio::spawn(discoverable::grpc::serve(instance.clone(), listener, routes).into_future());
     t.event(
         "gRPC greeter bound (a GRPC check, route urlprefix-/helloworld.Greeter proto=grpc)",
         None,

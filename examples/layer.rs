@@ -33,17 +33,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         builder = builder.ttl(humantime_duration(&ttl)?);
     }
     let service = builder.build()?;
+    // The instance this process runs, minted before serving so the handlers can hold it.
+    let instance = service.new_instance();
     let app = Router::new()
         .route("/", get(|| async { "home page" }))
         .route("/admin/degrade", get(degrade))
         .route("/admin/restore", get(restore))
         .route("/events", get(events))
-        .with_state(service.instance());
+        .with_state(instance.clone());
 
     let addr = std::env::var("BIND_ADDR").unwrap_or_else(|_| "0.0.0.0:3000".into());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    discoverable::serve(service, listener, app).await?;
+    discoverable::serve(instance, listener, app).await?;
     Ok(())
 }
 

@@ -104,7 +104,6 @@ impl Served {
 
 /// Serves a greeter answering as `name` for `service`, over TLS with `tls`.
 async fn serve_greeter(service: Service, name: &str, tls: Option<grpc::ServerTls>) -> Served {
-    let instance = service.instance();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let mut routes = grpc::Routes::new(Greeter {
@@ -113,7 +112,9 @@ async fn serve_greeter(service: Service, name: &str, tls: Option<grpc::ServerTls
     if let Some(tls) = tls {
         routes = routes.tls(tls);
     }
-    let task = tokio::spawn(grpc::serve(service, listener, routes).into_future());
+    let serving = grpc::serve(service, listener, routes);
+    let instance = serving.instance().clone();
+    let task = tokio::spawn(serving.into_future());
     Served {
         instance,
         addr,
@@ -859,14 +860,17 @@ async fn dev_agent_a_service_served_twice_answers_grpc_health_per_instance() {
         .consul(config(agent.url()))
         .build()
         .unwrap();
-    let first = service.instance();
     let mut urls = Vec::new();
     let mut served = Vec::new();
+    let mut instances = Vec::new();
     for name in ["a", "b"] {
         let greeter = serve_greeter(service.clone(), name, None).await;
         urls.push(greeter.url());
         served.push(greeter.task);
+        instances.push(greeter.instance);
     }
+    assert_ne!(instances[0].id(), instances[1].id());
+    let first = &instances[0];
     let serving = ServingStatus::Serving as i32;
     for url in &urls {
         until(T, "serving", || async {

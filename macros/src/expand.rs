@@ -64,12 +64,25 @@ pub(crate) fn expand(item: TokenStream, service: &Service, errors: &mut Errors) 
     }
     // A closure that captures nothing (the builder's arguments are literals and paths), so it
     // is `Copy`: every `async move` block and spawned task gets its own, and each serve call
-    // builds the service (reading the environment, minting the ID) when it starts.
+    // builds the service (reading the environment) when it is made, and serves a new instance.
+    //
+    // Everything the attribute says was checked at compile time, so a service that cannot be
+    // built means a setting in the environment cannot be used: the process prints
+    // `error: invalid setting <VARIABLE>: ...` and ends with exit code 2, as a command-line
+    // parser does with a bad flag (`main` could only print the error's `Debug` form).
     let builder = builder(service);
-    function
-        .block
-        .stmts
-        .insert(0, syn::parse_quote!(let #ident = || #builder;));
+    function.block.stmts.insert(
+        0,
+        syn::parse_quote!(
+            let #ident = || match #builder {
+                ::core::result::Result::Ok(__discoverable_built) => __discoverable_built,
+                ::core::result::Result::Err(__discoverable_error) => {
+                    ::std::eprintln!("error: {__discoverable_error}");
+                    ::std::process::exit(2)
+                }
+            };
+        ),
+    );
     function.into_token_stream()
 }
 
@@ -174,8 +187,16 @@ mod tests {
         let expected = quote! {
             #[tokio::main]
             async fn main() -> std::io::Result<()> {
-                let __discoverable_service =
-                    | | ::discoverable::Service::builder("cool_app").prefix("/oops").build();
+                let __discoverable_service = | | match ::discoverable::Service::builder("cool_app")
+                    .prefix("/oops")
+                    .build()
+                {
+                    ::core::result::Result::Ok(__discoverable_built) => __discoverable_built,
+                    ::core::result::Result::Err(__discoverable_error) => {
+                        ::std::eprintln!("error: {__discoverable_error}");
+                        ::std::process::exit(2)
+                    }
+                };
                 let listener = bind().await?;
                 ::discoverable::__private::serve(__discoverable_service(), listener, app).await
             }

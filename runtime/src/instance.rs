@@ -7,21 +7,25 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::health::{Health, HealthReport, Indicator};
+use crate::health::{Health, HealthReport};
+use crate::service::{Service, Settings};
 
 const NO_OVERRIDE: u8 = u8::MAX;
 
 /// A handle to one running instance of a service.
 ///
-/// Cheap to clone; keep one in your handlers' state to read the instance's Consul ID or to set
-/// its health by hand (an operator endpoint, a test). Obtained from
-/// [`Service::instance`](crate::Service::instance).
+/// Each serve call runs an instance with an ID of its own: mint one with
+/// [`Service::new_instance`](crate::Service::new_instance) to hand it to the app before
+/// serving it, or read the one a serve call minted with
+/// [`Serve::instance`](crate::Serve::instance). Cheap to clone; keep one in your handlers'
+/// state to read the instance's Consul ID, to set its health by hand (an operator endpoint,
+/// a test), or to end long-lived responses when shutdown begins.
 ///
 /// ```
 /// use discoverable_runtime::{Health, Service};
 ///
 /// let service = Service::builder("cool_app").build().unwrap();
-/// let instance = service.instance();
+/// let instance = service.new_instance();
 /// assert!(instance.id().starts_with("cool_app-"));
 /// instance.set_health(Some(Health::Degraded)); // Consul: warning; Fabio stops routing to it
 /// assert_eq!(instance.health(), Health::Degraded);
@@ -35,15 +39,12 @@ pub struct Instance {
 
 pub(crate) struct Shared {
     pub(crate) id: String,
-    pub(crate) name: String,
-    pub(crate) health_path: String,
-    pub(crate) check_timeout: Duration,
-    pub(crate) indicators: Vec<Indicator>,
+    /// The description this is an instance of.
+    pub(crate) settings: Arc<Settings>,
     manual: AtomicU8,
     shutting_down: AtomicBool,
     registered: AtomicBool,
-    /// Taken by the serve call that runs this instance; a second serve call of the same
-    /// [`Service`](crate::Service) gets an instance of its own.
+    /// Taken by the serve call that runs this instance: one instance, one serve call.
     claimed: AtomicBool,
     /// Every request in flight holds a clone of this token; the clones beyond this one are
     /// the count. One atomic operation when a request starts and one when it ends.
@@ -54,20 +55,12 @@ pub(crate) struct Shared {
 }
 
 impl Instance {
-    pub(crate) fn new(
-        id: String,
-        name: String,
-        health_path: String,
-        check_timeout: Duration,
-        indicators: Vec<Indicator>,
-    ) -> Self {
+    /// A new instance of the service `settings` describe, with a new ID.
+    pub(crate) fn new(settings: Arc<Settings>) -> Self {
         Instance {
             shared: Arc::new(Shared {
-                id,
-                name,
-                health_path,
-                check_timeout,
-                indicators,
+                id: mint_id(&settings.name),
+                settings,
                 manual: AtomicU8::new(NO_OVERRIDE),
                 shutting_down: AtomicBool::new(false),
                 registered: AtomicBool::new(false),
@@ -84,17 +77,9 @@ impl Instance {
         !self.shared.claimed.swap(true, Ordering::AcqRel)
     }
 
-    /// A new instance of the same service (same health route and indicators), with an ID of
-    /// its own.
-    pub(crate) fn sibling(&self) -> Instance {
-        let s = &self.shared;
-        Instance::new(
-            mint_id(&s.name),
-            s.name.clone(),
-            s.health_path.clone(),
-            s.check_timeout,
-            s.indicators.clone(),
-        )
+    /// What the service's description says.
+    pub(crate) fn settings(&self) -> &Arc<Settings> {
+        &self.shared.settings
     }
 
     /// The ID this instance registers under in Consul: `<name>-<uuid v4>`.
@@ -104,17 +89,17 @@ impl Instance {
 
     /// The service name.
     pub fn name(&self) -> &str {
-        &self.shared.name
+        &self.shared.settings.name
     }
 
     /// The path the health route answers on.
     pub fn health_path(&self) -> &str {
-        &self.shared.health_path
+        &self.shared.settings.health_path
     }
 
     /// How long the health route's indicators (and Consul's check) may take.
     pub(crate) fn check_timeout(&self) -> Duration {
-        self.shared.check_timeout
+        self.shared.settings.check_timeout()
     }
 
     /// Sets the instance's own health by hand (`Some`), or returns it to automatic (`None`).
@@ -143,8 +128,8 @@ impl Instance {
     pub async fn report(&self) -> HealthReport {
         HealthReport::collect(
             self.health(),
-            &self.shared.indicators,
-            indicator_bound(self.shared.check_timeout),
+            &self.shared.settings.indicators,
+            indicator_bound(self.check_timeout()),
         )
         .await
     }
@@ -186,7 +171,7 @@ impl Instance {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let service = Service::builder("ticker").build().unwrap();
-    /// let instance = service.instance();
+    /// let instance = service.new_instance();
     /// // In a streaming handler: send until shutdown begins, then end the stream cleanly.
     /// let (tx, mut rx) = tokio::sync::mpsc::channel::<&str>(8);
     /// let shutting_down = instance.shutting_down();
@@ -224,6 +209,21 @@ impl Instance {
 
     pub(crate) fn request_started(&self) -> InFlight {
         InFlight(self.shared.in_flight.clone())
+    }
+}
+
+/// A new instance of the service, as [`Service::new_instance`] mints: what
+/// [`serve`](crate::serve) does with a `Service`.
+impl From<Service> for Instance {
+    fn from(service: Service) -> Self {
+        Instance::new(service.settings)
+    }
+}
+
+/// A new instance of the service, as [`Service::new_instance`] mints.
+impl From<&Service> for Instance {
+    fn from(service: &Service) -> Self {
+        service.new_instance()
     }
 }
 

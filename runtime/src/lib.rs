@@ -43,8 +43,8 @@ pub mod optional {
 #[doc(hidden)]
 pub mod __private {
     #[cfg(feature = "grpc")]
-    pub use crate::grpc::serve_attribute as serve_grpc;
-    pub use crate::serve::serve_attribute as serve;
+    pub use crate::grpc::serve as serve_grpc;
+    pub use crate::serve::serve;
 
     /// Without the `grpc` feature, `#[discoverable(grpc)]` calls this, whose bound no type
     /// meets, so the compiler says at the serve call that the feature is needed.

@@ -52,10 +52,12 @@ pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(2);
 /// assert_eq!(service.tags(), ["urlprefix-/oops", "v1"]);
 /// # Ok::<(), discoverable_runtime::Error>(())
 /// ```
+///
+/// A `Service` is a description and has no ID: each serve call runs an instance of it with an
+/// ID of its own (see [`Instance`]).
 #[derive(Clone)]
 pub struct Service {
     pub(crate) settings: std::sync::Arc<Settings>,
-    pub(crate) instance: Instance,
 }
 
 /// Everything [`Service`] knows, resolved.
@@ -75,19 +77,10 @@ pub(crate) struct Settings {
     pub(crate) retry_min: Duration,
     pub(crate) retry_max: Duration,
     pub(crate) consul: consul::Config,
-    /// Registered with a `GRPC` check instead of the HTTP one (set by the gRPC serve call).
-    pub(crate) grpc: bool,
-    /// The gRPC check and routes go over TLS (set by the gRPC serve call of a TLS server).
-    pub(crate) grpc_tls: Option<CheckTls>,
-}
-
-/// How Consul's check and the routers reach an instance served over TLS.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct CheckTls {
-    /// `TLSServerName`: the name the certificate is verified for.
-    pub(crate) server_name: Option<String>,
-    /// `TLSSkipVerify` (and Fabio's `tlsskipverify=true`): the certificate is not verified.
-    pub(crate) skip_verify: bool,
+    /// The health route's path.
+    pub(crate) health_path: String,
+    /// The user's health indicators, which the health route runs.
+    pub(crate) indicators: Vec<Indicator>,
 }
 
 impl Service {
@@ -101,11 +94,6 @@ impl Service {
         &self.settings.name
     }
 
-    /// The instance ID, `<name>-<uuid v4>`.
-    pub fn id(&self) -> &str {
-        self.instance.id()
-    }
-
     /// Every tag registered: the `urlprefix-` route first (when there is a prefix), then the
     /// user's tags.
     pub fn tags(&self) -> &[String] {
@@ -117,24 +105,33 @@ impl Service {
         &self.settings.meta
     }
 
-    /// The handle to this instance: its ID, its health, a shutdown switch. It is the instance
-    /// the first `serve` of this `Service` (or of a clone) runs; serving it again, or a clone
-    /// of it, runs another instance with an ID of its own, so no two serve calls register
-    /// under one ID.
-    pub fn instance(&self) -> Instance {
-        self.instance.clone()
+    /// A new instance of this service, with an ID of its own: hand it to the app (to set its
+    /// health, or to end long-lived responses when shutdown begins), then serve it with
+    /// [`serve`](crate::serve). Serving the `Service` itself mints an instance the same way,
+    /// which [`Serve::instance`](crate::Serve::instance) returns.
+    ///
+    /// ```
+    /// use discoverable_runtime::Service;
+    ///
+    /// let service = Service::builder("cool_app").build()?;
+    /// let (a, b) = (service.new_instance(), service.new_instance());
+    /// assert!(a.id().starts_with("cool_app-"));
+    /// assert_ne!(a.id(), b.id());
+    /// # Ok::<(), discoverable_runtime::Error>(())
+    /// ```
+    pub fn new_instance(&self) -> Instance {
+        Instance::new(self.settings.clone())
     }
 
     /// The health route's path.
     pub fn health_path(&self) -> &str {
-        self.instance.health_path()
+        &self.settings.health_path
     }
 }
 
 impl fmt::Debug for Service {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Service")
-            .field("id", &self.id())
             .field("settings", &self.settings)
             .finish()
     }
@@ -412,26 +409,24 @@ impl ServiceBuilder {
                 Some(config) => config,
                 None => consul::Config::from_lookup(env)?,
             },
-            grpc: false,
-            grpc_tls: None,
+            health_path,
+            indicators: self.indicators,
         };
         apply_env(&mut settings, &env)?;
-        let check_timeout = match settings.check {
-            CheckTiming::Http { timeout, .. } => timeout,
-            CheckTiming::Ttl { ttl } => ttl / 3,
-        };
-        let id = crate::instance::mint_id(&settings.name);
-        let instance = Instance::new(
-            id,
-            settings.name.clone(),
-            health_path,
-            check_timeout,
-            self.indicators,
-        );
         Ok(Service {
             settings: std::sync::Arc::new(settings),
-            instance,
         })
+    }
+}
+
+impl Settings {
+    /// How long the health route's answer may take: the HTTP check's timeout, or a third of
+    /// the TTL (the runtime reports that often).
+    pub(crate) fn check_timeout(&self) -> Duration {
+        match self.check {
+            CheckTiming::Http { timeout, .. } => timeout,
+            CheckTiming::Ttl { ttl } => ttl / 3,
+        }
     }
 }
 
@@ -574,8 +569,9 @@ mod tests {
             .build_with(env(&[]))
             .unwrap();
         assert_eq!(s.tags(), ["urlprefix-/oops"]);
-        assert!(s.id().starts_with("cool_app-"));
-        assert_eq!(s.id().len(), "cool_app-".len() + 36);
+        let id = s.new_instance().id().to_owned();
+        assert!(id.starts_with("cool_app-"));
+        assert_eq!(id.len(), "cool_app-".len() + 36);
         assert_eq!(s.health_path(), "/health");
         assert_eq!(s.settings.grace_period, DEFAULT_GRACE_PERIOD);
         assert_eq!(
@@ -588,10 +584,18 @@ mod tests {
     }
 
     #[test]
-    fn two_services_get_two_ids() {
+    fn each_instance_gets_its_own_id() {
         let a = Service::builder("a").build_with(env(&[])).unwrap();
         let b = Service::builder("a").build_with(env(&[])).unwrap();
-        assert_ne!(a.id(), b.id());
+        assert_ne!(a.new_instance().id(), b.new_instance().id());
+        assert_ne!(a.new_instance().id(), a.new_instance().id());
+        // The description carries none.
+        let described = Service::builder("idless").build_with(env(&[])).unwrap();
+        assert!(described.new_instance().id().starts_with("idless-"));
+        assert!(
+            !format!("{described:?}").contains("idless-"),
+            "{described:?}"
+        );
     }
 
     #[test]
@@ -708,7 +712,7 @@ mod tests {
             .build_with(env(&[]))
             .unwrap();
         let asked = tokio::time::Instant::now();
-        let report = service.instance().report().await;
+        let report = service.new_instance().report().await;
         let took = asked.elapsed();
         assert_eq!(report.status, Health::Down);
         assert!(report.to_json().contains("hung"), "{}", report.to_json());

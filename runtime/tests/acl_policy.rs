@@ -59,10 +59,11 @@ async fn real_consul_readme_policy_registers_heartbeats_deregisters_and_discover
         )
         .build()
         .unwrap();
-    let instance = service.instance();
+    let instance = service.new_instance();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let app = Router::new().route("/", get(|| async { "home page" }));
-    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app).into_future());
+    let served =
+        tokio::spawn(discoverable_runtime::serve(instance.clone(), listener, app).into_future());
 
     let id = instance.id().to_owned();
     until(T, "registered with the policy's token", || async {

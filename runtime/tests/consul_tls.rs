@@ -97,11 +97,12 @@ async fn serve(
         .retry_backoff(Duration::from_millis(20), Duration::from_millis(200))
         .build()
         .unwrap();
-    let instance = service.instance();
+    let instance = service.new_instance();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = Router::new().route("/", get(|| async { "home page" }));
-    let task = tokio::spawn(discoverable_runtime::serve(service, listener, app).into_future());
+    let task =
+        tokio::spawn(discoverable_runtime::serve(instance.clone(), listener, app).into_future());
     (instance, addr, task)
 }
 

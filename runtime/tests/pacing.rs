@@ -48,7 +48,7 @@ fn builder(consul_url: &str) -> ServiceBuilder {
 }
 
 /// Serves `service` on 127.0.0.1:0 in a task of the test's runtime.
-async fn start(service: Service) -> JoinHandle<std::io::Result<()>> {
+async fn start(service: impl Into<Instance>) -> JoinHandle<std::io::Result<()>> {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let app = Router::new().route("/", get(|| async { "ok" }));
     tokio::spawn(discoverable_runtime::serve(service, listener, app).into_future())
@@ -100,8 +100,8 @@ async fn a_failing_consul_is_retried_at_the_backoff_pace() {
     })
     .await;
     let service = builder(&fake.url).build().unwrap();
-    let instance = service.instance();
-    let served = start(service).await;
+    let instance = service.new_instance();
+    let served = start(instance.clone()).await;
     tokio::time::sleep(WINDOW).await;
     // At the cap an attempt every 1–2 s: at least 25 in a minute after the ramp.
     assert_paced("500", &fake.arrivals(Kind::Register), Duration::ZERO, 25);
@@ -113,8 +113,8 @@ async fn a_failing_consul_is_retried_at_the_backoff_pace() {
 async fn a_consul_that_never_answers_is_retried_after_each_timeout_and_backoff() {
     let fake = FakeConsul::start(true, |_, _| Answer::Hang).await;
     let service = builder(&fake.url).build().unwrap();
-    let instance = service.instance();
-    let served = start(service).await;
+    let instance = service.new_instance();
+    let served = start(instance.clone()).await;
     tokio::time::sleep(WINDOW).await;
     // Each attempt waits out the request timeout, then the backoff: 3–4 s each at the cap.
     assert_paced(
@@ -135,8 +135,8 @@ async fn an_unreachable_consul_is_retried_at_the_backoff_pace() {
         listener.local_addr().unwrap()
     };
     let service = builder(&format!("http://{closed}")).build().unwrap();
-    let instance = service.instance();
-    let served = start(service).await;
+    let instance = service.new_instance();
+    let served = start(instance.clone()).await;
     tokio::time::sleep(WINDOW).await;
     // The first failure is a WARN, each later one a DEBUG line ("failed again").
     let attempts = logs.count(&["registration failed"]);
@@ -165,8 +165,8 @@ async fn rejected_until_fixed(status: u16, body: &'static str) {
         .retry_backoff(Duration::from_millis(1), Duration::from_millis(2))
         .build()
         .unwrap();
-    let instance = service.instance();
-    let served = start(service).await;
+    let instance = service.new_instance();
+    let served = start(instance.clone()).await;
     // Four attempts: at 0, 30, 60 and 90 s.
     tokio::time::sleep(REJECTED_RETRY * 3 + REJECTED_RETRY / 6).await;
     let attempts = fake.arrivals(Kind::Register);
@@ -223,8 +223,8 @@ async fn ttl_heartbeats_come_every_third_of_the_ttl_while_the_watch_backs_off() 
     let ttl = Duration::from_millis(1500);
     let beat = ttl / 3;
     let service = builder(&fake.url).ttl(ttl).build().unwrap();
-    let instance = service.instance();
-    let served = start(service).await;
+    let instance = service.new_instance();
+    let served = start(instance.clone()).await;
     tokio::time::sleep(Duration::from_secs(10)).await;
     let beats = fake.arrivals(Kind::CheckUpdate);
     let gaps: Vec<Duration> = beats.windows(2).map(|w| w[1] - w[0]).collect();

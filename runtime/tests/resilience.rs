@@ -123,7 +123,9 @@ fn app() -> Router {
 }
 
 /// Serves `service` on 127.0.0.1:0 in a task; returns the task and the base URL.
-async fn start(service: Service) -> (tokio::task::JoinHandle<std::io::Result<()>>, String) {
+async fn start(
+    service: impl Into<discoverable_runtime::Instance>,
+) -> (tokio::task::JoinHandle<std::io::Result<()>>, String) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
@@ -253,8 +255,8 @@ async fn consul_answering_5xx_is_retried_logged_once_and_heals(kind: AgentKind) 
     // Default backoff (100 ms doubling to the 2 s cap, with jitter): the figure is the
     // default's.
     let service = builder("svc", &target.url()).build().unwrap();
-    let instance = service.instance();
-    let (served, url) = start(service).await;
+    let instance = service.new_instance();
+    let (served, url) = start(instance.clone()).await;
     assert!(serving(&url).await, "serves while Consul fails");
     const REGISTER: &str = "/v1/agent/service/register";
     // 100+200+400+800+1600 ms: the sixth attempt comes after the backoff reached its cap.
@@ -320,8 +322,8 @@ async fn consul_answering_too_slowly_is_retried_logged_once_and_heals(kind: Agen
         .retry_backoff(Duration::from_millis(50), Duration::from_millis(500))
         .build()
         .unwrap();
-    let instance = service.instance();
-    let (served, url) = start(service).await;
+    let instance = service.new_instance();
+    let (served, url) = start(instance.clone()).await;
     assert!(serving(&url).await, "serves while Consul is slow");
     let attempts = || logs.count(&["request to Consul", "path=/v1/agent/service/register"]);
     until(T, "four timed-out registrations", || async {
@@ -382,9 +384,9 @@ async fn garbage_from_consul_is_retried_logged_once_per_cause_and_never_spins() 
         .retry_backoff(Duration::from_millis(5), Duration::from_millis(40))
         .build()
         .unwrap();
-    let instance = service.instance();
+    let instance = service.new_instance();
     let id = instance.id().to_owned();
-    let (served, url) = start(service).await;
+    let (served, url) = start(instance.clone()).await;
     assert!(serving(&url).await);
     until(T, "failed registrations", || async {
         fake.count(Kind::Register) >= 5
@@ -511,7 +513,7 @@ async fn one_blocking_read_answered_at_once_is_not_reported() {
     let (logs, _guard) = Logs::capture(Level::INFO);
     let fake = FakeConsul::start(true, |_, _| Answer::status(200, "")).await;
     let service = builder("svc", &fake.url).build().unwrap();
-    let instance = service.instance();
+    let instance = service.new_instance();
     let id = instance.id().to_owned();
     let body = format!(r#"{{"ID": "{id}", "Service": "svc", "Port": 1, "ContentHash": "abc"}}"#);
     let answered_at_once = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -537,7 +539,7 @@ async fn one_blocking_read_answered_at_once_is_not_reported() {
         ),
         _ => Answer::status(200, ""),
     });
-    let (served, _url) = start(service).await;
+    let (served, _url) = start(instance.clone()).await;
     // The third read arrives only once the registrar has handled the second's answer.
     until(T, "the read answered at once, and the next one", || async {
         answered_at_once.load(Ordering::SeqCst) && fake.arrivals(Kind::Watch).len() >= 3
@@ -564,8 +566,8 @@ async fn a_thousand_failed_calls_grow_neither_tasks_nor_memory() {
         .retry_backoff(Duration::from_millis(1), Duration::from_millis(2))
         .build()
         .unwrap();
-    let instance = service.instance();
-    let (served, url) = start(service).await;
+    let instance = service.new_instance();
+    let (served, url) = start(instance.clone()).await;
     assert!(serving(&url).await);
     let metrics = tokio::runtime::Handle::current().metrics();
 
@@ -627,8 +629,8 @@ async fn permission_denied_is_logged_once_with_the_fix_and_not_retried_at_full_s
         .retry_backoff(Duration::from_millis(1), Duration::from_millis(2))
         .build()
         .unwrap();
-    let instance = service.instance();
-    let (served, url) = start(service).await;
+    let instance = service.new_instance();
+    let (served, url) = start(instance.clone()).await;
     const REGISTER: &str = "/v1/agent/service/register";
     until(T, "the first registration denied", || async {
         target.requests(&logs, REGISTER, 403) >= 1
@@ -686,8 +688,8 @@ async fn a_registration_consul_rejects_with_400_is_logged_once_and_not_retried_a
         .retry_backoff(Duration::from_millis(1), Duration::from_millis(2))
         .build()
         .unwrap();
-    let instance = service.instance();
-    let (served, url) = start(service).await;
+    let instance = service.new_instance();
+    let (served, url) = start(instance.clone()).await;
     until(T, "the first registration rejected", || async {
         fake.count(Kind::Register) >= 1
     })
@@ -734,10 +736,10 @@ async fn ttl_heartbeat_runs_every_third_survives_a_failure_and_stops_before_dere
     let ttl = Duration::from_millis(1500);
     let beat = ttl / 3;
     let service = builder("svc", &proxy.url).ttl(ttl).build().unwrap();
-    let instance = service.instance();
+    let instance = service.new_instance();
     let check_id = format!("service:{}", instance.id());
     let client = target.client();
-    let (served, _url) = start(service).await;
+    let (served, _url) = start(instance.clone()).await;
     let updates = |status: u16| {
         proxy
             .calls()
@@ -833,8 +835,8 @@ async fn a_working_heartbeat_does_not_relog_a_failing_watch() {
         .retry_backoff(Duration::from_millis(50), Duration::from_millis(100))
         .build()
         .unwrap();
-    let instance = service.instance();
-    let (served, _url) = start(service).await;
+    let instance = service.new_instance();
+    let (served, _url) = start(instance.clone()).await;
     until(T, "heartbeats and watches interleaved", || async {
         fake.count(Kind::CheckUpdate) >= 6 && fake.count(Kind::Watch) >= 10
     })
@@ -886,9 +888,9 @@ async fn shutdown_while_consul_is_down_still_drains_and_the_agent_reaps_the_orph
         .grace_period(Duration::from_millis(100))
         .build()
         .unwrap();
-    let instance = service.instance();
+    let instance = service.new_instance();
     let id = instance.id().to_owned();
-    let (served, url) = start(service).await;
+    let (served, url) = start(instance.clone()).await;
     until(T, "registered", || async { instance.is_registered() }).await;
 
     // A request in flight, then Consul goes away, then shutdown.
@@ -972,8 +974,8 @@ async fn fifty_instances_register_pass_and_deregister_each_with_its_own_id(kind:
             .grace_period(Duration::from_millis(i * 2))
             .build()
             .unwrap();
-        let instance = service.instance();
-        let (served, _url) = start(service).await;
+        let instance = service.new_instance();
+        let (served, _url) = start(instance.clone()).await;
         instances.push((instance, served));
     }
     until(Duration::from_secs(30), "all registered", || async {

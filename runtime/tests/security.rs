@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use axum::{Router, routing::get};
 use discoverable_devagent::{Config as AgentConfig, DevAgent};
 use discoverable_runtime::consul::{self, Client};
-use discoverable_runtime::{Error, Health, Service, ServiceBuilder};
+use discoverable_runtime::{Error, Health, Instance, Service, ServiceBuilder};
 use discoverable_testkit::{Agent, AgentKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -85,7 +85,7 @@ struct Served {
     task: JoinHandle<std::io::Result<()>>,
 }
 
-async fn serve(service: Service) -> Served {
+async fn serve(service: impl Into<discoverable_runtime::Instance>) -> Served {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
@@ -136,8 +136,8 @@ async fn registers_with_the_token_of_consul_http_token(kind: AgentKind) {
     .unwrap();
     assert_eq!(config.token().map(|t| t.secret()), Some(TOKEN));
     let service = builder("sec-env-token", config).build().unwrap();
-    let instance = service.instance();
-    let served = serve(service).await;
+    let instance = service.new_instance();
+    let served = serve(instance.clone()).await;
     until(T, "registered with the token", || {
         registered(&admin, instance.id())
     })
@@ -182,8 +182,8 @@ async fn the_token_file_is_read_once_trimmed_and_wins_over_the_variable(kind: Ag
     std::fs::remove_file(&file).unwrap();
 
     let service = builder("sec-token-file", config).build().unwrap();
-    let instance = service.instance();
-    let served = serve(service).await;
+    let instance = service.new_instance();
+    let served = serve(instance.clone()).await;
     until(T, "registered with the file's token", || {
         registered(&admin, instance.id())
     })
@@ -229,8 +229,8 @@ async fn without_a_token_registration_fails_with_a_clear_403_and_serving_goes_on
     let admin = admin(&agent);
     let config = from_env(&[("CONSUL_HTTP_ADDR", agent.url())]).unwrap();
     let service = builder("sec-no-token", config).build().unwrap();
-    let instance = service.instance();
-    let served = serve(service).await;
+    let instance = service.new_instance();
+    let served = serve(instance.clone()).await;
 
     // The instance's log says what happened (403, permission) and what to fix.
     let line = capture::wait_for(&["sec-no-token", "403"], T).await;
@@ -318,9 +318,12 @@ async fn debug_outputs_never_show_the_token() {
     let builder = Service::builder("sec-debug").consul(config.clone());
     assert_no_secret("ServiceBuilder", &format!("{builder:?}"));
     let service = builder.build().unwrap();
-    assert_no_secret("Service", &format!("{service:?} {:?}", service.instance()));
+    assert_no_secret(
+        "Service",
+        &format!("{service:?} {:?}", service.new_instance()),
+    );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let serve = discoverable_runtime::serve(service.clone(), listener, app());
+    let serve = discoverable_runtime::serve(service, listener, app());
     assert_no_secret("Serve", &format!("{serve:?}"));
     let agent_config = AgentConfig {
         acl_token: Some(TOKEN.into()),
@@ -358,8 +361,11 @@ async fn no_log_line_shows_the_token_at_trace_level(kind: AgentKind) {
     )
     .build()
     .unwrap();
-    let (good_instance, bad_instance) = (good.instance(), bad.instance());
-    let (good, bad) = (serve(good).await, serve(bad).await);
+    let (good_instance, bad_instance) = (good.new_instance(), bad.new_instance());
+    let (good, bad) = (
+        serve(good_instance.clone()).await,
+        serve(bad_instance.clone()).await,
+    );
     until(T, "registered", || registered(&admin, good_instance.id())).await;
     // Only this test's registrar meets an unknown token (the fail-fast test stops instead).
     capture::wait_for(&["rejected by Consul", "ACL not found"], T).await;
@@ -627,7 +633,7 @@ async fn cool_app_stops_at_start_up_on_an_unreadable_token_file() {
 // ---- The health route ------------------------------------------------------------------------
 
 /// An instance with a healthy and a panicking indicator, served against a dev agent.
-async fn health_instance(name: &str, agent: &DevAgent) -> (Service, Served) {
+async fn health_instance(name: &str, agent: &DevAgent) -> (Instance, Served) {
     let service = builder(
         name,
         from_env(&[("CONSUL_HTTP_ADDR", agent.url())]).unwrap(),
@@ -642,8 +648,9 @@ async fn health_instance(name: &str, agent: &DevAgent) -> (Service, Served) {
     })
     .build()
     .unwrap();
-    let served = serve(service.clone()).await;
-    (service, served)
+    let instance = service.new_instance();
+    let served = serve(instance.clone()).await;
+    (instance, served)
 }
 
 /// A response read off the wire.
@@ -761,7 +768,7 @@ fn request(method: &str, path: &str, headers: &[(&str, &[u8])], body: &[u8]) -> 
 async fn the_health_route_shows_indicator_names_and_states_only() {
     capture::install();
     let agent = DevAgent::start(AgentConfig::default()).await.unwrap();
-    let (service, served) = health_instance("sec-health-json", &agent).await;
+    let (instance, served) = health_instance("sec-health-json", &agent).await;
     let answer = raw(served.addr, request("GET", "/health", &[], b""), false).await;
     assert_eq!(answer.status, 503, "a panicking indicator counts as down");
     assert_eq!(answer.header("content-type"), Some("application/json"));
@@ -790,9 +797,9 @@ async fn the_health_route_shows_indicator_names_and_states_only() {
         answer.headers
     );
     let port = served.addr.port().to_string();
-    let uuid = service.id().trim_start_matches("sec-health-json-");
+    let uuid = instance.id().trim_start_matches("sec-health-json-");
     for secret in [
-        service.id(),
+        instance.id(),
         uuid,
         "sec-health-json",
         "127.0.0.1",
@@ -825,7 +832,7 @@ async fn the_health_route_shows_indicator_names_and_states_only() {
             "unexpected header {name}"
         );
     }
-    stop(service.instance(), served).await;
+    stop(instance, served).await;
     agent.shutdown().await;
 }
 
@@ -833,7 +840,7 @@ async fn the_health_route_shows_indicator_names_and_states_only() {
 async fn the_health_route_answers_get_and_head_only() {
     capture::install();
     let agent = DevAgent::start(AgentConfig::default()).await.unwrap();
-    let (service, served) = health_instance("sec-health-methods", &agent).await;
+    let (instance, served) = health_instance("sec-health-methods", &agent).await;
     let get = raw(served.addr, request("GET", "/health", &[], b""), false).await;
     let head = raw(served.addr, request("HEAD", "/health", &[], b""), true).await;
     assert_eq!(head.status, get.status);
@@ -866,13 +873,13 @@ async fn the_health_route_answers_get_and_head_only() {
         assert_eq!(answer.status, 405, "{method}");
         assert_eq!(answer.header("allow"), Some("GET, HEAD"), "{method}");
         let text = String::from_utf8_lossy(&answer.body);
-        assert!(!text.contains(service.id()), "{method}: {text}");
+        assert!(!text.contains(instance.id()), "{method}: {text}");
         assert!(!text.contains("db"), "{method}: {text}");
     }
     // The answer to GET is unchanged by all that.
     let again = raw(served.addr, request("GET", "/health", &[], b""), false).await;
     assert_eq!(again.essence(), get.essence());
-    stop(service.instance(), served).await;
+    stop(instance, served).await;
     agent.shutdown().await;
 }
 
@@ -880,7 +887,7 @@ async fn the_health_route_answers_get_and_head_only() {
 async fn bodies_and_headers_sent_to_the_health_route_change_nothing() {
     capture::install();
     let agent = DevAgent::start(AgentConfig::default()).await.unwrap();
-    let (service, served) = health_instance("sec-health-input", &agent).await;
+    let (instance, served) = health_instance("sec-health-input", &agent).await;
     let plain = raw(served.addr, request("GET", "/health", &[], b""), false).await;
     assert_eq!(plain.status, 503);
 
@@ -1016,7 +1023,7 @@ async fn bodies_and_headers_sent_to_the_health_route_change_nothing() {
         .unwrap();
     assert_eq!(r.status().as_u16(), plain.status);
     assert_eq!(r.bytes().await.unwrap(), plain.body);
-    stop(service.instance(), served).await;
+    stop(instance, served).await;
     agent.shutdown().await;
 }
 

@@ -85,10 +85,11 @@ async fn instance_shutdown_takes_the_signal_path(kind: AgentKind) {
         .grace_period(Duration::from_secs(1))
         .build()
         .unwrap();
-    let instance = service.instance();
+    let instance = service.new_instance();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
+    let served =
+        tokio::spawn(discoverable_runtime::serve(instance.clone(), listener, app()).into_future());
     until(T, "registered", || registered(&client, instance.id())).await;
     assert!(instance.is_registered());
     assert_eq!(
@@ -119,7 +120,8 @@ async fn user_shutdown_future_and_connect_info_make_service(kind: AgentKind) {
         return;
     };
     let service = builder(&agent).build().unwrap();
-    let id = service.id().to_owned();
+    let instance = service.new_instance();
+    let id = instance.id().to_owned();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let app = Router::new()
@@ -130,7 +132,7 @@ async fn user_shutdown_future_and_connect_info_make_service(kind: AgentKind) {
         .into_make_service_with_connect_info::<SocketAddr>();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let served = tokio::spawn(
-        discoverable_runtime::serve(service, listener, app)
+        discoverable_runtime::serve(instance.clone(), listener, app)
             .with_graceful_shutdown(async {
                 let _ = rx.await;
             })
@@ -158,10 +160,11 @@ async fn into_make_service_works(kind: AgentKind) {
         return;
     };
     let service = builder(&agent).build().unwrap();
-    let instance = service.instance();
+    let instance = service.new_instance();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let served = tokio::spawn(
-        discoverable_runtime::serve(service, listener, app().into_make_service()).into_future(),
+        discoverable_runtime::serve(instance.clone(), listener, app().into_make_service())
+            .into_future(),
     );
     until(T, "registered", || registered(&client, instance.id())).await;
     instance.shutdown();
@@ -177,9 +180,10 @@ async fn dropping_the_serve_future_still_deregisters(kind: AgentKind) {
         return;
     };
     let service = builder(&agent).build().unwrap();
-    let id = service.id().to_owned();
+    let instance = service.new_instance();
+    let id = instance.id().to_owned();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let serving = discoverable_runtime::serve(service, listener, app()).into_future();
+    let serving = discoverable_runtime::serve(instance.clone(), listener, app()).into_future();
     let client2 = client.clone();
     let id2 = id.clone();
     // The serve future loses a select! once the instance is registered, as an early `?` or a
@@ -217,7 +221,8 @@ fn a_dropped_serve_future_hands_its_workers_other_tasks_over(kind: AgentKind) {
         };
         let agent = Arc::new(agent);
         let service = builder(&agent).build().unwrap();
-        let id = service.id().to_owned();
+        let instance = service.new_instance();
+        let id = instance.id().to_owned();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let ticks: Arc<std::sync::Mutex<Vec<Instant>>> = Arc::default();
         let ticker = tokio::spawn({
@@ -234,8 +239,9 @@ fn a_dropped_serve_future_hands_its_workers_other_tasks_over(kind: AgentKind) {
         let dropper = tokio::spawn({
             let agent = agent.clone();
             async move {
-                let mut serving =
-                    Box::pin(discoverable_runtime::serve(service, listener, app()).into_future());
+                let mut serving = Box::pin(
+                    discoverable_runtime::serve(instance.clone(), listener, app()).into_future(),
+                );
                 tokio::select! {
                     _ = &mut serving => panic!("serve returned on its own"),
                     () = until(T, "registered", || registered(&client, &id)) => {}
@@ -299,7 +305,7 @@ async fn a_stream_ends_cleanly_with_a_last_event_when_shutdown_begins(kind: Agen
         .drain_timeout(Duration::from_secs(20))
         .build()
         .unwrap();
-    let instance = service.instance();
+    let instance = service.new_instance();
     let events = {
         let instance = instance.clone();
         get(move || {
@@ -332,7 +338,8 @@ async fn a_stream_ends_cleanly_with_a_last_event_when_shutdown_begins(kind: Agen
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/events", listener.local_addr().unwrap());
     let app = app().route("/events", events);
-    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app).into_future());
+    let served =
+        tokio::spawn(discoverable_runtime::serve(instance.clone(), listener, app).into_future());
     until(T, "registered", || registered(&client, instance.id())).await;
     let mut response = reqwest::get(url).await.unwrap();
     let first = response.chunk().await.unwrap().expect("a first event");
@@ -374,10 +381,11 @@ async fn registers_once_consul_comes_up_and_serves_meanwhile(kind: AgentKind) {
         .retry_backoff(Duration::from_millis(100), Duration::from_secs(2))
         .build()
         .unwrap();
-    let instance = service.instance();
+    let instance = service.new_instance();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
+    let served =
+        tokio::spawn(discoverable_runtime::serve(instance.clone(), listener, app()).into_future());
     // Serving at once although Consul is down.
     until(T, "serving", || async {
         reqwest::get(&url)
@@ -438,9 +446,10 @@ async fn fail_fast_waits_briefly_for_an_agent_that_is_starting(kind: AgentKind) 
     };
     agent.go_down().await;
     let service = builder(&agent).fail_fast(true).build().unwrap();
-    let instance = service.instance();
+    let instance = service.new_instance();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
+    let served =
+        tokio::spawn(discoverable_runtime::serve(instance.clone(), listener, app()).into_future());
     // Its first attempts are refused.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!served.is_finished(), "fail_fast gave up at once");
@@ -460,9 +469,10 @@ async fn re_registers_after_the_agent_loses_its_state(kind: AgentKind) {
         return;
     };
     let service = builder(&agent).build().unwrap();
-    let instance = service.instance();
+    let instance = service.new_instance();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
+    let served =
+        tokio::spawn(discoverable_runtime::serve(instance.clone(), listener, app()).into_future());
     until(T, "registered", || registered(&client, instance.id())).await;
     agent.lose_state().await;
     let lost = Instant::now();
@@ -505,7 +515,7 @@ async fn shutdown_is_bounded_when_consul_hangs(kind: AgentKind) {
         )
         .build()
         .unwrap();
-    let instance = service.instance();
+    let instance = service.new_instance();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/slow", listener.local_addr().unwrap());
     // A request that is still in flight when shutdown begins and ends after the bound.
@@ -516,7 +526,8 @@ async fn shutdown_is_bounded_when_consul_hangs(kind: AgentKind) {
             "slow"
         }),
     );
-    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app).into_future());
+    let served =
+        tokio::spawn(discoverable_runtime::serve(instance.clone(), listener, app).into_future());
     until(T, "registered", || registered(&client, instance.id())).await;
     let request = tokio::spawn(async move {
         let answer = reqwest::get(url).await?;
@@ -556,10 +567,11 @@ async fn no_ghost_when_shutdown_comes_while_registration_retries(kind: AgentKind
     };
     agent.go_down().await;
     let service = builder(&agent).build().unwrap();
-    let instance = service.instance();
+    let instance = service.new_instance();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (logs, _guard) = Logs::capture(tracing::Level::DEBUG);
-    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
+    let served =
+        tokio::spawn(discoverable_runtime::serve(instance.clone(), listener, app()).into_future());
     until(T, "a failed registration attempt", || async {
         logs.count(&["registration failed"]) >= 1
     })
@@ -593,9 +605,10 @@ async fn ipv6_addresses_are_bracketed_and_checked(kind: AgentKind) {
         .timeout(Duration::from_millis(500))
         .build()
         .unwrap();
-    let instance = service.instance();
+    let instance = service.new_instance();
     let port = listener.local_addr().unwrap().port();
-    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
+    let served =
+        tokio::spawn(discoverable_runtime::serve(instance.clone(), listener, app()).into_future());
     until(T, "registered", || registered(&client, instance.id())).await;
     let services = client.agent_services().await.unwrap();
     assert_eq!(services[instance.id()].address, "::1");
@@ -627,14 +640,15 @@ async fn a_panic_next_to_serve_still_deregisters(kind: AgentKind) {
         return;
     };
     let service = builder(&agent).build().unwrap();
-    let id = service.id().to_owned();
+    let instance = service.new_instance();
+    let id = instance.id().to_owned();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (c, i) = (client.clone(), id.clone());
     // User code beside the server panics once the instance is registered; unwinding drops
     // the serve future.
     let task = tokio::spawn(async move {
         tokio::select! {
-            _ = discoverable_runtime::serve(service, listener, app()).into_future() => {}
+            _ = discoverable_runtime::serve(instance.clone(), listener, app()).into_future() => {}
             () = async {
                 until(T, "registered", || registered(&c, &i)).await;
                 panic!("user code failed after registration");
@@ -649,22 +663,26 @@ async fn a_panic_next_to_serve_still_deregisters(kind: AgentKind) {
     );
 }
 
-/// One `Service` served twice (or a clone of it) runs two instances, each with its own ID.
+/// One `Service` served twice (or a clone of it) runs two instances, each with its own ID;
+/// one `Instance` is served once.
 async fn one_service_served_twice_registers_two_ids(kind: AgentKind) {
     let test = "one_service_served_twice_registers_two_ids";
     let Some((agent, client)) = agent(kind, test).await else {
         return;
     };
     let service = builder(&agent).build().unwrap();
-    let first = service.instance();
     let l1 = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let l2 = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let a = tokio::spawn(discoverable_runtime::serve(service.clone(), l1, app()).into_future());
+    let serving = discoverable_runtime::serve(service.clone(), l1, app());
+    let first = serving.instance().clone();
+    let a = tokio::spawn(serving.into_future());
     until(T, "the first registered", || {
         registered(&client, first.id())
     })
     .await;
-    let b = tokio::spawn(discoverable_runtime::serve(service, l2, app()).into_future());
+    let serving = discoverable_runtime::serve(service, l2, app());
+    let second = serving.instance().clone();
+    let b = tokio::spawn(serving.into_future());
     let svc_ids = || async {
         let services = client.agent_services().await.unwrap_or_default();
         let ids: Vec<String> = services
@@ -678,11 +696,18 @@ async fn one_service_served_twice_registers_two_ids(kind: AgentKind) {
     let ids = svc_ids().await;
     assert_ne!(ids[0], ids[1]);
     assert!(ids.contains(&first.id().to_owned()));
+    assert!(ids.contains(&second.id().to_owned()));
+    // The first instance again: refused, and nothing more is registered.
+    let l3 = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let again = discoverable_runtime::serve(first.clone(), l3, app()).await;
+    let error = again.expect_err("one instance served twice");
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(error.to_string().contains("is served already"), "{error}");
+    assert_eq!(svc_ids().await.len(), 2);
     first.shutdown();
     returns_ok(a).await;
     // The second instance stays until its own shutdown.
-    let other = ids.iter().find(|id| *id != first.id()).unwrap().clone();
-    assert!(registered(&client, &other).await);
+    assert!(registered(&client, second.id()).await);
     b.abort();
 }
 
@@ -736,12 +761,13 @@ fn a_dropped_serve_future_deregisters_on_a_current_thread_runtime(kind: AgentKin
     };
     // 1. The serve call loses a select!, and `main` returns at once.
     let service = builder(&agent).build().unwrap();
-    let id = service.id().to_owned();
+    let instance = service.new_instance();
+    let id = instance.id().to_owned();
     let rt = current_thread();
     rt.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         tokio::select! {
-            _ = discoverable_runtime::serve(service, listener, app()).into_future() => {
+            _ = discoverable_runtime::serve(instance.clone(), listener, app()).into_future() => {
                 panic!("serve returned on its own")
             }
             () = until(T, "registered", || registered(&client, &id)) => {}
@@ -754,11 +780,12 @@ fn a_dropped_serve_future_deregisters_on_a_current_thread_runtime(kind: AgentKin
     );
     // 2. The serve call runs in a spawned task when the runtime goes.
     let service = builder(&agent).build().unwrap();
-    let id = service.id().to_owned();
+    let instance = service.new_instance();
+    let id = instance.id().to_owned();
     let rt = current_thread();
     rt.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
+        tokio::spawn(discoverable_runtime::serve(instance.clone(), listener, app()).into_future());
         until(T, "registered", || registered(&client, &id)).await;
     });
     drop(rt);
@@ -874,9 +901,10 @@ async fn real_consul_restarted_keeping_its_state_shows_the_instance_passing_at_o
         .unwrap();
     let client = Client::new(cfg.clone()).unwrap();
     let service = checked_every_minute(cfg);
-    let instance = service.instance();
+    let instance = service.new_instance();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
+    let served =
+        tokio::spawn(discoverable_runtime::serve(instance.clone(), listener, app()).into_future());
     until(T, "registered", || registered(&client, instance.id())).await;
     assert_eq!(
         check_status(&client, instance.id()).await,
@@ -913,9 +941,10 @@ async fn real_consul_restarted_before_the_watch_saw_the_instance_shows_it_passin
     )
     .unwrap();
     let service = checked_every_minute(through_proxy);
-    let instance = service.instance();
+    let instance = service.new_instance();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
+    let served =
+        tokio::spawn(discoverable_runtime::serve(instance.clone(), listener, app()).into_future());
     until(T, "registered", || registered(&client, instance.id())).await;
     until(T, "the watch's first read failed", || async {
         proxy.count(Kind::Watch) >= 1
@@ -965,9 +994,10 @@ async fn real_consul_restarted_while_the_registrations_answer_was_lost_shows_it_
             .build()
             .unwrap(),
     );
-    let instance = service.instance();
+    let instance = service.new_instance();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
+    let served =
+        tokio::spawn(discoverable_runtime::serve(instance.clone(), listener, app()).into_future());
     // The agent has answered the registration (and kept it on disk) once the proxy has
     // passed the lost answer on.
     until(T, "the registration answered, its answer lost", || async {
@@ -1025,9 +1055,10 @@ async fn lost_before_the_watch_saw_the_instance_registers_again_at_once() {
         .retry_backoff(Duration::from_millis(20), Duration::from_millis(200))
         .build()
         .unwrap();
-    let instance = service.instance();
+    let instance = service.new_instance();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app()).into_future());
+    let served =
+        tokio::spawn(discoverable_runtime::serve(instance.clone(), listener, app()).into_future());
     until(T, "registered", || registered(&client, instance.id())).await;
     until(T, "the watch's first read failed", || async {
         proxy.count(Kind::Watch) >= 1
@@ -1064,11 +1095,13 @@ fn dropping_the_serve_future_on_a_current_thread_runtime_waits_boundedly() {
         (Duration::from_secs(60), "hanging"),
     ] {
         let service = builder(&agent).build().unwrap();
-        let id = service.id().to_owned();
+        let instance = service.new_instance();
+        let id = instance.id().to_owned();
         let took = rt.block_on(async {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let mut serving =
-                Box::pin(discoverable_runtime::serve(service, listener, app()).into_future());
+            let mut serving = Box::pin(
+                discoverable_runtime::serve(instance.clone(), listener, app()).into_future(),
+            );
             tokio::select! {
                 _ = &mut serving => panic!("serve returned on its own"),
                 () = until(T, "registered", || registered(&client, &id)) => {}
@@ -1118,7 +1151,8 @@ async fn accepted_connections_have_nodelay() {
         return;
     };
     let service = builder(&agent).build().unwrap();
-    let (id, instance) = (service.id().to_owned(), service.instance());
+    let instance = service.new_instance();
+    let id = instance.id().to_owned();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let app = Router::new()
@@ -1127,7 +1161,8 @@ async fn accepted_connections_have_nodelay() {
             get(|ConnectInfo(NoDelay(on)): ConnectInfo<NoDelay>| async move { on.to_string() }),
         )
         .into_make_service_with_connect_info::<NoDelay>();
-    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app).into_future());
+    let served =
+        tokio::spawn(discoverable_runtime::serve(instance.clone(), listener, app).into_future());
     until(T, "registered", || registered(&client, &id)).await;
     assert_eq!(
         reqwest::get(&url).await.unwrap().text().await.unwrap(),

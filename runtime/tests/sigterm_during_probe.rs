@@ -40,7 +40,7 @@ async fn sigterm_during_the_start_up_probe_drains_instead_of_ending_the_process(
         })
         .build()
         .unwrap();
-    let instance = service.instance();
+    let instance = service.new_instance();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let app = Router::new().route(
@@ -50,7 +50,8 @@ async fn sigterm_during_the_start_up_probe_drains_instead_of_ending_the_process(
             "slow"
         }),
     );
-    let served = tokio::spawn(discoverable_runtime::serve(service, listener, app).into_future());
+    let served =
+        tokio::spawn(discoverable_runtime::serve(instance.clone(), listener, app).into_future());
     // Serving, and a request in flight, while the probe still waits for the indicator.
     let request = tokio::spawn(async move {
         let answer = reqwest::get(format!("{url}/slow")).await?;

@@ -56,8 +56,8 @@ use tower_service::Service as TowerService;
 
 use crate::health::Health;
 use crate::instance::Instance;
-use crate::serve::{Protocol, Serve, ServeListener, Server};
-use crate::service::Service;
+use crate::serve::server::{Check, CheckTls, Server};
+use crate::serve::{Serve, ServeListener};
 
 #[cfg(feature = "tls")]
 mod tls;
@@ -139,78 +139,42 @@ impl Routes {
     }
 }
 
-/// Serves `routes` on `listener` as a discoverable gRPC instance of `service`; see the
+/// Serves `routes` on `listener` as a discoverable gRPC instance of `service` (a
+/// [`Service`](crate::Service), or an [`Instance`] of it, as [`crate::serve`] takes); see the
 /// [module docs](self). Await it: it returns when shutdown is complete.
 pub fn serve<L: ServeListener>(
-    service: Service,
+    service: impl Into<Instance>,
     listener: L,
     routes: Routes,
 ) -> Serve<axum::Router, axum::Router> {
-    serve_with(Ok(service), listener, routes)
-}
-
-/// The attribute's entry, as [`crate::serve::serve_attribute`] is for HTTP.
-#[doc(hidden)]
-pub fn serve_attribute<L: ServeListener>(
-    service: Result<Service, crate::Error>,
-    listener: L,
-    routes: Routes,
-) -> Serve<axum::Router, axum::Router> {
-    serve_with(service, listener, routes)
-}
-
-fn serve_with<L: ServeListener>(
-    service: Result<Service, crate::Error>,
-    listener: L,
-    routes: Routes,
-) -> Serve<axum::Router, axum::Router> {
+    let instance = service.into();
     #[cfg(feature = "tls")]
     let Routes { routes, names, tls } = routes;
     #[cfg(not(feature = "tls"))]
     let Routes { routes, names } = routes;
     let listener = listener.into_tcp();
-    let Ok(built) = &service else {
-        // A service that cannot be built stops the serve call before anything is served.
-        let server = Server::Plain {
-            listener,
-            make_service: routes.into_axum_router(),
-        };
-        return crate::serve::serve_protocol(service, server, Protocol::Http);
-    };
-    let instance = crate::serve::claim_instance(built);
     let health = HealthServer::new(GrpcHealth {
         instance: instance.clone(),
         names: names.clone().into(),
     });
     let router = routes.add_service(health).into_axum_router();
     #[cfg(feature = "tls")]
-    let (server, check_tls) = match tls {
-        None => (
-            Server::Plain {
-                listener,
-                make_service: router,
-            },
-            None,
-        ),
-        Some(tls) => {
-            let (start, check) = tls.start(listener, router);
-            (Server::Started(start), Some(check))
-        }
+    let mut server = match tls {
+        None => Server::axum(listener, router),
+        Some(tls) => tls.server(listener, router),
     };
     #[cfg(not(feature = "tls"))]
-    let (server, check_tls) = (
-        Server::Plain {
-            listener,
-            make_service: router,
-        },
-        None,
-    );
-    let protocol = Protocol::Grpc {
-        services: names,
-        instance,
-        tls: check_tls,
+    let mut server = Server::axum(listener, router);
+    let tls = match server.check {
+        Check::Grpc { tls } => tls,
+        Check::Http => None,
     };
-    crate::serve::serve_protocol(service, server, protocol)
+    server.tags = names
+        .iter()
+        .map(|name| route_tag(name, tls.as_ref()))
+        .collect();
+    server.check = Check::Grpc { tls };
+    Serve::ready(instance, server)
 }
 
 /// The `grpc.health.v1.Health` service over an instance's health.
@@ -301,7 +265,7 @@ impl HealthApi for GrpcHealth {
 
 /// The Fabio route of a served gRPC service: `proto=grpcs` over TLS, with `tlsskipverify=true`
 /// for an unverified certificate.
-pub(crate) fn route_tag(service: &str, tls: Option<&crate::service::CheckTls>) -> String {
+fn route_tag(service: &str, tls: Option<&CheckTls>) -> String {
     match tls {
         None => format!("urlprefix-/{service} proto=grpc"),
         Some(tls) if tls.skip_verify => {
@@ -328,7 +292,7 @@ mod tests {
             route_tag("helloworld.Greeter", None),
             "urlprefix-/helloworld.Greeter proto=grpc"
         );
-        let mut tls = crate::service::CheckTls::default();
+        let mut tls = CheckTls::default();
         assert_eq!(
             route_tag("helloworld.Greeter", Some(&tls)),
             "urlprefix-/helloworld.Greeter proto=grpcs"
@@ -342,9 +306,10 @@ mod tests {
 
     #[tokio::test]
     async fn check_answers_for_the_server_and_each_service() {
-        let service = Service::builder("greeter").build().unwrap();
+        let service = crate::Service::builder("greeter").build().unwrap();
+        let instance = service.new_instance();
         let health = GrpcHealth {
-            instance: service.instance(),
+            instance: instance.clone(),
             names: vec!["helloworld.Greeter"].into(),
         };
         let ask = |name: &str| {
@@ -361,7 +326,7 @@ mod tests {
             ask("other.Service").await.unwrap_err().code(),
             tonic::Code::NotFound
         );
-        service.instance().set_health(Some(Health::Degraded));
+        instance.set_health(Some(Health::Degraded));
         assert_eq!(ask("").await.unwrap(), ServingStatus::NotServing as i32);
     }
 }

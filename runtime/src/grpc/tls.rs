@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tracing::instrument::WithSubscriber as _;
 
-use crate::serve::{NoDelay, Start};
+use crate::serve::server::{Check, CheckTls, NoDelay, Server};
 
 /// The TLS side of a gRPC server: its certificate and key (or a whole rustls configuration),
 /// and how Consul's check and Fabio verify it. Given to [`Routes::tls`](super::Routes::tls).
@@ -22,7 +22,7 @@ use crate::serve::{NoDelay, Start};
 #[derive(Clone)]
 pub struct ServerTls {
     config: Arc<tokio_rustls::rustls::ServerConfig>,
-    check: crate::service::CheckTls,
+    check: CheckTls,
 }
 
 impl std::fmt::Debug for ServerTls {
@@ -93,7 +93,7 @@ impl ServerTls {
         }
         ServerTls {
             config: Arc::new(config),
-            check: crate::service::CheckTls::default(),
+            check: CheckTls::default(),
         }
     }
 
@@ -114,18 +114,18 @@ impl ServerTls {
 }
 
 impl ServerTls {
-    /// The server for `router` on `tcp` over TLS, and what the check says of it.
-    pub(super) fn start(
-        self,
-        tcp: tokio::net::TcpListener,
-        router: axum::Router,
-    ) -> (Start, crate::service::CheckTls) {
+    /// The server for `router` on `tcp` over TLS, with its `GRPC` check over TLS.
+    pub(super) fn server(self, tcp: tokio::net::TcpListener, router: axum::Router) -> Server {
         let listener = TlsListener {
             tcp,
             acceptor: tokio_rustls::TlsAcceptor::from(self.config),
             handshakes: tokio::task::JoinSet::new(),
         };
-        (Start::axum(listener, router, true), self.check)
+        let mut server = Server::axum(listener, router);
+        server.check = Check::Grpc {
+            tls: Some(self.check),
+        };
+        server
     }
 }
 
@@ -242,7 +242,7 @@ mod tests {
         let tls = tls.check_server_name("greeter.internal").unverified();
         assert_eq!(
             tls.check,
-            crate::service::CheckTls {
+            CheckTls {
                 server_name: Some("greeter.internal".into()),
                 skip_verify: true
             }

@@ -40,16 +40,32 @@ pub struct DiscoveryLayer {
 }
 
 impl DiscoveryLayer {
-    /// The layer for `service`'s instance.
+    /// The layer for a new instance of `service` (see [`Service::new_instance`]), which
+    /// [`instance`](Self::instance) returns.
     pub fn new(service: &Service) -> Self {
         DiscoveryLayer {
-            instance: service.instance(),
+            instance: service.new_instance(),
         }
     }
 
-    /// The layer for an instance handle.
+    /// The layer for an instance minted beforehand.
     pub fn for_instance(instance: Instance) -> Self {
         DiscoveryLayer { instance }
+    }
+
+    /// The instance whose health this layer answers and whose requests it counts.
+    ///
+    /// ```
+    /// use discoverable_runtime::{DiscoveryLayer, Health, Service};
+    ///
+    /// let service = Service::builder("cool_app").build()?;
+    /// let layer = DiscoveryLayer::new(&service);
+    /// layer.instance().set_health(Some(Health::Degraded)); // the health route answers 429
+    /// assert!(layer.instance().id().starts_with("cool_app-"));
+    /// # Ok::<(), discoverable_runtime::Error>(())
+    /// ```
+    pub fn instance(&self) -> &Instance {
+        &self.instance
     }
 }
 
@@ -84,8 +100,8 @@ pub struct Discovered<S> {
 }
 
 impl<S> Discovered<S> {
-    /// Wraps `inner`.
-    pub fn new(inner: S, instance: Instance) -> Self {
+    /// Wraps a connection's service, as `serve` does for each connection.
+    pub(crate) fn for_connection(inner: S, instance: Instance) -> Self {
         Discovered { inner, instance }
     }
 
@@ -226,7 +242,7 @@ mod tests {
     use axum::{Router, body::Body, routing::get};
     use tower::ServiceExt;
 
-    fn app(service: &Service) -> Router {
+    fn app(instance: &Instance) -> Router {
         Router::new()
             .route("/", get(|| async { "home page" }))
             .route(
@@ -236,11 +252,11 @@ mod tests {
                     "slow"
                 }),
             )
-            .layer(DiscoveryLayer::new(service))
+            .layer(DiscoveryLayer::for_instance(instance.clone()))
     }
 
-    fn service() -> Service {
-        Service::builder("t").build().unwrap()
+    fn service() -> Instance {
+        Service::builder("t").build().unwrap().new_instance()
     }
 
     async fn body(r: Response<Body>) -> String {
@@ -268,7 +284,7 @@ mod tests {
     #[tokio::test]
     async fn health_codes_follow_the_state() {
         let s = service();
-        let instance = s.instance();
+        let instance = s.clone();
         for (state, code, json) in [
             (None, 200, r#"{"checks":{},"status":"up"}"#),
             (
@@ -306,7 +322,8 @@ mod tests {
             .health_path("/ready")
             .check("db", || async { Health::Degraded })
             .build()
-            .unwrap();
+            .unwrap()
+            .new_instance();
         let r = call(app(&s), Method::GET, "/ready").await;
         assert_eq!(r.status().as_u16(), 429);
         assert_eq!(
@@ -320,7 +337,7 @@ mod tests {
     #[tokio::test]
     async fn counts_requests_in_flight() {
         let s = service();
-        let instance = s.instance();
+        let instance = s.clone();
         let app = app(&s);
         let pending = tokio::spawn(call(app.clone(), Method::GET, "/slow"));
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);

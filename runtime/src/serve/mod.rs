@@ -18,14 +18,18 @@
 //! If serving ends any other way (the server fails, the serve future is dropped, the serving
 //! task panics), the instance is still deregistered, best effort.
 //!
-//! Owns the server task, the registrar task and the shutdown order; Consul calls go through
-//! [`consul::Client`](crate::consul::Client).
+//! This module is axum's entry: [`serve`] turns an app into the one value the lifecycle takes
+//! (`server::Server`: the server to start, how Consul checks it, the tags it adds), as the
+//! gRPC entry does for tonic services. `lifecycle` runs it, step by step; Consul calls go
+//! through [`consul::Client`](crate::consul::Client).
 
 mod address;
 mod guard;
+mod lifecycle;
 mod primary_ip;
 mod probe;
 mod registrar;
+pub(crate) mod server;
 mod signal;
 
 use std::convert::Infallible;
@@ -34,29 +38,22 @@ use std::future::{Future, IntoFuture};
 use std::io;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::task::{Context, Poll};
-use std::time::Duration;
 
 use axum::extract::Request;
 use axum::response::Response;
 use axum::serve::IncomingStream;
-use pin_project_lite::pin_project;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tower_service::Service as TowerService;
-use tracing::Instrument as _;
 use tracing::instrument::WithSubscriber as _;
 
-use crate::consul::Client;
 use crate::error::Error;
 use crate::instance::Instance;
-use crate::layer::Discovered;
+#[cfg(doc)]
 use crate::service::Service;
-use crate::task::AbortOnDrop;
 
-use guard::DeregisterGuard;
-use registrar::Registrar;
+use server::Server;
 
+/// The user's own shutdown future.
 type ShutdownSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Serves `make_service` on `listener` as a discoverable instance of `service`.
@@ -65,6 +62,11 @@ type ShutdownSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// `router.into_make_service_with_connect_info::<SocketAddr>()`. Await it (it returns when
 /// shutdown is complete), optionally after [`Serve::with_graceful_shutdown`].
 ///
+/// `service` is a [`Service`], of which each serve call runs a new instance with an ID of its
+/// own ([`Serve::instance`] returns it), or an [`Instance`] minted beforehand with
+/// [`Service::new_instance`], to hand to the app first. An instance is served once: serving
+/// it again fails with `InvalidInput`.
+///
 /// ```no_run
 /// use axum::{routing::get, Router};
 ///
@@ -72,7 +74,9 @@ type ShutdownSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// let service = discoverable_runtime::Service::builder("cool_app").prefix("/oops").build()?;
 /// let app = Router::new().route("/", get(|| async { "home page" }));
 /// let listener = tokio::net::TcpListener::bind("0.0.0.0:3000").await?;
-/// discoverable_runtime::serve(service, listener, app).await?;
+/// let serving = discoverable_runtime::serve(service, listener, app);
+/// println!("serving as {}", serving.instance().id());
+/// serving.await?;
 /// # Ok(())
 /// # }
 /// ```
@@ -81,162 +85,19 @@ type ShutdownSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
 ///
 /// Serving is over TCP only: Consul's check and the routers reach the instance at an address
 /// and port, so a `tokio::net::UnixListener` cannot be registered (see [`ServeListener`]).
-pub fn serve<L, M, S>(service: Service, listener: L, make_service: M) -> Serve<M, S>
-where
-    L: ServeListener,
-    M: for<'a> TowerService<IncomingStream<'a, TcpListener>, Error = Infallible, Response = S>,
-{
-    serve_attribute(Ok(service), listener, make_service)
-}
-
-/// The attribute's entry: the service comes from the generated builder call, made anew for
-/// each serve call (so each reads the environment when it starts, and is its own instance).
-///
-/// A service that cannot be built here means a setting in the environment cannot be used
-/// (everything the attribute itself says was checked at compile time): awaiting the serve
-/// call then prints `error: invalid setting <VARIABLE>: ...` on stderr and ends the process
-/// with exit code 2, as a command-line parser does with a bad flag. The process's `main`
-/// could only print the error's `Debug` form, which for an `io::Error` is not a sentence.
-#[doc(hidden)]
-pub fn serve_attribute<L, M, S>(
-    service: Result<Service, Error>,
-    listener: L,
-    make_service: M,
-) -> Serve<M, S>
+pub fn serve<L, M, S>(service: impl Into<Instance>, listener: L, make_service: M) -> Serve<M, S>
 where
     L: ServeListener,
     M: for<'a> TowerService<IncomingStream<'a, TcpListener>, Error = Infallible, Response = S>,
 {
     Serve {
-        service,
-        protocol: Protocol::Http,
-        server: Server::Plain {
+        instance: service.into(),
+        app: App::Axum {
             listener: listener.into_tcp(),
             make_service,
         },
         shutdown: None,
         _marker: PhantomData,
-    }
-}
-
-/// What an instance speaks, which decides its Consul check and its routes.
-#[derive(Debug, Clone)]
-pub(crate) enum Protocol {
-    /// HTTP: an HTTP check on the health route (or the TTL check).
-    Http,
-    /// gRPC: a `GRPC` check, and a Fabio route for each of these services. The instance is
-    /// claimed when the serve call is made, because its health service is built then.
-    #[cfg(feature = "grpc")]
-    Grpc {
-        services: Vec<&'static str>,
-        instance: Instance,
-        /// Served over TLS: the check and the routes say so.
-        tls: Option<crate::service::CheckTls>,
-    },
-}
-
-/// The instance a serve call of `service` runs: the service's own the first time, a sibling
-/// with an ID of its own for every serve call after that.
-pub(crate) fn claim_instance(service: &Service) -> Instance {
-    match service.instance() {
-        first if first.claim() => first,
-        served => {
-            let sibling = served.sibling();
-            sibling.claim();
-            tracing::debug!(served = %served.id(), id = %sibling.id(), "this Service is served already; serving another instance of it");
-            sibling
-        }
-    }
-}
-
-/// A serve call of `protocol` on `server`, for the gRPC entries.
-#[cfg(feature = "grpc")]
-pub(crate) fn serve_protocol<M, S>(
-    service: Result<Service, Error>,
-    server: Server<M>,
-    protocol: Protocol,
-) -> Serve<M, S> {
-    Serve {
-        service,
-        protocol,
-        server,
-        shutdown: None,
-        _marker: PhantomData,
-    }
-}
-
-/// What a serve call serves: an app on a TCP listener, or a server its protocol starts itself
-/// (gRPC over TLS, features `grpc` and `tls`).
-pub(crate) enum Server<M> {
-    Plain {
-        listener: TcpListener,
-        make_service: M,
-    },
-    #[cfg(all(feature = "grpc", feature = "tls"))]
-    Started(Start),
-}
-
-/// Ends a server gracefully when it completes.
-pub(crate) type CloseSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
-/// A running server: ends when it has closed, gracefully or not.
-pub(crate) type ServerFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
-
-/// A server ready to start once the instance it serves is known.
-pub(crate) struct Start {
-    /// The listener's address.
-    pub(crate) bound: io::Result<std::net::SocketAddr>,
-    /// Starts serving; every connection's service is wrapped for `Instance`.
-    pub(crate) start: Box<dyn FnOnce(Instance, CloseSignal) -> ServerFuture + Send>,
-    /// Whether the server speaks TLS, which the plain-TCP health probe cannot.
-    pub(crate) tls: bool,
-}
-
-impl Start {
-    /// Serves `make_service` on `listener` with axum's server, each connection's service in
-    /// [`Discovered`].
-    pub(crate) fn axum<L, M, S>(listener: L, make_service: M, tls: bool) -> Start
-    where
-        L: axum::serve::Listener<Addr = std::net::SocketAddr>,
-        L::Io: NoDelay,
-        M: for<'a> TowerService<IncomingStream<'a, L>, Error = Infallible, Response = S>
-            + Send
-            + 'static,
-        for<'a> <M as TowerService<IncomingStream<'a, L>>>::Future: Send,
-        S: TowerService<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
-        S::Future: Send,
-    {
-        Start {
-            bound: listener.local_addr(),
-            start: Box::new(move |instance, close| {
-                let make = MakeDiscovered {
-                    inner: make_service,
-                    instance,
-                };
-                Box::pin(
-                    axum::serve(listener, make)
-                        .with_graceful_shutdown(close)
-                        .into_future(),
-                )
-            }),
-            tls,
-        }
-    }
-}
-
-/// Connections that take `TCP_NODELAY` as they are accepted.
-pub(crate) trait NoDelay {
-    /// Sets `TCP_NODELAY` where it is not set yet.
-    fn no_delay(&self);
-}
-
-impl NoDelay for tokio::net::TcpStream {
-    fn no_delay(&self) {
-        // Replies go out as they are written, as with tonic's server and Go's: with Nagle's
-        // algorithm on, HTTP/2's small frames wait for the peer's delayed ACK (about 40 ms
-        // on the first call of a connection).
-        if let Err(e) = self.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
-        }
     }
 }
 
@@ -270,27 +131,55 @@ mod sealed {
 /// A discoverable server; await it. Returned by [`serve`].
 #[must_use = "a Serve does nothing until awaited"]
 pub struct Serve<M, S> {
-    service: Result<Service, Error>,
-    protocol: Protocol,
-    server: Server<M>,
+    instance: Instance,
+    app: App<M>,
     shutdown: Option<ShutdownSignal>,
     _marker: PhantomData<fn() -> S>,
+}
+
+/// What a serve call serves: an app for axum's server, or a server an entry point made
+/// already (the gRPC one).
+enum App<M> {
+    Axum {
+        listener: TcpListener,
+        make_service: M,
+    },
+    #[cfg_attr(
+        not(feature = "grpc"),
+        expect(dead_code, reason = "made by the gRPC entry only")
+    )]
+    Ready(Server),
 }
 
 impl<M, S> fmt::Debug for Serve<M, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut debug = f.debug_struct("Serve");
-        debug.field("service", &self.service);
-        match &self.server {
-            Server::Plain { listener, .. } => debug.field("listener", listener),
-            #[cfg(all(feature = "grpc", feature = "tls"))]
-            Server::Started(start) => debug.field("bound", &start.bound).field("tls", &start.tls),
+        debug.field("instance", &self.instance);
+        match &self.app {
+            App::Axum { listener, .. } => debug.field("listener", listener),
+            App::Ready(server) => debug.field("server", server),
         };
         debug.finish_non_exhaustive()
     }
 }
 
 impl<M, S> Serve<M, S> {
+    /// A serve call of `instance` on a server an entry point has made.
+    #[cfg(feature = "grpc")]
+    pub(crate) fn ready(instance: Instance, server: Server) -> Self {
+        Serve {
+            instance,
+            app: App::Ready(server),
+            shutdown: None,
+            _marker: PhantomData,
+        }
+    }
+
+    /// The instance this serve call runs: its ID, its health, its shutdown switch.
+    pub fn instance(&self) -> &Instance {
+        &self.instance
+    }
+
     /// Also shuts down gracefully when `signal` completes (SIGTERM and SIGINT still do).
     pub fn with_graceful_shutdown<F>(mut self, signal: F) -> Self
     where
@@ -314,23 +203,31 @@ where
     type IntoFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
+        let Serve {
+            instance,
+            app,
+            shutdown,
+            ..
+        } = self;
         let serving = async move {
-            let service = match self.service {
-                Ok(service) => service,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    std::process::exit(2)
-                }
-            };
-            let start = match self.server {
-                Server::Plain {
+            if !instance.claim() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "instance {} is served already; serve the Service to run another \
+                         instance of it (each with an ID of its own)",
+                        instance.id()
+                    ),
+                ));
+            }
+            let server = match app {
+                App::Axum {
                     listener,
                     make_service,
-                } => Start::axum(listener, make_service, false),
-                #[cfg(all(feature = "grpc", feature = "tls"))]
-                Server::Started(start) => start,
+                } => Server::axum(listener, make_service),
+                App::Ready(server) => server,
             };
-            run(service, self.protocol, start, self.shutdown)
+            lifecycle::run(instance, server, shutdown)
                 .await
                 .map_err(into_io)
         };
@@ -345,257 +242,5 @@ fn into_io(e: Error) -> io::Error {
             io::Error::new(io::ErrorKind::InvalidInput, e)
         }
         e => io::Error::other(e),
-    }
-}
-
-async fn run(
-    service: Service,
-    protocol: Protocol,
-    start: Start,
-    user_signal: Option<ShutdownSignal>,
-) -> Result<(), Error> {
-    let settings = match &protocol {
-        Protocol::Http => service.settings.clone(),
-        #[cfg(feature = "grpc")]
-        Protocol::Grpc { services, tls, .. } => {
-            let mut settings = (*service.settings).clone();
-            settings.grpc = true;
-            settings.grpc_tls = tls.clone();
-            let routes = services
-                .iter()
-                .map(|name| crate::grpc::route_tag(name, tls.as_ref()));
-            settings.tags.splice(0..0, routes);
-            std::sync::Arc::new(settings)
-        }
-    };
-    let instance = match protocol {
-        Protocol::Http => claim_instance(&service),
-        #[cfg(feature = "grpc")]
-        Protocol::Grpc { instance, .. } => instance,
-    };
-    let bound = start.bound?;
-    let advertised = address::advertise(&settings, bound)?;
-    let client = Client::new(settings.consul.clone())?;
-
-    let (close_tx, mut close_rx) = watch::channel(false);
-    let server = (start.start)(
-        instance.clone(),
-        Box::pin(async move {
-            let _ = close_rx.wait_for(|closed| *closed).await;
-        }),
-    );
-    // Tasks are aborted if this future is dropped, so nothing outlives a dropped `serve`:
-    // the registrar first, then the guard deregisters, then the server (reverse order).
-    let mut server = AbortOnDrop(tokio::spawn(server));
-    // Shutdown is graceful from the moment the listener serves: SIGTERM during the start-up
-    // probe drains instead of ending the process.
-    let terminated = signal::listen();
-    tokio::pin!(terminated);
-    tracing::info!(id = %instance.id(), %bound, advertised = %advertised.url(""), "serving");
-
-    let guard = DeregisterGuard::new(settings.consul.clone(), instance.id().to_owned());
-    let probed = async {
-        if start.tls {
-            // The probe speaks plain HTTP/1.1; over TLS the instance reads its own health.
-            registrar::status_of(instance.report().await.status)
-        } else {
-            probe::probe(
-                address::probe_addr(bound),
-                instance.health_path(),
-                instance.check_timeout(),
-            )
-            .await
-        }
-    };
-    let status = tokio::select! {
-        status = probed => status,
-        () = &mut terminated => {
-            // Nothing registered yet: nothing for routers to drop, so no grace period.
-            tracing::info!("shutdown began before registration");
-            signal::exit_on_second_signal();
-            instance.begin_shutdown();
-            guard.disarm();
-            let _ = close_tx.send(true);
-            return drain(&instance, server, settings.drain_timeout).await;
-        }
-    };
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut registrar = Registrar {
-        client: client.clone(),
-        registration: registrar::registration(&settings, &instance, &advertised),
-        instance: instance.clone(),
-        ttl: match settings.check {
-            discoverable_rules::CheckTiming::Ttl { ttl } => Some(ttl),
-            discoverable_rules::CheckTiming::Http { .. } => None,
-        },
-        retry_min: settings.retry_min,
-        retry_max: settings.retry_max,
-        stop: stop_rx,
-    };
-    let mut registered = false;
-    if settings.fail_fast {
-        if let Err(e) = registrar.register_fail_fast(status).await {
-            tracing::error!(error = %e, "registration failed and fail_fast is set; stopping");
-            let _ = close_tx.send(true);
-            let _ = server.await;
-            guard.disarm();
-            return Err(e);
-        }
-        registered = true;
-    }
-    // Every line the registrar logs names the instance, so several instances in one process
-    // can be told apart.
-    let span = tracing::info_span!("registrar", service = %settings.name, id = %instance.id());
-    let mut registrar = AbortOnDrop(tokio::spawn(
-        registrar
-            .run(status, registered)
-            .instrument(span)
-            .with_current_subscriber(),
-    ));
-
-    let mut requested = instance.shutdown_requested();
-    let user_signal = async move {
-        match user_signal {
-            Some(signal) => signal.await,
-            None => std::future::pending().await,
-        }
-    };
-    let early_end = tokio::select! {
-        () = &mut terminated => {
-            signal::exit_on_second_signal();
-            None
-        }
-        () = user_signal => { tracing::info!("shutdown future completed"); None }
-        _ = requested.wait_for(|r| *r) => { tracing::info!("shutdown requested"); None }
-        ended = &mut server => Some(ended),
-    };
-
-    // 1. Health answers 503 from now on; stop registering.
-    instance.begin_shutdown();
-    let _ = stop_tx.send(true);
-    if tokio::time::timeout(settings.deregister_timeout, &mut registrar)
-        .await
-        .is_err()
-    {
-        registrar.0.abort();
-    }
-    // 2. Deregister (bounded).
-    deregister(&client, &instance, settings.deregister_timeout).await;
-    guard.disarm();
-
-    if let Some(ended) = early_end {
-        return match ended {
-            Ok(result) => {
-                tracing::warn!("server stopped on its own");
-                result.map_err(Error::Io)
-            }
-            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-            Err(join) => Err(Error::Io(io::Error::other(join))),
-        };
-    }
-
-    // 3. Grace period: routers watching Consul drop the instance.
-    tracing::info!(grace = ?settings.grace_period, "waiting for routers to drop the instance");
-    tokio::time::sleep(settings.grace_period).await;
-
-    // 4. Stop accepting; finish in-flight requests (bounded).
-    let _ = close_tx.send(true);
-    drain(&instance, server, settings.drain_timeout).await
-}
-
-/// The last step of shutdown, once the server was told to close: in-flight requests finish
-/// within `bound`, then the rest are cut.
-async fn drain(
-    instance: &Instance,
-    mut server: AbortOnDrop<io::Result<()>>,
-    bound: Duration,
-) -> Result<(), Error> {
-    tracing::info!(in_flight = instance.in_flight(), "draining");
-    match tokio::time::timeout(bound, &mut server).await {
-        Ok(Ok(result)) => result?,
-        Ok(Err(join)) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
-        Ok(Err(join)) => return Err(Error::Io(io::Error::other(join))),
-        Err(_) => {
-            tracing::warn!(
-                in_flight = instance.in_flight(),
-                ?bound,
-                "drain bound reached; closing remaining connections"
-            );
-            server.0.abort();
-        }
-    }
-    tracing::info!(id = %instance.id(), "stopped");
-    Ok(())
-}
-
-async fn deregister(client: &Client, instance: &Instance, bound: Duration) {
-    match tokio::time::timeout(bound, client.deregister(instance.id())).await {
-        Ok(Ok(())) => tracing::info!(id = %instance.id(), "deregistered from Consul"),
-        Ok(Err(Error::NotFound { .. })) => {
-            tracing::debug!(id = %instance.id(), "was not registered")
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "deregistration failed; Consul removes the instance once its check has been critical for deregister_after")
-        }
-        Err(_) => tracing::warn!(
-            ?bound,
-            "deregistration timed out; Consul removes the instance once its check has been critical for deregister_after"
-        ),
-    }
-    instance.set_registered(false);
-}
-
-/// Wraps every connection's service in [`Discovered`].
-#[derive(Clone, Debug)]
-struct MakeDiscovered<M> {
-    inner: M,
-    instance: Instance,
-}
-
-impl<'a, L, M, S> TowerService<IncomingStream<'a, L>> for MakeDiscovered<M>
-where
-    L: axum::serve::Listener,
-    L::Io: NoDelay,
-    M: TowerService<IncomingStream<'a, L>, Error = Infallible, Response = S>,
-{
-    type Response = Discovered<S>;
-    type Error = Infallible;
-    type Future = MakeFuture<M::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, stream: IncomingStream<'a, L>) -> Self::Future {
-        stream.io().no_delay();
-        MakeFuture {
-            inner: self.inner.call(stream),
-            instance: Some(self.instance.clone()),
-        }
-    }
-}
-
-pin_project! {
-    struct MakeFuture<F> {
-        #[pin]
-        inner: F,
-        instance: Option<Instance>,
-    }
-}
-
-impl<F, S> Future for MakeFuture<F>
-where
-    F: Future<Output = Result<S, Infallible>>,
-{
-    type Output = Result<Discovered<S>, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let Ok(inner) = std::task::ready!(this.inner.poll(cx));
-        let instance = this
-            .instance
-            .take()
-            .expect("MakeFuture polled after completion");
-        Poll::Ready(Ok(Discovered::new(inner, instance)))
     }
 }

@@ -17,6 +17,7 @@ use crate::instance::Instance;
 use crate::service::Settings;
 
 use super::address::Advertised;
+use super::server::Check;
 
 /// How long one blocking query on the instance's own registration waits for a change.
 const WATCH_WAIT: Duration = Duration::from_secs(60);
@@ -37,11 +38,14 @@ pub(crate) struct Registrar {
     pub(crate) stop: watch::Receiver<bool>,
 }
 
-/// What the registration sends: ID, name, address, port, tags, meta and the check.
+/// What the registration sends: ID, name, address, port, tags (the server's, then the
+/// service's), meta and the check.
 pub(crate) fn registration(
     settings: &Settings,
     instance: &Instance,
     at: &Advertised,
+    kind: &Check,
+    server_tags: &[String],
 ) -> Registration {
     let id = instance.id().to_owned();
     let mut check = CheckDefinition {
@@ -52,15 +56,16 @@ pub(crate) fn registration(
     };
     match settings.check {
         CheckTiming::Http { interval, timeout } => {
-            if settings.grpc {
-                check.grpc = Some(at.authority());
-                if let Some(tls) = &settings.grpc_tls {
-                    check.grpc_use_tls = true;
-                    check.tls_server_name = tls.server_name.clone();
-                    check.tls_skip_verify = tls.skip_verify;
+            match kind {
+                Check::Http => check.http = Some(at.url(instance.health_path())),
+                Check::Grpc { tls } => {
+                    check.grpc = Some(at.authority());
+                    if let Some(tls) = tls {
+                        check.grpc_use_tls = true;
+                        check.tls_server_name = tls.server_name.clone();
+                        check.tls_skip_verify = tls.skip_verify;
+                    }
                 }
-            } else {
-                check.http = Some(at.url(instance.health_path()));
             }
             check.interval = Some(interval);
             check.timeout = Some(timeout);
@@ -70,7 +75,7 @@ pub(crate) fn registration(
     Registration {
         id,
         name: settings.name.clone(),
-        tags: settings.tags.clone(),
+        tags: server_tags.iter().chain(&settings.tags).cloned().collect(),
         address: at.host.clone(),
         port: at.port,
         meta: settings.meta.clone(),
