@@ -50,12 +50,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn degrade(State(instance): State<Instance>) -> String {
-    instance.set_health(Some(Health::Degraded));
+    instance.set_health(Health::Degraded);
     format!("{} degraded\n", instance.id())
 }
 
 async fn restore(State(instance): State<Instance>) -> String {
-    instance.set_health(None);
+    instance.clear_health();
     format!("{} restored\n", instance.id())
 }
 

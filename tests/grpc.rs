@@ -197,12 +197,12 @@ async fn grpc_check_and_a_route_per_service(kind: AgentKind) {
     .await;
 
     // NOT_SERVING turns the check critical; back to SERVING, passing again.
-    instance.set_health(Some(Health::Down));
+    instance.set_health(Health::Down);
     until(T, "critical while NOT_SERVING", || async {
         check_status(&client, &id).await == Some(CheckStatus::Critical)
     })
     .await;
-    instance.set_health(None);
+    instance.clear_health();
     until(T, "passing again", || async {
         check_status(&client, &id).await == Some(CheckStatus::Passing)
     })
@@ -878,7 +878,7 @@ async fn dev_agent_a_service_served_twice_answers_grpc_health_per_instance() {
         })
         .await;
     }
-    first.set_health(Some(Health::Down));
+    first.set_health(Health::Down);
     assert_eq!(
         grpc_status(&urls[0], "").await.unwrap(),
         ServingStatus::NotServing as i32,

@@ -27,9 +27,9 @@ const NO_OVERRIDE: u8 = u8::MAX;
 /// let service = Service::builder("cool_app").build().unwrap();
 /// let instance = service.new_instance();
 /// assert!(instance.id().starts_with("cool_app-"));
-/// instance.set_health(Some(Health::Degraded)); // Consul: warning; Fabio stops routing to it
+/// instance.set_health(Health::Degraded); // Consul: warning; Fabio stops routing to it
 /// assert_eq!(instance.health(), Health::Degraded);
-/// instance.set_health(None);
+/// instance.clear_health();
 /// assert_eq!(instance.health(), Health::Up);
 /// ```
 #[derive(Clone)]
@@ -102,12 +102,18 @@ impl Instance {
         self.shared.settings.check_timeout()
     }
 
-    /// Sets the instance's own health by hand (`Some`), or returns it to automatic (`None`).
+    /// Sets the instance's own health by hand, until [`clear_health`](Self::clear_health):
+    /// `Degraded` takes it out of rotation (Consul: warning) while it stays registered, `Down`
+    /// makes its check critical.
     ///
     /// Indicators still count: the health route reports the worst of both.
-    pub fn set_health(&self, health: Option<Health>) {
-        let v = health.map_or(NO_OVERRIDE, Health::to_u8);
-        self.shared.manual.store(v, Ordering::Relaxed);
+    pub fn set_health(&self, health: Health) {
+        self.shared.manual.store(health.to_u8(), Ordering::Relaxed);
+    }
+
+    /// Returns the instance's health to automatic: up, unless an indicator says otherwise.
+    pub fn clear_health(&self) {
+        self.shared.manual.store(NO_OVERRIDE, Ordering::Relaxed);
     }
 
     /// The instance's own health, without running indicators: `Down` once shutdown began,

@@ -326,7 +326,7 @@ mod tests {
             ask("other.Service").await.unwrap_err().code(),
             tonic::Code::NotFound
         );
-        instance.set_health(Some(Health::Degraded));
+        instance.set_health(Health::Degraded);
         assert_eq!(ask("").await.unwrap(), ServingStatus::NotServing as i32);
     }
 }

@@ -60,7 +60,7 @@ impl DiscoveryLayer {
     ///
     /// let service = Service::builder("cool_app").build()?;
     /// let layer = DiscoveryLayer::new(&service);
-    /// layer.instance().set_health(Some(Health::Degraded)); // the health route answers 429
+    /// layer.instance().set_health(Health::Degraded); // the health route answers 429
     /// assert!(layer.instance().id().starts_with("cool_app-"));
     /// # Ok::<(), discoverable_runtime::Error>(())
     /// ```
@@ -294,13 +294,16 @@ mod tests {
             ),
             (Some(Health::Down), 503, r#"{"checks":{},"status":"down"}"#),
         ] {
-            instance.set_health(state);
+            match state {
+                Some(health) => instance.set_health(health),
+                None => instance.clear_health(),
+            }
             let r = call(app(&s), Method::GET, "/health").await;
             assert_eq!(r.status().as_u16(), code);
             assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
             assert_eq!(body(r).await, json);
         }
-        instance.set_health(None);
+        instance.clear_health();
         instance.begin_shutdown();
         assert_eq!(call(app(&s), Method::GET, "/health").await.status(), 503);
     }
