@@ -140,8 +140,8 @@ fn not_blocking(id: &str, message: &str) -> Error {
 }
 
 impl Registrar {
-    /// Registers once with the probed status. Used by `fail_fast` before the background task.
-    pub(crate) async fn register_once(&mut self, status: CheckStatus) -> Result<(), Error> {
+    /// Registers once with `status`.
+    async fn register_once(&mut self, status: CheckStatus) -> Result<(), Error> {
         self.registration.checks[0].status = Some(status);
         self.client.register(&self.registration).await?;
         self.instance.set_registered(true);
@@ -149,28 +149,14 @@ impl Registrar {
         Ok(())
     }
 
-    /// Registers for `fail_fast`: an agent that is still starting gets a short chance
-    /// ([`FAIL_FAST_WITHIN`], retrying at the usual backoff); one that refuses the
-    /// registration (400, 403) fails it at once.
+    /// Registers for `fail_fast`, before the background task starts: an agent that is still
+    /// starting gets a short chance ([`FAIL_FAST_WITHIN`], retrying at the usual backoff); one
+    /// that refuses the registration (400, 403) fails it at once.
     pub(crate) async fn register_fail_fast(&mut self, status: CheckStatus) -> Result<(), Error> {
-        let deadline = tokio::time::Instant::now() + FAIL_FAST_WITHIN;
-        let mut backoff = crate::retry::backoff(self.retry_min, self.retry_max);
-        loop {
-            match self.register_once(status).await {
-                Ok(()) => return Ok(()),
-                Err(e @ (Error::PermissionDenied { .. } | Error::Status { status: 400, .. })) => {
-                    return Err(e);
-                }
-                Err(e) => {
-                    let delay = backoff.next().unwrap_or(self.retry_max);
-                    if tokio::time::Instant::now() + delay > deadline {
-                        return Err(e);
-                    }
-                    tracing::debug!(error = %e, "fail_fast: Consul not reachable yet; trying again");
-                    tokio::time::sleep(delay).await;
-                }
-            }
-        }
+        let within = tokio::time::Instant::now() + FAIL_FAST_WITHIN;
+        self.register(status, &mut Quiet::default(), Some(within))
+            .await
+            .map(drop)
     }
 
     /// Runs until `stop` turns true: registers, then keeps the registration alive.
@@ -180,16 +166,16 @@ impl Registrar {
         let mut unseen = crate::retry::backoff(self.retry_min, self.retry_max);
         loop {
             if !registered {
-                match self.register_with_retry(status, &mut quiet).await {
-                    Registered::Stopped => return,
+                match self.register(status, &mut quiet, None).await {
+                    Ok(Registered::Stopped) | Err(_) => return,
                     // An attempt that failed may have reached an agent that went down before
                     // it answered, and came back keeping its state: it then holds the check
                     // as critical, and the registration that worked kept that status.
-                    Registered::AfterFailures if self.restored_otherwise().await => {
+                    Ok(Registered::AfterFailures) if self.restored_otherwise().await => {
                         status = status_of(self.instance.report().await.status);
                         continue;
                     }
-                    Registered::AfterFailures | Registered::AtOnce => {}
+                    Ok(Registered::AfterFailures | Registered::AtOnce) => {}
                 }
             }
             registered = false;
@@ -270,35 +256,58 @@ impl Registrar {
         !stopped && !self.stopped()
     }
 
-    async fn register_with_retry(&mut self, status: CheckStatus, quiet: &mut Quiet) -> Registered {
+    /// Registers, retrying with backoff (every [`REJECTED_RETRY`] while Consul refuses the
+    /// registration itself), until it works or `stop` turns true. With `give_up`, a refusal
+    /// fails at once, and so does a failure whose next attempt would come after `give_up`.
+    async fn register(
+        &mut self,
+        status: CheckStatus,
+        quiet: &mut Quiet,
+        give_up: Option<tokio::time::Instant>,
+    ) -> Result<Registered, Error> {
         let mut backoff = crate::retry::backoff(self.retry_min, self.retry_max);
         let mut failed = false;
         loop {
             if self.stopped() {
-                return Registered::Stopped;
+                return Ok(Registered::Stopped);
             }
-            match self.register_once(status).await {
+            let e = match self.register_once(status).await {
                 Ok(()) => {
                     quiet.recovered("registration");
-                    return if failed {
+                    return Ok(if failed {
                         Registered::AfterFailures
                     } else {
                         Registered::AtOnce
-                    };
+                    });
                 }
-                Err(e) => {
-                    failed = true;
+                Err(e) => e,
+            };
+            failed = true;
+            let refused = matches!(
+                e,
+                Error::PermissionDenied { .. } | Error::Status { status: 400, .. }
+            );
+            let delay = match give_up {
+                Some(_) if refused => return Err(e),
+                Some(deadline) => {
+                    let delay = backoff.next().unwrap_or(self.retry_max);
+                    if tokio::time::Instant::now() + delay > deadline {
+                        return Err(e);
+                    }
+                    tracing::debug!(error = %e, "fail_fast: Consul not reachable yet; trying again");
+                    delay
+                }
+                None => {
                     quiet.failed("registration", &e);
-                    let delay = match e {
-                        Error::PermissionDenied { .. } | Error::Status { status: 400, .. } => {
-                            REJECTED_RETRY.max(self.retry_max)
-                        }
-                        _ => backoff.next().unwrap_or(self.retry_max),
-                    };
-                    if !self.pause(delay).await {
-                        return Registered::Stopped;
+                    if refused {
+                        REJECTED_RETRY.max(self.retry_max)
+                    } else {
+                        backoff.next().unwrap_or(self.retry_max)
                     }
                 }
+            };
+            if !self.pause(delay).await {
+                return Ok(Registered::Stopped);
             }
         }
     }
