@@ -150,7 +150,11 @@ impl Instance {
         self.shared.registered.load(Ordering::Acquire)
     }
 
-    /// Requests currently inside the app (the health route not counted).
+    /// Requests in flight (the health route not counted): each from the moment it reaches
+    /// the app until its response is ready, or, when the response's body streams (server-sent
+    /// events, a file, a gRPC stream), until that body has ended or was dropped. A WebSocket
+    /// counts until its `101` answer: the upgraded connection is the app's (its handler
+    /// awaits [`shutting_down`](Self::shutting_down) to close it).
     pub fn in_flight(&self) -> usize {
         Arc::strong_count(&self.shared.in_flight) - 1
     }

@@ -344,6 +344,8 @@ async fn a_stream_ends_cleanly_with_a_last_event_when_shutdown_begins(kind: Agen
     let mut response = reqwest::get(url).await.unwrap();
     let first = response.chunk().await.unwrap().expect("a first event");
     assert_eq!(&first[..], b"data: tick\n\n");
+    // The stream is a request in flight until its body ends.
+    assert_eq!(instance.in_flight(), 1, "the event stream is in flight");
     let asked = Instant::now();
     instance.shutdown();
     let mut rest = Vec::new();
@@ -365,6 +367,7 @@ async fn a_stream_ends_cleanly_with_a_last_event_when_shutdown_begins(kind: Agen
         "ended {ended:?} after shutdown began, not at the drain's 20 s bound"
     );
     returns_ok(served).await;
+    assert_eq!(instance.in_flight(), 0, "the stream ended");
 }
 
 async fn registers_once_consul_comes_up_and_serves_meanwhile(kind: AgentKind) {

@@ -7,7 +7,8 @@
 //! the inner service, so an app route on the same path is shadowed (choose another path with
 //! [`ServiceBuilder::health_path`](crate::ServiceBuilder::health_path)). Every other request
 //! passes through untouched, without boxing or allocation; it is counted while in flight so
-//! shutdown can drain.
+//! shutdown can drain (see [`Instance::in_flight`]: a streamed response counts until its body
+//! ends, at the cost of one boxed body per streamed response).
 //!
 //! ```
 //! use axum::{routing::get, Router};
@@ -32,6 +33,8 @@ use tower_service::Service as TowerService;
 
 use crate::Service;
 use crate::instance::{InFlight, Instance};
+
+mod counted;
 
 /// Adds the health route and in-flight tracking to a service. See the [module docs](self).
 #[derive(Clone, Debug)]
@@ -157,11 +160,11 @@ where
                 },
             };
         }
-        let guard = self.instance.request_started();
+        let in_flight = self.instance.request_started();
         ResponseFuture {
             kind: Kind::Inner {
                 future: self.inner.call(req),
-                _guard: guard,
+                in_flight: Some(in_flight),
             },
         }
     }
@@ -208,7 +211,9 @@ pin_project! {
 pin_project! {
     #[project = KindProj]
     enum Kind<F, B> {
-        Inner { #[pin] future: F, _guard: InFlight },
+        // Counted from the call until the response is ready, or, when its body streams,
+        // until the body ends.
+        Inner { #[pin] future: F, in_flight: Option<InFlight> },
         // Boxed, so the future that wraps every other request stays as small as the app's.
         Health { future: Pin<Box<dyn Future<Output = Response<B>> + Send>> },
     }
@@ -217,13 +222,20 @@ pin_project! {
 impl<F, B, E> Future for ResponseFuture<F, B>
 where
     F: Future<Output = Result<Response<B>, E>>,
+    B: 'static,
 {
     type Output = Result<Response<B>, E>;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Inner { future, .. } => future.poll(cx),
+            KindProj::Inner { future, in_flight } => {
+                let result = std::task::ready!(future.poll(cx));
+                Poll::Ready(result.map(|response| match in_flight.take() {
+                    Some(in_flight) => counted::until_body_ends(response, in_flight),
+                    None => response,
+                }))
+            }
             KindProj::Health { future } => future.as_mut().poll(cx).map(Ok),
         }
     }
@@ -356,5 +368,70 @@ mod tests {
         assert_eq!(instance.in_flight(), 1);
         assert_eq!(pending.await.unwrap().status(), StatusCode::OK);
         assert_eq!(instance.in_flight(), 0);
+    }
+
+    /// An app whose `/stream` answers with a body streamed from the returned sender.
+    fn streaming(
+        instance: &Instance,
+    ) -> (
+        Router,
+        tokio::sync::mpsc::Sender<Result<&'static str, Infallible>>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(Some(rx)));
+        let handler = move || {
+            let rx = rx.lock().unwrap().take().expect("called once");
+            async move { Body::from_stream(futures_core_stream(rx)) }
+        };
+        let app = Router::new()
+            .route("/", get(|| async { "home page" }))
+            .route("/stream", get(handler))
+            .layer(DiscoveryLayer::for_instance(instance.clone()));
+        (app, tx)
+    }
+
+    #[tokio::test]
+    async fn a_streamed_response_counts_until_its_body_ends() {
+        let instance = service();
+        let (app, tx) = streaming(&instance);
+        let response = call(app.clone(), Method::GET, "/stream").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            instance.in_flight(),
+            1,
+            "the head is out, the body still streams"
+        );
+        // A response whose body is in memory is done when it is returned.
+        assert_eq!(call(app, Method::GET, "/").await.status(), StatusCode::OK);
+        assert_eq!(instance.in_flight(), 1);
+        tx.send(Ok("tick")).await.unwrap();
+        drop(tx);
+        assert_eq!(body(response).await, "tick");
+        assert_eq!(instance.in_flight(), 0, "the body ended");
+
+        // A streamed body dropped before its end (the client went away) is done too.
+        let (app, tx) = streaming(&instance);
+        let response = call(app, Method::GET, "/stream").await;
+        assert_eq!(instance.in_flight(), 1);
+        drop(response);
+        assert_eq!(instance.in_flight(), 0, "the body was dropped");
+        drop(tx);
+    }
+
+    /// The receiver as a `Stream` of its items.
+    fn futures_core_stream<T>(
+        rx: tokio::sync::mpsc::Receiver<T>,
+    ) -> impl futures_core::Stream<Item = T> + Send + 'static
+    where
+        T: Send + 'static,
+    {
+        struct Rx<T>(tokio::sync::mpsc::Receiver<T>);
+        impl<T> futures_core::Stream for Rx<T> {
+            type Item = T;
+            fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+                self.0.poll_recv(cx)
+            }
+        }
+        Rx(rx)
     }
 }
