@@ -191,3 +191,40 @@ impl Drop for Killed {
         let _ = self.0.wait();
     }
 }
+
+/// `fail_fast` with no agent to register with stops start-up as a bad setting does: one line
+/// on stderr that says why, exit code 2, no `Debug` structure of the error `main` returned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_fast_without_an_agent_stops_with_one_line_and_exit_code_2() {
+    // A loopback port nothing listens on.
+    let nobody = format!("127.0.0.1:{}", discoverable_testkit::free_port());
+    let outcome = tokio::task::spawn_blocking(move || {
+        run_cool_app(&nobody, &[("DISCOVERABLE_FAIL_FAST", "true")])
+    })
+    .await
+    .unwrap();
+    eprintln!("exit {:?} after {:?}", outcome.code, outcome.took);
+    assert_eq!(
+        outcome.code,
+        Some(2),
+        "expected exit code 2, as for a bad setting; stderr:\n{}",
+        outcome.stderr
+    );
+    let errors: Vec<&str> = outcome
+        .stderr
+        .lines()
+        .filter(|line| line.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "one line says why:\n{}", outcome.stderr);
+    assert!(
+        errors[0]
+            .starts_with("error: registration failed and fail_fast is set: cannot reach Consul"),
+        "{}",
+        errors[0]
+    );
+    assert!(
+        !outcome.stderr.contains("Custom {") && !outcome.stderr.contains("ERROR"),
+        "the failure is said once, as a sentence:\n{}",
+        outcome.stderr
+    );
+}

@@ -71,19 +71,44 @@ pub(crate) fn expand(item: TokenStream, service: &Service, errors: &mut Errors) 
     // `error: invalid setting <VARIABLE>: ...` and ends with exit code 2, as a command-line
     // parser does with a bad flag (`main` could only print the error's `Debug` form).
     let builder = builder(service);
-    function.block.stmts.insert(
-        0,
-        syn::parse_quote!(
-            let #ident = || match #builder {
-                ::core::result::Result::Ok(__discoverable_built) => __discoverable_built,
-                ::core::result::Result::Err(__discoverable_error) => {
-                    ::std::eprintln!("error: {__discoverable_error}");
-                    ::std::process::exit(2)
-                }
-            };
-        ),
+    let describe: syn::Stmt = syn::parse_quote!(
+        let #ident = || match #builder {
+            ::core::result::Result::Ok(__discoverable_built) => __discoverable_built,
+            ::core::result::Result::Err(__discoverable_error) => {
+                ::std::eprintln!("error: {__discoverable_error}");
+                ::std::process::exit(2)
+            }
+        };
     );
+    match main_outcome(&function) {
+        // `main` also decides what a start-up that failed (`fail_fast`) does: the same one
+        // line and exit code 2, instead of the `Debug` form of the error it returns.
+        Some(output) => {
+            let (krate, body) = (&service.krate, &function.block);
+            let outcome = Ident::new("__discoverable_outcome", Span::mixed_site());
+            function.block = Box::new(syn::parse_quote!({
+                #describe
+                let #outcome: #output = async move #body.await;
+                #krate::__private::exit_on_start_failure(#outcome)
+            }));
+        }
+        None => function.block.stmts.insert(0, describe),
+    }
     function.into_token_stream()
+}
+
+/// The return type of `main`, when it returns something (a `Result` the process reports).
+fn main_outcome(function: &ItemFn) -> Option<&syn::Type> {
+    match &function.sig.output {
+        syn::ReturnType::Type(_, output) if function.sig.ident == "main" => {
+            let is_impl = output
+                .to_token_stream()
+                .into_iter()
+                .any(|t| matches!(&t, TokenTree::Ident(i) if i == "impl"));
+            (!is_impl).then_some(&**output)
+        }
+        _ => None,
+    }
 }
 
 /// `<crate>::Service::builder(name).prefix(..)...build()`: one call per argument, each spanned
@@ -197,8 +222,12 @@ mod tests {
                         ::std::process::exit(2)
                     }
                 };
-                let listener = bind().await?;
-                ::discoverable::__private::serve(__discoverable_service(), listener, app).await
+                let __discoverable_outcome: std::io::Result<()> = async move {
+                    let listener = bind().await?;
+                    ::discoverable::__private::serve(__discoverable_service(), listener, app).await
+                }
+                .await;
+                ::discoverable::__private::exit_on_start_failure(__discoverable_outcome)
             }
         };
         assert_eq!(out, expected.to_string());

@@ -73,6 +73,13 @@ mod validate;
 /// keep working. That call serves the app with the health route added, registers with Consul
 /// once the listener is bound, and deregisters on SIGTERM / Ctrl-C before the server drains.
 ///
+/// Start-up that cannot go on ends the process with one line on stderr and exit code 2, as a
+/// command-line parser does with a bad flag: a `DISCOVERABLE_*` or `CONSUL_*` variable whose
+/// value cannot be used (`error: invalid setting <VARIABLE>: ...`, when the serve call is
+/// made), and, in `main`, `fail_fast` with no agent to register with (`error: registration
+/// failed and fail_fast is set: ...`, instead of the `Debug` form of the error `main` would
+/// return).
+///
 /// A body without a serve call is an error, and so is `discoverable::serve(service, listener,
 /// app)`: the attribute already describes the service. Serving is over TCP only (Consul's check
 /// and the routers reach the instance at an address and port): a `tokio::net::UnixListener` is

@@ -78,11 +78,13 @@ pub(crate) async fn run(
     let registrar = match register(registrar, &settings, status).await {
         Ok(registrar) => registrar,
         Err(e) => {
-            tracing::error!(error = %e, "registration failed and fail_fast is set; stopping");
+            // Reported once, by the error `serve` returns (under the attribute: one line on
+            // stderr, exit code 2).
+            tracing::debug!(error = %e, "registration failed and fail_fast is set; stopping");
             serving.close();
             let _ = serving.task.await;
             guard.disarm();
-            return Err(e);
+            return Err(Error::Io(io::Error::other(super::StartFailed(e))));
         }
     };
 

@@ -235,6 +235,50 @@ where
     }
 }
 
+/// Start-up failed: `fail_fast` is set and the instance could not register. Inside the
+/// `io::Error` a serve call returns, where the attribute's `main` finds it.
+#[derive(Debug)]
+pub(crate) struct StartFailed(pub(crate) Error);
+
+impl fmt::Display for StartFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "registration failed and fail_fast is set: {}", self.0)
+    }
+}
+
+impl std::error::Error for StartFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// For the attribute's `main`: when `outcome` is an error from a start-up that failed
+/// (`fail_fast`), prints it as one line on stderr and ends the process with exit code 2, as
+/// for a setting that cannot be used; anything else is returned as it is.
+pub(crate) fn exit_on_start_failure<R: 'static>(outcome: R) -> R {
+    use std::any::Any;
+    let any = &outcome as &dyn Any;
+    let io = if let Some(Err(e)) = any.downcast_ref::<io::Result<()>>() {
+        Some(e)
+    } else if let Some(Err(e)) = any.downcast_ref::<Result<(), Box<dyn std::error::Error>>>() {
+        e.downcast_ref::<io::Error>()
+    } else if let Some(Err(e)) =
+        any.downcast_ref::<Result<(), Box<dyn std::error::Error + Send + Sync>>>()
+    {
+        e.downcast_ref::<io::Error>()
+    } else {
+        None
+    };
+    if let Some(failed) = io
+        .and_then(io::Error::get_ref)
+        .and_then(|e| e.downcast_ref::<StartFailed>())
+    {
+        eprintln!("error: {failed}");
+        std::process::exit(2);
+    }
+    outcome
+}
+
 fn into_io(e: Error) -> io::Error {
     match e {
         Error::Io(e) => e,
