@@ -31,7 +31,7 @@ use std::time::Duration;
 ///   certificate that cannot be used is named in the message.
 ///
 /// ```
-/// let error = discoverable_runtime::Service::builder("bad name!").build().unwrap_err();
+/// let error = discoverable::Service::builder("bad name!").build().unwrap_err();
 /// assert_eq!(format!("{error:?}"), error.to_string());
 /// ```
 #[derive(thiserror::Error)]

@@ -20,7 +20,7 @@ use crate::task::AbortOnDrop;
 /// only passing instances unless `registry.consul.service.status` says otherwise.
 ///
 /// ```
-/// use discoverable_runtime::Health;
+/// use discoverable::Health;
 /// assert_eq!(Health::from(true), Health::Up);
 /// assert_eq!(Health::Up.max(Health::Degraded), Health::Degraded);
 /// assert_eq!(Health::Down.status_code(), http::StatusCode::SERVICE_UNAVAILABLE);

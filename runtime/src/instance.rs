@@ -22,7 +22,7 @@ const NO_OVERRIDE: u8 = u8::MAX;
 /// a test), or to end long-lived responses when shutdown begins.
 ///
 /// ```
-/// use discoverable_runtime::{Health, Service};
+/// use discoverable::{Health, Service};
 ///
 /// let service = Service::builder("cool_app").build().unwrap();
 /// let instance = service.new_instance();
@@ -176,7 +176,7 @@ impl Instance {
     /// shutdown has begun already.
     ///
     /// ```
-    /// use discoverable_runtime::Service;
+    /// use discoverable::Service;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {

@@ -39,7 +39,7 @@ pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(2);
 ///
 /// ```
 /// use std::time::Duration;
-/// use discoverable_runtime::Service;
+/// use discoverable::Service;
 ///
 /// let service = Service::builder("cool_app")
 ///     .prefix("/oops")
@@ -50,7 +50,7 @@ pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(2);
 ///     .build()?;
 /// assert_eq!(service.name(), "cool_app");
 /// assert_eq!(service.tags(), ["urlprefix-/oops", "v1"]);
-/// # Ok::<(), discoverable_runtime::Error>(())
+/// # Ok::<(), discoverable::Error>(())
 /// ```
 ///
 /// A `Service` is a description and has no ID: each serve call runs an instance of it with an
@@ -111,13 +111,13 @@ impl Service {
     /// which [`Serve::instance`](crate::Serve::instance) returns.
     ///
     /// ```
-    /// use discoverable_runtime::Service;
+    /// use discoverable::Service;
     ///
     /// let service = Service::builder("cool_app").build()?;
     /// let (a, b) = (service.new_instance(), service.new_instance());
     /// assert!(a.id().starts_with("cool_app-"));
     /// assert_ne!(a.id(), b.id());
-    /// # Ok::<(), discoverable_runtime::Error>(())
+    /// # Ok::<(), discoverable::Error>(())
     /// ```
     pub fn new_instance(&self) -> Instance {
         Instance::new(self.settings.clone())

@@ -32,9 +32,9 @@ const TOKEN_HEADER: &str = "X-Consul-Token";
 /// (method and path; never the token).
 ///
 /// ```no_run
-/// use discoverable_runtime::consul::{Client, HealthQuery};
+/// use discoverable::consul::{Client, HealthQuery};
 ///
-/// # async fn demo() -> Result<(), discoverable_runtime::Error> {
+/// # async fn demo() -> Result<(), discoverable::Error> {
 /// let client = Client::from_env()?;
 /// let me = client.agent_self().await?;
 /// println!("agent {} in {}", me.node_name, me.datacenter);
@@ -470,9 +470,9 @@ impl Client {
     ///
     /// ```no_run
     /// use std::time::Duration;
-    /// use discoverable_runtime::consul::{next_index, Client, HealthQuery, QueryOptions};
+    /// use discoverable::consul::{next_index, Client, HealthQuery, QueryOptions};
     ///
-    /// # async fn demo(client: Client) -> Result<(), discoverable_runtime::Error> {
+    /// # async fn demo(client: Client) -> Result<(), discoverable::Error> {
     /// let mut index = 0;
     /// loop {
     ///     let mut query = HealthQuery::default();

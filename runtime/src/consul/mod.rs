@@ -24,9 +24,9 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use discoverable_runtime::consul::{CheckDefinition, Client, Registration};
+//! use discoverable::consul::{CheckDefinition, Client, Registration};
 //!
-//! # async fn demo() -> Result<(), discoverable_runtime::Error> {
+//! # async fn demo() -> Result<(), discoverable::Error> {
 //! let client = Client::from_env()?;
 //! let mut registration = Registration::new("web-1", "web");
 //! registration.address = "10.0.0.7".into();

@@ -23,8 +23,8 @@ const FIRST_ANSWER: Duration = Duration::from_secs(5);
 /// the watch's first answer waits for it (up to 5 s).
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), discoverable_runtime::Error> {
-/// use discoverable_runtime::{Discovery, discovery::Balanced};
+/// # async fn run() -> Result<(), discoverable::Error> {
+/// use discoverable::{Discovery, discovery::Balanced};
 ///
 /// let watch = Discovery::from_env()?.watch("cool_app").start();
 /// let client = Balanced::new(watch);

@@ -16,7 +16,7 @@ use super::watch::{Endpoint, Watch, WatchStream};
 /// again. While Consul is unreachable nothing is removed (the last good set stays).
 ///
 /// ```no_run
-/// # async fn run(discovery: discoverable_runtime::Discovery) {
+/// # async fn run(discovery: discoverable::Discovery) {
 /// use tower::balance::p2c::Balance;
 ///
 /// let discover = discovery.watch("cool_app").start().discover(|endpoint| {

@@ -22,7 +22,7 @@ impl super::Discovery {
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
     /// use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
     ///
-    /// let discovery = discoverable_runtime::Discovery::from_env()?;
+    /// let discovery = discoverable::Discovery::from_env()?;
     /// let mut health = HealthClient::new(discovery.grpc_channel("greeter"));
     /// let answer = health.check(HealthCheckRequest { service: String::new() }).await?;
     /// # Ok(())
@@ -41,7 +41,7 @@ impl super::Discovery {
     /// # async fn run(ca_pem: Vec<u8>) -> Result<(), Box<dyn std::error::Error>> {
     /// use tonic::transport::{Certificate, ClientTlsConfig};
     ///
-    /// let discovery = discoverable_runtime::Discovery::from_env()?;
+    /// let discovery = discoverable::Discovery::from_env()?;
     /// let tls = ClientTlsConfig::new()
     ///     .ca_certificate(Certificate::from_pem(ca_pem))
     ///     .domain_name("greeter.internal");

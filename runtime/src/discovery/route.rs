@@ -28,7 +28,7 @@ impl Route {
     /// Parses one tag; `None` when it is not a `urlprefix-` tag or has no source.
     ///
     /// ```
-    /// use discoverable_runtime::discovery::Route;
+    /// use discoverable::discovery::Route;
     /// let r = Route::parse("urlprefix-Example.com/api strip=/api proto=https").unwrap();
     /// assert_eq!(r.host.as_deref(), Some("example.com"));
     /// assert_eq!(r.path, "/api");

@@ -23,8 +23,8 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(60);
 /// Finds and watches the instances of services registered in Consul.
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), discoverable_runtime::Error> {
-/// use discoverable_runtime::Discovery;
+/// # async fn run() -> Result<(), discoverable::Error> {
+/// use discoverable::Discovery;
 ///
 /// let discovery = Discovery::from_env()?;
 /// let mut watch = discovery.watch("cool_app").start();

@@ -33,10 +33,10 @@
 //! # use tonic_health::pb::health_server::{Health, HealthServer};
 //! # fn my_service() -> HealthServer<impl Health> { tonic_health::server::health_reporter().1 }
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let service = discoverable_runtime::Service::builder("greeter").build()?;
-//! let routes = discoverable_runtime::grpc::Routes::new(my_service());
+//! let service = discoverable::Service::builder("greeter").build()?;
+//! let routes = discoverable::grpc::Routes::new(my_service());
 //! let listener = tokio::net::TcpListener::bind("0.0.0.0:50051").await?;
-//! discoverable_runtime::grpc::serve(service, listener, routes).await?;
+//! discoverable::grpc::serve(service, listener, routes).await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -126,7 +126,7 @@ impl Routes {
     /// # use tonic_health::pb::health_server::{Health, HealthServer};
     /// # fn my_service() -> HealthServer<impl Health> { tonic_health::server::health_reporter().1 }
     /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// use discoverable_runtime::grpc::{Routes, ServerTls};
+    /// use discoverable::grpc::{Routes, ServerTls};
     ///
     /// let tls = ServerTls::from_pem(std::fs::read("server.pem")?, std::fs::read("server.key")?)?;
     /// let routes = Routes::new(my_service()).tls(tls);

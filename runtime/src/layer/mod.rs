@@ -12,13 +12,13 @@
 //!
 //! ```
 //! use axum::{routing::get, Router};
-//! use discoverable_runtime::{DiscoveryLayer, Service};
+//! use discoverable::{DiscoveryLayer, Service};
 //!
 //! let service = Service::builder("cool_app").prefix("/oops").build()?;
 //! let app: Router = Router::new()
 //!     .route("/", get(|| async { "home page" }))
 //!     .layer(DiscoveryLayer::new(&service));
-//! # Ok::<(), discoverable_runtime::Error>(())
+//! # Ok::<(), discoverable::Error>(())
 //! ```
 
 use std::convert::Infallible;
@@ -59,13 +59,13 @@ impl DiscoveryLayer {
     /// The instance whose health this layer answers and whose requests it counts.
     ///
     /// ```
-    /// use discoverable_runtime::{DiscoveryLayer, Health, Service};
+    /// use discoverable::{DiscoveryLayer, Health, Service};
     ///
     /// let service = Service::builder("cool_app").build()?;
     /// let layer = DiscoveryLayer::new(&service);
     /// layer.instance().set_health(Health::Degraded); // the health route answers 429
     /// assert!(layer.instance().id().starts_with("cool_app-"));
-    /// # Ok::<(), discoverable_runtime::Error>(())
+    /// # Ok::<(), discoverable::Error>(())
     /// ```
     pub fn instance(&self) -> &Instance {
         &self.instance
@@ -86,7 +86,7 @@ impl<S> Layer<S> for DiscoveryLayer {
 /// The service [`DiscoveryLayer`] wraps around the app.
 ///
 /// ```
-/// use discoverable_runtime::{DiscoveryLayer, Service};
+/// use discoverable::{DiscoveryLayer, Service};
 /// use tower_layer::Layer;
 ///
 /// let service = Service::builder("cool_app").build()?;
@@ -94,7 +94,7 @@ impl<S> Layer<S> for DiscoveryLayer {
 /// wrapped.get_mut().push("state");
 /// assert_eq!(wrapped.get_ref().len(), 2);
 /// assert_eq!(wrapped.into_inner(), ["app", "state"]);
-/// # Ok::<(), discoverable_runtime::Error>(())
+/// # Ok::<(), discoverable::Error>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct Discovered<S> {

@@ -71,10 +71,10 @@ type ShutdownSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// use axum::{routing::get, Router};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// let service = discoverable_runtime::Service::builder("cool_app").prefix("/oops").build()?;
+/// let service = discoverable::Service::builder("cool_app").prefix("/oops").build()?;
 /// let app = Router::new().route("/", get(|| async { "home page" }));
 /// let listener = tokio::net::TcpListener::bind("0.0.0.0:3000").await?;
-/// let serving = discoverable_runtime::serve(service, listener, app);
+/// let serving = discoverable::serve(service, listener, app);
 /// println!("serving as {}", serving.instance().id());
 /// serving.await?;
 /// # Ok(())

@@ -50,7 +50,7 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// ```
 /// use std::time::Duration;
-/// use discoverable_runtime::consul::Config;
+/// use discoverable::consul::Config;
 ///
 /// let config = Config::builder()
 ///     .address("consul.example:8500")
@@ -59,7 +59,7 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 ///     .build()?;
 /// assert_eq!(config.address(), "http://consul.example:8500");
 /// assert!(!format!("{config:?}").contains("b1gs3cr3t"));
-/// # Ok::<(), discoverable_runtime::Error>(())
+/// # Ok::<(), discoverable::Error>(())
 /// ```
 #[derive(Clone)]
 pub struct Config {
@@ -150,7 +150,7 @@ impl Config {
     /// error (an unparsable `CONSUL_HTTP_SSL_VERIFY` would otherwise turn verification off).
     ///
     /// ```
-    /// use discoverable_runtime::consul::Config;
+    /// use discoverable::consul::Config;
     ///
     /// let config = Config::from_lookup(|name| match name {
     ///     "CONSUL_HTTP_ADDR" => Some("consul.service:8500".into()),
@@ -158,7 +158,7 @@ impl Config {
     ///     _ => None,
     /// })?;
     /// assert_eq!(config.address(), "http://consul.service:8500");
-    /// # Ok::<(), discoverable_runtime::Error>(())
+    /// # Ok::<(), discoverable::Error>(())
     /// ```
     ///
     /// # Errors
@@ -289,7 +289,7 @@ fn set<T>(value: T, origin: &'static str) -> Option<Set<T>> {
 /// [`ConfigBuilder::build`].
 ///
 /// ```
-/// use discoverable_runtime::consul::Config;
+/// use discoverable::consul::Config;
 ///
 /// // Settings from code, then whatever the environment sets on top.
 /// let config = Config::builder()
@@ -297,7 +297,7 @@ fn set<T>(value: T, origin: &'static str) -> Option<Set<T>> {
 ///     .apply_lookup(|_| None)?
 ///     .build()?;
 /// assert_eq!(config.address(), "http://127.0.0.1:18500");
-/// # Ok::<(), discoverable_runtime::Error>(())
+/// # Ok::<(), discoverable::Error>(())
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct ConfigBuilder {

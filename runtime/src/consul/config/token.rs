@@ -14,7 +14,7 @@ const REDACTED: &str = "<redacted>";
 /// `<redacted>`; only [`Token::secret`] gives the value.
 ///
 /// ```
-/// use discoverable_runtime::consul::Token;
+/// use discoverable::consul::Token;
 ///
 /// let token = Token::new("b1gs3cr3t");
 /// assert_eq!(format!("{token:?} {token}"), "<redacted> <redacted>");

@@ -52,7 +52,7 @@ impl fmt::Display for HealthState {
 ///
 /// ```
 /// use std::time::Duration;
-/// use discoverable_runtime::consul::QueryOptions;
+/// use discoverable::consul::QueryOptions;
 ///
 /// let mut options = QueryOptions::blocking(42, Duration::from_secs(60));
 /// options.datacenter = Some("dc2".into());
@@ -88,7 +88,7 @@ impl QueryOptions {
 ///
 /// ```
 /// use std::time::Duration;
-/// use discoverable_runtime::consul::{HealthQuery, QueryOptions};
+/// use discoverable::consul::{HealthQuery, QueryOptions};
 ///
 /// let mut query = HealthQuery::default(); // only instances whose every check passes
 /// query.passing = false;
@@ -170,7 +170,7 @@ pub struct Hashed<T> {
 /// rate-limited; callers should still limit how fast they loop.
 ///
 /// ```
-/// use discoverable_runtime::consul::next_index;
+/// use discoverable::consul::next_index;
 ///
 /// assert_eq!(next_index(0, 7), 7);   // first read
 /// assert_eq!(next_index(7, 7), 7);   // wait ran out, nothing changed

@@ -15,7 +15,7 @@ use super::{CheckStatus, is_false, is_zero_u16, ser_go_duration};
 ///
 /// ```
 /// use std::time::Duration;
-/// use discoverable_runtime::consul::{CheckDefinition, CheckStatus, Registration};
+/// use discoverable::consul::{CheckDefinition, CheckStatus, Registration};
 ///
 /// let mut reg = Registration::new("web-1", "web");
 /// reg.tags.push("urlprefix-/web".into());
@@ -80,7 +80,7 @@ impl Registration {
 ///
 /// ```
 /// use std::time::Duration;
-/// use discoverable_runtime::consul::CheckDefinition;
+/// use discoverable::consul::CheckDefinition;
 ///
 /// let mut check = CheckDefinition::ttl(Duration::from_secs(15));
 /// check.deregister_critical_service_after = Some(Duration::from_secs(60));
