@@ -288,7 +288,8 @@ fn valid() -> impl Strategy<Value = (String, Vec<String>)> {
     // A DNS label's shape: no `-` at either end.
     let name = "[a-zA-Z0-9_]|[a-zA-Z0-9_][a-zA-Z0-9_-]{0,61}[a-zA-Z0-9_]";
     let prefix = prop::option::of("(/[a-z0-9._~-]{0,8}){1,3}");
-    let tags = prop::option::of(proptest::collection::vec("[ -~]{1,12}", 0..4));
+    // Printable, spaces inside only.
+    let tags = prop::option::of(proptest::collection::vec("[!-~]([ -~]{0,10}[!-~])?", 0..4));
     let meta = prop::option::of(proptest::collection::btree_map(
         "[a-z][a-zA-Z0-9_]{0,20}",
         "[ -~]{0,30}",

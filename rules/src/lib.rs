@@ -279,13 +279,27 @@ fn check_route_host(host: &str) -> Result {
     Ok(())
 }
 
-/// A user tag: not empty, no control characters. A `urlprefix-` tag among the user's tags is
-/// allowed: it adds a route beside the one `prefix` registers.
+/// A user tag: not empty, no spaces at either end, no control characters. The same rule for
+/// the attribute, the builder and `DISCOVERABLE_TAGS` (whose list is split at commas).
+///
+/// Spaces inside a tag are kept: Consul stores a tag as it is given, and a router that reads
+/// tags sees it whole. Fabio reads only `urlprefix-` tags, where the first space ends the
+/// route and options follow (`urlprefix-/api strip=/api`); so a `urlprefix-` tag among the
+/// user's tags adds a route, with its options, beside the one `prefix` registers. Spaces at
+/// either end are refused: Consul would keep them, and ` urlprefix-/api` would be no route.
 pub fn check_tag(tag: &str) -> Result {
     if tag.is_empty() {
         return Err(RuleError::new(
             Field::Tags,
             "a tag is empty; remove it or give it text",
+        ));
+    }
+    if tag.trim() != tag {
+        return Err(RuleError::new(
+            Field::Tags,
+            format!(
+                "the tag {tag:?} starts or ends with a space; remove it (spaces inside a tag are kept)"
+            ),
         ));
     }
     if tag.chars().any(char::is_control) {
@@ -759,6 +773,12 @@ mod tests {
         assert!(check_tag("primary").is_ok());
         assert!(check_tag("").is_err());
         assert!(check_tag("a\nb").is_err());
+        // Inside, a space is kept (Fabio's route options); at either end it is refused.
+        assert!(check_tag("urlprefix-/api strip=/api").is_ok());
+        assert!(check_tag("blue green").is_ok());
+        assert!(check_tag(" urlprefix-/api").is_err());
+        assert!(check_tag("v1 ").is_err());
+        assert!(check_tag("\u{a0}v1").is_err());
         assert!(check_health_path("/health").is_ok());
         assert!(check_grpc_exclusive(false, Field::Health).is_ok());
         assert!(check_grpc_exclusive(true, Field::Interval).is_ok());

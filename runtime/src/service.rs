@@ -612,6 +612,7 @@ mod tests {
             Field::Meta
         );
         assert_eq!(err(Service::builder("a").tag("")), Field::Tags);
+        assert_eq!(err(Service::builder("a").tag("v1 ")), Field::Tags);
         assert_eq!(
             err(Service::builder("a").health_path("health")),
             Field::Health
