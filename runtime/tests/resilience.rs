@@ -846,6 +846,61 @@ async fn a_working_heartbeat_does_not_relog_a_failing_watch() {
     stop(&instance, served).await;
 }
 
+/// An instance whose check stays critical is removed by the agent every
+/// `DeregisterCriticalServiceAfter` and registered again: a cycle kept by design, said once,
+/// then quietly until the instance passes again; a loss after that is said again. (Dev agent
+/// only: a real Consul's minimum for that setting is a minute.)
+#[tokio::test]
+async fn a_permanently_critical_instance_says_its_reap_cycle_once() {
+    let _shared = EXCLUSIVE.read().await;
+    let (logs, _guard) = Logs::capture(Level::DEBUG);
+    let agent = DevAgent::start(AgentConfig {
+        reap_interval: Duration::from_millis(100),
+        deregister_critical_cap: Some(Duration::from_millis(500)),
+        ..AgentConfig::default()
+    })
+    .await
+    .unwrap();
+    let client = Client::new(consul_at(&agent.url(), Duration::from_secs(2))).unwrap();
+    let service = builder("flapping", &agent.url())
+        .interval(Duration::from_secs(1))
+        .timeout(Duration::from_millis(500))
+        .retry_backoff(Duration::from_millis(20), Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let instance = service.new_instance();
+    instance.set_health(discoverable_runtime::Health::Down);
+    let (served, _url) = start(instance.clone()).await;
+    let lost = "Consul lost this instance's registration";
+    until(Duration::from_secs(30), "three reap cycles", || async {
+        logs.count(&[lost, "again; registering again"]) >= 2
+    })
+    .await;
+    assert_eq!(
+        problems_with(&logs, lost),
+        1,
+        "the cycle is said once:\n{}",
+        logs.text()
+    );
+
+    // It passes again: the cycle is over, and the next loss is said.
+    instance.clear_health();
+    until(T, "passing at the agent", || async {
+        client.agent_checks().await.is_ok_and(|checks| {
+            checks
+                .values()
+                .any(|c| c.service_id == instance.id() && c.status == consul::CheckStatus::Passing)
+        })
+    })
+    .await;
+    client.deregister(instance.id()).await.unwrap();
+    until(T, "the next loss said", || async {
+        problems_with(&logs, lost) == 2
+    })
+    .await;
+    stop(&instance, served).await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. Shutdown while Consul is down: bounded, drains; the agent reaps the orphan
 // ---------------------------------------------------------------------------------------------

@@ -164,6 +164,10 @@ impl Registrar {
         let mut quiet = Quiet::default();
         // Backoff between registrations that Consul accepts but then does not show.
         let mut unseen = crate::retry::backoff(self.retry_min, self.retry_max);
+        // A loss of an instance that does not pass was reported: its check stays critical, so
+        // Consul removes it every `deregister_after` and it registers again, a cycle said
+        // once, then quietly, until a loss finds it passing.
+        let mut lost_reported = false;
         loop {
             if !registered {
                 match self.register(status, &mut quiet, None).await {
@@ -187,7 +191,16 @@ impl Registrar {
                     // instance: register again at once.
                     unseen = crate::retry::backoff(self.retry_min, self.retry_max);
                     self.instance.set_registered(false);
-                    tracing::warn!(id = %self.registration.id, "Consul lost this instance's registration; registering again");
+                    let passing =
+                        status_of(self.instance.report().await.status) == CheckStatus::Passing;
+                    if passing {
+                        tracing::warn!(id = %self.registration.id, "Consul lost this instance's registration; registering again");
+                    } else if !lost_reported {
+                        tracing::warn!(id = %self.registration.id, "Consul lost this instance's registration; registering again (its check does not pass, so Consul removes it again after deregister_after: said once until it passes)");
+                    } else {
+                        tracing::debug!(id = %self.registration.id, "Consul lost this instance's registration again; registering again");
+                    }
+                    lost_reported = !passing;
                 }
                 KeepAlive::Reconnected => {
                     // The agent was unreachable and answers again, still holding the
