@@ -18,29 +18,21 @@ use pin_project_lite::pin_project;
 
 use crate::instance::InFlight;
 
-/// `response`, holding `in_flight` until its body ends when that body streams.
+/// Hands `in_flight` to the response's body when that body streams, so the count holds until
+/// the body ends; otherwise the count ends with `in_flight` dropped here.
 #[inline]
-pub(crate) fn until_body_ends<B: 'static>(
-    response: Response<B>,
-    in_flight: InFlight,
-) -> Response<B> {
-    let mut slot = Some(response);
-    // No allocation to tell axum's body from another: the check is a type comparison.
-    if let Some(axum) = (&mut slot as &mut dyn Any).downcast_mut::<Option<Response<Body>>>() {
-        if let Some(response) = axum.take() {
-            *axum = Some(if streams(response.body()) {
-                response.map(|body| {
-                    Body::new(Counted {
-                        body,
-                        in_flight: Some(in_flight),
-                    })
-                })
-            } else {
-                response
+pub(crate) fn until_body_ends<B: 'static>(response: &mut Response<B>, in_flight: InFlight) {
+    // The body is changed in place, the response not moved; telling axum's body from another
+    // is a type comparison, no allocation.
+    if let Some(body) = (response.body_mut() as &mut dyn Any).downcast_mut::<Body>() {
+        if streams(body) {
+            let inner = std::mem::take(body);
+            *body = Body::new(Counted {
+                body: inner,
+                in_flight: Some(in_flight),
             });
         }
     }
-    slot.expect("the response was put back")
 }
 
 /// Whether the body's length is unknown: it is produced as it is sent.

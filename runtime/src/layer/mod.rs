@@ -230,11 +230,11 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
             KindProj::Inner { future, in_flight } => {
-                let result = std::task::ready!(future.poll(cx));
-                Poll::Ready(result.map(|response| match in_flight.take() {
-                    Some(in_flight) => counted::until_body_ends(response, in_flight),
-                    None => response,
-                }))
+                let mut result = std::task::ready!(future.poll(cx));
+                if let (Ok(response), Some(in_flight)) = (&mut result, in_flight.take()) {
+                    counted::until_body_ends(response, in_flight);
+                }
+                Poll::Ready(result)
             }
             KindProj::Health { future } => future.as_mut().poll(cx).map(Ok),
         }
