@@ -46,18 +46,26 @@ mod validate;
 ///
 /// # What it generates
 ///
-/// At the top of the body, the service description, built once:
+/// At the top of the body, the service description:
 ///
 /// ```
 /// # fn demo() {
-/// let service = || ::discoverable::Service::builder("cool_app").prefix("/oops").build();
+/// let service = || match ::discoverable::Service::builder("cool_app").prefix("/oops").build() {
+///     Ok(service) => service,
+///     Err(error) => {
+///         eprintln!("error: {error}");
+///         std::process::exit(2)
+///     }
+/// };
 /// # let _ = service;
 /// # }
 /// ```
 ///
-/// (a closure that builds a `Result<Service, Error>`, in a local that your code cannot name;
-/// it captures nothing, so it is `Copy` and every spawned task or `async move` block gets its
-/// own). Then every serve call in the body becomes
+/// (a closure in a local that your code cannot name; it captures nothing, so it is `Copy` and
+/// every spawned task or `async move` block gets its own). In `main`, the rest of the body
+/// runs as an `async move` block whose outcome passes through
+/// `::discoverable::__private::exit_on_start_failure` before `main` returns it. Then every
+/// serve call in the body becomes
 /// `::discoverable::__private::serve(service(), listener, app)`. Which calls those are, in two
 /// sentences: every call of `serve` with two arguments, written `axum::serve`,
 /// `discoverable::serve` (with or without a leading `::`) or by a name the body imports with
@@ -66,9 +74,9 @@ mod validate;
 /// `tokio::select!`. A `serve` imported outside the function cannot be seen, so calling it is
 /// an error pointing at the call: write `axum::serve(listener, app)` there.
 ///
-/// Each serve call builds the service when it runs, so it reads the environment then (after a
-/// `dotenvy::dotenv()` at the top of `main`, say) and is an instance of its own, with its own
-/// ID. It returns the same kind of future as `axum::serve`, so
+/// Each serve call builds the service when it is made, so it reads the environment then
+/// (after a `dotenvy::dotenv()` at the top of `main`, say), and serves an instance of its own,
+/// with its own ID. It returns the same kind of future as `axum::serve`, so
 /// `.with_graceful_shutdown(signal).await`, `into_make_service_with_connect_info` and the rest
 /// keep working. That call serves the app with the health route added, registers with Consul
 /// once the listener is bound, and deregisters on SIGTERM / Ctrl-C before the server drains.
