@@ -85,6 +85,7 @@ async fn start(consul: &Consul, name: &str) -> Running {
     let port = listener.local_addr().expect("bound").port();
     let routes = grpc::Routes::new(Greeter {
         instance: name.to_owned(),
+        serving: None,
     });
     let instance = service.new_instance();
     let served = tokio::spawn(grpc::serve(instance.clone(), listener, routes).into_future());

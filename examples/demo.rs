@@ -149,6 +149,7 @@ async fn grpc(
     let bound = Instant::now();
     let routes = discoverable::grpc::Routes::new(greeter::Greeter {
         instance: "greeter".into(),
+        serving: None,
     });
     let served =
         tokio::spawn(discoverable::grpc::serve(instance.clone(), listener, routes).into_future());

@@ -22,7 +22,14 @@ use greeter::{Greeter, GreeterClient};
 #[discoverable::discoverable(name = "greeter", grpc)]
 async fn serve_greeter(listener: tokio::net::TcpListener) -> std::io::Result<()> {
     let instance = listener.local_addr()?.to_string();
-    discoverable::serve(listener, Routes::new(Greeter { instance })).await
+    discoverable::serve(
+        listener,
+        Routes::new(Greeter {
+            instance,
+            serving: None,
+        }),
+    )
+    .await
 }
 
 /// Greets the service three times through the balanced channel, once Consul lists it.

@@ -17,7 +17,7 @@ mod greeter;
 mod support;
 
 use std::future::IntoFuture;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use discoverable::consul::{self, CheckStatus, Client};
 use discoverable::{Discovery, Health, Service, grpc};
@@ -106,15 +106,16 @@ impl Served {
 async fn serve_greeter(service: Service, name: &str, tls: Option<grpc::ServerTls>) -> Served {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    // Minted first, so the greeter's endless streams can end when its shutdown begins.
+    let instance = service.new_instance();
     let mut routes = grpc::Routes::new(Greeter {
         instance: name.into(),
+        serving: Some(instance.clone()),
     });
     if let Some(tls) = tls {
         routes = routes.tls(tls);
     }
-    let serving = grpc::serve(service, listener, routes);
-    let instance = serving.instance().clone();
-    let task = tokio::spawn(serving.into_future());
+    let task = tokio::spawn(grpc::serve(instance.clone(), listener, routes).into_future());
     Served {
         instance,
         addr,
@@ -159,6 +160,7 @@ async fn grpc_check_and_a_route_per_service(kind: AgentKind) {
         .unwrap();
     let routes = grpc::Routes::new(Greeter {
         instance: "a".into(),
+        serving: None,
     });
     assert_eq!(routes.names(), ["helloworld.Greeter"]);
     let served = serve_greeter(service, "a", None).await;
@@ -486,6 +488,59 @@ async fn a_stream_in_flight_at_shutdown_completes_after_deregistration(kind: Age
     served
         .returns_ok("serve returns once the stream is done")
         .await;
+}
+
+/// An endless server stream whose handler awaits `Instance::shutting_down` ends with a last
+/// reply and status OK when shutdown begins: the client reads it to its end, with no error,
+/// long before the drain's bound. While it streams, it is a call in flight.
+async fn an_endless_stream_ends_cleanly_when_shutdown_begins(kind: AgentKind) {
+    let test = "an_endless_stream_ends_cleanly_when_shutdown_begins";
+    let Some(agent) = Agent::start(kind, test, None).await else {
+        return;
+    };
+    let config = config(agent.url());
+    let client = Client::new(config.clone()).unwrap();
+    let service = Service::builder("endless")
+        .grace_period(Duration::from_millis(100))
+        .drain_timeout(Duration::from_secs(20))
+        .consul(config)
+        .build()
+        .unwrap();
+    let served = serve_greeter(service, "a", None).await;
+    let (instance, url) = (served.instance.clone(), served.url());
+    let id = instance.id().to_owned();
+    until(T, "registered", || async {
+        listed(&client, &id).await == Some(true)
+    })
+    .await;
+    let mut greeter = connect(&url).await;
+    let mut replies = greeter
+        .say_hellos("endless", 0, Duration::from_millis(20))
+        .await
+        .unwrap();
+    let first = replies.message().await.unwrap().expect("a first reply");
+    assert_eq!(first.message, "hello endless (1) from a");
+    assert_eq!(instance.in_flight(), 1, "the stream is a call in flight");
+    let asked = Instant::now();
+    instance.shutdown();
+    let mut last = first.message;
+    while let Some(reply) = replies
+        .message()
+        .await
+        .expect("the stream ends with status OK, not an error")
+    {
+        last = reply.message;
+    }
+    let ended = asked.elapsed();
+    assert_eq!(last, "goodbye endless from a: shutting down");
+    assert!(
+        ended < Duration::from_secs(5),
+        "ended {ended:?} after shutdown began, not at the drain's 20 s bound"
+    );
+    served
+        .returns_ok("serve returns once the stream has ended")
+        .await;
+    assert_eq!(instance.in_flight(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -844,6 +899,7 @@ discoverable_testkit::against_both_agents!(
     grpc_check_and_a_route_per_service,
     grpc_over_tls_is_checked_and_reached_over_tls,
     a_stream_in_flight_at_shutdown_completes_after_deregistration,
+    an_endless_stream_ends_cleanly_when_shutdown_begins,
     a_killed_grpc_process_turns_its_check_critical,
     the_balanced_channel_keeps_its_instances_while_the_agent_is_down
 );

@@ -8,7 +8,7 @@
 //! package helloworld;
 //! service Greeter {
 //!   rpc SayHello (HelloRequest) returns (HelloReply);
-//!   // `count` replies, `pause_ms` apart.
+//!   // `count` replies, `pause_ms` apart; with `count` 0, replies until shutdown begins.
 //!   rpc SayHellos (HelloRequest) returns (stream HelloReply);
 //! }
 //! message HelloRequest { string name = 1; uint32 count = 2; uint32 pause_ms = 3; }
@@ -33,7 +33,7 @@ pub struct HelloRequest {
     /// Who to greet.
     #[prost(string, tag = "1")]
     pub name: String,
-    /// How many replies `SayHellos` streams.
+    /// How many replies `SayHellos` streams; 0: until the server's shutdown begins.
     #[prost(uint32, tag = "2")]
     pub count: u32,
     /// Milliseconds between them.
@@ -55,6 +55,9 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 #[derive(Clone)]
 pub struct Greeter {
     pub instance: String,
+    /// The discoverable instance serving it: an endless `SayHellos` (count 0) ends with a last
+    /// reply when its shutdown begins. Without it an endless stream goes on until it is cut.
+    pub serving: Option<discoverable::Instance>,
 }
 
 impl NamedService for Greeter {
@@ -114,16 +117,44 @@ impl tonic::server::ServerStreamingService<HelloRequest> for SayHellos {
             pause_ms,
         } = request.into_inner();
         let instance = self.0.instance.clone();
+        let pause = Duration::from_millis(pause_ms.into());
         let (tx, rx) = tokio::sync::mpsc::channel(1);
-        tokio::spawn(async move {
-            for n in 1..=count {
-                let message = format!("hello {name} ({n} of {count}) from {instance}");
-                if tx.send(Ok(HelloReply { message })).await.is_err() {
-                    return;
+        if count == 0 {
+            // Endless: until shutdown begins, then a last reply, and the stream ends with
+            // status OK instead of being cut at the drain's bound.
+            let shutting_down = self.0.serving.as_ref().map(|s| s.shutting_down());
+            tokio::spawn(async move {
+                let shutting_down = async move {
+                    match shutting_down {
+                        Some(shutting_down) => shutting_down.await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::pin!(shutting_down);
+                for n in 1.. {
+                    let message = format!("hello {name} ({n}) from {instance}");
+                    if tx.send(Ok(HelloReply { message })).await.is_err() {
+                        return;
+                    }
+                    tokio::select! {
+                        () = &mut shutting_down => break,
+                        () = tokio::time::sleep(pause) => {}
+                    }
                 }
-                tokio::time::sleep(Duration::from_millis(pause_ms.into())).await;
-            }
-        });
+                let message = format!("goodbye {name} from {instance}: shutting down");
+                let _ = tx.send(Ok(HelloReply { message })).await;
+            });
+        } else {
+            tokio::spawn(async move {
+                for n in 1..=count {
+                    let message = format!("hello {name} ({n} of {count}) from {instance}");
+                    if tx.send(Ok(HelloReply { message })).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(pause).await;
+                }
+            });
+        }
         let replies: Replies = Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx));
         Box::pin(async move { Ok(tonic::Response::new(replies)) })
     }
@@ -157,7 +188,7 @@ impl GreeterClient {
         Ok(reply.into_inner())
     }
 
-    /// `SayHellos`: `count` replies, `pause` apart.
+    /// `SayHellos`: `count` replies, `pause` apart (0: until the server's shutdown begins).
     pub async fn say_hellos(
         &mut self,
         name: &str,

@@ -12,6 +12,7 @@ async fn serve_greeter(listener: tokio::net::TcpListener) -> std::io::Result<()>
         listener,
         Routes::new(Greeter {
             instance: "a".into(),
+            serving: None,
         }),
     )
     .await
