@@ -370,6 +370,91 @@ async fn a_stream_ends_cleanly_with_a_last_event_when_shutdown_begins(kind: Agen
     assert_eq!(instance.in_flight(), 0, "the stream ended");
 }
 
+/// A WebSocket whose handler awaits `Instance::shutting_down` sends a close frame when
+/// shutdown begins: the client sees a clean close ("going away"), long before the drain's
+/// bound, not a cut connection.
+async fn a_websocket_closes_cleanly_when_shutdown_begins(kind: AgentKind) {
+    use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade, close_code};
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite;
+
+    let test = "a_websocket_closes_cleanly_when_shutdown_begins";
+    let Some((agent, client)) = agent(kind, test).await else {
+        return;
+    };
+    let service = builder(&agent)
+        .drain_timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let instance = service.new_instance();
+    let echo = {
+        let instance = instance.clone();
+        get(move |upgrade: WebSocketUpgrade| {
+            let shutting_down = instance.shutting_down();
+            async move {
+                upgrade.on_upgrade(move |mut socket| async move {
+                    tokio::pin!(shutting_down);
+                    loop {
+                        tokio::select! {
+                            () = &mut shutting_down => {
+                                let bye = CloseFrame {
+                                    code: close_code::AWAY,
+                                    reason: "shutting down".into(),
+                                };
+                                let _ = socket.send(Message::Close(Some(bye))).await;
+                                return;
+                            }
+                            received = socket.recv() => match received {
+                                Some(Ok(Message::Text(text))) => {
+                                    if socket.send(Message::Text(text)).await.is_err() {
+                                        return;
+                                    }
+                                }
+                                Some(Ok(_)) => {}
+                                _ => return,
+                            },
+                        }
+                    }
+                })
+            }
+        })
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/echo", listener.local_addr().unwrap());
+    let app = app().route("/echo", echo);
+    let served =
+        tokio::spawn(discoverable_runtime::serve(instance.clone(), listener, app).into_future());
+    until(T, "registered", || registered(&client, instance.id())).await;
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    socket
+        .send(tungstenite::Message::text("ping"))
+        .await
+        .unwrap();
+    let echoed = socket.next().await.expect("an echo").unwrap();
+    assert_eq!(echoed, tungstenite::Message::text("ping"));
+    let asked = Instant::now();
+    instance.shutdown();
+    let closed = socket
+        .next()
+        .await
+        .expect("a close frame, not a cut connection")
+        .expect("a clean close, no error");
+    let ended = asked.elapsed();
+    let tungstenite::Message::Close(Some(frame)) = closed else {
+        panic!("expected a close frame, got {closed:?}");
+    };
+    assert_eq!(
+        frame.code,
+        tungstenite::protocol::frame::coding::CloseCode::Away
+    );
+    assert_eq!(frame.reason, "shutting down");
+    assert!(
+        ended < Duration::from_secs(5),
+        "closed {ended:?} after shutdown began, not at the drain's 20 s bound"
+    );
+    returns_ok(served).await;
+}
+
 async fn registers_once_consul_comes_up_and_serves_meanwhile(kind: AgentKind) {
     let Some((mut agent, client)) =
         agent(kind, "registers_once_consul_comes_up_and_serves_meanwhile").await
@@ -729,6 +814,7 @@ discoverable_testkit::against_both_agents!(
     ipv6_addresses_are_bracketed_and_checked,
     a_panic_next_to_serve_still_deregisters,
     a_stream_ends_cleanly_with_a_last_event_when_shutdown_begins,
+    a_websocket_closes_cleanly_when_shutdown_begins,
 );
 
 /// An agent of `kind` and a client for it on a multi-threaded runtime of their own, beside
