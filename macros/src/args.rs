@@ -11,27 +11,29 @@ use syn::{Expr, ExprLit, Ident, Lit, LitBool, LitStr, Path, Token, token};
 
 use crate::errors::Errors;
 
-/// The argument keywords.
-pub(crate) mod kw {
-    syn::custom_keyword!(name);
-    syn::custom_keyword!(prefix);
-    syn::custom_keyword!(tags);
-    syn::custom_keyword!(meta);
-    syn::custom_keyword!(health);
-    syn::custom_keyword!(interval);
-    syn::custom_keyword!(timeout);
-    syn::custom_keyword!(deregister_after);
-    syn::custom_keyword!(ttl);
-    syn::custom_keyword!(strip);
-    syn::custom_keyword!(checks);
-    syn::custom_keyword!(fail_fast);
-    syn::custom_keyword!(grpc);
-}
+/// Every argument keyword, in the order the documentation gives them: the one list the
+/// parser, its errors and the tests read.
+pub(crate) const KEYWORDS: [&str; 14] = [
+    "name",
+    "prefix",
+    "tags",
+    "meta",
+    "health",
+    "interval",
+    "timeout",
+    "deregister_after",
+    "ttl",
+    "strip",
+    "checks",
+    "fail_fast",
+    "grpc",
+    "crate",
+];
 
-/// Every argument, in the order the documentation gives them.
-const ARGUMENTS: &str = "`name`, `prefix`, `tags`, `meta`, `health`, `interval`, `timeout`, \
-                         `deregister_after`, `ttl`, `strip`, `checks`, `fail_fast`, `grpc`, \
-                         `crate`";
+/// The keywords as an error lists them: `` `name`, `prefix`, ... ``.
+fn keywords() -> String {
+    KEYWORDS.map(|k| format!("`{k}`")).join(", ")
+}
 
 /// One argument: its keyword as written (errors about the argument point at it) and its value.
 pub(crate) struct Arg<V> {
@@ -126,30 +128,16 @@ fn skip_past_comma(input: ParseStream<'_>) -> syn::Result<()> {
 }
 
 fn argument(input: ParseStream<'_>, args: &mut Args, errors: &mut Errors) -> syn::Result<()> {
-    let lookahead = input.lookahead1();
-    let known = lookahead.peek(kw::name)
-        || lookahead.peek(kw::prefix)
-        || lookahead.peek(kw::tags)
-        || lookahead.peek(kw::meta)
-        || lookahead.peek(kw::health)
-        || lookahead.peek(kw::interval)
-        || lookahead.peek(kw::timeout)
-        || lookahead.peek(kw::deregister_after)
-        || lookahead.peek(kw::ttl)
-        || lookahead.peek(kw::strip)
-        || lookahead.peek(kw::checks)
-        || lookahead.peek(kw::fail_fast)
-        || lookahead.peek(kw::grpc)
-        || lookahead.peek(Token![crate]);
-    if !known {
-        if input.peek(Ident::peek_any) {
-            let unknown = input.call(Ident::parse_any)?;
+    if !input.peek(Ident::peek_any) {
+        return Err(input.error(format!("expected one of: {}", keywords())));
+    }
+    if let Ok(word) = input.fork().call(Ident::parse_any) {
+        if !KEYWORDS.contains(&word.to_string().as_str()) {
             return Err(syn::Error::new(
-                unknown.span(),
-                format!("unknown argument `{unknown}`; expected one of {ARGUMENTS}"),
+                word.span(),
+                format!("unknown argument `{word}`; expected one of {}", keywords()),
             ));
         }
-        return Err(lookahead.error());
     }
 
     let keyword = input.call(Ident::parse_any)?;
@@ -186,7 +174,7 @@ fn argument(input: ParseStream<'_>, args: &mut Args, errors: &mut Errors) -> syn
             }
             args.grpc = Some(k.clone());
         }
-        _ => unreachable!("`known` lists every keyword matched here"),
+        _ => unreachable!("KEYWORDS lists every keyword matched here"),
     }
     Ok(())
 }

@@ -78,56 +78,18 @@ fn source() -> impl Strategy<Value = String> {
         ".{0,80}",
         "[a-z_=,\"\\[\\]() :/.0-9#r!-]{0,80}",
         proptest::collection::vec(
-            prop::sample::select(vec![
-                "name",
-                "prefix",
-                "tags",
-                "meta",
-                "health",
-                "interval",
-                "timeout",
-                "deregister_after",
-                "ttl",
-                "strip",
-                "checks",
-                "fail_fast",
-                "crate",
-                "=",
-                "==",
-                ",",
-                ";",
-                "(",
-                ")",
-                "[",
-                "]",
-                "{",
-                "}",
-                "\"x\"",
-                "\"\"",
-                "\"10s\"",
-                "\"/p\"",
-                "true",
-                "1",
-                "-1",
-                "1.5",
-                "'c'",
-                "b\"x\"",
-                "r#\"x\"#",
-                "r#type",
-                "::",
-                "a::b",
-                "#",
-                "!",
-                "@",
-                "$",
-                "..",
-                "=>",
-                "'a",
-                "1e99",
-                "0x",
-                "self",
-                "_",
-            ]),
+            prop::sample::select(
+                KEYWORDS
+                    .iter()
+                    .copied()
+                    .chain([
+                        "=", "==", ",", ";", "(", ")", "[", "]", "{", "}", "\"x\"", "\"\"",
+                        "\"10s\"", "\"/p\"", "true", "1", "-1", "1.5", "'c'", "b\"x\"", "r#\"x\"#",
+                        "r#type", "::", "a::b", "#", "!", "@", "$", "..", "=>", "'a", "1e99", "0x",
+                        "self", "_",
+                    ])
+                    .collect::<Vec<_>>(),
+            ),
             0..24,
         )
         .prop_map(|parts| parts.join(" ")),
@@ -219,26 +181,12 @@ fn value() -> impl Strategy<Value = String> {
     })
 }
 
-const KEYWORDS: &[&str] = &[
-    "name",
-    "prefix",
-    "tags",
-    "meta",
-    "health",
-    "interval",
-    "timeout",
-    "deregister_after",
-    "ttl",
-    "strip",
-    "checks",
-    "fail_fast",
-    "crate",
-];
+use crate::args::KEYWORDS;
 
 /// One argument: a keyword (or not), a separator (right or wrong), a value.
 fn argument() -> impl Strategy<Value = String> {
     let key = prop_oneof![
-        4 => prop::sample::select(KEYWORDS).prop_map(str::to_owned),
+        4 => prop::sample::select(&KEYWORDS[..]).prop_map(str::to_owned),
         1 => "[a-z_]{1,10}",
         1 => Just("Name".to_owned()),
         1 => Just("\"name\"".to_owned()),
@@ -259,7 +207,7 @@ fn argument() -> impl Strategy<Value = String> {
         6 => (key, sep, value()).prop_map(|(k, s, v)| format!("{k}{s}{v}")),
         1 => proptest::collection::vec(meta_pair, 0..5)
             .prop_map(|pairs| format!("meta({})", pairs.join(", "))),
-        1 => prop::sample::select(KEYWORDS).prop_map(str::to_owned),
+        1 => prop::sample::select(&KEYWORDS[..]).prop_map(str::to_owned),
     ]
 }
 
