@@ -222,6 +222,26 @@ impl Instance {
     }
 }
 
+impl Service {
+    /// A new instance of this service, with an ID of its own: hand it to the app (to set its
+    /// health, or to end long-lived responses when shutdown begins), then serve it with
+    /// [`serve`](crate::serve). Serving the `Service` itself mints an instance the same way,
+    /// which [`Serve::instance`](crate::Serve::instance) returns.
+    ///
+    /// ```
+    /// use discoverable::Service;
+    ///
+    /// let service = Service::builder("cool_app").build()?;
+    /// let (a, b) = (service.new_instance(), service.new_instance());
+    /// assert!(a.id().starts_with("cool_app-"));
+    /// assert_ne!(a.id(), b.id());
+    /// # Ok::<(), discoverable::Error>(())
+    /// ```
+    pub fn new_instance(&self) -> Instance {
+        Instance::new(self.settings.clone())
+    }
+}
+
 /// A new instance of the service, as [`Service::new_instance`] mints: what
 /// [`serve`](crate::serve) does with a `Service`.
 impl From<Service> for Instance {

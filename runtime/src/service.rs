@@ -15,7 +15,6 @@ use discoverable_rules::{self as rules, CheckTiming, Field, Setting};
 use crate::consul;
 use crate::error::Error;
 use crate::health::{Health, Indicator};
-use crate::instance::Instance;
 
 /// Default time between deregistration and closing the listener: routers that watch Consul
 /// with blocking queries (Fabio, [`Discovery`](crate::Discovery)) drop the instance within
@@ -54,7 +53,7 @@ pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(2);
 /// ```
 ///
 /// A `Service` is a description and has no ID: each serve call runs an instance of it with an
-/// ID of its own (see [`Instance`]).
+/// ID of its own (see [`Instance`](crate::Instance), and [`Service::new_instance`]).
 #[derive(Clone)]
 pub struct Service {
     pub(crate) settings: std::sync::Arc<Settings>,
@@ -103,24 +102,6 @@ impl Service {
     /// The service meta.
     pub fn meta(&self) -> &BTreeMap<String, String> {
         &self.settings.meta
-    }
-
-    /// A new instance of this service, with an ID of its own: hand it to the app (to set its
-    /// health, or to end long-lived responses when shutdown begins), then serve it with
-    /// [`serve`](crate::serve). Serving the `Service` itself mints an instance the same way,
-    /// which [`Serve::instance`](crate::Serve::instance) returns.
-    ///
-    /// ```
-    /// use discoverable::Service;
-    ///
-    /// let service = Service::builder("cool_app").build()?;
-    /// let (a, b) = (service.new_instance(), service.new_instance());
-    /// assert!(a.id().starts_with("cool_app-"));
-    /// assert_ne!(a.id(), b.id());
-    /// # Ok::<(), discoverable::Error>(())
-    /// ```
-    pub fn new_instance(&self) -> Instance {
-        Instance::new(self.settings.clone())
     }
 
     /// The health route's path.
