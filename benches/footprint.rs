@@ -1,4 +1,4 @@
-//! What every service that uses `discoverable` pays at build time and in its binary: four
+//! What every service that uses `discoverable` pays at build time and in its binary: five
 //! scratch crates generated under `target/footprint/`, each its own workspace with its own
 //! target directory (`target/footprint/<variant>/target`), sharing the machine's registry
 //! cache:
@@ -13,7 +13,13 @@
 //!   with prost's derive, no `protoc`) served by `tonic::transport::Server` (tonic 0.14 with
 //!   its default features, prost, tonic-prost, the same tokio);
 //! - `discoverable-tonic`: the same greeter and dependencies served by `discoverable::serve`
-//!   under the attribute with `grpc`, depending on `discoverable` with the `grpc` feature.
+//!   under the attribute with `grpc`, depending on `discoverable` with the `grpc` feature;
+//! - `foundation-axum`, the reference: `cool_app` again, beside code that uses what the
+//!   runtime is built on, each crate with the features the runtime turns on (reqwest with
+//!   `json` and `query` and no TLS, serde with `derive`, serde_json, uuid, tracing,
+//!   thiserror, tokio's `signal`): one JSON lookup over HTTP, an ID, a log line, an error
+//!   type. What it adds to `plain-axum` is what any service pays for those crates; what
+//!   `discoverable-axum` adds beyond it is this project's own part.
 //!
 //! The plain crates pin the versions of axum, tokio, tonic, prost and tonic-prost that this
 //! workspace's `Cargo.lock` resolves, and every scratch crate starts from a copy of that lock
@@ -34,9 +40,8 @@
 //! - release binary size after `strip` (of a copy), in KiB.
 //!
 //! Progress goes to stderr; the table to stdout and `target/bench-results/footprint.json`.
-//! On a 2-core AMD EPYC shared with other builds (load average 4–5), `FOOTPRINT_RUNS=1` took
-//! 8 minutes once the bench itself was compiled (16 clean builds, two thirds of it the
-//! `discoverable-*` crates), so the default of 3 takes about 25. A crate in the tree that
+//! On a 2-core AMD EPYC shared with other builds, `FOOTPRINT_RUNS=1` took 6 minutes once the
+//! bench itself was compiled (10 clean builds), so the default of 3 takes about 20. A crate in the tree that
 //! compiles C (aws-lc-sys, say) adds minutes to each `discoverable-*` build.
 
 mod common;
@@ -77,6 +82,47 @@ async fn main() -> std::io::Result<()> {
     let addr = std::env::var("BIND_ADDR").unwrap_or_else(|_| "127.0.0.1:0".into());
     let listener = tokio::net::TcpListener::bind(addr).await?;
     axum::serve(listener, app).await
+}
+"#;
+
+/// `cool_app` beside one use of each crate the runtime is built on.
+const FOUNDATION_APP: &str = r#"use axum::{Router, routing::get};
+
+#[derive(Debug, thiserror::Error)]
+#[error("lookup failed: {0}")]
+struct Failed(#[from] reqwest::Error);
+
+#[derive(serde::Deserialize)]
+struct Entry {
+    #[serde(rename = "ID")]
+    id: String,
+}
+
+async fn lookup(url: &str) -> Result<Vec<Entry>, Failed> {
+    let client = reqwest::Client::new();
+    let entries = client.get(url).query(&[("passing", "1")]).send().await?.json().await?;
+    Ok(entries)
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let id = uuid::Uuid::from_u128(std::process::id().into());
+    tracing::info!(%id, "starting");
+    if let Ok(url) = std::env::var("LOOKUP_URL") {
+        match lookup(&url).await {
+            Ok(entries) => println!("{}", entries.len() + entries.iter().map(|e| e.id.len()).sum::<usize>()),
+            Err(e) => eprintln!("{e}"),
+        }
+        let _ = serde_json::to_string(&serde_json::json!({ "id": id.to_string() }));
+    }
+    let app = Router::new().route("/", get(|| async { "home page" }));
+    let addr = std::env::var("BIND_ADDR").unwrap_or_else(|_| "127.0.0.1:0".into());
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
 }
 "#;
 
@@ -395,7 +441,8 @@ fn locked(lock: &str, name: &str, series: &str) -> String {
         .join(".")
 }
 
-/// The figures of one pair: the plain crate and the same with `discoverable`.
+/// The figures of one pair: the plain crate and the same with `discoverable`, and the
+/// reference built beside them when there is one.
 struct Pair {
     plain: Variant,
     discoverable: Variant,
@@ -403,9 +450,31 @@ struct Pair {
     discoverable_tree: Tree,
     debug_s: [Vec<f64>; 2],
     release_s: [Vec<f64>; 2],
+    reference: Option<Reference>,
+}
+
+/// The `foundation-axum` crate and its figures.
+struct Reference {
+    variant: Variant,
+    tree: Tree,
+    debug_s: Vec<f64>,
+    release_s: Vec<f64>,
 }
 
 impl Pair {
+    fn with_reference(mut self, variant: Variant, workspace: &Path) -> Pair {
+        eprintln!("footprint: {}: cargo fetch and tree", variant.name);
+        variant.cargo_stdout(&["fetch", "--quiet"]);
+        let tree = Tree::read(&variant, workspace);
+        self.reference = Some(Reference {
+            variant,
+            tree,
+            debug_s: Vec::new(),
+            release_s: Vec::new(),
+        });
+        self
+    }
+
     fn new(plain: Variant, discoverable: Variant, workspace: &Path) -> Pair {
         for variant in [&plain, &discoverable] {
             eprintln!("footprint: {}: cargo fetch", variant.name);
@@ -424,17 +493,90 @@ impl Pair {
             discoverable_tree,
             debug_s: [Vec::new(), Vec::new()],
             release_s: [Vec::new(), Vec::new()],
+            reference: None,
         }
     }
 
-    /// One clean debug build of each, then one clean release build of each.
+    /// One clean debug build of each (the reference last), then one clean release build of
+    /// each.
     fn build_round(&mut self) {
         for (i, variant) in [&self.plain, &self.discoverable].into_iter().enumerate() {
             self.debug_s[i].push(variant.clean_build(false));
         }
+        if let Some(reference) = &mut self.reference {
+            reference.debug_s.push(reference.variant.clean_build(false));
+        }
         for (i, variant) in [&self.plain, &self.discoverable].into_iter().enumerate() {
             self.release_s[i].push(variant.clean_build(true));
         }
+        if let Some(reference) = &mut self.reference {
+            reference
+                .release_s
+                .push(reference.variant.clean_build(true));
+        }
+    }
+
+    /// The reference's figures against the plain crate, and the `discoverable` crate's
+    /// beyond the reference.
+    fn report_reference(&self, report: &mut Report) {
+        let Some(reference) = &self.reference else {
+            return;
+        };
+        let name = reference.variant.name.replace('-', "_");
+        let count = reference.tree.crates.len() as f64;
+        let plain_count = self.plain_tree.crates.len() as f64;
+        let ours_count = self.discoverable_tree.crates.len() as f64;
+        report.add(&format!("{name}_crates_count"), count, "", "");
+        report.add(
+            "foundation_crates_added_count",
+            count - plain_count,
+            "",
+            "what the crates the runtime is built on add to plain-axum",
+        );
+        report.add(
+            "crates_added_beyond_foundation_count",
+            ours_count - count,
+            "",
+            "discoverable-axum over foundation-axum",
+        );
+        let debug = median(&reference.debug_s);
+        let release = median(&reference.release_s);
+        report.add(&format!("{name}_clean_debug_s"), debug, "", "median");
+        report.add(&format!("{name}_clean_release_s"), release, "", "median");
+        report.add(
+            "foundation_clean_debug_build_ratio",
+            debug / median(&self.debug_s[0]),
+            "",
+            "foundation-axum over plain-axum",
+        );
+        report.add(
+            "foundation_clean_release_build_ratio",
+            release / median(&self.release_s[0]),
+            "",
+            "foundation-axum over plain-axum",
+        );
+        let kib = reference.variant.stripped_kib();
+        report.add(&format!("{name}_release_kib"), kib, "", "stripped");
+        report.add(
+            "foundation_release_binary_added_kib",
+            kib - self.plain.stripped_kib(),
+            "",
+            "foundation-axum over plain-axum",
+        );
+        report.add(
+            "release_binary_added_beyond_foundation_kib",
+            self.discoverable.stripped_kib() - kib,
+            "",
+            "discoverable-axum over foundation-axum",
+        );
+        let only_ours: Vec<String> = self
+            .discoverable_tree
+            .crates
+            .difference(&reference.tree.crates)
+            .filter(|id| !self.plain_tree.crates.contains(*id))
+            .cloned()
+            .collect();
+        report.label("crates_beyond_foundation", only_ours.join(", "));
     }
 
     /// Adds the pair's figures; `prefix` is `""` or `"grpc_"`, `stem` names the crates' stack
@@ -614,6 +756,23 @@ fn main() {
          tokio = {{ version = \"={tokio}\", {TOKIO_FEATURES} }}\n"
     );
 
+    let foundation_deps = format!(
+        "axum = \"={axum}\"\n\
+         tokio = {{ version = \"={tokio}\", features = [\"macros\", \"rt-multi-thread\", \"net\", \"signal\"] }}\n\
+         reqwest = {{ version = \"={}\", default-features = false, features = [\"json\", \"query\"] }}\n\
+         serde = {{ version = \"={}\", features = [\"derive\"] }}\n\
+         serde_json = \"={}\"\n\
+         uuid = {{ version = \"={}\", default-features = false, features = [\"std\"] }}\n\
+         tracing = {{ version = \"={}\", default-features = false, features = [\"std\"] }}\n\
+         thiserror = \"={}\"\n",
+        locked(&lock, "reqwest", "0.13."),
+        locked(&lock, "serde", "1."),
+        locked(&lock, "serde_json", "1."),
+        locked(&lock, "uuid", "1."),
+        locked(&lock, "tracing", "0.1."),
+        locked(&lock, "thiserror", "2."),
+    );
+
     let base = common::target_dir().join("footprint");
     let variant = |name| Variant {
         name,
@@ -636,9 +795,12 @@ fn main() {
         &format!("{GREETER}{DISCOVERABLE_TONIC_MAIN}"),
         &lock,
     );
+    let foundation_axum = variant("foundation-axum");
+    foundation_axum.write(&foundation_deps, FOUNDATION_APP, &lock);
     eprintln!("footprint: scratch crates in {}", base.display());
 
-    let mut axum_pair = Pair::new(plain_axum, discoverable_axum, &workspace);
+    let mut axum_pair = Pair::new(plain_axum, discoverable_axum, &workspace)
+        .with_reference(foundation_axum, &workspace);
     let mut tonic_pair = Pair::new(plain_tonic, discoverable_tonic, &workspace);
     for run in 1..=runs {
         eprintln!("footprint: clean builds, run {run} of {runs}");
@@ -648,6 +810,7 @@ fn main() {
 
     let mut report = Report::new("footprint");
     axum_pair.report(&mut report, "", "axum", 45);
+    axum_pair.report_reference(&mut report);
     tonic_pair.report(&mut report, "grpc_", "tonic", 30);
     report.add(
         "runs_count",
