@@ -443,26 +443,44 @@ async fn connect(url: &str) -> GreeterClient {
     GreeterClient::new(channel)
 }
 
-async fn a_stream_in_flight_at_shutdown_completes_after_deregistration(kind: AgentKind) {
-    let test = "a_stream_in_flight_at_shutdown_completes_after_deregistration";
-    let Some(agent) = Agent::start(kind, test, None).await else {
-        return;
-    };
+/// A greeter `a` of the service `name` with these grace and drain bounds, served and
+/// registered with a fresh agent of `kind` (kept alive by the returned value); `None` when
+/// that agent cannot run here.
+async fn registered_streamer(
+    kind: AgentKind,
+    test: &str,
+    name: &str,
+    grace: Duration,
+    drain: Duration,
+) -> Option<(Agent, Client, Served)> {
+    let agent = Agent::start(kind, test, None).await?;
     let config = config(agent.url());
     let client = Client::new(config.clone()).unwrap();
-    let service = Service::builder("streamer")
-        .grace_period(Duration::from_millis(300))
-        .drain_timeout(Duration::from_secs(10))
+    let service = Service::builder(name)
+        .grace_period(grace)
+        .drain_timeout(drain)
         .consul(config)
         .build()
         .unwrap();
     let served = serve_greeter(service, "a", None).await;
-    let (instance, url) = (served.instance.clone(), served.url());
-    let id = instance.id().to_owned();
+    let id = served.instance.id().to_owned();
     until(T, "registered", || async {
         listed(&client, &id).await == Some(true)
     })
     .await;
+    Some((agent, client, served))
+}
+
+async fn a_stream_in_flight_at_shutdown_completes_after_deregistration(kind: AgentKind) {
+    let test = "a_stream_in_flight_at_shutdown_completes_after_deregistration";
+    let (grace, drain) = (Duration::from_millis(300), Duration::from_secs(10));
+    let Some((_agent, client, served)) =
+        registered_streamer(kind, test, "streamer", grace, drain).await
+    else {
+        return;
+    };
+    let (instance, url) = (served.instance.clone(), served.url());
+    let id = instance.id().to_owned();
 
     // Ten replies 150 ms apart: 1.5 s, well past the 300 ms grace period.
     let mut greeter = connect(&url).await;
@@ -495,24 +513,13 @@ async fn a_stream_in_flight_at_shutdown_completes_after_deregistration(kind: Age
 /// long before the drain's bound. While it streams, it is a call in flight.
 async fn an_endless_stream_ends_cleanly_when_shutdown_begins(kind: AgentKind) {
     let test = "an_endless_stream_ends_cleanly_when_shutdown_begins";
-    let Some(agent) = Agent::start(kind, test, None).await else {
+    let (grace, drain) = (Duration::from_millis(100), Duration::from_secs(20));
+    let Some((_agent, _client, served)) =
+        registered_streamer(kind, test, "endless", grace, drain).await
+    else {
         return;
     };
-    let config = config(agent.url());
-    let client = Client::new(config.clone()).unwrap();
-    let service = Service::builder("endless")
-        .grace_period(Duration::from_millis(100))
-        .drain_timeout(Duration::from_secs(20))
-        .consul(config)
-        .build()
-        .unwrap();
-    let served = serve_greeter(service, "a", None).await;
     let (instance, url) = (served.instance.clone(), served.url());
-    let id = instance.id().to_owned();
-    until(T, "registered", || async {
-        listed(&client, &id).await == Some(true)
-    })
-    .await;
     let mut greeter = connect(&url).await;
     let mut replies = greeter
         .say_hellos("endless", 0, Duration::from_millis(20))
