@@ -453,9 +453,32 @@ impl Consul {
     }
 
     /// Freezes the agent (SIGSTOP): connections are accepted by the kernel, never answered.
+    /// Returns once every thread of the agent has stopped (a stop takes effect a moment after
+    /// the signal, and a busy machine stretches that moment: an agent still running then
+    /// answers a request made right after `freeze`).
     pub fn freeze(&self) {
         if let Some(peer) = &self.peer {
             peer.signal(libc::SIGSTOP);
+            let pid = peer.pid();
+            let stopped = || {
+                let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+                    return true; // gone
+                };
+                tasks.flatten().all(|task| {
+                    let stat =
+                        std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+                    // The state follows the command's closing parenthesis: `T` stopped.
+                    stat.rsplit_once(')')
+                        .is_none_or(|(_, rest)| rest.trim_start().starts_with(['T', 't', 'Z', 'X']))
+                })
+            };
+            let _ = wait_until(std::time::Duration::from_secs(5), || {
+                if stopped() {
+                    Ok(())
+                } else {
+                    Err("still running".to_owned())
+                }
+            });
         }
     }
 
