@@ -1,12 +1,14 @@
-//! The one loop every index-based blocking query of the runtime runs in: the instance watch
-//! and the catalog watch.
+//! The one loop every blocking query of the runtime runs in: the instance watch, the catalog
+//! watch, and the registrar's watch on the instance's own registration.
 //!
-//! It owns what each of them would otherwise get wrong on its own: the index of the next read
-//! and Consul's rules for it ([`next_index`]: a first read without an index, an index that
-//! went backwards read afresh), a fresh read after any failure (the agent may have restarted
-//! without its state, and a read blocking on the old, higher index would be held for its whole
-//! wait), and backoff with jitter between failed reads. What a read returns, and what its
-//! caller keeps of it (the last good value, marked stale while reads fail), is the caller's.
+//! It owns what each of them would otherwise get wrong on its own: where the next read waits
+//! from (a [`Cursor`]: Consul's index, with [`next_index`]'s rules: a first read without one,
+//! an index that went backwards read afresh; or the agent's content hash), a fresh read after
+//! any failure (the agent may have restarted without its state, and a read blocking on the
+//! old position would be held for its whole wait), backoff with jitter between failed reads,
+//! and telling an answer that came back at once without moving from one that waited. What a
+//! read returns, what its caller keeps of it (the last good value, marked stale while reads
+//! fail) and when to stop, is the caller's.
 
 use std::future::Future;
 use std::time::Duration;
@@ -14,12 +16,53 @@ use std::time::Duration;
 use crate::consul::{Indexed, QueryOptions, next_index};
 use crate::error::Error;
 
+/// Where a blocking read waits from: what changed since it.
+pub(crate) trait Cursor: Clone + PartialEq {
+    /// Where the next read waits from, after one that waited from `previous` (`None`: a
+    /// fresh read) was answered at `answered`.
+    fn after(previous: Option<&Self>, answered: Option<Self>) -> Option<Self>;
+}
+
+/// Consul's `X-Consul-Index`, for `?index=`.
+impl Cursor for u64 {
+    fn after(previous: Option<&u64>, answered: Option<u64>) -> Option<u64> {
+        let next = next_index(previous.copied().unwrap_or(0), answered.unwrap_or(0));
+        // Index 0 is a plain read, never a wait.
+        (next > 0).then_some(next)
+    }
+}
+
+/// The agent's `X-Consul-ContentHash`, for `?hash=`: an answer without one is read afresh.
+impl Cursor for String {
+    fn after(_: Option<&String>, answered: Option<String>) -> Option<String> {
+        answered
+    }
+}
+
 /// What one read brought.
-pub(crate) enum Step<T> {
-    /// Consul answered, with this value at this index.
-    Fresh { value: T, index: u64 },
-    /// The read failed. The next one, after the backoff, reads afresh without an index.
+pub(crate) enum Step<T, C = u64> {
+    /// Consul answered, with this value at this position.
+    Fresh {
+        value: T,
+        at: Option<C>,
+        /// The read waited from a position and came back at once, still there: it did not
+        /// block. Reading again at once would spin as fast as Consul answers.
+        at_once_unchanged: bool,
+    },
+    /// The read failed.
     Failed(Error),
+}
+
+/// What the loop does after a step.
+pub(crate) enum Then<R> {
+    /// Go on: after an answer, wait from it at once; after a failure, read afresh after the
+    /// backoff.
+    Go,
+    /// The answer was of no use (it did not block, or cannot be blocked on): read again from
+    /// the same position after the backoff.
+    BackOff,
+    /// Stop, with this.
+    Stop(R),
 }
 
 /// How a blocking query is repeated: its wait, and the backoff between failed reads.
@@ -31,9 +74,68 @@ pub(crate) struct Blocking {
 }
 
 impl Blocking {
-    /// Reads with `read` again and again, each read blocking on the index of the last answer,
-    /// and hands every outcome to `on`, until `closed` resolves. `base` holds the query's own
-    /// options (datacenter, filter, ...); the loop sets its index and wait.
+    /// Reads with `read` again and again, each read waiting from where the last answer was,
+    /// and hands every step to `on`, until `on` stops the loop (its value is returned) or
+    /// `closed` resolves (`None`). `read` gets the position to wait from, and returns the
+    /// value and the position it answered at.
+    pub(crate) async fn run_at<C, T, R, Rd, F>(
+        self,
+        mut read: Rd,
+        closed: impl Future<Output = ()>,
+        mut on: impl FnMut(Step<T, C>) -> Then<R>,
+    ) -> Option<R>
+    where
+        C: Cursor,
+        Rd: FnMut(Option<C>) -> F,
+        F: Future<Output = Result<(T, Option<C>), Error>>,
+    {
+        tokio::pin!(closed);
+        let new_backoff = || crate::retry::backoff(self.retry_min, self.retry_max);
+        let mut backoff = new_backoff();
+        let mut cursor: Option<C> = None;
+        loop {
+            let asked = tokio::time::Instant::now();
+            let answer = tokio::select! {
+                () = &mut closed => return None,
+                answer = read(cursor.clone()) => answer,
+            };
+            let pause = match answer {
+                Ok((value, at)) => {
+                    let at_once_unchanged =
+                        cursor.is_some() && at == cursor && asked.elapsed() < self.wait / 2;
+                    let step = Step::Fresh {
+                        value,
+                        at: at.clone(),
+                        at_once_unchanged,
+                    };
+                    match on(step) {
+                        Then::Stop(r) => return Some(r),
+                        Then::Go => {
+                            backoff = new_backoff();
+                            cursor = C::after(cursor.as_ref(), at);
+                            continue;
+                        }
+                        Then::BackOff => backoff.next().unwrap_or(self.retry_max),
+                    }
+                }
+                Err(e) => match on(Step::Failed(e)) {
+                    Then::Stop(r) => return Some(r),
+                    Then::Go | Then::BackOff => {
+                        cursor = None;
+                        backoff.next().unwrap_or(self.retry_max)
+                    }
+                },
+            };
+            tokio::select! {
+                () = &mut closed => return None,
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    /// [`run_at`](Self::run_at) for a query on Consul's index: `base` holds the query's own
+    /// options (datacenter, filter, ...); the loop sets its index and wait. Runs until
+    /// `closed` resolves.
     pub(crate) async fn run<T, R, F>(
         self,
         base: QueryOptions,
@@ -44,41 +146,19 @@ impl Blocking {
         R: FnMut(QueryOptions) -> F,
         F: Future<Output = Result<Indexed<T>, Error>>,
     {
-        tokio::pin!(closed);
-        let new_backoff = || crate::retry::backoff(self.retry_min, self.retry_max);
-        let mut backoff = new_backoff();
-        let mut index = 0u64;
-        loop {
-            let options = QueryOptions {
-                // Index 0 is a plain read, never a wait.
-                index: (index > 0).then_some(index),
+        let read = |index: Option<u64>| {
+            let answer = read(QueryOptions {
+                index,
                 wait: Some(self.wait),
                 ..base.clone()
-            };
-            let answer = tokio::select! {
-                () = &mut closed => return,
-                answer = read(options) => answer,
-            };
-            match answer {
-                Ok(found) => {
-                    backoff = new_backoff();
-                    index = next_index(index, found.index);
-                    on(Step::Fresh {
-                        value: found.value,
-                        index: found.index,
-                    });
-                }
-                Err(e) => {
-                    on(Step::Failed(e));
-                    index = 0;
-                    let delay = backoff.next().unwrap_or(self.retry_max);
-                    tokio::select! {
-                        () = &mut closed => return,
-                        () = tokio::time::sleep(delay) => {}
-                    }
-                }
-            }
-        }
+            });
+            async move { answer.await.map(|found| (found.value, Some(found.index))) }
+        };
+        self.run_at(read, closed, |step| {
+            on(step);
+            Then::<()>::Go
+        })
+        .await;
     }
 }
 

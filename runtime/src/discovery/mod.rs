@@ -17,7 +17,7 @@
 //!
 //! Owns nothing but its watch tasks; reads Consul through [`consul::Client`](crate::consul::Client).
 
-mod blocking;
+pub(crate) mod blocking;
 mod catalog;
 mod client;
 mod discover;

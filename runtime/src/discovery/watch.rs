@@ -371,7 +371,8 @@ async fn run(b: WatchBuilder, tx: watch::Sender<InstanceSet>) {
         async move { client.health_service(&name, &query).await }
     };
     let on = |step: Step<Vec<ServiceEntry>>| match step {
-        Step::Fresh { value, index } => {
+        Step::Fresh { value, at, .. } => {
+            let index = at.unwrap_or(0);
             if logged.take().is_some() {
                 tracing::info!(service = %b.name, "discovery reaches Consul again");
             }

@@ -10,7 +10,11 @@ use std::time::Duration;
 use discoverable_rules::CheckTiming;
 use tokio::sync::watch;
 
-use crate::consul::{CheckDefinition, CheckStatus, Client, Registration};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::consul::{AgentService, CheckDefinition, CheckStatus, Client, Registration};
+use crate::discovery::blocking::{Blocking, Step, Then};
 use crate::error::Error;
 use crate::health::Health;
 use crate::instance::Instance;
@@ -325,138 +329,127 @@ impl Registrar {
         }
     }
 
+    /// Watches the registration with hash-based blocking reads (on the runtime's one
+    /// blocking-query loop) and, in TTL mode, reports the health every third of the TTL,
+    /// until the registration is lost, the agent answers again after failing, or `stop`.
     async fn keep_alive(&mut self, quiet: &mut Quiet) -> KeepAlive {
         let id = self.registration.id.clone();
         let check = check_id(&id);
         let client = self.client.clone();
-        let mut hash: Option<String> = None;
-        let mut backoff = crate::retry::backoff(self.retry_min, self.retry_max);
-        let beat = self.ttl.map(|ttl| ttl / 3);
-        let mut next_beat = tokio::time::Instant::now();
+        // Shared by the watch and the heartbeats, which run side by side in this task.
+        let quiet = Mutex::new(quiet);
+        let quiet = || {
+            quiet
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
         // Whether a watch answer has shown the registration since it was made.
-        let mut seen = false;
+        let seen = AtomicBool::new(false);
         // Whether the watch failed since it last showed the registration.
         let mut failed = false;
-        // The backoff before the next read after a failed or useless one. It is waited out
-        // inside the read's future, so TTL heartbeats go on meanwhile.
-        let mut delay: Option<Duration> = None;
         // Blocking reads answered at once with the hash they were to wait on, in a row.
         let mut unblocked = 0u32;
-        loop {
-            let since = hash.clone();
-            let before = delay.take();
-            let watch = async {
-                if let Some(d) = before {
-                    tokio::time::sleep(d).await;
+        let blocking = Blocking {
+            wait: WATCH_WAIT,
+            retry_min: self.retry_min,
+            retry_max: self.retry_max,
+        };
+        let read = |hash: Option<String>| {
+            let (client, id) = (client.clone(), id.clone());
+            async move {
+                let found = client
+                    .agent_service(&id, hash.as_deref(), Some(WATCH_WAIT))
+                    .await?;
+                Ok((found.value, found.hash))
+            }
+        };
+        let on = |step: Step<Option<AgentService>, String>| match step {
+            // An answer the next read cannot block on (no hash), or one that came back at once
+            // with the hash it was asked to wait on, would make the loop spin as fast as Consul
+            // answers: back off instead, as after a failure.
+            Step::Fresh {
+                value: Some(_),
+                at: None,
+                ..
+            } => {
+                let e = not_blocking(
+                    &id,
+                    "the answer has no ContentHash, so the watch cannot block on it; expected Consul's agent service definition",
+                );
+                quiet().failed("watching the registration", &e);
+                Then::BackOff
+            }
+            Step::Fresh {
+                at_once_unchanged: true,
+                ..
+            } => {
+                // The next read asks to block again, and does not count as the watch working
+                // again. An agent that is stopping answers its blocking reads at once, once:
+                // said only when it happens again.
+                unblocked += 1;
+                let e = not_blocking(
+                    &id,
+                    "Consul answered at once with an unchanged ContentHash instead of blocking until it changes",
+                );
+                if unblocked > 1 {
+                    quiet().failed("watching the registration", &e);
+                } else {
+                    tracing::debug!(error = %e, "answered at once; reading again");
                 }
-                let asked = tokio::time::Instant::now();
-                let read = client
-                    .agent_service(&id, since.as_deref(), Some(WATCH_WAIT))
-                    .await;
-                (asked, read)
+                Then::BackOff
+            }
+            // Also when the watch failed before it ever saw the registration: the agent may
+            // have restarted meanwhile, restoring the check as critical.
+            Step::Fresh { value: Some(_), .. } if failed => {
+                quiet().recovered("watching the registration");
+                Then::Stop(KeepAlive::Reconnected)
+            }
+            Step::Fresh { value: Some(_), .. } => {
+                seen.store(true, Ordering::Relaxed);
+                unblocked = 0;
+                quiet().recovered("watching the registration");
+                Then::Go
+            }
+            // After a failed read the agent may have restarted without its state: a lost
+            // registration, not one it never showed.
+            Step::Fresh { value: None, .. } | Step::Failed(Error::NotFound { .. }) => {
+                Then::Stop(KeepAlive::Lost {
+                    seen: seen.load(Ordering::Relaxed) || failed,
+                })
+            }
+            Step::Failed(e) => {
+                quiet().failed("watching the registration", &e);
+                failed = true;
+                Then::Go
+            }
+        };
+        let watch = blocking.run_at(read, std::future::pending(), on);
+        let heartbeats = async {
+            let Some(beat) = self.ttl.map(|ttl| ttl / 3) else {
+                return std::future::pending().await;
             };
-            tokio::pin!(watch);
-            let outcome = loop {
-                let heartbeat = async {
-                    match beat {
-                        Some(_) => tokio::time::sleep_until(next_beat).await,
-                        None => std::future::pending().await,
-                    }
-                };
-                enum Event<T> {
-                    Stop,
-                    Beat,
-                    Watch(T),
-                }
-                let event = tokio::select! {
-                    r = self.stop.wait_for(|s| *s) => { drop(r); Event::Stop }
-                    () = heartbeat => Event::Beat,
-                    result = &mut watch => Event::Watch(result),
-                };
-                match event {
-                    Event::Stop => return KeepAlive::Stopped,
-                    Event::Watch(answer) => break answer,
-                    Event::Beat => {
-                        let report = self.instance.report().await;
-                        match client
-                            .check_update(&check, status_of(report.status), &report.to_json())
-                            .await
-                        {
-                            Ok(()) => quiet.recovered("TTL heartbeat"),
-                            Err(Error::NotFound { .. }) => return KeepAlive::Lost { seen },
-                            Err(e) => quiet.failed("TTL heartbeat", &e),
-                        }
-                        next_beat = tokio::time::Instant::now() + beat.unwrap_or(WATCH_WAIT);
-                    }
-                }
-            };
-            let (asked, outcome) = outcome;
-            match outcome {
-                // An answer the next read cannot block on (no hash), or one that came back at
-                // once with the hash it was asked to wait on, would make this loop spin as
-                // fast as Consul answers: back off instead, as after a failure.
-                Ok(found) if found.value.is_some() && found.hash.is_none() => {
-                    let e = not_blocking(
-                        &id,
-                        "the answer has no ContentHash, so the watch cannot block on it; expected Consul's agent service definition",
-                    );
-                    quiet.failed("watching the registration", &e);
-                    delay = Some(backoff.next().unwrap_or(self.retry_max));
-                }
-                Ok(found)
-                    if since.is_some()
-                        && found.hash == since
-                        && asked.elapsed() < WATCH_WAIT / 2 =>
+            loop {
+                let report = self.instance.report().await;
+                match client
+                    .check_update(&check, status_of(report.status), &report.to_json())
+                    .await
                 {
-                    // Keep the hash: the next read asks to block again, and does not count
-                    // as the watch working again. An agent that is stopping answers its
-                    // blocking reads at once, once: said only when it happens again.
-                    unblocked += 1;
-                    let e = not_blocking(
-                        &id,
-                        "Consul answered at once with an unchanged ContentHash instead of blocking until it changes",
-                    );
-                    if unblocked > 1 {
-                        quiet.failed("watching the registration", &e);
-                    } else {
-                        tracing::debug!(error = %e, "answered at once; reading again");
-                    }
-                    delay = Some(backoff.next().unwrap_or(self.retry_max));
-                }
-                Ok(found) => match found.value {
-                    // Also when the watch failed before it ever saw the registration: the
-                    // agent may have restarted meanwhile, restoring the check as critical.
-                    Some(_) if failed => {
-                        quiet.recovered("watching the registration");
-                        return KeepAlive::Reconnected;
-                    }
-                    Some(_) => {
-                        seen = true;
-                        unblocked = 0;
-                        backoff = crate::retry::backoff(self.retry_min, self.retry_max);
-                        quiet.recovered("watching the registration");
-                        hash = found.hash;
-                    }
-                    // After a failed read the agent may have restarted without its state: a
-                    // lost registration, not one it never showed.
-                    None => {
+                    Ok(()) => quiet().recovered("TTL heartbeat"),
+                    Err(Error::NotFound { .. }) => {
                         return KeepAlive::Lost {
-                            seen: seen || failed,
+                            seen: seen.load(Ordering::Relaxed),
                         };
                     }
-                },
-                Err(Error::NotFound { .. }) => {
-                    return KeepAlive::Lost {
-                        seen: seen || failed,
-                    };
+                    Err(e) => quiet().failed("TTL heartbeat", &e),
                 }
-                Err(e) => {
-                    quiet.failed("watching the registration", &e);
-                    failed = true;
-                    hash = None;
-                    delay = Some(backoff.next().unwrap_or(self.retry_max));
-                }
+                tokio::time::sleep(beat).await;
             }
+        };
+        let mut stop = self.stop.clone();
+        tokio::select! {
+            r = stop.wait_for(|s| *s) => { drop(r); KeepAlive::Stopped }
+            kept = watch => kept.unwrap_or(KeepAlive::Stopped),
+            lost = heartbeats => lost,
         }
     }
 }
