@@ -191,7 +191,9 @@ struct Agent {
 impl Agent {
     fn binary(path: &std::path::Path) -> Agent {
         let mut cmd = Command::new(path);
-        cmd.args(["--addr", "127.0.0.1:0"]).env("RUST_LOG", "info");
+        // Thousands of connections from one IP: Consul's per-client limit is off.
+        cmd.args(["--addr", "127.0.0.1:0", "--http-max-conns-per-client", "0"])
+            .env("RUST_LOG", "info");
         let proc = Proc::spawn_with_stderr("devagent", cmd, Stdio::null());
         let (_, url) = proc.wait_line("devagent listening on ", Duration::from_secs(20));
         Agent {
@@ -466,7 +468,12 @@ async fn child_agent() {
         )
         .with_writer(std::io::stderr)
         .init();
-    let agent = discoverable_devagent::DevAgent::start(discoverable_devagent::Config::default())
+    // Thousands of connections from one IP: Consul's per-client limit is off.
+    let config = discoverable_devagent::Config {
+        http_max_conns_per_client: 0,
+        ..discoverable_devagent::Config::default()
+    };
+    let agent = discoverable_devagent::DevAgent::start(config)
         .await
         .expect("dev agent");
     println!("listening on {}", agent.url());

@@ -135,6 +135,10 @@ pub struct Config {
     /// for tests of a client's TLS settings. A development and test feature, see
     /// [`TlsConfig`]. Default `None`.
     pub tls: Option<TlsConfig>,
+    /// How many HTTP connections one client IP may hold open at once; one more is answered
+    /// `429 Too Many Requests` and closed, as Consul does. Default 200, Consul's
+    /// `limits.http_max_conns_per_client`; 0: no limit.
+    pub http_max_conns_per_client: usize,
 }
 
 impl Default for Config {
@@ -148,6 +152,7 @@ impl Default for Config {
             deregister_critical_min: Duration::from_secs(60),
             deregister_critical_cap: None,
             tls: None,
+            http_max_conns_per_client: 200,
         }
     }
 }
@@ -163,6 +168,7 @@ impl fmt::Debug for Config {
             .field("deregister_critical_min", &self.deregister_critical_min)
             .field("deregister_critical_cap", &self.deregister_critical_cap)
             .field("tls", &self.tls)
+            .field("http_max_conns_per_client", &self.http_max_conns_per_client)
             .finish()
     }
 }
@@ -257,7 +263,8 @@ impl DevAgent {
             let agent = agent.clone();
             move |req| api::handle(agent.clone(), req)
         };
-        let server = Server::start(listener, tls, (listening, orders), handler)?;
+        let limit = config.http_max_conns_per_client;
+        let server = Server::start(listener, tls, limit, (listening, orders), handler)?;
         let reaper = checks::spawn_reaper(checks, config.reap_interval);
         tracing::info!(
             addr = %server.addr(),

@@ -34,6 +34,9 @@ OPTIONS:
     --deregister-critical-cap <D>
                            NOT CONSUL BEHAVIOUR, for tests: treat every
                            DeregisterCriticalServiceAfter as at most D [default: none]
+    --http-max-conns-per-client <N>
+                           Connections one client IP may hold open; one more gets 429
+                           [default: 200, Consul's; 0: no limit]
     --tls-cert <FILE>      Serve HTTPS with this PEM certificate chain (needs --tls-key);
                            for tests of clients' TLS settings
     --tls-key <FILE>       The PEM private key of --tls-cert
@@ -91,6 +94,12 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Config>, 
             }
             "--deregister-critical-cap" => {
                 config.deregister_critical_cap = Some(duration(&flag, &value()?)?);
+            }
+            "--http-max-conns-per-client" => {
+                let raw = value()?;
+                config.http_max_conns_per_client = raw.parse().map_err(|_| {
+                    format!("--http-max-conns-per-client: {raw:?} is not a number of connections")
+                })?;
             }
             "--tls-cert" => tls_cert = Some(value()?),
             "--tls-key" => tls_key = Some(value()?),

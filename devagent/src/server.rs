@@ -16,10 +16,11 @@
 //! With TLS, the handshake runs in the connection's task, bounded by [`HANDSHAKE_TIMEOUT`], so a
 //! client that never finishes it holds up nobody else.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -142,6 +143,7 @@ impl Server {
     pub(crate) fn start<H, F>(
         listener: TcpListener,
         tls: Option<TlsAcceptor>,
+        max_per_client: usize,
         (listening, orders): (Listening, Orders),
         handler: H,
     ) -> io::Result<Server>
@@ -154,7 +156,7 @@ impl Server {
             addr,
             tls: tls.is_some(),
             listening,
-            task: tokio::spawn(run(listener, addr, tls, handler, orders)),
+            task: tokio::spawn(run(listener, addr, tls, max_per_client, handler, orders)),
         })
     }
 
@@ -182,6 +184,7 @@ async fn run<H, F>(
     listener: TcpListener,
     addr: SocketAddr,
     tls: Option<TlsAcceptor>,
+    max_per_client: usize,
     handler: H,
     mut orders: Orders,
 ) where
@@ -191,7 +194,7 @@ async fn run<H, F>(
     let mut listener = Some(listener);
     loop {
         if let Some(listener) = listener.take() {
-            accept_loop(listener, &tls, &handler, &mut orders).await;
+            accept_loop(listener, &tls, max_per_client, &handler, &mut orders).await;
             tracing::info!(%addr, "stopped listening");
         } else if orders.wish.changed().await.is_err() {
             return;
@@ -219,16 +222,23 @@ async fn run<H, F>(
 
 /// Accepts connections until the switch asks for anything but listening, collecting each
 /// connection's task as it ends; then closes the listener and ends the connections still open.
+///
+/// A client IP that holds `max_per_client` connections already (0: no limit) has its next one
+/// answered `429 Too Many Requests` and closed, as Consul's `limits.http_max_conns_per_client`
+/// does; a blocking query holds its connection for its whole wait.
 async fn accept_loop<H, F>(
     listener: TcpListener,
     tls: &Option<TlsAcceptor>,
+    max_per_client: usize,
     handler: &H,
     orders: &mut Orders,
 ) where
     H: Fn(Request<Body>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response> + Send + 'static,
 {
-    let mut connections = JoinSet::new();
+    // Each task ends with the client IP whose count it held, if it held one.
+    let mut connections: JoinSet<Option<IpAddr>> = JoinSet::new();
+    let mut per_client: HashMap<IpAddr, usize> = HashMap::new();
     loop {
         tokio::select! {
             changed = orders.wish.changed() => {
@@ -241,10 +251,34 @@ async fn accept_loop<H, F>(
                 }
                 orders.done.send_replace(wish.seq);
             }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            Some(ended) = connections.join_next(), if !connections.is_empty() => {
+                if let Ok(Some(ip)) = ended {
+                    if let Some(open) = per_client.get_mut(&ip) {
+                        *open -= 1;
+                        if *open == 0 {
+                            per_client.remove(&ip);
+                        }
+                    }
+                }
+            }
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    connections.spawn(serve_connection(stream, handler.clone(), tls.clone()));
+                Ok((stream, peer)) => {
+                    let ip = peer.ip();
+                    let open = per_client.entry(ip).or_default();
+                    if max_per_client > 0 && *open >= max_per_client {
+                        tracing::debug!(%ip, open = *open, "too many connections from one client; answering 429");
+                        connections.spawn(async move {
+                            too_many_connections(stream).await;
+                            None
+                        });
+                    } else {
+                        *open += 1;
+                        let connection = serve_connection(stream, handler.clone(), tls.clone());
+                        connections.spawn(async move {
+                            connection.await;
+                            Some(ip)
+                        });
+                    }
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -256,6 +290,30 @@ async fn accept_loop<H, F>(
     }
     drop(listener);
     connections.shutdown().await;
+}
+
+/// What Consul answers a connection over its per-client limit, before reading anything.
+const TOO_MANY_CONNECTIONS: &str =
+    "Your IP is issuing too many concurrent connections, please rate limit your calls\n";
+
+/// Answers `429 Too Many Requests` as Consul does and closes the connection. What the client
+/// sent meanwhile is read and dropped for a moment first, so that closing does not reset the
+/// connection before the client has read the answer.
+async fn too_many_connections(mut stream: TcpStream) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let answer = format!(
+        "HTTP/1.1 429 Too Many Requests\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{TOO_MANY_CONNECTIONS}",
+        TOO_MANY_CONNECTIONS.len()
+    );
+    if stream.write_all(answer.as_bytes()).await.is_err() {
+        return;
+    }
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 1024];
+    let _ = tokio::time::timeout(Duration::from_millis(200), async {
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
 }
 
 async fn serve_connection<H, F>(stream: TcpStream, handler: H, tls: Option<TlsAcceptor>)
@@ -310,7 +368,8 @@ mod tests {
         let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
         let (listening, orders) = switch();
         let handler = |_req| async { Response::new(Body::empty()) };
-        let server = Server::start(listener, None, (listening.clone(), orders), handler).unwrap();
+        let server =
+            Server::start(listener, None, 0, (listening.clone(), orders), handler).unwrap();
         let addr = server.addr();
         assert!(TcpStream::connect(addr).await.is_ok());
         listening.set(false).await;

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use common::start;
+use discoverable_devagent::Config;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Mutex;
@@ -122,7 +123,12 @@ async fn blocking_queries(addr: std::net::SocketAddr, path: &str, count: usize) 
 #[tokio::test]
 async fn connections_that_came_and_went_leave_nothing_behind() {
     let _exclusive = EXCLUSIVE.lock().await;
-    let env = start().await;
+    // 300 connections at once from one IP: over Consul's per-client limit, which is off here.
+    let env = common::start_with(Config {
+        http_max_conns_per_client: 0,
+        ..Config::default()
+    })
+    .await;
     env.register(json!({"ID": "x-1", "Name": "x", "Port": 8080}))
         .await;
     let index = common::index_of(&env.get("/v1/health/service/x").await);
@@ -188,7 +194,13 @@ impl KeepAlive {
 #[tokio::test]
 async fn a_waiting_query_holds_little_beyond_its_connection() {
     let _exclusive = EXCLUSIVE.lock().await;
-    let env = start().await;
+    // 200 connections beside the test's own client, from one IP: over Consul's per-client
+    // limit, which is off here.
+    let env = common::start_with(Config {
+        http_max_conns_per_client: 0,
+        ..Config::default()
+    })
+    .await;
     env.register(
         json!({"ID": "x-1", "Name": "x", "Port": 8080, "Tags": ["v1"],
                         "Check": {"TTL": "30s", "Status": "passing"}}),

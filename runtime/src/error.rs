@@ -87,6 +87,16 @@ pub enum Error {
         /// Consul's own text.
         message: String,
     },
+    /// Consul turned the connection away (HTTP 429): this process holds as many HTTP
+    /// connections to the agent as Consul allows one client IP (`limits.http_max_conns_per_client`,
+    /// 200 by default), and each blocking query holds one for its whole wait.
+    #[error(
+        "Consul turned the connection away: this process holds as many HTTP connections as Consul allows one client IP (limits.http_max_conns_per_client, 200 by default; each blocking query holds one for its wait); watch fewer services per process, or raise the agent's limit ({message})"
+    )]
+    TooManyConnections {
+        /// Consul's own text.
+        message: String,
+    },
     /// Consul answered with another error status.
     #[error("Consul answered {status}: {message}")]
     Status {

@@ -809,6 +809,76 @@ mod consul {
         .await;
     }
 
+    /// An agent that allows one client IP two connections (Consul's
+    /// `limits.http_max_conns_per_client`, 200 by default), for the 429 test.
+    async fn agent_limited_to_two(kind: AgentKind, test: &str) -> Option<Agent> {
+        match kind {
+            AgentKind::Dev => {
+                let config = discoverable_devagent::Config {
+                    http_max_conns_per_client: 2,
+                    ..discoverable_devagent::Config::default()
+                };
+                let agent = discoverable_devagent::DevAgent::start(config)
+                    .await
+                    .unwrap();
+                Some(Agent::Dev(agent))
+            }
+            AgentKind::RealConsul => {
+                let peers = discoverable_testkit::peers::require(test)?;
+                let options = discoverable_testkit::ConsulOptions {
+                    extra_hcl: "limits {\n  http_max_conns_per_client = 2\n}\n".into(),
+                    ..discoverable_testkit::ConsulOptions::default()
+                };
+                let consul = tokio::task::spawn_blocking(move || {
+                    discoverable_testkit::Consul::start(&peers, options)
+                })
+                .await
+                .unwrap();
+                Some(Agent::Real(Box::new(consul)))
+            }
+        }
+    }
+
+    /// A connection over the agent's per-client limit is answered 429, named for what it is
+    /// (not a lost agent, not a refused query), and once a connection is free again calls
+    /// work.
+    async fn too_many_connections_are_named_for_what_they_are(kind: AgentKind) {
+        let test = "too_many_connections_are_named_for_what_they_are";
+        let Some(agent) = agent_limited_to_two(kind, test).await else {
+            return;
+        };
+        // Two connections from this IP, open and idle (a blocking read holds one the same
+        // way). The agent accepts connections in the order they came, so both count before
+        // the client's.
+        let addr = agent.url().trim_start_matches("http://").to_owned();
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            held.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+        }
+        let client = client_for(&agent.url(), None);
+        let refused = client.agent_self().await.map(drop).unwrap_err();
+        assert!(
+            matches!(refused, Error::TooManyConnections { .. }),
+            "{refused:?}"
+        );
+        let shown = refused.to_string();
+        // Consul writes its 429 as soon as it accepts the connection: read as an answer when
+        // the request went out first, else met as bytes nobody asked for. Named the same.
+        assert!(
+            shown.contains("limits.http_max_conns_per_client")
+                && (shown.contains("Your IP is issuing too many concurrent connections")
+                    || shown.contains("the agent answered before the request was sent")),
+            "{shown}"
+        );
+        // The connections close: calls work again.
+        drop(held);
+        until(Duration::from_secs(10), "calls work again", || async {
+            client.agent_self().await.is_ok()
+        })
+        .await;
+        drop(agent);
+    }
+
     discoverable_testkit::against_both_agents!(
         agent_self_describes_the_agent,
         register_round_trips_every_field,
@@ -822,5 +892,6 @@ mod consul {
         acl_on_token_works_and_no_token_is_denied,
         acl_off_any_token_or_none_works,
         faults_map_to_typed_errors,
+        too_many_connections_are_named_for_what_they_are,
     );
 }

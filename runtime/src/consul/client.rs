@@ -704,6 +704,7 @@ impl Client {
         Err(match answer.status.as_u16() {
             403 => Error::PermissionDenied { message },
             404 => Error::NotFound { message },
+            429 => Error::TooManyConnections { message },
             status => Error::Status { status, message },
         })
     }

@@ -76,6 +76,9 @@ pub(super) fn body_message(status: StatusCode, body: &[u8], secrets: &Secrets) -
     secrets.excerpt(text, MAX_MESSAGE_CHARS)
 }
 
+/// hyper's words for bytes that came on a connection before its request was sent.
+const ANSWERED_UNASKED: &str = "received unexpected message from connection";
+
 /// A request that failed before Consul answered: [`Error::Timeout`] when the bound passed,
 /// otherwise [`Error::Unreachable`] with the transport's words (and what to set when TLS is
 /// the cause).
@@ -97,6 +100,16 @@ where
         return Error::Timeout { addr, after: bound };
     }
     let raw = chain(&e);
+    if raw.contains(ANSWERED_UNASKED) {
+        // Consul turns a connection over its per-client limit away with a 429 written as
+        // soon as it accepts the connection; a request not yet sent then meets an answer it
+        // did not ask for, and the 429 itself cannot be read.
+        return Error::TooManyConnections {
+            message: "the agent answered before the request was sent, as Consul does when it \
+                      turns a connection away with 429"
+                .to_owned(),
+        };
+    }
     let mut message = secrets.scrub(raw.clone());
     let clean = message == raw;
     if let Some(hint) = tls_hint(&e, https) {
@@ -329,6 +342,31 @@ mod tests {
             )),
         );
         assert_eq!(tls_hint(&text_only, true), None);
+    }
+
+    #[test]
+    fn consul_answering_before_the_request_is_named_too_many_connections() {
+        // hyper's words when the 429 Consul writes on accepting a connection over its
+        // per-client limit comes before the request was sent.
+        let early = Wrapped(
+            "client error (SendRequest)",
+            Box::new(std::io::Error::other(
+                "received unexpected message from connection",
+            )),
+        );
+        let e = transport_error(
+            early,
+            false,
+            "http://x".into(),
+            Duration::ZERO,
+            false,
+            &Secrets::new(Vec::new()),
+        );
+        assert!(matches!(e, Error::TooManyConnections { .. }), "{e:?}");
+        assert!(
+            e.to_string().contains("limits.http_max_conns_per_client"),
+            "{e}"
+        );
     }
 
     #[test]

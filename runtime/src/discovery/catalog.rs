@@ -70,7 +70,7 @@ impl Discovery {
                     }
                     Step::Failed(e) => {
                         if !failing {
-                            tracing::warn!(error = %e, "catalog watch cannot reach Consul; keeping the last list");
+                            tracing::warn!(error = %e, "the catalog watch failed; keeping the last list and trying again");
                             failing = true;
                         }
                     }

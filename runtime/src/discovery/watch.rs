@@ -399,6 +399,9 @@ async fn run(b: WatchBuilder, tx: watch::Sender<InstanceSet>) {
             if logged.as_deref() != Some(&text) {
                 if refused.is_some() {
                     tracing::warn!(service = %b.name, error = %e, "Consul refused the watch's query; fix the query (its filter, say) or the token; keeping the last known instances");
+                } else if matches!(e, Error::TooManyConnections { .. }) {
+                    // Consul answers; it limits this process's connections.
+                    tracing::warn!(service = %b.name, error = %e, "Consul turned the watch away; keeping the last known instances and trying again");
                 } else {
                     tracing::warn!(service = %b.name, error = %e, "discovery cannot reach Consul; keeping the last known instances");
                 }
