@@ -17,6 +17,7 @@ mod random;
 mod retry;
 mod serve;
 mod service;
+mod settings;
 mod task;
 
 pub use discovery::Discovery;
@@ -25,9 +26,10 @@ pub use health::{Health, HealthReport};
 pub use instance::Instance;
 pub use layer::DiscoveryLayer;
 pub use serve::{Serve, ServeListener, serve};
-pub use service::{
+pub use service::{Service, ServiceBuilder};
+pub use settings::{
     DEFAULT_DEREGISTER_TIMEOUT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_GRACE_PERIOD, DEFAULT_RETRY_MAX,
-    DEFAULT_RETRY_MIN, Service, ServiceBuilder,
+    DEFAULT_RETRY_MIN,
 };
 
 /// The modules of optional features, for the `discoverable` crate to re-export whenever this

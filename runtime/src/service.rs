@@ -10,28 +10,12 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use discoverable_rules::{self as rules, CheckTiming, Field, Setting};
+use discoverable_rules::{self as rules, CheckTiming, Field};
 
 use crate::consul;
 use crate::error::Error;
 use crate::health::{Health, Indicator};
-
-/// Default time between deregistration and closing the listener: routers that watch Consul
-/// with blocking queries (Fabio, [`Discovery`](crate::Discovery)) drop the instance within
-/// milliseconds; two seconds also covers a loaded Consul cluster and the router's table swap.
-pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(2);
-/// Default bound on finishing in-flight requests after the listener closed: long enough for
-/// ordinary requests, and with the grace period well inside the 30 s a scheduler such as
-/// Kubernetes or Nomad waits before it kills.
-pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default bound on the deregistration call during shutdown; when Consul does not answer in
-/// time the check's `DeregisterCriticalServiceAfter` removes the instance later.
-pub const DEFAULT_DEREGISTER_TIMEOUT: Duration = Duration::from_secs(3);
-/// Default first delay between registration attempts while Consul cannot be reached.
-pub const DEFAULT_RETRY_MIN: Duration = Duration::from_millis(100);
-/// Default cap on the delay between registration attempts: with jitter, the instance is
-/// registered within about 2 s of Consul answering again.
-pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(2);
+use crate::settings::Lifecycle;
 
 /// A service to make discoverable: its Consul metadata, its health check, and how it shuts
 /// down. Cheap to clone.
@@ -67,14 +51,8 @@ pub(crate) struct Settings {
     pub(crate) meta: BTreeMap<String, String>,
     pub(crate) check: CheckTiming,
     pub(crate) deregister_after: Duration,
-    pub(crate) fail_fast: bool,
-    pub(crate) advertise_address: Option<String>,
-    pub(crate) advertise_port: Option<u16>,
-    pub(crate) grace_period: Duration,
-    pub(crate) drain_timeout: Duration,
-    pub(crate) deregister_timeout: Duration,
-    pub(crate) retry_min: Duration,
-    pub(crate) retry_max: Duration,
+    /// How the instance starts, is reached and stops: what `DISCOVERABLE_*` can override.
+    pub(crate) lifecycle: Lifecycle,
     pub(crate) consul: consul::Config,
     /// The health route's path.
     pub(crate) health_path: String,
@@ -132,14 +110,7 @@ pub struct ServiceBuilder {
     ttl: Option<Duration>,
     deregister_after: Duration,
     indicators: Vec<Indicator>,
-    fail_fast: bool,
-    advertise_address: Option<String>,
-    advertise_port: Option<u16>,
-    grace_period: Duration,
-    drain_timeout: Duration,
-    deregister_timeout: Duration,
-    retry_min: Duration,
-    retry_max: Duration,
+    lifecycle: Lifecycle,
     consul: Option<consul::Config>,
 }
 
@@ -166,14 +137,7 @@ impl ServiceBuilder {
             ttl: None,
             deregister_after: rules::DEFAULT_DEREGISTER_AFTER,
             indicators: Vec::new(),
-            fail_fast: false,
-            advertise_address: None,
-            advertise_port: None,
-            grace_period: DEFAULT_GRACE_PERIOD,
-            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
-            deregister_timeout: DEFAULT_DEREGISTER_TIMEOUT,
-            retry_min: DEFAULT_RETRY_MIN,
-            retry_max: DEFAULT_RETRY_MAX,
+            lifecycle: Lifecycle::default(),
             consul: None,
         }
     }
@@ -253,49 +217,49 @@ impl ServiceBuilder {
     /// Fails start-up when Consul cannot be reached, instead of serving and retrying in the
     /// background (default `false`; `DISCOVERABLE_FAIL_FAST`).
     pub fn fail_fast(mut self, fail_fast: bool) -> Self {
-        self.fail_fast = fail_fast;
+        self.lifecycle.fail_fast = fail_fast;
         self
     }
 
     /// The address registered in Consul (IP or host name). Default: the bound IP, or the
     /// host's primary IP when bound to `0.0.0.0` / `::` (`DISCOVERABLE_ADVERTISE_ADDR`).
     pub fn advertise_address(mut self, address: impl Into<String>) -> Self {
-        self.advertise_address = Some(address.into());
+        self.lifecycle.advertise_address = Some(address.into());
         self
     }
 
     /// The port registered in Consul. Default: the bound port (`DISCOVERABLE_ADVERTISE_PORT`).
     pub fn advertise_port(mut self, port: u16) -> Self {
-        self.advertise_port = Some(port);
+        self.lifecycle.advertise_port = Some(port);
         self
     }
 
     /// Time between deregistration and closing the listener (default 2 s;
     /// `DISCOVERABLE_GRACE_PERIOD`).
     pub fn grace_period(mut self, grace: Duration) -> Self {
-        self.grace_period = grace;
+        self.lifecycle.grace_period = grace;
         self
     }
 
     /// Bound on finishing in-flight requests at shutdown (default 10 s;
     /// `DISCOVERABLE_DRAIN_TIMEOUT`).
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
-        self.drain_timeout = timeout;
+        self.lifecycle.drain_timeout = timeout;
         self
     }
 
     /// Bound on the deregistration call at shutdown (default 3 s;
     /// `DISCOVERABLE_DEREGISTER_TIMEOUT`).
     pub fn deregister_timeout(mut self, timeout: Duration) -> Self {
-        self.deregister_timeout = timeout;
+        self.lifecycle.deregister_timeout = timeout;
         self
     }
 
     /// First and largest delay between registration attempts (default 100 ms and 2 s,
     /// exponential with jitter; `DISCOVERABLE_RETRY_MIN`, `DISCOVERABLE_RETRY_MAX`).
     pub fn retry_backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.retry_min = min;
-        self.retry_max = max;
+        self.lifecycle.retry_min = min;
+        self.lifecycle.retry_max = max;
         self
     }
 
@@ -371,21 +335,7 @@ impl ServiceBuilder {
             meta,
             check,
             deregister_after: self.deregister_after,
-            fail_fast: self.fail_fast,
-            // Checked as the same values from the environment are.
-            advertise_address: self
-                .advertise_address
-                .map(|a| parse_host("advertise_address", &a))
-                .transpose()?,
-            advertise_port: self
-                .advertise_port
-                .map(|p| parse_port("advertise_port", &p.to_string()))
-                .transpose()?,
-            grace_period: self.grace_period,
-            drain_timeout: self.drain_timeout,
-            deregister_timeout: self.deregister_timeout,
-            retry_min: self.retry_min,
-            retry_max: self.retry_max,
+            lifecycle: self.lifecycle.checked()?,
             consul: match self.consul {
                 Some(config) => config,
                 None => consul::Config::from_lookup(env)?,
@@ -393,7 +343,7 @@ impl ServiceBuilder {
             health_path,
             indicators: self.indicators,
         };
-        apply_env(&mut settings, &env)?;
+        settings.lifecycle.apply_env(&env)?;
         Ok(Service {
             settings: std::sync::Arc::new(settings),
         })
@@ -408,125 +358,6 @@ impl Settings {
             CheckTiming::Http { timeout, .. } => timeout,
             CheckTiming::Ttl { ttl } => ttl / 3,
         }
-    }
-}
-
-/// The `DISCOVERABLE_*` variables; each overrides the builder's value.
-fn apply_env(s: &mut Settings, env: &impl Fn(&str) -> Option<String>) -> Result<(), Error> {
-    if let Some(v) = env("DISCOVERABLE_ADVERTISE_ADDR") {
-        s.advertise_address = Some(parse_host("DISCOVERABLE_ADVERTISE_ADDR", &v)?);
-    }
-    if let Some(v) = env("DISCOVERABLE_ADVERTISE_PORT") {
-        s.advertise_port = Some(parse_port("DISCOVERABLE_ADVERTISE_PORT", &v)?);
-    }
-    // Where each duration came from, to name it when it is wrong: the variable when the
-    // environment set it, else the builder method.
-    let mut source = Setting::ALL.map(Setting::builder_method);
-    let durations: [(Setting, &mut Duration); 5] = [
-        (Setting::GracePeriod, &mut s.grace_period),
-        (Setting::DrainTimeout, &mut s.drain_timeout),
-        (Setting::DeregisterTimeout, &mut s.deregister_timeout),
-        (Setting::RetryMin, &mut s.retry_min),
-        (Setting::RetryMax, &mut s.retry_max),
-    ];
-    for (i, (setting, slot)) in durations.into_iter().enumerate() {
-        let key = setting.env_var();
-        if let Some(v) = env(key) {
-            *slot = rules::read_duration(&v).map_err(|message| Error::Config {
-                setting: key,
-                message,
-            })?;
-            source[i] = key;
-        }
-        rules::check_setting(setting, *slot).map_err(|message| Error::Config {
-            setting: source[i],
-            message,
-        })?;
-    }
-    if let Some(v) = env("DISCOVERABLE_FAIL_FAST") {
-        s.fail_fast = crate::consul::parse_go_bool("DISCOVERABLE_FAIL_FAST", &v)?;
-    }
-    if s.retry_min > s.retry_max {
-        // Name the one the user changed: the largest delay when only it moved from its
-        // default.
-        let (min_source, max_source) = (source[3], source[4]);
-        let min_moved = min_source.starts_with("DISCOVERABLE_") || s.retry_min != DEFAULT_RETRY_MIN;
-        let max_moved = max_source.starts_with("DISCOVERABLE_") || s.retry_max != DEFAULT_RETRY_MAX;
-        let (setting, message) = if max_moved && !min_moved {
-            (
-                max_source,
-                format!(
-                    "the largest retry delay ({}) is below the first one ({}); give at least that",
-                    rules::show_duration(s.retry_max),
-                    rules::show_duration(s.retry_min)
-                ),
-            )
-        } else {
-            (
-                min_source,
-                format!(
-                    "the first retry delay ({}) is above the largest one ({}); give at most that",
-                    rules::show_duration(s.retry_min),
-                    rules::show_duration(s.retry_max)
-                ),
-            )
-        };
-        return Err(Error::Config { setting, message });
-    }
-    Ok(())
-}
-
-fn config_error(setting: &'static str, value: &str, expected: &str) -> Error {
-    Error::Config {
-        setting,
-        message: format!("{value:?} is not valid; expected {expected}"),
-    }
-}
-
-/// A port other hosts can reach: 1 to 65535.
-fn parse_port(setting: &'static str, value: &str) -> Result<u16, Error> {
-    match value.trim().parse::<u16>() {
-        Ok(port) if port > 0 => Ok(port),
-        _ => Err(config_error(
-            setting,
-            value,
-            "a port number from 1 to 65535",
-        )),
-    }
-}
-
-/// An IP address or a DNS host name.
-fn parse_host(setting: &'static str, value: &str) -> Result<String, Error> {
-    let v = value.trim();
-    let v = v
-        .strip_prefix('[')
-        .and_then(|v| v.strip_suffix(']'))
-        .unwrap_or(v);
-    if v.parse::<std::net::IpAddr>().is_ok() {
-        return Ok(v.to_owned());
-    }
-    let is_host = v.len() <= 253
-        && v.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        });
-    // A name whose last label is all digits is no host name (no top-level domain is
-    // numeric): `999.1.1.1` is a mistyped IPv4 address.
-    let numeric_tail = v
-        .rsplit('.')
-        .next()
-        .is_some_and(|l| l.chars().all(|c| c.is_ascii_digit()));
-    if is_host && !numeric_tail {
-        Ok(v.to_owned())
-    } else if is_host {
-        Err(config_error(
-            setting,
-            value,
-            "an IP address (this is not a valid IPv4 address) or a host name",
-        ))
-    } else {
-        Err(config_error(setting, value, "an IP address or a host name"))
     }
 }
 
@@ -554,7 +385,10 @@ mod tests {
         assert!(id.starts_with("cool_app-"));
         assert_eq!(id.len(), "cool_app-".len() + 36);
         assert_eq!(s.health_path(), "/health");
-        assert_eq!(s.settings.grace_period, DEFAULT_GRACE_PERIOD);
+        assert_eq!(
+            s.settings.lifecycle.grace_period,
+            crate::DEFAULT_GRACE_PERIOD
+        );
         assert_eq!(
             s.settings.check,
             CheckTiming::Http {
@@ -632,11 +466,14 @@ mod tests {
                 ("DISCOVERABLE_TAGS", "blue, canary"),
             ]))
             .unwrap();
-        assert_eq!(s.settings.advertise_address.as_deref(), Some("10.1.2.3"));
-        assert_eq!(s.settings.advertise_port, Some(8080));
-        assert_eq!(s.settings.grace_period, Duration::ZERO);
-        assert_eq!(s.settings.drain_timeout, Duration::from_secs(60));
-        assert!(s.settings.fail_fast);
+        assert_eq!(
+            s.settings.lifecycle.advertise_address.as_deref(),
+            Some("10.1.2.3")
+        );
+        assert_eq!(s.settings.lifecycle.advertise_port, Some(8080));
+        assert_eq!(s.settings.lifecycle.grace_period, Duration::ZERO);
+        assert_eq!(s.settings.lifecycle.drain_timeout, Duration::from_secs(60));
+        assert!(s.settings.lifecycle.fail_fast);
         assert_eq!(s.tags(), ["blue", "canary"]);
     }
 
@@ -733,7 +570,7 @@ mod tests {
                 .build_with(env(&[]))
                 .unwrap();
             assert_eq!(
-                s.settings.advertise_address.as_deref(),
+                s.settings.lifecycle.advertise_address.as_deref(),
                 Some(kept),
                 "{given}"
             );

@@ -40,8 +40,8 @@ pub(crate) fn http_url(host: &str, port: u16, path: &str) -> String {
 /// The configured address, else the bound IP, else (bound to `0.0.0.0` / `::`) the host's
 /// primary IP; the configured port, else the bound one.
 pub(crate) fn advertise(settings: &Settings, bound: SocketAddr) -> Result<Advertised, Error> {
-    let port = settings.advertise_port.unwrap_or(bound.port());
-    let host = match &settings.advertise_address {
+    let port = settings.lifecycle.advertise_port.unwrap_or(bound.port());
+    let host = match &settings.lifecycle.advertise_address {
         Some(host) => host.clone(),
         None if !bound.ip().is_unspecified() => bound.ip().to_string(),
         None => primary_ip(bound.ip())?.to_string(),

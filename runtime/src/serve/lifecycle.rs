@@ -59,7 +59,7 @@ pub(crate) async fn run(
             instance.begin_shutdown();
             guard.disarm();
             serving.close();
-            return drain(&instance, serving.task, settings.drain_timeout).await;
+            return drain(&instance, serving.task, settings.lifecycle.drain_timeout).await;
         }
     };
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -71,8 +71,8 @@ pub(crate) async fn run(
             discoverable_rules::CheckTiming::Ttl { ttl } => Some(ttl),
             discoverable_rules::CheckTiming::Http { .. } => None,
         },
-        retry_min: settings.retry_min,
-        retry_max: settings.retry_max,
+        retry_min: settings.lifecycle.retry_min,
+        retry_max: settings.lifecycle.retry_max,
         stop: stop_rx,
     };
     let registrar = match register(registrar, &settings, status).await {
@@ -94,18 +94,18 @@ pub(crate) async fn run(
     // 4. Shut down: 503, stop the registrar, deregister.
     instance.begin_shutdown();
     let _ = stop_tx.send(true);
-    stop_registrar(registrar, settings.deregister_timeout).await;
-    deregister(&client, &instance, settings.deregister_timeout).await;
+    stop_registrar(registrar, settings.lifecycle.deregister_timeout).await;
+    deregister(&client, &instance, settings.lifecycle.deregister_timeout).await;
     guard.disarm();
     if let Some(ended) = ended {
         return server_ended(ended);
     }
     // Grace period: routers watching Consul drop the instance.
-    tracing::info!(grace = ?settings.grace_period, "waiting for routers to drop the instance");
-    tokio::time::sleep(settings.grace_period).await;
+    tracing::info!(grace = ?settings.lifecycle.grace_period, "waiting for routers to drop the instance");
+    tokio::time::sleep(settings.lifecycle.grace_period).await;
     // Stop accepting; finish in-flight requests (bounded).
     serving.close();
-    drain(&instance, serving.task, settings.drain_timeout).await
+    drain(&instance, serving.task, settings.lifecycle.drain_timeout).await
 }
 
 /// The running server and the switch that closes it.
@@ -163,7 +163,7 @@ async fn register(
     status: CheckStatus,
 ) -> Result<AbortOnDrop<()>, Error> {
     let mut registered = false;
-    if settings.fail_fast {
+    if settings.lifecycle.fail_fast {
         registrar.register_fail_fast(status).await?;
         registered = true;
     }
