@@ -893,9 +893,11 @@ async fn a_permanently_critical_instance_says_its_reap_cycle_once() {
         })
     })
     .await;
+    // (A reap between clear_health and the first passing run is a loss said already.)
+    let said = problems_with(&logs, lost);
     client.deregister(instance.id()).await.unwrap();
     until(T, "the next loss said", || async {
-        problems_with(&logs, lost) == 2
+        problems_with(&logs, lost) > said
     })
     .await;
     stop(&instance, served).await;
