@@ -141,6 +141,22 @@ impl Instance {
     }
 
     /// True once shutdown has begun (the health route answers 503 from then on).
+    ///
+    /// ```
+    /// use axum::{Router, extract::State, routing::get};
+    /// use discoverable::{Instance, Service};
+    ///
+    /// async fn state(State(instance): State<Instance>) -> &'static str {
+    ///     if instance.is_shutting_down() { "stopping" } else { "running" }
+    /// }
+    ///
+    /// let instance = Service::builder("cool_app").build()?.new_instance();
+    /// assert!(!instance.is_shutting_down());
+    /// assert_eq!(instance.health_path(), "/health");
+    /// let app: Router = Router::new().route("/state", get(state)).with_state(instance);
+    /// # let _ = app;
+    /// # Ok::<(), discoverable::Error>(())
+    /// ```
     pub fn is_shutting_down(&self) -> bool {
         self.shared.shutting_down.load(Ordering::Acquire)
     }

@@ -302,6 +302,19 @@ impl Watch {
 
     /// The sets as a [`Stream`](futures_core::Stream): the current one first, then each
     /// change.
+    ///
+    /// ```no_run
+    /// use futures_util::StreamExt as _;
+    ///
+    /// # async fn run() -> Result<(), discoverable::Error> {
+    /// let discovery = discoverable::Discovery::from_env()?;
+    /// let mut sets = discovery.watch("cool_app").start().into_stream();
+    /// while let Some(set) = sets.next().await {
+    ///     println!("{} healthy instances of cool_app", set.len());
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn into_stream(self) -> WatchStream {
         WatchStream {
             next: Some(Box::pin(next_set(self.rx, true))),

@@ -57,6 +57,19 @@ impl ConfigBuilder {
     ///
     /// [`Error::Config`] naming the variable when a value is not UTF-8 or not a boolean where
     /// one is expected.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use discoverable::consul::Config;
+    ///
+    /// // The code's own defaults first; a deployment's CONSUL_* variables win over them.
+    /// let builder = Config::builder()
+    ///     .address("http://127.0.0.1:8500")
+    ///     .request_timeout(Duration::from_secs(3))
+    ///     .apply_env()?;
+    /// # let _ = builder;
+    /// # Ok::<(), discoverable::Error>(())
+    /// ```
     pub fn apply_env(self) -> Result<Self, Error> {
         for name in ENV_VARS {
             if let Err(std::env::VarError::NotUnicode(_)) = std::env::var(name) {

@@ -352,7 +352,17 @@ impl ConfigBuilder {
     }
 
     /// Trust the CA certificates of the PEM files in this directory (recursively) instead of
-    /// the system's, as `CONSUL_CAPATH`. A [`ca_file`](Self::ca_file) wins.
+    /// the system's, as `CONSUL_CAPATH`. A [`ca_file`](Self::ca_file) wins. HTTPS needs the
+    /// `tls` feature; the directory is read when the configuration is built.
+    ///
+    /// ```
+    /// use discoverable::consul::Config;
+    ///
+    /// let builder = Config::builder()
+    ///     .address("https://consul.internal:8501")
+    ///     .ca_path("/etc/consul.d/ca");
+    /// # let _ = builder;
+    /// ```
     pub fn ca_path(mut self, dir: impl Into<PathBuf>) -> Self {
         self.ca_path = set(dir.into(), "ca_path");
         self
