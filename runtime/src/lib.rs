@@ -46,13 +46,7 @@ pub mod optional {
 pub mod __private {
     #[cfg(feature = "grpc")]
     pub use crate::grpc::serve as serve_grpc;
-    pub use crate::serve::serve;
-
-    /// The attribute's `main` passes its outcome through this: a start-up that failed
-    /// (`fail_fast`) ends the process with one line and exit code 2.
-    pub fn exit_on_start_failure<R: 'static>(outcome: R) -> R {
-        crate::serve::exit_on_start_failure(outcome)
-    }
+    pub use crate::serve::{exit_on_start_failure, serve};
 
     /// Without the `grpc` feature, `#[discoverable(grpc)]` calls this, whose bound no type
     /// meets, so the compiler says at the serve call that the feature is needed.

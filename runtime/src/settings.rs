@@ -146,73 +146,70 @@ impl Lifecycle {
     /// Applies the `DISCOVERABLE_*` variables (each overrides the builder's value), then checks
     /// every duration against its range.
     pub(crate) fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> Result<(), Error> {
-        apply_env(self, env)
-    }
-}
-
-/// The `DISCOVERABLE_*` variables; each overrides the builder's value.
-fn apply_env(s: &mut Lifecycle, env: &impl Fn(&str) -> Option<String>) -> Result<(), Error> {
-    if let Some(v) = env("DISCOVERABLE_ADVERTISE_ADDR") {
-        s.advertise_address = Some(parse_host("DISCOVERABLE_ADVERTISE_ADDR", &v)?);
-    }
-    if let Some(v) = env("DISCOVERABLE_ADVERTISE_PORT") {
-        s.advertise_port = Some(parse_port("DISCOVERABLE_ADVERTISE_PORT", &v)?);
-    }
-    // Where each duration came from, to name it when it is wrong: the variable when the
-    // environment set it, else the builder method.
-    let mut source = Setting::ALL.map(Setting::builder_method);
-    let durations: [(Setting, &mut Duration); 5] = [
-        (Setting::GracePeriod, &mut s.grace_period),
-        (Setting::DrainTimeout, &mut s.drain_timeout),
-        (Setting::DeregisterTimeout, &mut s.deregister_timeout),
-        (Setting::RetryMin, &mut s.retry_min),
-        (Setting::RetryMax, &mut s.retry_max),
-    ];
-    for (i, (setting, slot)) in durations.into_iter().enumerate() {
-        let key = setting.env_var();
-        if let Some(v) = env(key) {
-            *slot = rules::read_duration(&v).map_err(|message| Error::Config {
-                setting: key,
+        if let Some(v) = env("DISCOVERABLE_ADVERTISE_ADDR") {
+            self.advertise_address = Some(parse_host("DISCOVERABLE_ADVERTISE_ADDR", &v)?);
+        }
+        if let Some(v) = env("DISCOVERABLE_ADVERTISE_PORT") {
+            self.advertise_port = Some(parse_port("DISCOVERABLE_ADVERTISE_PORT", &v)?);
+        }
+        // Where each duration came from, to name it when it is wrong: the variable when the
+        // environment set it, else the builder method.
+        let mut source = Setting::ALL.map(Setting::builder_method);
+        let durations: [(Setting, &mut Duration); 5] = [
+            (Setting::GracePeriod, &mut self.grace_period),
+            (Setting::DrainTimeout, &mut self.drain_timeout),
+            (Setting::DeregisterTimeout, &mut self.deregister_timeout),
+            (Setting::RetryMin, &mut self.retry_min),
+            (Setting::RetryMax, &mut self.retry_max),
+        ];
+        for (i, (setting, slot)) in durations.into_iter().enumerate() {
+            let key = setting.env_var();
+            if let Some(v) = env(key) {
+                *slot = rules::read_duration(&v).map_err(|message| Error::Config {
+                    setting: key,
+                    message,
+                })?;
+                source[i] = key;
+            }
+            check_setting(setting, *slot).map_err(|message| Error::Config {
+                setting: source[i],
                 message,
             })?;
-            source[i] = key;
         }
-        check_setting(setting, *slot).map_err(|message| Error::Config {
-            setting: source[i],
-            message,
-        })?;
+        if let Some(v) = env("DISCOVERABLE_FAIL_FAST") {
+            self.fail_fast = crate::consul::parse_go_bool("DISCOVERABLE_FAIL_FAST", &v)?;
+        }
+        if self.retry_min > self.retry_max {
+            // Name the one the user changed: the largest delay when only it moved from its
+            // default.
+            let (min_source, max_source) = (source[3], source[4]);
+            let min_moved =
+                min_source.starts_with("DISCOVERABLE_") || self.retry_min != DEFAULT_RETRY_MIN;
+            let max_moved =
+                max_source.starts_with("DISCOVERABLE_") || self.retry_max != DEFAULT_RETRY_MAX;
+            let (setting, message) = if max_moved && !min_moved {
+                (
+                    max_source,
+                    format!(
+                        "the largest retry delay ({}) is below the first one ({}); give at least that",
+                        rules::show_duration(self.retry_max),
+                        rules::show_duration(self.retry_min)
+                    ),
+                )
+            } else {
+                (
+                    min_source,
+                    format!(
+                        "the first retry delay ({}) is above the largest one ({}); give at most that",
+                        rules::show_duration(self.retry_min),
+                        rules::show_duration(self.retry_max)
+                    ),
+                )
+            };
+            return Err(Error::Config { setting, message });
+        }
+        Ok(())
     }
-    if let Some(v) = env("DISCOVERABLE_FAIL_FAST") {
-        s.fail_fast = crate::consul::parse_go_bool("DISCOVERABLE_FAIL_FAST", &v)?;
-    }
-    if s.retry_min > s.retry_max {
-        // Name the one the user changed: the largest delay when only it moved from its
-        // default.
-        let (min_source, max_source) = (source[3], source[4]);
-        let min_moved = min_source.starts_with("DISCOVERABLE_") || s.retry_min != DEFAULT_RETRY_MIN;
-        let max_moved = max_source.starts_with("DISCOVERABLE_") || s.retry_max != DEFAULT_RETRY_MAX;
-        let (setting, message) = if max_moved && !min_moved {
-            (
-                max_source,
-                format!(
-                    "the largest retry delay ({}) is below the first one ({}); give at least that",
-                    rules::show_duration(s.retry_max),
-                    rules::show_duration(s.retry_min)
-                ),
-            )
-        } else {
-            (
-                min_source,
-                format!(
-                    "the first retry delay ({}) is above the largest one ({}); give at most that",
-                    rules::show_duration(s.retry_min),
-                    rules::show_duration(s.retry_max)
-                ),
-            )
-        };
-        return Err(Error::Config { setting, message });
-    }
-    Ok(())
 }
 
 fn config_error(setting: &'static str, value: &str, expected: &str) -> Error {

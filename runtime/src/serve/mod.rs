@@ -252,10 +252,11 @@ impl std::error::Error for StartFailed {
     }
 }
 
-/// For the attribute's `main`: when `outcome` is an error from a start-up that failed
-/// (`fail_fast`), prints it as one line on stderr and ends the process with exit code 2, as
-/// for a setting that cannot be used; anything else is returned as it is.
-pub(crate) fn exit_on_start_failure<R: 'static>(outcome: R) -> R {
+/// For the attribute's `main`, which passes its outcome through this: when `outcome` is an
+/// error from a start-up that failed (`fail_fast`), prints it as one line on stderr and ends
+/// the process with exit code 2, as for a setting that cannot be used; anything else is
+/// returned as it is.
+pub fn exit_on_start_failure<R: 'static>(outcome: R) -> R {
     use std::any::Any;
     let any = &outcome as &dyn Any;
     let io = if let Some(Err(e)) = any.downcast_ref::<io::Result<()>>() {
