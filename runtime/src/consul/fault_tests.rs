@@ -942,41 +942,11 @@ mod tls {
     }
 
     async fn tls_agent(require_client_cert: bool) -> SocketAddr {
-        use tokio_rustls::rustls;
-        use tokio_rustls::rustls::pki_types::pem::PemObject;
-        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let certs: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_file_iter(testdata("server.pem"))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
-        let key = PrivateKeyDer::from_pem_file(testdata("server-key.pem")).unwrap();
-        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .unwrap();
-        let builder = if require_client_cert {
-            let mut roots = rustls::RootCertStore::empty();
-            roots
-                .add(CertificateDer::from_pem_file(testdata("ca.pem")).unwrap())
-                .unwrap();
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider,
-            )
-            .build()
-            .unwrap();
-            builder.with_client_cert_verifier(verifier)
-        } else {
-            builder.with_no_client_auth()
-        };
-        let config = builder.with_single_cert(certs, key).unwrap();
         let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = tcp.local_addr().unwrap();
         let listener = TlsListener {
             tcp,
-            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+            acceptor: tls_acceptor(require_client_cert),
         };
         let app = Router::new()
             .fallback(|| async { respond(200, &[], "{\"Config\":{\"Datacenter\":\"tls-dc\"}}") });
@@ -1115,25 +1085,39 @@ mod tls {
         addr
     }
 
-    fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
+    /// The test agent's TLS side: its certificate from `testdata`, and with
+    /// `require_client_cert`, client certificates signed by the test CA required.
+    fn tls_acceptor(require_client_cert: bool) -> tokio_rustls::TlsAcceptor {
         use tokio_rustls::rustls;
         use tokio_rustls::rustls::pki_types::pem::PemObject;
         use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let certs: Vec<CertificateDer<'static>> =
             CertificateDer::pem_file_iter(testdata("server.pem"))
                 .unwrap()
                 .collect::<Result<_, _>>()
                 .unwrap();
         let key = PrivateKeyDer::from_pem_file(testdata("server-key.pem")).unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap();
+        let builder = if require_client_cert {
+            let mut roots = rustls::RootCertStore::empty();
+            roots
+                .add(CertificateDer::from_pem_file(testdata("ca.pem")).unwrap())
+                .unwrap();
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        } else {
+            builder.with_no_client_auth()
+        };
+        let config = builder.with_single_cert(certs, key).unwrap();
         tokio_rustls::TlsAcceptor::from(Arc::new(config))
     }
 
@@ -1141,7 +1125,7 @@ mod tls {
     async fn consul_fault_a_connection_closed_unanswered_over_tls_names_the_client_certificate() {
         // As a Consul with `verify_incoming` does in TLS 1.3 when its alert is lost: the handshake
         // completes, then the connection closes without an answer.
-        let addr = closing_agent(Some(tls_acceptor())).await;
+        let addr = closing_agent(Some(tls_acceptor(false))).await;
         let client = tls_env(
             addr,
             &[
