@@ -142,7 +142,7 @@ fn builder(service: &Service) -> TokenStream {
     ];
     for Arg { keyword, value } in durations.into_iter().flatten() {
         // Validation refuses durations beyond u64 nanoseconds.
-        let nanos = Literal::u64_suffixed(value.duration.as_nanos() as u64);
+        let nanos = Literal::u64_suffixed(value.as_nanos() as u64);
         let span = keyword.span();
         let duration = quote_spanned!(span=> ::core::time::Duration::from_nanos(#nanos));
         call(span, &keyword.to_string(), duration);

@@ -1,10 +1,11 @@
-//! The rules of `discoverable_rules`, applied to the parsed arguments. Each broken rule becomes
-//! an error at the offending token; all of them are collected.
+//! The rules of `discoverable_rules`, applied to the parsed arguments by the one walk the
+//! builder also uses. Each broken rule becomes an error at the offending token; all of them
+//! are collected.
 
 use std::time::Duration;
 
-use discoverable_rules::{self as rules, CheckTiming, Field, RuleError};
-use proc_macro2::Span;
+use discoverable_rules::{self as rules, Description, Field, Given, Place, Timed};
+use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::{LitBool, LitStr, Path};
@@ -22,20 +23,14 @@ pub(crate) struct Service {
     pub(crate) tags: Vec<LitStr>,
     pub(crate) meta: Vec<MetaPair>,
     pub(crate) health: Option<Arg<LitStr>>,
-    pub(crate) interval: Option<Arg<Timed>>,
-    pub(crate) timeout: Option<Arg<Timed>>,
-    pub(crate) deregister_after: Option<Arg<Timed>>,
-    pub(crate) ttl: Option<Arg<Timed>>,
+    pub(crate) interval: Option<Arg<Duration>>,
+    pub(crate) timeout: Option<Arg<Duration>>,
+    pub(crate) deregister_after: Option<Arg<Duration>>,
+    pub(crate) ttl: Option<Arg<Duration>>,
     pub(crate) checks: Vec<Check>,
     pub(crate) fail_fast: Option<Arg<LitBool>>,
     /// Serves tonic services (`grpc`): serve calls go to the gRPC entry.
     pub(crate) grpc: bool,
-}
-
-/// A duration argument: the literal as written (errors point at it) and its value.
-pub(crate) struct Timed {
-    pub(crate) literal: LitStr,
-    pub(crate) duration: Duration,
 }
 
 /// A health indicator: `.check(name, path)`.
@@ -46,246 +41,190 @@ pub(crate) struct Check {
 
 /// Checks the arguments against the rules, recording every broken one.
 pub(crate) fn validate(args: Args, errors: &mut Errors) -> Service {
-    // An argument written with a value that did not parse is not missing: its syntax error is
-    // reported already.
-    let (name_given, prefix_given) = (args.given("name"), args.given("prefix"));
-    let krate = args
-        .krate
-        .map_or_else(|| syn::parse_quote!(::discoverable), |arg| arg.value);
-
-    let name = match args.name {
-        Some(arg) => {
-            check(errors, &arg.value, rules::check_name(&arg.value.value()));
-            arg.value
-        }
-        None if name_given => LitStr::new("", Span::call_site()),
-        None => {
-            errors.push(syn::Error::new(
-                Span::call_site(),
-                r#"missing `name`: the service needs the name clients find it by, e.g. `#[discoverable(name = "cool_app")]`"#,
-            ));
-            LitStr::new("", Span::call_site())
-        }
-    };
-
-    if let Some(strip) = &args.strip {
-        if let Err(e) = rules::check_strip(strip.value.value, prefix_given) {
-            errors.spanned(&strip.keyword, e.message());
-        }
-    }
-    let prefix = args
-        .prefix
-        .filter(|arg| check(errors, &arg.value, rules::check_prefix(&arg.value.value())));
-
-    let tags = args.tags.map_or_else(Vec::new, |arg| arg.value);
-    let tags = tags
-        .into_iter()
-        .filter(|tag| check(errors, tag, rules::check_tag(&tag.value())))
-        .collect();
-
-    let meta = args.meta.map_or_else(Vec::new, |arg| meta(arg, errors));
-
-    // `grpc` has Consul call the gRPC health service: no HTTP health path, no `strip`, no TTL.
-    let grpc = args.grpc.is_some();
-    let grpc_only = |keyword: Option<&syn::Ident>, field: Field, errors: &mut Errors| {
-        keyword.is_none_or(|k| check(errors, k, rules::check_grpc_exclusive(grpc, field)))
-    };
-    let grpc_ok = grpc_only(
-        args.health.as_ref().map(|a| &a.keyword),
-        Field::Health,
-        errors,
-    ) & grpc_only(
-        args.strip.as_ref().map(|a| &a.keyword),
-        Field::Strip,
-        errors,
-    ) & grpc_only(args.ttl.as_ref().map(|a| &a.keyword), Field::Ttl, errors);
-
-    // `ttl` replaces the HTTP check; the arguments of the HTTP check then make no sense.
-    let ttl_set = args.ttl.is_some() && grpc_ok;
-    let conflict =
-        ttl_set && (args.health.is_some() || args.interval.is_some() || args.timeout.is_some());
-    let http_only = |arg: Option<Arg<LitStr>>, field: Field, errors: &mut Errors| {
-        arg.filter(|arg| {
-            check(
-                errors,
-                &arg.keyword,
-                rules::check_ttl_exclusive(ttl_set, field),
-            )
-        })
-    };
-    let health = http_only(args.health, Field::Health, errors).filter(|arg| {
-        check(
-            errors,
-            &arg.value,
-            rules::check_health_path(&arg.value.value()),
-        )
-    });
-    let interval = http_only(args.interval, Field::Interval, errors);
-    let timeout = http_only(args.timeout, Field::Timeout, errors);
-
-    let mut parsed_all = true;
-    let mut duration = |arg: Option<Arg<LitStr>>, errors: &mut Errors| {
-        let arg = arg?;
-        let parsed = duration(&arg, errors);
-        parsed_all &= parsed.is_some();
-        parsed.map(|duration| Arg {
-            keyword: arg.keyword,
-            value: Timed {
-                literal: arg.value,
-                duration,
-            },
-        })
-    };
-    let interval = duration(interval, errors);
-    let timeout = duration(timeout, errors);
-    let deregister_after = duration(args.deregister_after, errors);
-    let ttl = duration(args.ttl, errors);
-    if parsed_all && !conflict {
-        timing(&interval, &timeout, &deregister_after, &ttl, errors);
+    if args.name.is_none() && !args.given("name") {
+        errors.push(syn::Error::new(
+            Span::call_site(),
+            r#"missing `name`: the service needs the name clients find it by, e.g. `#[discoverable(name = "cool_app")]`"#,
+        ));
     }
 
-    let checks = args
-        .checks
-        .map_or_else(Vec::new, |arg| checks(arg.value, errors));
-
-    Service {
-        krate,
+    // What was written, as text the walk can borrow.
+    let text = |arg: &Option<Arg<LitStr>>| arg.as_ref().map(|arg| arg.value.value());
+    let [
         name,
         prefix,
-        strip: args.strip,
-        tags,
-        meta,
         health,
         interval,
         timeout,
         deregister_after,
         ttl,
-        checks,
-        fail_fast: args.fail_fast,
-        grpc,
-    }
-}
+    ] = [
+        &args.name,
+        &args.prefix,
+        &args.health,
+        &args.interval,
+        &args.timeout,
+        &args.deregister_after,
+        &args.ttl,
+    ]
+    .map(text);
+    let tags: Vec<String> = args.tags.as_ref().map_or_else(Vec::new, |arg| {
+        arg.value.iter().map(LitStr::value).collect()
+    });
+    let meta: Vec<(String, String)> = args.meta.as_ref().map_or_else(Vec::new, |arg| {
+        arg.value
+            .iter()
+            .map(|pair| (pair.key.value(), pair.value.value()))
+            .collect()
+    });
+    let checks = args
+        .checks
+        .as_ref()
+        .map_or_else(Vec::new, |arg| indicators(&arg.value));
+    let check_names: Vec<String> = checks.iter().map(|check| check.name.value()).collect();
 
-/// Records a broken rule at `tokens`; true when the rule holds.
-fn check(errors: &mut Errors, tokens: impl ToTokens, result: Result<(), RuleError>) -> bool {
-    match result {
-        Ok(()) => true,
-        Err(error) => {
-            errors.spanned(tokens, error);
-            false
+    // An argument written with a value that did not parse is not missing: its syntax error is
+    // reported already.
+    fn given<'a>(value: &'a Option<String>, args: &Args, field: Field) -> Given<&'a str> {
+        match value {
+            Some(value) => Given::Value(value.as_str()),
+            None if args.given(field.as_str()) => Given::Unreadable,
+            None => Given::Absent,
         }
     }
+    fn timed<'a>(value: &'a Option<String>, args: &Args, field: Field) -> Given<Timed<'a>> {
+        match given(value, args, field) {
+            Given::Value(text) => Given::Value(Timed::Text(text)),
+            Given::Unreadable => Given::Unreadable,
+            Given::Absent => Given::Absent,
+        }
+    }
+    let description = Description {
+        name: given(&name, &args, Field::Name),
+        prefix: given(&prefix, &args, Field::Prefix),
+        strip: args.strip.as_ref().map(|arg| arg.value.value).into(),
+        tags: tags.iter().map(String::as_str).collect(),
+        meta: meta.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+        health: given(&health, &args, Field::Health),
+        interval: timed(&interval, &args, Field::Interval),
+        timeout: timed(&timeout, &args, Field::Timeout),
+        deregister_after: timed(&deregister_after, &args, Field::DeregisterAfter),
+        ttl: timed(&ttl, &args, Field::Ttl),
+        checks: check_names.iter().map(String::as_str).collect(),
+        grpc: args.grpc.is_some(),
+    };
+    let mut broken = Vec::new();
+    let read = rules::check_service(&description, |place, error| {
+        errors.spanned(tokens(&args, &checks, place), error);
+        broken.push(place);
+    });
+    let holds = |place| !broken.contains(&place);
+
+    let duration = |arg: Option<Arg<LitStr>>, value: Option<Duration>| {
+        Some(Arg {
+            keyword: arg?.keyword,
+            value: value?,
+        })
+    };
+    Service {
+        krate: args
+            .krate
+            .map_or_else(|| syn::parse_quote!(::discoverable), |arg| arg.value),
+        name: args
+            .name
+            .map_or_else(|| LitStr::new("", Span::call_site()), |arg| arg.value),
+        prefix: args.prefix.filter(|_| holds(Place::Value(Field::Prefix))),
+        strip: args.strip,
+        tags: enumerated(args.tags.map(|arg| arg.value), |i| holds(Place::Tag(i))),
+        meta: enumerated(args.meta.map(|arg| arg.value), |i| {
+            holds(Place::MetaKey(i)) && holds(Place::MetaValue(i))
+        }),
+        health: args
+            .health
+            .filter(|_| holds(Place::Keyword(Field::Health)) && holds(Place::Value(Field::Health))),
+        interval: duration(args.interval, read.interval),
+        timeout: duration(args.timeout, read.timeout),
+        deregister_after: duration(args.deregister_after, read.deregister_after),
+        ttl: duration(args.ttl, read.ttl),
+        checks: enumerated(Some(checks), |i| holds(Place::Check(i))),
+        fail_fast: args.fail_fast,
+        grpc: args.grpc.is_some(),
+    }
 }
 
-fn meta(arg: Arg<Vec<MetaPair>>, errors: &mut Errors) -> Vec<MetaPair> {
-    check(errors, &arg.keyword, rules::check_meta_len(arg.value.len()));
-    let mut keys: Vec<String> = Vec::new();
-    arg.value
+/// The items whose index `keep` accepts.
+fn enumerated<T>(items: Option<Vec<T>>, keep: impl Fn(usize) -> bool) -> Vec<T> {
+    items
         .into_iter()
-        .filter(|pair| {
-            let key = pair.key.value();
-            if let Err(e) = rules::check_meta_key_unique(&key, keys.iter().map(String::as_str)) {
-                errors.spanned(&pair.key, e.message());
-                return false;
-            }
-            keys.push(key.clone());
-            check(errors, &pair.key, rules::check_meta_key(&key))
-                & check(
-                    errors,
-                    &pair.value,
-                    rules::check_meta_value(&key, &pair.value.value()),
-                )
-        })
+        .flatten()
+        .enumerate()
+        .filter(|(i, _)| keep(*i))
+        .map(|(_, item)| item)
         .collect()
 }
 
-/// A duration argument, parsed now so the expansion holds a number.
-fn duration(arg: &Arg<LitStr>, errors: &mut Errors) -> Option<Duration> {
-    let field = arg.keyword.to_string();
-    let Some(kind) = rules::Field::from_name(&field) else {
-        errors.spanned(
-            &arg.keyword,
-            format!("`{field}` is not a duration argument"),
-        );
-        return None;
+/// The tokens a broken rule's error points at.
+fn tokens(args: &Args, checks: &[Check], place: Place) -> TokenStream {
+    let keyword_and_value = |field| -> Option<(TokenStream, TokenStream)> {
+        fn lit(arg: &Option<Arg<LitStr>>) -> Option<(TokenStream, TokenStream)> {
+            let arg = arg.as_ref()?;
+            Some((arg.keyword.to_token_stream(), arg.value.to_token_stream()))
+        }
+        match field {
+            Field::Name => lit(&args.name),
+            Field::Prefix => lit(&args.prefix),
+            Field::Health => lit(&args.health),
+            Field::Interval => lit(&args.interval),
+            Field::Timeout => lit(&args.timeout),
+            Field::DeregisterAfter => lit(&args.deregister_after),
+            Field::Ttl => lit(&args.ttl),
+            Field::Strip => args
+                .strip
+                .as_ref()
+                .map(|arg| (arg.keyword.to_token_stream(), arg.value.to_token_stream())),
+            Field::Meta => args
+                .meta
+                .as_ref()
+                .map(|arg| (arg.keyword.to_token_stream(), TokenStream::new())),
+            Field::Tags => args
+                .tags
+                .as_ref()
+                .map(|arg| (arg.keyword.to_token_stream(), TokenStream::new())),
+            _ => args
+                .checks
+                .as_ref()
+                .map(|arg| (arg.keyword.to_token_stream(), TokenStream::new())),
+        }
     };
-    let parsed = rules::parse_duration(kind, &arg.value.value());
-    parsed
-        .map_err(|error| errors.spanned(&arg.value, error))
-        .ok()
-}
-
-/// The timing rules, with the defaults standing in for what is not given.
-fn timing(
-    interval: &Option<Arg<Timed>>,
-    timeout: &Option<Arg<Timed>>,
-    deregister_after: &Option<Arg<Timed>>,
-    ttl: &Option<Arg<Timed>>,
-    errors: &mut Errors,
-) {
-    let value =
-        |arg: &Option<Arg<Timed>>, default| arg.as_ref().map_or(default, |a| a.value.duration);
-    let default_http = CheckTiming::Http {
-        interval: rules::DEFAULT_INTERVAL,
-        timeout: rules::DEFAULT_TIMEOUT,
+    let meta = |i: usize| args.meta.as_ref().and_then(|arg| arg.value.get(i));
+    let tokens = match place {
+        Place::Keyword(field) => keyword_and_value(field).map(|(k, _)| k),
+        Place::Value(field) => keyword_and_value(field).map(|(_, v)| v),
+        Place::Tag(i) => args
+            .tags
+            .as_ref()
+            .and_then(|arg| arg.value.get(i))
+            .map(ToTokens::to_token_stream),
+        Place::MetaKey(i) => meta(i).map(|pair| pair.key.to_token_stream()),
+        Place::MetaValue(i) => meta(i).map(|pair| pair.value.to_token_stream()),
+        Place::Check(i) => checks.get(i).map(|check| check.path.to_token_stream()),
     };
-    let timing = match ttl {
-        Some(ttl) => CheckTiming::Ttl {
-            ttl: ttl.value.duration,
-        },
-        None => CheckTiming::Http {
-            interval: value(interval, rules::DEFAULT_INTERVAL),
-            timeout: value(timeout, rules::DEFAULT_TIMEOUT),
-        },
-    };
-    // `check_timing` stops at its first broken rule; checking the check's timing and
-    // `deregister_after` separately (each beside valid defaults) reports both.
-    if let Err(error) = rules::check_timing(timing, rules::DEFAULT_DEREGISTER_AFTER) {
-        let (at, note) = match (error.field(), interval, timeout) {
-            (Field::Timeout, _, Some(timeout)) if interval.is_none() => (
-                timeout,
-                format!(
-                    "; `interval` defaults to {}",
-                    rules::go_duration(rules::DEFAULT_INTERVAL)
-                ),
-            ),
-            (Field::Timeout, Some(interval), None) => (
-                interval,
-                format!(
-                    "; `timeout` defaults to {}, so give a shorter one",
-                    rules::go_duration(rules::DEFAULT_TIMEOUT)
-                ),
-            ),
-            (Field::Timeout, _, Some(timeout)) => (timeout, String::new()),
-            (Field::Ttl, ..) => (ttl.as_ref().expect("a TTL check has `ttl`"), String::new()),
-            (_, Some(interval), _) => (interval, String::new()),
-            _ => unreachable!("the defaults follow the timing rules"),
-        };
-        errors.spanned(&at.value.literal, format!("{error}{note}"));
-    }
-    if let Some(arg) = deregister_after {
-        let result = rules::check_timing(default_http, arg.value.duration);
-        check(errors, &arg.value.literal, result);
-    }
+    // A place the arguments lack cannot come from the walk; the whole attribute is the
+    // fallback.
+    tokens.unwrap_or_default()
 }
 
 /// Health indicators, each named after the last segment of its path.
-fn checks(paths: Vec<Path>, errors: &mut Errors) -> Vec<Check> {
-    let mut names: Vec<String> = Vec::new();
+fn indicators(paths: &[Path]) -> Vec<Check> {
     paths
-        .into_iter()
+        .iter()
         .filter_map(|path| {
             let last = &path.segments.last()?.ident;
-            let name = last.unraw().to_string();
-            if let Err(e) =
-                rules::check_indicator_name_unique(&name, names.iter().map(String::as_str))
-            {
-                errors.spanned(&path, e.message());
-                return None;
-            }
-            names.push(name.clone());
-            let name = LitStr::new(&name, last.span());
-            Some(Check { name, path })
+            let name = LitStr::new(&last.unraw().to_string(), last.span());
+            Some(Check {
+                name,
+                path: path.clone(),
+            })
         })
         .collect()
 }
@@ -351,10 +290,7 @@ mod tests {
             deregister_after = "90s", checks = [db::ready],
         });
         assert!(errors.is_empty(), "{errors:?}");
-        assert_eq!(
-            service.timeout.unwrap().value.duration,
-            Duration::from_millis(500)
-        );
+        assert_eq!(service.timeout.unwrap().value, Duration::from_millis(500));
         assert_eq!(service.checks[0].name.value(), "ready");
     }
 

@@ -1,10 +1,10 @@
 //! The rules a discoverable service's metadata must follow, in one place.
 //!
-//! Both the `#[discoverable]` attribute (which turns a broken rule into a compile error pointing
-//! at the offending argument) and `Service::builder` (which returns it as a run-time error) call
-//! these functions. A plain, dependency-light crate is the one form both a proc-macro crate and
-//! the runtime can compile and call; `const fn` checks could not parse durations or build
-//! messages.
+//! Both the `#[discoverable]` attribute (which turns each broken rule into a compile error
+//! pointing at the offending argument) and `Service::builder` (which returns the first as a
+//! run-time error) call [`check_service`]. A plain, dependency-light crate is the one form
+//! both a proc-macro crate and the runtime can compile and call; `const fn` checks could not
+//! parse durations or build messages.
 //!
 //! The limits are Consul's (`agent/structs/structs.go`: service meta) and Fabio's (route tags
 //! `urlprefix-<host>/<path>`). Service names may contain `_` because Consul accepts it, but DNS
@@ -15,11 +15,20 @@
 //! Go's `time.ParseDuration`, [`GoDuration`]'s `Display` as Go's `Duration.String`, and
 //! [`go_duration`], the exact one-unit form sent to Consul.
 //!
+//! The rules are walked once, by [`check_service`], over a [`Description`] of what was
+//! written:
+//!
 //! ```
 //! use discoverable_rules as rules;
-//! assert!(rules::check_name("cool_app").is_ok());
-//! assert!(rules::check_prefix("/oops").is_ok());
-//! assert_eq!(rules::parse_duration(rules::Field::Interval, "1m30s").unwrap().as_secs(), 90);
+//!
+//! let written = rules::Description {
+//!     name: rules::Given::Value("cool_app"),
+//!     prefix: rules::Given::Value("/oops"),
+//!     interval: rules::Given::Value(rules::Timed::Text("1m30s")),
+//!     ..rules::Description::default()
+//! };
+//! let read = rules::check_service(&written, |place, error| panic!("{place:?}: {error}"));
+//! assert_eq!(read.interval.unwrap().as_secs(), 90);
 //! assert_eq!(rules::urlprefix_tag("/oops", true), "urlprefix-/oops strip=/oops");
 //! ```
 
@@ -30,8 +39,10 @@ use std::fmt;
 use std::time::Duration;
 
 mod go;
+mod service;
 
 pub use go::{GoDuration, GoDurationError, go_duration, parse_go_duration};
+pub use service::{Description, Durations, Given, Place, Timed, check_service};
 
 /// Longest service name: a DNS label.
 pub const NAME_MAX_LEN: usize = 63;
@@ -106,25 +117,6 @@ impl Field {
             Field::Checks => "checks",
         }
     }
-
-    /// The field an argument name stands for (`"interval"` → [`Field::Interval`]).
-    pub fn from_name(name: &str) -> Option<Field> {
-        [
-            Field::Name,
-            Field::Prefix,
-            Field::Tags,
-            Field::Meta,
-            Field::Health,
-            Field::Interval,
-            Field::Timeout,
-            Field::DeregisterAfter,
-            Field::Ttl,
-            Field::Strip,
-            Field::Checks,
-        ]
-        .into_iter()
-        .find(|f| f.as_str() == name)
-    }
 }
 
 /// A broken rule: which argument, and a message that says what to do.
@@ -132,6 +124,8 @@ impl Field {
 pub struct RuleError {
     field: Field,
     message: String,
+    /// The message names its setting itself, so it is shown without the name in front.
+    names_itself: bool,
 }
 
 impl RuleError {
@@ -139,7 +133,22 @@ impl RuleError {
         RuleError {
             field,
             message: message.into(),
+            names_itself: false,
         }
+    }
+
+    /// A rule whose message already says which setting it is about.
+    fn naming_itself(field: Field, message: impl Into<String>) -> Self {
+        RuleError {
+            names_itself: true,
+            ..RuleError::new(field, message)
+        }
+    }
+
+    /// The same error, with `note` added to its message.
+    fn noted(mut self, note: &str) -> Self {
+        self.message.push_str(note);
+        self
     }
 
     /// The argument the rule is about.
@@ -155,7 +164,11 @@ impl RuleError {
 
 impl fmt::Display for RuleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}`: {}", self.field.as_str(), self.message)
+        if self.names_itself {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "`{}`: {}", self.field.as_str(), self.message)
+        }
     }
 }
 
@@ -168,7 +181,7 @@ fn is_name_char(c: char) -> bool {
 }
 
 /// A service name: 1 to 63 letters, digits, `-` and `_`.
-pub fn check_name(name: &str) -> Result {
+pub(crate) fn check_name(name: &str) -> Result {
     if name.is_empty() {
         return Err(RuleError::new(
             Field::Name,
@@ -204,7 +217,7 @@ pub fn check_name(name: &str) -> Result {
 
 /// A Fabio route source: `/path` or `host/path` (host may start with `*.` and end in `:port`),
 /// with no whitespace.
-pub fn check_prefix(prefix: &str) -> Result {
+pub(crate) fn check_prefix(prefix: &str) -> Result {
     const HINT: &str =
         "write a path prefix such as \"/oops\", or a host and path such as \"example.com/oops\"";
     if prefix.is_empty() {
@@ -287,7 +300,7 @@ fn check_route_host(host: &str) -> Result {
 /// route and options follow (`urlprefix-/api strip=/api`); so a `urlprefix-` tag among the
 /// user's tags adds a route, with its options, beside the one `prefix` registers. Spaces at
 /// either end are refused: Consul would keep them, and ` urlprefix-/api` would be no route.
-pub fn check_tag(tag: &str) -> Result {
+pub(crate) fn check_tag(tag: &str) -> Result {
     if tag.is_empty() {
         return Err(RuleError::new(
             Field::Tags,
@@ -312,7 +325,7 @@ pub fn check_tag(tag: &str) -> Result {
 }
 
 /// The number of meta pairs.
-pub fn check_meta_len(len: usize) -> Result {
+pub(crate) fn check_meta_len(len: usize) -> Result {
     if len > META_MAX_PAIRS {
         return Err(RuleError::new(
             Field::Meta,
@@ -323,7 +336,7 @@ pub fn check_meta_len(len: usize) -> Result {
 }
 
 /// A meta key: 1 to 128 of `[A-Za-z0-9_-]`, not starting with `consul-`.
-pub fn check_meta_key(key: &str) -> Result {
+pub(crate) fn check_meta_key(key: &str) -> Result {
     if key.is_empty() {
         return Err(RuleError::new(
             Field::Meta,
@@ -359,7 +372,7 @@ pub fn check_meta_key(key: &str) -> Result {
 }
 
 /// A meta value: at most 512 characters.
-pub fn check_meta_value(key: &str, value: &str) -> Result {
+pub(crate) fn check_meta_value(key: &str, value: &str) -> Result {
     if value.len() > META_VALUE_MAX_LEN {
         return Err(RuleError::new(
             Field::Meta,
@@ -373,7 +386,7 @@ pub fn check_meta_value(key: &str, value: &str) -> Result {
 }
 
 /// The health route path: starts with `/`, no whitespace, no query.
-pub fn check_health_path(path: &str) -> Result {
+pub(crate) fn check_health_path(path: &str) -> Result {
     if !path.starts_with('/') {
         return Err(RuleError::new(
             Field::Health,
@@ -396,7 +409,7 @@ pub fn check_health_path(path: &str) -> Result {
 
 /// Parses a duration such as `"10s"`, `"500ms"` or `"1m30s"` for `field`, as Go (and so
 /// Consul) reads durations; zero is refused.
-pub fn parse_duration(field: Field, text: &str) -> Result<Duration> {
+pub(crate) fn parse_duration(field: Field, text: &str) -> Result<Duration> {
     let parsed = read_duration(text).map_err(|why| RuleError::new(field, why))?;
     check_nonzero(field, parsed)?;
     Ok(parsed)
@@ -453,9 +466,12 @@ pub fn show_duration(d: Duration) -> String {
 }
 
 /// A meta key may be given once: `key` against the keys given `earlier`.
-pub fn check_meta_key_unique<'a>(key: &str, earlier: impl IntoIterator<Item = &'a str>) -> Result {
+pub(crate) fn check_meta_key_unique<'a>(
+    key: &str,
+    earlier: impl IntoIterator<Item = &'a str>,
+) -> Result {
     if earlier.into_iter().any(|k| k == key) {
-        return Err(RuleError::new(
+        return Err(RuleError::naming_itself(
             Field::Meta,
             format!("the meta key `{key}` is given more than once; keep one"),
         ));
@@ -464,9 +480,9 @@ pub fn check_meta_key_unique<'a>(key: &str, earlier: impl IntoIterator<Item = &'
 }
 
 /// `strip` removes the prefix, so it needs one.
-pub fn check_strip(strip: bool, prefix_given: bool) -> Result {
+pub(crate) fn check_strip(strip: bool, prefix_given: bool) -> Result {
     if strip && !prefix_given {
-        return Err(RuleError::new(
+        return Err(RuleError::naming_itself(
             Field::Strip,
             r#"`strip = true` removes the `prefix` from request paths, but no `prefix` is given; add one, e.g. `prefix = "/oops"`, or remove `strip`"#,
         ));
@@ -475,12 +491,12 @@ pub fn check_strip(strip: bool, prefix_given: bool) -> Result {
 }
 
 /// Health indicators are told apart by name: `name` against the names given `earlier`.
-pub fn check_indicator_name_unique<'a>(
+pub(crate) fn check_indicator_name_unique<'a>(
     name: &str,
     earlier: impl IntoIterator<Item = &'a str>,
 ) -> Result {
     if earlier.into_iter().any(|n| n == name) {
-        return Err(RuleError::new(
+        return Err(RuleError::naming_itself(
             Field::Checks,
             format!(
                 "a check named `{name}` is already listed; checks are named after the last segment of their path, so give each function a different name"
@@ -519,7 +535,7 @@ pub enum CheckTiming {
 
 /// The timing rules: interval at least 1 s, timeout shorter than the interval, positive TTL,
 /// `deregister_after` at least Consul's one-minute minimum.
-pub fn check_timing(timing: CheckTiming, deregister_after: Duration) -> Result {
+pub(crate) fn check_timing(timing: CheckTiming, deregister_after: Duration) -> Result {
     match timing {
         CheckTiming::Http { interval, timeout } => {
             check_nonzero(Field::Interval, interval)?;
@@ -559,7 +575,7 @@ pub fn check_timing(timing: CheckTiming, deregister_after: Duration) -> Result {
 }
 
 /// The `ttl` argument excludes the HTTP check's `health` and `interval`.
-pub fn check_ttl_exclusive(ttl_set: bool, other: Field) -> Result {
+pub(crate) fn check_ttl_exclusive(ttl_set: bool, other: Field) -> Result {
     if ttl_set {
         return Err(RuleError::new(
             other,
@@ -575,7 +591,7 @@ pub fn check_ttl_exclusive(ttl_set: bool, other: Field) -> Result {
 /// `grpc` serves the standard gRPC health service and Consul checks it with a `GRPC` check, so
 /// the HTTP health route's path, Fabio's `strip=` (HTTP routes only) and a TTL check do not
 /// apply.
-pub fn check_grpc_exclusive(grpc: bool, other: Field) -> Result {
+pub(crate) fn check_grpc_exclusive(grpc: bool, other: Field) -> Result {
     if !grpc {
         return Ok(());
     }

@@ -10,7 +10,7 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use discoverable_rules::{self as rules, CheckTiming, Field};
+use discoverable_rules::{self as rules, CheckTiming, Description, Given, Timed};
 
 use crate::consul;
 use crate::error::Error;
@@ -280,7 +280,6 @@ impl ServiceBuilder {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Service, Error> {
         let env = |key: &str| env(key).filter(|v| !v.trim().is_empty());
-        rules::check_name(&self.name)?;
         if let Some(v) = env("DISCOVERABLE_TAGS") {
             self.tags.extend(
                 v.split(',')
@@ -289,50 +288,53 @@ impl ServiceBuilder {
                     .map(String::from),
             );
         }
-        rules::check_strip(self.strip, self.prefix.is_some())?;
-        for (i, indicator) in self.indicators.iter().enumerate() {
-            let earlier = self.indicators[..i].iter().map(|e| &*e.name);
-            rules::check_indicator_name_unique(&indicator.name, earlier)?;
+        let given = |value: Option<Duration>| value.map(Timed::Exact).into();
+        let description = Description {
+            name: Given::Value(&self.name),
+            prefix: self.prefix.as_deref().into(),
+            strip: Given::Value(self.strip),
+            tags: self.tags.iter().map(String::as_str).collect(),
+            meta: self
+                .meta
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+            health: self.health_path.as_deref().into(),
+            interval: given(self.interval),
+            timeout: given(self.timeout),
+            deregister_after: given(Some(self.deregister_after)),
+            ttl: given(self.ttl),
+            checks: self.indicators.iter().map(|i| &*i.name).collect(),
+            grpc: false,
+        };
+        let mut first = None;
+        rules::check_service(&description, |_, error| {
+            first.get_or_insert(error);
+        });
+        if let Some(error) = first {
+            return Err(error.into());
         }
+
         let mut tags = Vec::with_capacity(self.tags.len() + 1);
         if let Some(prefix) = &self.prefix {
-            rules::check_prefix(prefix)?;
             tags.push(rules::urlprefix_tag(prefix, self.strip));
         }
-        for tag in self.tags {
-            rules::check_tag(&tag)?;
-            tags.push(tag);
-        }
-        rules::check_meta_len(self.meta.len())?;
-        let mut meta = BTreeMap::new();
-        for (key, value) in self.meta {
-            rules::check_meta_key_unique(&key, meta.keys().map(String::as_str))?;
-            rules::check_meta_key(&key)?;
-            rules::check_meta_value(&key, &value)?;
-            meta.insert(key, value);
-        }
+        tags.extend(self.tags);
         let check = match self.ttl {
-            Some(ttl) => {
-                rules::check_ttl_exclusive(self.health_path.is_some(), Field::Health)?;
-                rules::check_ttl_exclusive(self.interval.is_some(), Field::Interval)?;
-                rules::check_ttl_exclusive(self.timeout.is_some(), Field::Timeout)?;
-                CheckTiming::Ttl { ttl }
-            }
+            Some(ttl) => CheckTiming::Ttl { ttl },
             None => CheckTiming::Http {
                 interval: self.interval.unwrap_or(rules::DEFAULT_INTERVAL),
                 timeout: self.timeout.unwrap_or(rules::DEFAULT_TIMEOUT),
             },
         };
-        rules::check_timing(check, self.deregister_after)?;
         let health_path = self
             .health_path
             .unwrap_or_else(|| rules::DEFAULT_HEALTH_PATH.to_owned());
-        rules::check_health_path(&health_path)?;
 
         let mut settings = Settings {
             name: self.name,
             tags,
-            meta,
+            meta: self.meta.into_iter().collect(),
             check,
             deregister_after: self.deregister_after,
             lifecycle: self.lifecycle.checked()?,
@@ -364,6 +366,7 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use discoverable_rules::Field;
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
