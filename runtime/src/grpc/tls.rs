@@ -87,6 +87,33 @@ impl ServerTls {
     /// A rustls server configuration of the user's own (client certificates, resumption,
     /// another provider). Where it names no ALPN protocol, `h2` and `http/1.1` are offered:
     /// gRPC over the first, the HTTP health route over either.
+    ///
+    /// A server that asks for and verifies client certificates against the team's CA:
+    ///
+    /// ```no_run
+    /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use discoverable::grpc::ServerTls;
+    /// use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    /// use rustls::server::WebPkiClientVerifier;
+    ///
+    /// let mut roots = rustls::RootCertStore::empty();
+    /// roots.add(CertificateDer::from_pem_file("team-ca.pem")?)?;
+    /// let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    /// let clients = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+    ///     // Consul's check and Fabio connect without a certificate of their own.
+    ///     .allow_unauthenticated()
+    ///     .build()?;
+    /// let config = rustls::ServerConfig::builder_with_provider(provider)
+    ///     .with_safe_default_protocol_versions()?
+    ///     .with_client_cert_verifier(clients)
+    ///     .with_single_cert(
+    ///         CertificateDer::pem_file_iter("server.pem")?.collect::<Result<_, _>>()?,
+    ///         PrivateKeyDer::from_pem_file("server.key")?,
+    ///     )?;
+    /// let tls = ServerTls::from_config(config);
+    /// # Ok(()) }
+    /// ```
     pub fn from_config(mut config: tokio_rustls::rustls::ServerConfig) -> ServerTls {
         if config.alpn_protocols.is_empty() {
             config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
