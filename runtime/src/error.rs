@@ -91,7 +91,7 @@ pub enum Error {
     /// connections to the agent as Consul allows one client IP (`limits.http_max_conns_per_client`,
     /// 200 by default), and each blocking query holds one for its whole wait.
     #[error(
-        "Consul turned the connection away: this process holds as many HTTP connections as Consul allows one client IP (limits.http_max_conns_per_client, 200 by default; each blocking query holds one for its wait); watch fewer services per process, or raise the agent's limit ({message})"
+        "Consul turned the connection away: this process holds as many HTTP connections as Consul allows one client IP (limits.http_max_conns_per_client, 200 by default; each blocking query holds one for its wait); watch fewer services per process, follow many with Discovery::services (one query for all), or raise the agent's limit ({message})"
     )]
     TooManyConnections {
         /// Consul's own text.

@@ -296,6 +296,76 @@ async fn the_catalog_watch_follows_an_agent_restarted_without_its_state(kind: Ag
     );
 }
 
+/// One blocking query follows every service (`Discovery::services`): each service's passing
+/// instances, through registrations, deregistrations and check changes, with one read parked
+/// in the agent however many services there are.
+async fn one_blocking_query_follows_every_service(kind: AgentKind) {
+    let Some((agent, client)) = agent(kind, "one_blocking_query_follows_every_service").await
+    else {
+        return;
+    };
+    const SERVICES: u16 = 30;
+    let instance = |name: &str, n: u16, status| {
+        let mut reg = registration(&format!("{name}-{n}"), 3000 + n, status, &[]);
+        reg.name = name.into();
+        reg.checks[0].check_id = Some(format!("{name}-{n}-ttl"));
+        reg
+    };
+    for n in 0..SERVICES {
+        let reg = instance(&format!("svc{n}"), n, CheckStatus::Passing);
+        client.register(&reg).await.unwrap();
+    }
+    client
+        .register(&instance("down", 0, CheckStatus::Critical))
+        .await
+        .unwrap();
+
+    let mut services = Discovery::new(client.clone()).services();
+    let seen = within(
+        "every passing service",
+        services.wait_for(|s| s.len() == usize::from(SERVICES)),
+    )
+    .await;
+    assert!(!seen.contains_key("down"), "only passing instances");
+    assert_eq!(seen["svc7"][0].port, 3007);
+    agent.parked(1).await;
+
+    client.check_pass("down-0-ttl", "up").await.unwrap();
+    within(
+        "a service whose instance passes",
+        services.wait_for(|s| s.contains_key("down")),
+    )
+    .await;
+    client.check_fail("svc0-0-ttl", "down").await.unwrap();
+    within(
+        "a service whose only instance fails",
+        services.wait_for(|s| !s.contains_key("svc0")),
+    )
+    .await;
+    client
+        .register(&instance("svc1", 100, CheckStatus::Passing))
+        .await
+        .unwrap();
+    let two = within(
+        "a second instance",
+        services.wait_for(|s| s.get("svc1").is_some_and(|i| i.len() == 2)),
+    )
+    .await;
+    assert_eq!(
+        two["svc1"].iter().map(|e| e.port).collect::<Vec<_>>(),
+        [3001, 3100]
+    );
+    client.deregister("svc2-2").await.unwrap();
+    let last = within(
+        "a deregistered service",
+        services.wait_for(|s| !s.contains_key("svc2")),
+    )
+    .await;
+    assert_eq!(last.len(), usize::from(SERVICES) - 1);
+    // Still the one read, parked again.
+    agent.parked(1).await;
+}
+
 /// A fake Consul answering `/v1/health/service/web` with a scripted sequence of indexes; it
 /// records the `index` each request asked for and holds each answer for `hold`.
 async fn scripted_consul(
@@ -710,4 +780,5 @@ discoverable_testkit::against_both_agents!(
     the_catalog_watch_follows_an_agent_restarted_without_its_state,
     p2c_balances_over_discovered_instances,
     balanced_client_retries_a_dead_instance_and_skips_departed_ones,
+    one_blocking_query_follows_every_service,
 );

@@ -9,7 +9,10 @@
 //!   `tower::balance::p2c::Balance`.
 //! - [`Balanced`] is a small load-balanced HTTP client on top.
 //! - [`Discovery::catalog`] watches the list of services and their tags.
-//! - Both watches run in one blocking-query loop (`blocking`), with one set of index rules.
+//! - [`Discovery::services`] watches every service's passing instances with one blocking
+//!   query, as Fabio does: for a router over many services (Consul allows each client
+//!   address 200 connections, and a watch per service holds one each).
+//! - The watches run in one blocking-query loop (`blocking`), with one set of index rules.
 //! - [`Route`] reads Fabio's `urlprefix-` tags, for routers that route as Fabio does.
 //!
 //! Only passing instances are returned by default, as Fabio routes: a `warning` (degraded)
@@ -24,10 +27,12 @@ mod discover;
 #[cfg(feature = "grpc")]
 mod grpc_channel;
 mod route;
+mod services;
 mod watch;
 
 pub use catalog::{Catalog, CatalogWatch};
 pub use client::Balanced;
 pub use discover::DiscoverEndpoints;
 pub use route::{Route, URLPREFIX};
+pub use services::{Services, ServicesWatch};
 pub use watch::{Discovery, Endpoint, InstanceSet, Watch, WatchBuilder, WatchStream};

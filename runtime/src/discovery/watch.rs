@@ -167,7 +167,7 @@ impl Endpoint {
         Route::from_tags(&self.tags)
     }
 
-    fn from_entry(entry: &ServiceEntry) -> Endpoint {
+    pub(super) fn from_entry(entry: &ServiceEntry) -> Endpoint {
         let health = entry
             .checks
             .iter()
