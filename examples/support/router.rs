@@ -1,11 +1,8 @@
-//! A prefix router built only on discoverable's public [`Discovery`] API: it follows Consul's
-//! catalog, watches every service with a `urlprefix-` tag, and forwards each request to a
+//! A prefix router built only on discoverable's public [`Discovery`] API: it follows every
+//! service's passing instances with one blocking query, and forwards each request to a
 //! passing instance of the most specific matching route, rewriting the path as the route's
 //! `strip=`/`prepend=` options say. That is Fabio's job in production: run Fabio against the
 //! same Consul (`fabio -registry.consul.addr 127.0.0.1:8500`) and it routes by the same tags.
-
-use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
@@ -13,58 +10,37 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use discoverable::Discovery;
-use discoverable::discovery::{Endpoint, Route, URLPREFIX, Watch};
+use discoverable::discovery::{Endpoint, Route, ServicesWatch};
 
 /// Largest request body forwarded.
 const BODY_LIMIT: usize = 8 << 20;
 
 #[derive(Clone)]
 pub struct PrefixRouter {
-    watches: Arc<RwLock<BTreeMap<String, Watch>>>,
+    services: ServicesWatch,
     http: reqwest::Client,
 }
 
 impl PrefixRouter {
-    /// Starts following the catalog through `discovery`.
+    /// Starts following every service through `discovery`: one blocking query, as Fabio
+    /// holds, however many services there are.
     pub fn new(discovery: Discovery) -> Self {
-        let router = PrefixRouter {
-            watches: Arc::default(),
+        PrefixRouter {
+            services: discovery.services(),
             http: reqwest::Client::builder()
                 .no_proxy()
                 .build()
                 .expect("HTTP client"),
-        };
-        let watches = router.watches.clone();
-        let mut catalog = discovery.catalog();
-        tokio::spawn(async move {
-            let mut services = catalog.current();
-            loop {
-                {
-                    let mut watches = watches.write().unwrap_or_else(|p| p.into_inner());
-                    let routed: Vec<&String> = services
-                        .iter()
-                        .filter(|(_, tags)| tags.iter().any(|t| t.starts_with(URLPREFIX)))
-                        .map(|(name, _)| name)
-                        .collect();
-                    watches.retain(|name, _| routed.contains(&name));
-                    for name in routed {
-                        watches
-                            .entry(name.clone())
-                            .or_insert_with(|| discovery.watch(name.as_str()).start());
-                    }
-                }
-                services = catalog.changed().await;
-            }
-        });
-        router
+        }
     }
 
     /// The routes and the instances behind each, most specific route first.
     pub fn table(&self) -> Vec<(Route, Endpoint)> {
-        let watches = self.watches.read().unwrap_or_else(|p| p.into_inner());
-        let mut table: Vec<(Route, Endpoint)> = watches
+        let mut table: Vec<(Route, Endpoint)> = self
+            .services
+            .current()
             .values()
-            .flat_map(|w| w.current().endpoints().to_vec())
+            .flat_map(|instances| instances.to_vec())
             .flat_map(|e| e.routes().into_iter().map(move |r| (r, e.clone())))
             .filter(|(r, _)| r.tcp_port.is_none())
             .collect();
