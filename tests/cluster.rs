@@ -35,6 +35,11 @@
 //!   once the link is back (`partition_heal_routable_ms`).
 //! - `cluster_sigterm_under_load`: SIGTERM to one instance under load through Fabio;
 //!   `sigterm_requests_failed_count` (asserted 0); after its exit the other serves everything.
+//! - `cluster_scale`: 1,000 services registered through the client agents
+//!   (`cluster_register_1000_ms`) until Fabio routes them all (`fabio_routes_1000_ms`); one
+//!   more route into Fabio's table of 1,000 (`fabio_route_update_p50_ms_1000`); 100 discovery
+//!   watches over both client agents, from a registration on the router host until each
+//!   shows it (`cluster_watch_propagation_p50_ms_100`, p99, max).
 //!
 //! The tests run one after another (a lock): each topology is seven Consul agents, Fabio and
 //! two instances, which is all two cores should carry at once. The figures go to
@@ -243,6 +248,12 @@ impl Drop for Helper {
 ///   each sending `GET url?r=<run>&n=<seq>` over keep-alive connections, pausing `pause_ms`
 ///   between requests, for `ms`; answers the counts and the first failures. A request fails
 ///   unless it is answered 200 `home page` within 5 s.
+/// - `{"op":"put_many","url":..,"bodies":[..]}`: `PUT url` with each body, 8 at a time;
+///   answers `{"ok":..,"failed":..,"errors":[..]}`.
+/// - `{"op":"watchers","url":..,"service":..,"count":..,"id":..,"timeout_ms":..}`: `count`
+///   discovery watches of `service` through the agent at `url`; answers `{"ready":..}` once
+///   every watch has Consul's first answer, then `{"seen_unix_ms":[..]}`: when each watch
+///   first showed the instance `id` (a watch that did not within the timeout is left out).
 ///
 /// Only addresses of the test's network and the namespace's own loopback may be asked.
 #[test]
@@ -282,6 +293,10 @@ fn cluster_netns_helper() {
             )
         } else if request["op"] == "load" {
             rt.block_on(load(&url, &request))
+        } else if request["op"] == "put_many" {
+            rt.block_on(put_many(&url, &request))
+        } else if request["op"] == "watchers" {
+            rt.block_on(watchers(&url, &request, &stdout))
         } else {
             json!({ "error": "unknown op" })
         };
@@ -289,6 +304,100 @@ fn cluster_netns_helper() {
         let _ = writeln!(out, "@@ {answer}");
         let _ = out.flush();
     }
+}
+
+/// The helper's `put_many` (see [`cluster_netns_helper`]).
+async fn put_many(url: &str, request: &Value) -> Value {
+    let bodies: Vec<Value> = request["bodies"].as_array().cloned().unwrap_or_default();
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let next = std::sync::Arc::new(AtomicUsize::new(0));
+    let bodies = std::sync::Arc::new(bodies);
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (http, next, bodies, url) =
+            (http.clone(), next.clone(), bodies.clone(), url.to_owned());
+        workers.spawn(async move {
+            let (mut ok, mut errors) = (0u64, Vec::new());
+            while let Some(body) = bodies.get(next.fetch_add(1, Ordering::Relaxed)) {
+                match http.put(&url).json(body).send().await {
+                    Ok(r) if r.status().is_success() => ok += 1,
+                    Ok(r) => errors.push(format!(
+                        "{} {}",
+                        r.status(),
+                        r.text().await.unwrap_or_default()
+                    )),
+                    Err(e) => errors.push(e.to_string()),
+                }
+            }
+            (ok, errors)
+        });
+    }
+    let (mut ok, mut errors) = (0, Vec::new());
+    while let Some(done) = workers.join_next().await {
+        let (o, e) = done.unwrap();
+        ok += o;
+        errors.extend(e);
+    }
+    let failed = errors.len();
+    errors.truncate(5);
+    json!({ "ok": ok, "failed": failed, "errors": errors })
+}
+
+/// The helper's `watchers` (see [`cluster_netns_helper`]); the first answer goes out on
+/// `stdout` itself.
+async fn watchers(url: &str, request: &Value, stdout: &std::io::Stdout) -> Value {
+    let service = request["service"].as_str().unwrap_or_default().to_owned();
+    let id = request["id"].as_str().unwrap_or_default().to_owned();
+    let count = request["count"].as_u64().unwrap_or(1);
+    let within = Duration::from_millis(request["timeout_ms"].as_u64().unwrap_or(30_000));
+    let client = discoverable::consul::Client::new(
+        discoverable::consul::Config::builder()
+            .address(url)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let discovery = discoverable::Discovery::new(client);
+    let watches: Vec<_> = (0..count)
+        .map(|_| discovery.watch(service.as_str()).start())
+        .collect();
+    let mut ready = 0;
+    for watch in &watches {
+        let mut watch = watch.clone();
+        if tokio::time::timeout(within, watch.wait_for(|s| s.is_known()))
+            .await
+            .is_ok()
+        {
+            ready += 1;
+        }
+    }
+    {
+        let mut out = stdout.lock();
+        let _ = writeln!(out, "@@ {}", json!({ "ready": ready }));
+        let _ = out.flush();
+    }
+    let mut seen = tokio::task::JoinSet::new();
+    for mut watch in watches {
+        let id = id.clone();
+        seen.spawn(async move {
+            tokio::time::timeout(
+                within,
+                watch.wait_for(|s| s.endpoints().iter().any(|e| e.id == id)),
+            )
+            .await
+            .ok()
+            .map(|_| unix_ms())
+        });
+    }
+    let mut at = Vec::new();
+    while let Some(done) = seen.join_next().await {
+        at.extend(done.unwrap());
+    }
+    json!({ "seen_unix_ms": at })
 }
 
 /// The helper's load loop (see [`cluster_netns_helper`]).
@@ -1101,4 +1210,167 @@ fn cluster_agent_restart_keeping_state() {
         dropped_after.unwrap_or_default()
     );
     record(&[("agent_restart_kept_state_routable_ms", json!(ms(routed)))]);
+}
+
+/// Fabio's routes whose source starts with `prefix` (`None` when its UI did not answer).
+fn fabio_routes(c: &mut Cluster, prefix: &str) -> Option<Vec<String>> {
+    let ui = c.fabio.ui_addr();
+    let routes = c.query.json(&format!("http://{ui}/api/routes"))?;
+    Some(
+        routes
+            .as_array()?
+            .iter()
+            .filter_map(|r| r["src"].as_str())
+            .filter(|src| src.starts_with(prefix))
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+/// A service registration for the agent API: one instance of its own service, routed by
+/// Fabio at `/<name>`, passing by a TTL check, at `authority` (an instance that answers).
+fn routed(name: &str, authority: &str) -> Value {
+    let (address, port) = authority.rsplit_once(':').unwrap();
+    json!({
+        "ID": name, "Name": name, "Address": address, "Port": port.parse::<u16>().unwrap(),
+        "Tags": [format!("urlprefix-/{name}")],
+        "Check": { "TTL": "10m", "Status": "passing" },
+    })
+}
+
+/// The cost at scale across hosts, each figure in `cluster.json`: 1,000 services registered
+/// through the two client agents (500 each) and how long until Fabio routes all of them; how
+/// long one more route takes to reach Fabio's table with 1,000 routes in it; and 100
+/// discovery watches spread over both client agents, timed from a registration made on a
+/// third host until each watch shows it.
+#[test]
+fn cluster_scale() {
+    let test = "cluster_scale";
+    let Some(mut c) = Cluster::up(test) else {
+        return;
+    };
+    const PER_HOST: usize = 500;
+    const WATCHERS_PER_HOST: u64 = 50;
+    let register = |host: &str| format!("{}/v1/agent/service/register", host);
+
+    // 1,000 services through the client agents, routed to the instance on each host.
+    let started = Instant::now();
+    for (i, (host, _)) in CLIENTS.iter().enumerate() {
+        let at = c
+            .app(host)
+            .dst
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let bodies: Vec<Value> = (0..PER_HOST)
+            .map(|n| routed(&format!("scale-{}", i * PER_HOST + n), &at))
+            .collect();
+        let url = register(&c.clients[host].url());
+        c.local(host)
+            .send(&json!({ "op": "put_many", "url": url, "bodies": bodies }));
+    }
+    for (host, _) in CLIENTS {
+        let done = c.local(host).recv(T);
+        assert_eq!(done["ok"], PER_HOST, "{host}'s registrations: {done}");
+    }
+    let registered = started.elapsed();
+    let all = CLIENTS.len() * PER_HOST;
+    wait(T, "Fabio routes every service", || {
+        fabio_routes(&mut c, "/scale-").filter(|r| r.len() == all)
+    })
+    .unwrap_or_else(|| c.fail(&format!("Fabio did not route all {all} services")));
+    let routed_all = started.elapsed();
+    eprintln!(
+        "{test}: {all} services registered through the client agents in {registered:.1?}, all routed by Fabio {routed_all:.1?} after the first"
+    );
+
+    // One more route, five times, with 1,000 in the table; registered through the router
+    // host's agent.
+    let router_agent = register(&c.clients[ROUTER.0].url());
+    let target = c
+        .app(CLIENTS[0].0)
+        .dst
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let mut updates = Vec::new();
+    for k in 0..5 {
+        let name = format!("extra-{k}");
+        let asked = Instant::now();
+        c.query.send(
+            &json!({ "op": "put_many", "url": router_agent, "bodies": [routed(&name, &target)] }),
+        );
+        assert_eq!(c.query.recv(T)["ok"], 1);
+        let src = format!("/{name}");
+        wait(T, "Fabio routes one more service", || {
+            fabio_routes(&mut c, &src).filter(|r| !r.is_empty())
+        })
+        .unwrap_or_else(|| c.fail(&format!("Fabio did not route {src}")));
+        updates.push(ms(asked.elapsed()));
+    }
+    updates.sort_unstable();
+    eprintln!("{test}: one more route reached Fabio's table of {all} in {updates:?} ms");
+
+    // 100 watches over both client agents; the change comes through the router host's agent.
+    for (host, _) in CLIENTS {
+        let url = c.clients[host].url();
+        c.local(host).send(&json!({
+            "op": "watchers", "url": url, "service": "watched", "count": WATCHERS_PER_HOST,
+            "id": "watched-1", "timeout_ms": 30_000,
+        }));
+    }
+    for (host, _) in CLIENTS {
+        let ready = c.local(host).recv(T);
+        assert_eq!(
+            ready["ready"], WATCHERS_PER_HOST,
+            "{host}'s watches: {ready}"
+        );
+    }
+    let changed_at = unix_ms();
+    let mut instance = routed("watched-1", &target);
+    instance["Name"] = json!("watched");
+    c.query
+        .send(&json!({ "op": "put_many", "url": router_agent, "bodies": [instance] }));
+    assert_eq!(c.query.recv(T)["ok"], 1);
+    let mut propagation: Vec<u64> = Vec::new();
+    for (host, _) in CLIENTS {
+        let seen = c.local(host).recv(T);
+        let at = seen["seen_unix_ms"].as_array().cloned().unwrap_or_default();
+        assert_eq!(
+            at.len() as u64,
+            WATCHERS_PER_HOST,
+            "{host}'s watches saw it: {seen}"
+        );
+        propagation.extend(
+            at.iter()
+                .filter_map(Value::as_u64)
+                .map(|t| t.saturating_sub(changed_at)),
+        );
+    }
+    propagation.sort_unstable();
+    let pct = |p: usize| propagation[(propagation.len() - 1) * p / 100];
+    eprintln!(
+        "{test}: a registration reached {} watches on two client agents: p50 {} ms, p99 {} ms, max {} ms",
+        propagation.len(),
+        pct(50),
+        pct(99),
+        pct(100)
+    );
+    record(&[
+        ("cluster_services_registered_count", json!(all)),
+        ("cluster_register_1000_ms", json!(ms(registered))),
+        ("fabio_routes_1000_ms", json!(ms(routed_all))),
+        (
+            "fabio_route_update_p50_ms_1000",
+            json!(updates[updates.len() / 2]),
+        ),
+        (
+            "fabio_route_update_max_ms_1000",
+            json!(updates[updates.len() - 1]),
+        ),
+        ("cluster_watchers_count", json!(propagation.len())),
+        ("cluster_watch_propagation_p50_ms_100", json!(pct(50))),
+        ("cluster_watch_propagation_p99_ms_100", json!(pct(99))),
+        ("cluster_watch_propagation_max_ms_100", json!(pct(100))),
+    ]);
 }
