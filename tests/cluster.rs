@@ -40,9 +40,13 @@
 //!   more route into Fabio's table of 1,000 (`fabio_route_update_p50_ms_1000`); 100 discovery
 //!   watches over both client agents, from a registration on the router host until each
 //!   shows it (`cluster_watch_propagation_p50_ms_100`, p99, max).
+//! - `cluster_rolling_restart_of_100`: 100 instances over both client hosts restarted in ten
+//!   rounds under load through Fabio (new ones routed first, then SIGTERM to old ones);
+//!   `cluster_rolling_restart_100_failed_count` (asserted 0).
 //!
 //! The tests run one after another (a lock): each topology is seven Consul agents, Fabio and
-//! two instances, which is all two cores should carry at once. The figures go to
+//! two instances (a hundred in the rolling restart), which is all two cores should carry at
+//! once. The figures go to
 //! `target/bench-results/cluster.json`.
 //!
 //! Needs root, iproute2 (`ip`) and the real peers (Go); without them the tests print why and
@@ -492,6 +496,25 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Starts a `cool_app` instance on client host `host`, registering with that host's agent,
+/// and waits until it listens.
+fn start_app(net: &Net, clients: &BTreeMap<&'static str, Consul>, host: &'static str) -> App {
+    let octet = CLIENTS.iter().find(|(h, _)| *h == host).unwrap().1;
+    let mut cmd = net.exec(host, &binary("example", "cool_app"));
+    cmd.env("BIND_ADDR", "0.0.0.0:0")
+        .env("CONSUL_HTTP_ADDR", clients[host].url())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1");
+    let proc = spawn(&format!("cool_app on {host}"), cmd);
+    let bound = proc.wait_line("listening on ", T);
+    let port = bound.rsplit(':').next().unwrap();
+    App {
+        host,
+        proc,
+        dst: format!("http://{}:{port}/", addr(octet)),
+    }
+}
+
 impl Cluster {
     /// Forms the whole topology and waits until Fabio routes both instances; `None` (after
     /// printing why) where it cannot run.
@@ -510,7 +533,8 @@ impl Cluster {
                 );
             }
         };
-        let app_binary = binary("example", "cool_app");
+        // Built before the cluster starts.
+        binary("example", "cool_app");
         let join: Vec<String> = SERVERS
             .iter()
             .map(|(_, o)| SocketAddr::new(addr(*o), SERF_LAN).to_string())
@@ -624,21 +648,7 @@ impl Cluster {
 
         let apps = CLIENTS
             .iter()
-            .map(|(host, octet)| {
-                let mut cmd = net.exec(host, &app_binary);
-                cmd.env("BIND_ADDR", "0.0.0.0:0")
-                    .env("CONSUL_HTTP_ADDR", clients[host].url())
-                    .env("RUST_LOG", "info")
-                    .env("NO_COLOR", "1");
-                let proc = spawn(&format!("cool_app on {host}"), cmd);
-                let bound = proc.wait_line("listening on ", T);
-                let port = bound.rsplit(':').next().unwrap();
-                App {
-                    host,
-                    proc,
-                    dst: format!("http://{}:{port}/", addr(*octet)),
-                }
-            })
+            .map(|(host, _)| start_app(&net, &clients, host))
             .collect();
         let mut cluster = Cluster {
             query,
@@ -1373,4 +1383,69 @@ fn cluster_scale() {
         ("cluster_watch_propagation_p99_ms_100", json!(pct(99))),
         ("cluster_watch_propagation_max_ms_100", json!(pct(100))),
     ]);
+}
+
+/// One rolling restart of 100 instances across both client hosts, under load through Fabio:
+/// ten rounds, each starting ten new instances, waiting until Fabio routes them, then sending
+/// SIGTERM to ten old ones. No request fails (`cluster_rolling_restart_100_failed_count`).
+#[test]
+fn cluster_rolling_restart_of_100() {
+    let test = "cluster_rolling_restart_of_100";
+    let Some(mut c) = Cluster::up(test) else {
+        return;
+    };
+    const INSTANCES: usize = 100;
+    const ROUND: usize = 10;
+    let hosts = || CLIENTS.iter().map(|(h, _)| *h).cycle();
+    for host in hosts().take(INSTANCES - c.apps.len()) {
+        let app = start_app(&c.net, &c.clients, host);
+        c.apps.push(app);
+    }
+    let all = c.dsts_of_apps();
+    c.wait_routes(T, "Fabio routes every instance", |d| d == all)
+        .unwrap_or_else(|| c.fail("Fabio did not route all 100 instances"));
+
+    let span = Duration::from_secs(20);
+    c.start_load(7, span);
+    let started = Instant::now();
+    let mut old = std::mem::take(&mut c.apps);
+    for round in old.chunks(ROUND) {
+        let new: Vec<App> = hosts()
+            .take(round.len())
+            .map(|host| start_app(&c.net, &c.clients, host))
+            .collect();
+        let wanted: Vec<String> = new.iter().map(|a| a.dst.clone()).collect();
+        c.wait_routes(T, "Fabio routes the new instances", |d| {
+            wanted.iter().all(|w| d.contains(w))
+        })
+        .unwrap_or_else(|| c.fail("Fabio did not route the new instances"));
+        c.apps.extend(new);
+        for app in round {
+            app.proc.signal("TERM");
+        }
+    }
+    for app in &mut old {
+        assert_eq!(app.proc.wait_exit(T), Some(0), "{} exits cleanly", app.dst);
+    }
+    let restarted = started.elapsed();
+    let all = c.dsts_of_apps();
+    c.wait_routes(T, "Fabio routes only the new instances", |d| d == all)
+        .unwrap_or_else(|| c.fail("Fabio still routes stopped instances"));
+    assert!(
+        restarted < span,
+        "the rolling restart ({restarted:.1?}) ended within the load's {span:?}"
+    );
+    let result = c.load_result(span + Duration::from_secs(20));
+    let failed = result["failed"].as_u64().unwrap();
+    let ok = result["ok"].as_u64().unwrap();
+    eprintln!("{test}: {INSTANCES} instances restarted in {restarted:.1?} under load: {result}");
+    record(&[
+        ("cluster_rolling_restart_100_ms", json!(ms(restarted))),
+        ("cluster_rolling_restart_100_ok_count", json!(ok)),
+        ("cluster_rolling_restart_100_failed_count", json!(failed)),
+    ]);
+    assert_eq!(
+        failed, 0,
+        "requests failed across the rolling restart: {result}"
+    );
 }
