@@ -51,8 +51,8 @@ pub use discoverable_macros::discoverable;
 pub use discoverable_runtime::optional::*;
 pub use discoverable_runtime::{
     DEFAULT_DEREGISTER_TIMEOUT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_GRACE_PERIOD, DEFAULT_RETRY_MAX,
-    DEFAULT_RETRY_MIN, Discovery, DiscoveryLayer, Error, Health, HealthReport, Instance, Serve,
-    ServeListener, Service, ServiceBuilder, consul, discovery, layer, serve,
+    DEFAULT_RETRY_MIN, Discovery, DiscoveryLayer, Error, Health, HealthReport, InFlight, Instance,
+    Serve, ServeListener, Service, ServiceBuilder, consul, discovery, layer, serve,
 };
 
 /// Items the `#[discoverable]` attribute's expansion calls. Not public API: no stability

@@ -46,9 +46,8 @@ pub(crate) struct Shared {
     registered: AtomicBool,
     /// Taken by the serve call that runs this instance: one instance, one serve call.
     claimed: AtomicBool,
-    /// Every request in flight holds a clone of this token; the clones beyond this one are
-    /// the count. One atomic operation when a request starts and one when it ends.
-    in_flight: Arc<()>,
+    /// The requests in flight, and the app's own work counted with them.
+    in_flight: Arc<Counter>,
     shutdown: watch::Sender<bool>,
     /// Turns true when shutdown begins; [`Instance::shutting_down`] waits on it.
     began: watch::Sender<bool>,
@@ -65,7 +64,7 @@ impl Instance {
                 shutting_down: AtomicBool::new(false),
                 registered: AtomicBool::new(false),
                 claimed: AtomicBool::new(false),
-                in_flight: Arc::new(()),
+                in_flight: Arc::default(),
                 shutdown: watch::channel(false).0,
                 began: watch::channel(false).0,
             }),
@@ -169,10 +168,60 @@ impl Instance {
     /// Requests in flight (the health route not counted): each from the moment it reaches
     /// the app until its response is ready, or, when the response's body streams (server-sent
     /// events, a file, a gRPC stream), until that body has ended or was dropped. A WebSocket
-    /// counts until its `101` answer: the upgraded connection is the app's (its handler
-    /// awaits [`shutting_down`](Self::shutting_down) to close it).
+    /// counts until its `101` answer: the upgraded connection is the app's, counted while
+    /// its handler holds [`count_in_flight`](Self::count_in_flight) (and closed by the
+    /// handler when [`shutting_down`](Self::shutting_down) completes).
     pub fn in_flight(&self) -> usize {
-        Arc::strong_count(&self.shared.in_flight) - 1
+        self.shared.in_flight.live.load(Ordering::Acquire)
+    }
+
+    /// Counts work of the app's own as a request in flight until the returned guard is
+    /// dropped: [`in_flight`](Self::in_flight) includes it, and `serve`'s drain waits for it
+    /// (within the drain's bound) as for a request.
+    ///
+    /// For what outlives its request: a WebSocket, whose connection is the handler's once the
+    /// `101` is sent, holds one for as long as the socket is open, so shutdown lets it close
+    /// instead of ending the process under it.
+    ///
+    /// ```
+    /// use axum::{Router, extract::{State, WebSocketUpgrade}, response::Response, routing::get};
+    /// use discoverable::Instance;
+    ///
+    /// async fn echo(State(instance): State<Instance>, upgrade: WebSocketUpgrade) -> Response {
+    ///     let counted = instance.count_in_flight();
+    ///     upgrade.on_upgrade(move |mut socket| async move {
+    ///         let _counted = counted; // until the socket closes
+    ///         while let Some(Ok(message)) = socket.recv().await {
+    ///             if socket.send(message).await.is_err() {
+    ///                 break;
+    ///             }
+    ///         }
+    ///     })
+    /// }
+    ///
+    /// let instance = discoverable::Service::builder("echo").build()?.new_instance();
+    /// let app: Router = Router::new().route("/echo", get(echo)).with_state(instance);
+    /// # let _ = app;
+    /// # Ok::<(), discoverable::Error>(())
+    /// ```
+    #[must_use = "the work is counted until the guard is dropped"]
+    pub fn count_in_flight(&self) -> InFlight {
+        self.request_started()
+    }
+
+    /// Waits until nothing is in flight.
+    pub(crate) async fn idle(&self) {
+        let counter = &self.shared.in_flight;
+        loop {
+            let idle = counter.idle.notified();
+            tokio::pin!(idle);
+            // Registered before the count is read: a guard dropped in between still wakes it.
+            idle.as_mut().enable();
+            if counter.live.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            idle.await;
+        }
     }
 
     /// Starts a graceful shutdown, the same path SIGTERM takes: health 503, deregister, grace
@@ -234,6 +283,7 @@ impl Instance {
     }
 
     pub(crate) fn request_started(&self) -> InFlight {
+        self.shared.in_flight.live.fetch_add(1, Ordering::Relaxed);
         InFlight(self.shared.in_flight.clone())
     }
 }
@@ -284,8 +334,33 @@ impl fmt::Debug for Instance {
     }
 }
 
-/// Counts one request in flight until dropped.
-pub(crate) struct InFlight(#[allow(dead_code, reason = "held for its count")] Arc<()>);
+/// Counts one request (or the app's own work, [`Instance::count_in_flight`]) in flight
+/// until dropped.
+#[must_use = "the work is counted until the guard is dropped"]
+pub struct InFlight(Arc<Counter>);
+
+impl fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InFlight")
+            .field("in_flight", &self.0.live.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.0.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// What is in flight, and a wake-up for when nothing is.
+#[derive(Default)]
+struct Counter {
+    live: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
 
 /// How long health indicators may take, for a check that waits `check_timeout` for the
 /// health route's answer: four fifths of it, the rest left for the answer to travel.

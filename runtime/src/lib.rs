@@ -23,7 +23,7 @@ mod task;
 pub use discovery::Discovery;
 pub use error::Error;
 pub use health::{Health, HealthReport};
-pub use instance::Instance;
+pub use instance::{InFlight, Instance};
 pub use layer::DiscoveryLayer;
 pub use serve::{Serve, ServeListener, serve};
 pub use service::{Service, ServiceBuilder};

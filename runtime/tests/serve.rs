@@ -455,6 +455,79 @@ async fn a_websocket_closes_cleanly_when_shutdown_begins(kind: AgentKind) {
     returns_ok(served).await;
 }
 
+/// The drain waits for what the app counts in flight: a WebSocket whose handler holds
+/// `Instance::count_in_flight` while the socket is open (and ignores shutdown) keeps `serve`
+/// from returning after the listener closed, until the client closes it; then `serve` returns
+/// long before the drain's bound.
+async fn the_drain_waits_for_a_websocket_its_handler_counts(kind: AgentKind) {
+    use axum::extract::ws::{Message, WebSocketUpgrade};
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite;
+
+    let test = "the_drain_waits_for_a_websocket_its_handler_counts";
+    let Some((agent, client)) = agent(kind, test).await else {
+        return;
+    };
+    let service = builder(&agent)
+        .drain_timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let instance = service.new_instance();
+    let echo = {
+        let instance = instance.clone();
+        get(move |upgrade: WebSocketUpgrade| {
+            let counted = instance.count_in_flight();
+            async move {
+                upgrade.on_upgrade(move |mut socket| async move {
+                    let _counted = counted;
+                    while let Some(Ok(message)) = socket.recv().await {
+                        if let Message::Text(text) = message {
+                            if socket.send(Message::Text(text)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                })
+            }
+        })
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = app().route("/echo", echo);
+    let served =
+        tokio::spawn(discoverable_runtime::serve(instance.clone(), listener, app).into_future());
+    until(T, "registered", || registered(&client, instance.id())).await;
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/echo"))
+        .await
+        .unwrap();
+    assert_eq!(instance.in_flight(), 1, "the handler counts the WebSocket");
+    instance.shutdown();
+    until(T, "the listener closed for the drain", || async {
+        tokio::net::TcpStream::connect(addr).await.is_err()
+    })
+    .await;
+    // Draining: the WebSocket still serves, and holds the drain.
+    socket
+        .send(tungstenite::Message::text("still here"))
+        .await
+        .unwrap();
+    let echoed = socket.next().await.expect("an echo").unwrap();
+    assert_eq!(echoed, tungstenite::Message::text("still here"));
+    assert!(
+        !served.is_finished(),
+        "serve returned while a counted WebSocket was still open"
+    );
+    let closing = Instant::now();
+    socket.close(None).await.unwrap();
+    returns_ok(served).await;
+    assert!(
+        closing.elapsed() < Duration::from_secs(5),
+        "serve returned {:?} after the WebSocket closed, not at the drain's 20 s bound",
+        closing.elapsed()
+    );
+    assert_eq!(instance.in_flight(), 0, "the WebSocket closed");
+}
+
 async fn registers_once_consul_comes_up_and_serves_meanwhile(kind: AgentKind) {
     let Some((mut agent, client)) =
         agent(kind, "registers_once_consul_comes_up_and_serves_meanwhile").await
@@ -815,6 +888,7 @@ discoverable_testkit::against_both_agents!(
     a_panic_next_to_serve_still_deregisters,
     a_stream_ends_cleanly_with_a_last_event_when_shutdown_begins,
     a_websocket_closes_cleanly_when_shutdown_begins,
+    the_drain_waits_for_a_websocket_its_handler_counts,
 );
 
 /// An agent of `kind` and a client for it on a multi-threaded runtime of their own, beside

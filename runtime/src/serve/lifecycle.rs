@@ -225,14 +225,21 @@ fn server_ended(ended: Result<io::Result<()>, tokio::task::JoinError>) -> Result
 }
 
 /// The last step of shutdown, once the server was told to close: in-flight requests finish
-/// within `bound`, then the rest are cut.
+/// within `bound`, then the rest are cut. The drain ends when the server has closed every
+/// connection and nothing is counted in flight (a WebSocket its handler counts is the app's
+/// once upgraded: the server no longer holds it).
 async fn drain(
     instance: &Instance,
     mut server: AbortOnDrop<io::Result<()>>,
     bound: Duration,
 ) -> Result<(), Error> {
     tracing::info!(in_flight = instance.in_flight(), "draining");
-    match tokio::time::timeout(bound, &mut server).await {
+    let drained = async {
+        let closed = (&mut server).await;
+        instance.idle().await;
+        closed
+    };
+    match tokio::time::timeout(bound, drained).await {
         Ok(Ok(result)) => result?,
         Ok(Err(join)) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
         Ok(Err(join)) => return Err(Error::Io(io::Error::other(join))),
