@@ -105,6 +105,13 @@ pub enum Consistency {
 
 impl Consistency {
     /// The query parameter this mode sends: `stale`, `cached`, or none.
+    ///
+    /// ```
+    /// use discoverable::consul::Consistency;
+    ///
+    /// assert_eq!(Consistency::Stale.param(), Some("stale"));
+    /// assert_eq!(Consistency::Default.param(), None);
+    /// ```
     pub fn param(self) -> Option<&'static str> {
         match self {
             Consistency::Default => None,
