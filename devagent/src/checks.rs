@@ -174,7 +174,7 @@ async fn run_periodic(store: Arc<Store>, id: String, generation: u64, def: Check
         .max(MIN_INTERVAL);
     let timeout = def.timeout.positive().unwrap_or(DEFAULT_TIMEOUT);
     let client = match kind {
-        Kind::Http => http_client(&def, timeout),
+        Kind::Http => http_client(&def),
         Kind::Grpc => grpc_client(&def, timeout),
         Kind::Tcp => Ok(None),
     };
@@ -252,7 +252,25 @@ impl Thresholds {
     }
 }
 
-fn http_client(def: &CheckDef, timeout: Duration) -> Result<Option<reqwest::Client>, String> {
+/// The HTTP checks' clients, one per combination of what a client fixes (redirects followed,
+/// certificates verified, the system's roots loaded), shared by every check with it. A
+/// client loads the system's root certificates when it is built: tens of milliseconds and
+/// about 100 KiB each, which a client per check cost every registration and every
+/// registered instance. Each request carries its check's timeout, and no connection is kept
+/// between runs (Consul's HTTP checks disable keep-alive).
+static HTTP_CLIENTS: Mutex<Vec<(HttpClientKey, reqwest::Client)>> = Mutex::new(Vec::new());
+
+/// Redirects disabled, certificates not verified, no roots needed.
+type HttpClientKey = (bool, bool, bool);
+
+fn http_client(def: &CheckDef) -> Result<Option<reqwest::Client>, String> {
+    // Plain HTTP that cannot be redirected to HTTPS verifies nothing: no roots to load.
+    let no_roots = def.http.starts_with("http://") && def.disable_redirects;
+    let key = (def.disable_redirects, def.tls_skip_verify, no_roots);
+    let mut clients = HTTP_CLIENTS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, client)) = clients.iter().find(|(k, _)| *k == key) {
+        return Ok(Some(client.clone()));
+    }
     let redirects = if def.disable_redirects {
         reqwest::redirect::Policy::none()
     } else {
@@ -260,18 +278,16 @@ fn http_client(def: &CheckDef, timeout: Duration) -> Result<Option<reqwest::Clie
     };
     let mut builder = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
-        .timeout(timeout)
         .redirect(redirects)
         .tls_danger_accept_invalid_certs(def.tls_skip_verify);
-    if def.http.starts_with("http://") && def.disable_redirects {
-        // Plain HTTP that cannot be redirected to HTTPS verifies nothing: skip loading the
-        // system's roots, which costs tens of milliseconds per registration.
+    if no_roots {
         builder = builder.tls_certs_only(Vec::new());
     }
-    builder
+    let client = builder
         .build()
-        .map(Some)
-        .map_err(|e| format!("building the HTTP client failed: {e}"))
+        .map_err(|e| format!("building the HTTP client failed: {e}"))?;
+    clients.push((key, client.clone()));
+    Ok(Some(client))
 }
 
 /// The client of a gRPC check: HTTP/2, with prior knowledge unless `GRPCUseTLS` (then
@@ -469,7 +485,11 @@ async fn http_once(client: &reqwest::Client, def: &CheckDef) -> (Status, String)
             headers.append(name.clone(), value);
         }
     }
-    let mut req = client.request(m, &def.http).headers(headers);
+    let timeout = def.timeout.positive().unwrap_or(DEFAULT_TIMEOUT);
+    let mut req = client
+        .request(m, &def.http)
+        .headers(headers)
+        .timeout(timeout);
     if !def.body.is_empty() {
         req = req.body(def.body.clone());
     }
@@ -713,6 +733,52 @@ mod tests {
         let mut t = Thresholds::new(&CheckDef::default());
         assert_eq!(t.observe(Status::Critical), Some(Status::Critical));
         assert_eq!(t.observe(Status::Warning), Some(Status::Warning));
+    }
+
+    #[tokio::test]
+    async fn checks_sharing_a_client_keep_their_own_timeouts() {
+        let app = axum::Router::new().route(
+            "/slow",
+            axum::routing::get(|| async {
+                tokio::time::sleep(Duration::from_millis(600)).await;
+                "ok"
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/slow", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let def = |timeout_ms: u64| CheckDef {
+            http: url.clone(),
+            timeout: crate::decode::GoDuration(timeout_ms as i64 * 1_000_000),
+            ..CheckDef::default()
+        };
+        let (short, long) = (def(100), def(5000));
+        let client = http_client(&short).unwrap().unwrap();
+        assert_eq!(
+            HTTP_CLIENTS
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(k, _)| *k == (false, false, false))
+                .count(),
+            1
+        );
+        http_client(&long).unwrap().unwrap();
+        assert_eq!(
+            HTTP_CLIENTS
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(k, _)| *k == (false, false, false))
+                .count(),
+            1,
+            "the same settings share one client"
+        );
+        let (status, output) = http_once(&client, &short).await;
+        assert_eq!(status, Status::Critical, "{output}");
+        assert!(output.contains("Client.Timeout exceeded"), "{output}");
+        let (status, output) = http_once(&client, &long).await;
+        assert_eq!(status, Status::Passing, "{output}");
     }
 
     #[test]

@@ -497,7 +497,14 @@ impl State {
     }
 
     /// Sets a check's status and output; with `generation`, only if the check is still that
-    /// registration. Raises the index only if something changed. Returns whether it did.
+    /// registration. Raises the index only if the status changed, and returns whether it did.
+    ///
+    /// A new output under the same status is kept (reads show it) without raising the index,
+    /// as in Consul: its agent syncs a change of output alone to the catalog only every
+    /// `check_update_interval` (5 min), so no blocking query wakes for it. Otherwise the first
+    /// run of every check registered passing (its output set for the first time) would wake
+    /// every waiting query: a thousand instances, each with a waiting query on its own
+    /// registration, cost a million wake-ups in their first check interval.
     pub(crate) fn set_check(
         &mut self,
         id: &str,
@@ -508,9 +515,13 @@ impl State {
         let Some(check) = self.checks.get_mut(id) else {
             return false;
         };
-        if generation.is_some_and(|g| g != check.generation)
-            || (check.status == status && check.output == output)
-        {
+        if generation.is_some_and(|g| g != check.generation) {
+            return false;
+        }
+        if check.status == status {
+            if check.output != output {
+                check.output = output.to_owned();
+            }
             return false;
         }
         check.set_status(status);
@@ -848,8 +859,24 @@ mod tests {
         let index = st.index;
         assert!(!st.set_check("c", None, Status::Passing, "ok"));
         assert_eq!(st.index, index);
-        assert!(st.set_check("c", None, Status::Passing, "other output"));
+        assert!(st.set_check("c", None, Status::Warning, "ok"));
         assert!(st.index > index);
+    }
+
+    #[test]
+    fn a_new_output_under_the_same_status_is_kept_without_raising_the_index() {
+        // Consul syncs a change of output alone only every `check_update_interval`: a
+        // blocking query does not wake for it, and `/v1/agent/checks` shows it at once.
+        let mut st = State::new(0);
+        st.add_service(service("a", "web"), vec![check("c", "a", None)], false);
+        assert!(st.set_check("c", None, Status::Passing, "ok"));
+        let (index, modify) = (st.index, st.checks["c"].modify_index);
+        assert!(!st.set_check("c", None, Status::Passing, "other output"));
+        assert_eq!((st.index, st.checks["c"].modify_index), (index, modify));
+        assert_eq!(st.checks["c"].output, "other output");
+        assert!(st.set_check("c", None, Status::Critical, "down"));
+        assert!(st.index > index);
+        assert_eq!(st.checks["c"].output, "down");
     }
 
     #[test]

@@ -295,3 +295,34 @@ async fn agent_service_blocks_on_its_hash() {
     assert_ne!(resp.headers()["x-consul-contenthash"], hash.as_str());
     assert_eq!(resp.json::<Value>().await.unwrap()["Port"], 2);
 }
+
+#[tokio::test]
+async fn agent_service_hash_query_waits_through_other_services_changes() {
+    let env = start().await;
+    env.register(json!({"Name": "web", "Port": 1})).await;
+    let resp = env.get("/v1/agent/service/web").await;
+    let hash = resp.headers()["x-consul-contenthash"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let url = format!("{}/v1/agent/service/web?hash={hash}&wait=30s", env.url);
+    let http = env.http.clone();
+    let waiting = tokio::spawn(async move { http.get(url).send().await.unwrap() });
+    parked(&env, 1).await;
+    // Other services come and go, and web is registered again unchanged: each wakes the
+    // query, which finds its answer as it was and waits on.
+    for port in 2..12 {
+        env.register(json!({"ID": format!("api-{port}"), "Name": "api", "Port": port}))
+            .await;
+    }
+    env.register(json!({"Name": "web", "Port": 1})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "answered without a change to web");
+    env.register(json!({"Name": "web", "Port": 2})).await;
+    let resp = tokio::time::timeout(Duration::from_secs(3), waiting)
+        .await
+        .expect("woken by web's change")
+        .unwrap();
+    assert_ne!(resp.headers()["x-consul-contenthash"], hash.as_str());
+    assert_eq!(resp.json::<Value>().await.unwrap()["Port"], 2);
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::{Router, extract::Query, http::HeaderMap, routing::get};
 use discoverable_runtime::consul::{
-    self, CheckDefinition, CheckStatus, Client, HealthQuery, Registration,
+    self, CheckDefinition, CheckStatus, Client, Consistency, HealthQuery, Registration,
 };
 use discoverable_runtime::discovery::{Balanced, InstanceSet};
 use discoverable_runtime::{Discovery, Health};
@@ -769,7 +769,45 @@ async fn balanced_says_consul_cannot_be_reached_before_any_answer() {
     assert!(!shown.contains("is registered"), "{shown}");
 }
 
+/// A watch asked for any consistency mode (`?stale`, `?cached`, or neither) sees a
+/// registration and a deregistration. The dev agent answers the three alike; a real Consul
+/// answers `?cached` from its agent cache.
+async fn a_watch_in_every_consistency_mode_sees_a_registration(kind: AgentKind) {
+    let test = "a_watch_in_every_consistency_mode_sees_a_registration";
+    let Some((_agent, client)) = agent(kind, test).await else {
+        return;
+    };
+    let discovery = Discovery::new(client.clone());
+    for (i, mode) in [
+        Consistency::Default,
+        Consistency::Stale,
+        Consistency::Cached,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut watch = discovery
+            .watch("web")
+            .consistency(mode)
+            .wait(Duration::from_secs(5))
+            .start();
+        let first = within("first answer", watch.wait_for(|s| s.is_known())).await;
+        assert!(first.is_empty(), "{mode:?}: {first:?}");
+        let id = format!("web-{i}");
+        client
+            .register(&registration(&id, 1001, CheckStatus::Passing, &[]))
+            .await
+            .unwrap();
+        let set = within("the registration", watch.wait_for(|s| s.len() == 1)).await;
+        assert_eq!(ids(&set), [id.as_str()], "{mode:?}");
+        client.deregister(&id).await.unwrap();
+        within("the deregistration", watch.wait_for(|s| s.is_empty())).await;
+        assert!(!watch.current().is_stale(), "{mode:?}");
+    }
+}
+
 discoverable_testkit::against_both_agents!(
+    a_watch_in_every_consistency_mode_sees_a_registration,
     balanced_waits_for_the_watchs_first_answer,
     balanced_errors_name_the_instance_not_consul,
     a_refused_query_is_reported_as_refused_not_as_consul_unreachable,

@@ -380,9 +380,19 @@ pub(super) async fn service(agent: &Agent, req: &Req) -> Answer {
         view.content_hash = Some(content_hash(&view));
         Ok(view)
     };
+    // The answer depends on the service's definition alone, which changes only with its
+    // indexes (or the agent's generation, after a restart that lost its state).
+    let version = |st: &State| {
+        let service = st.services.get(id);
+        (
+            st.generation,
+            service.map(|s| (s.create_index, s.modify_index)),
+        )
+    };
     let wanted = read.params.hash.as_str();
     let mut changes = agent.store.subscribe();
-    let mut view = agent.store.read(lookup)?;
+    let (mut seen, found) = agent.store.read(|st| (version(st), lookup(st)));
+    let mut view = found?;
     if !wanted.is_empty() {
         let deadline = tokio::time::Instant::now() + jittered(read.params.wait);
         while view.content_hash.as_deref() == Some(wanted) {
@@ -390,7 +400,18 @@ pub(super) async fn service(agent: &Agent, req: &Req) -> Answer {
                 changed = changes.changed() => if changed.is_err() { break },
                 _ = tokio::time::sleep_until(deadline) => break,
             }
-            view = agent.store.read(lookup)?;
+            // Every change wakes every waiting query. One about another service leaves this
+            // answer as it was: no view built and hashed again for it, so that a thousand
+            // instances, each waiting on its own registration, do not cost a thousand views
+            // per registration.
+            let next = agent.store.read(|st| {
+                let now = version(st);
+                (now != seen).then(|| (now, lookup(st)))
+            });
+            if let Some((now, found)) = next {
+                seen = now;
+                view = found?;
+            }
         }
     }
     let hash = view.content_hash.clone().unwrap_or_default();

@@ -790,6 +790,10 @@ fn read_params(q: &QueryOptions, params: &mut Vec<(&'static str, String)>) -> Bo
     if let Some(w) = q.wait {
         params.push(("wait", wait_param(w)));
     }
+    if let Some(mode) = q.consistency.param() {
+        // Consul reads only whether the parameter is present, as Go's api sends it.
+        params.push((mode, String::new()));
+    }
     if index.is_some() {
         Bound::Blocking(q.wait)
     } else {
@@ -837,6 +841,7 @@ impl reqwest::dns::Resolve for ServerNameResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::consul::Consistency;
 
     #[test]
     fn consul_wait_param_in_milliseconds() {
@@ -919,6 +924,7 @@ mod tests {
                 filter: Some("x".into()),
                 index: Some(0),
                 wait: Some(Duration::from_secs(1)),
+                consistency: Consistency::Default,
             },
             &mut p,
         );
@@ -942,6 +948,29 @@ mod tests {
         );
         assert_eq!(p, vec![("index", "12".to_owned())]);
         assert!(matches!(b, Bound::Blocking(None)));
+
+        for (mode, param) in [
+            (Consistency::Stale, "stale"),
+            (Consistency::Cached, "cached"),
+        ] {
+            let mut p = Vec::new();
+            let b = read_params(
+                &QueryOptions {
+                    consistency: mode,
+                    ..QueryOptions::blocking(12, Duration::from_secs(1))
+                },
+                &mut p,
+            );
+            assert_eq!(
+                p,
+                vec![
+                    ("index", "12".to_owned()),
+                    ("wait", "1000ms".to_owned()),
+                    (param, String::new())
+                ]
+            );
+            assert!(matches!(b, Bound::Blocking(Some(_))));
+        }
     }
 
     #[test]

@@ -668,6 +668,7 @@ async fn consul_fault_requests_carry_token_scope_and_parameters() {
                     filter: Some("Service.Meta.v == \"2\"".into()),
                     index: Some(17),
                     wait: Some(Duration::from_secs(1)),
+                    consistency: Consistency::Stale,
                 },
             },
         )
@@ -709,7 +710,7 @@ async fn consul_fault_requests_carry_token_scope_and_parameters() {
             "PUT /v1/agent/check/pass/service:web-1?note=all+good&ns=team-a&partition=part-1",
             "PUT /v1/agent/check/warn/service:web-1?note=&ns=team-a&partition=part-1",
             "PUT /v1/agent/check/fail/service:web-1?note=down&ns=team-a&partition=part-1",
-            "GET /v1/health/service/web?passing=1&tag=a&tag=b+c&dc=dc2&filter=Service.Meta.v+%3D%3D+%222%22&index=17&wait=1000ms&ns=team-a&partition=part-1",
+            "GET /v1/health/service/web?passing=1&tag=a&tag=b+c&dc=dc2&filter=Service.Meta.v+%3D%3D+%222%22&index=17&wait=1000ms&stale=&ns=team-a&partition=part-1",
             "GET /v1/health/state/critical?ns=team-a&partition=part-1",
             "GET /v1/catalog/services?ns=team-a&partition=part-1",
             "GET /v1/health/service/web?ns=team-a&partition=part-1",

@@ -54,7 +54,7 @@ pub use client::Client;
 pub(crate) use config::parse_go_bool;
 pub use config::{Config, ConfigBuilder, DEFAULT_ADDRESS, DEFAULT_REQUEST_TIMEOUT, Token};
 pub use types::{
-    AgentMember, AgentSelf, AgentService, CheckDefinition, CheckStatus, DEFAULT_WAIT, Hashed,
-    HealthCheck, HealthCheckDefinition, HealthQuery, HealthState, Indexed, MAX_WAIT, Node,
+    AgentMember, AgentSelf, AgentService, CheckDefinition, CheckStatus, Consistency, DEFAULT_WAIT,
+    Hashed, HealthCheck, HealthCheckDefinition, HealthQuery, HealthState, Indexed, MAX_WAIT, Node,
     QueryOptions, Registration, ServiceAddress, ServiceEntry, Weights, next_index,
 };

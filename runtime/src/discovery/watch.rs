@@ -13,7 +13,7 @@ use tracing::instrument::WithSubscriber as _;
 
 use super::blocking::{Blocking, Step};
 use super::route::Route;
-use crate::consul::{self, Client, HealthQuery, QueryOptions, ServiceEntry};
+use crate::consul::{self, Client, Consistency, HealthQuery, QueryOptions, ServiceEntry};
 use crate::error::Error;
 use crate::health::Health;
 
@@ -105,6 +105,28 @@ impl WatchBuilder {
     /// A Consul filter expression, e.g. `Service.Meta.version == "2"`.
     pub fn filter(mut self, filter: impl Into<String>) -> Self {
         self.query.options.filter = Some(filter.into());
+        self
+    }
+
+    /// Who answers the watch's queries (default [`Consistency::Default`]: the leader, through
+    /// the agent and a server). [`Consistency::Stale`] lets any server answer from its copy;
+    /// [`Consistency::Cached`] lets the local agent answer from its cache, so that many
+    /// watches of the same service cost the servers one query.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), discoverable::Error> {
+    /// use discoverable::Discovery;
+    /// use discoverable::consul::Consistency;
+    ///
+    /// let discovery = Discovery::from_env()?;
+    /// let mut watch = discovery.watch("cool_app").consistency(Consistency::Stale).start();
+    /// let set = watch.changed().await;
+    /// println!("{} instances", set.endpoints().len());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn consistency(mut self, consistency: Consistency) -> Self {
+        self.query.options.consistency = consistency;
         self
     }
 

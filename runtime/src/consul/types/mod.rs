@@ -23,7 +23,8 @@ mod requests;
 mod responses;
 
 pub use queries::{
-    DEFAULT_WAIT, Hashed, HealthQuery, HealthState, Indexed, MAX_WAIT, QueryOptions, next_index,
+    Consistency, DEFAULT_WAIT, Hashed, HealthQuery, HealthState, Indexed, MAX_WAIT, QueryOptions,
+    next_index,
 };
 pub(crate) use requests::CheckUpdate;
 pub use requests::{CheckDefinition, Registration};

@@ -70,6 +70,55 @@ pub struct QueryOptions {
     pub index: Option<u64>,
     /// How long a blocking read may wait (`?wait=`).
     pub wait: Option<Duration>,
+    /// Who may answer, and how fresh the answer must be (`?stale`, `?cached`).
+    pub consistency: Consistency,
+}
+
+/// Who answers a read, and how fresh its answer is: Consul's consistency modes
+/// (`api-docs/features/consistency`) and its agent cache (`api-docs/features/caching`).
+///
+/// A blocking read works in every mode: it returns when the answering side's copy changes.
+///
+/// ```
+/// use discoverable::consul::{Consistency, QueryOptions};
+///
+/// let mut options = QueryOptions::default();
+/// assert_eq!(options.consistency, Consistency::Default);
+/// options.consistency = Consistency::Stale; // sent as `?stale`
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Consistency {
+    /// No parameter: the agent forwards the read to a server, which forwards it to the
+    /// leader; the leader answers from its state without checking it is still the leader.
+    #[default]
+    Default,
+    /// `?stale`: the first server the agent reaches answers from its own copy, which may lag
+    /// the leader (`X-Consul-LastContact` says by how much). Reads go on without a leader and
+    /// spread over every server.
+    Stale,
+    /// `?cached`: the local agent answers from its own cache, which it keeps current with one
+    /// blocking query of its own per distinct read, however many clients ask; the answer
+    /// carries `X-Cache: HIT` or `MISS`. The cache's reads are stale ones.
+    Cached,
+}
+
+impl Consistency {
+    /// The query parameter this mode sends: `stale`, `cached`, or none.
+    ///
+    /// ```
+    /// use discoverable::consul::Consistency;
+    ///
+    /// assert_eq!(Consistency::Stale.param(), Some("stale"));
+    /// assert_eq!(Consistency::Default.param(), None);
+    /// ```
+    pub fn param(self) -> Option<&'static str> {
+        match self {
+            Consistency::Default => None,
+            Consistency::Stale => Some("stale"),
+            Consistency::Cached => Some("cached"),
+        }
+    }
 }
 
 impl QueryOptions {
@@ -227,6 +276,7 @@ mod tests {
                 filter: None,
                 index: Some(9),
                 wait: Some(Duration::from_secs(3)),
+                consistency: Consistency::Default,
             }
         );
     }
