@@ -24,6 +24,9 @@
 //! - `cluster_leader_loss_under_load`: the leader server is killed (SIGKILL) under load
 //!   through Fabio; `leader_failover_ms` until both survivors name a new leader,
 //!   `leader_loss_requests_failed_count` (asserted 0); both instances stay passing and routed.
+//!   A discovery watch in each consistency mode on a client agent, sampled across the loss:
+//!   how long each was stale and how long it showed fewer instances
+//!   (`leader_loss_watch_<mode>_stale_ms`, `_missing_ms`).
 //! - `cluster_agent_restart_losing_state`: a client agent is killed and restarted with its
 //!   data directory removed; `agent_restart_reregistered_ms` until the runtime registered the
 //!   instance with it again (then the catalog and Fabio follow).
@@ -258,6 +261,10 @@ impl Drop for Helper {
 ///   discovery watches of `service` through the agent at `url`; answers `{"ready":..}` once
 ///   every watch has Consul's first answer, then `{"seen_unix_ms":[..]}`: when each watch
 ///   first showed the instance `id` (a watch that did not within the timeout is left out).
+/// - `{"op":"watch_modes","url":..,"service":..,"ms":..}`: a watch of `service` in each
+///   consistency mode through the agent at `url`; answers `{"ready":..}` once each has
+///   Consul's first answer, then, after `ms` sampled every 20 ms, per mode the time its set
+///   was stale and the time it showed fewer instances than at the start.
 ///
 /// Only addresses of the test's network and the namespace's own loopback may be asked.
 #[test]
@@ -301,6 +308,8 @@ fn cluster_netns_helper() {
             rt.block_on(put_many(&url, &request))
         } else if request["op"] == "watchers" {
             rt.block_on(watchers(&url, &request, &stdout))
+        } else if request["op"] == "watch_modes" {
+            rt.block_on(watch_modes(&url, &request, &stdout))
         } else {
             json!({ "error": "unknown op" })
         };
@@ -402,6 +411,61 @@ async fn watchers(url: &str, request: &Value, stdout: &std::io::Stdout) -> Value
         at.extend(done.unwrap());
     }
     json!({ "seen_unix_ms": at })
+}
+
+/// The helper's `watch_modes` (see [`cluster_netns_helper`]); the first answer goes out on
+/// `stdout` itself.
+async fn watch_modes(url: &str, request: &Value, stdout: &std::io::Stdout) -> Value {
+    use discoverable::consul::Consistency;
+    let service = request["service"].as_str().unwrap_or_default().to_owned();
+    let span = Duration::from_millis(request["ms"].as_u64().unwrap_or(5_000));
+    let client = discoverable::consul::Client::new(
+        discoverable::consul::Config::builder()
+            .address(url)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let discovery = discoverable::Discovery::new(client);
+    let modes = [
+        ("default", Consistency::Default),
+        ("stale", Consistency::Stale),
+        ("cached", Consistency::Cached),
+    ];
+    let mut watches = Vec::new();
+    for (name, mode) in modes {
+        let mut watch = discovery.watch(service.as_str()).consistency(mode).start();
+        let first = tokio::time::timeout(T, watch.wait_for(|s| s.is_known() && !s.is_empty()))
+            .await
+            .map(|set| set.len())
+            .unwrap_or(0);
+        watches.push((name, watch, first));
+    }
+    {
+        let mut out = stdout.lock();
+        let _ = writeln!(out, "@@ {}", json!({ "ready": watches.len() }));
+        let _ = out.flush();
+    }
+    let tick = Duration::from_millis(20);
+    let started = Instant::now();
+    let mut stale = [0u64; 3];
+    let mut missing = [0u64; 3];
+    while started.elapsed() < span {
+        for (i, (_, watch, first)) in watches.iter().enumerate() {
+            let set = watch.current();
+            stale[i] += u64::from(set.is_stale()) * ms(tick);
+            missing[i] += u64::from(set.len() < *first) * ms(tick);
+        }
+        tokio::time::sleep(tick).await;
+    }
+    let mut answer = serde_json::Map::new();
+    for (i, (name, _, first)) in watches.iter().enumerate() {
+        answer.insert(
+            (*name).to_owned(),
+            json!({ "instances": first, "stale_ms": stale[i], "missing_ms": missing[i] }),
+        );
+    }
+    Value::Object(answer)
 }
 
 /// The helper's load loop (see [`cluster_netns_helper`]).
@@ -958,6 +1022,13 @@ fn cluster_leader_loss_under_load() {
         (c.served(2).len() >= 300).then_some(())
     })
     .unwrap_or_else(|| c.fail("the load did not flow"));
+    // A watch of the instances in each consistency mode on a client agent, sampled across
+    // the loss.
+    let agent = c.clients[CLIENTS[0].0].url();
+    let watching = c.local(CLIENTS[0].0);
+    watching
+        .send(&json!({ "op": "watch_modes", "url": agent, "service": "cool_app", "ms": 8_000 }));
+    assert_eq!(watching.recv(T)["ready"], 3);
     let killed_unix_ms = unix_ms();
     let killed_at = Instant::now();
     c.servers[dead].kill();
@@ -988,12 +1059,41 @@ fn cluster_leader_loss_under_load() {
     let both = c.dsts_of_apps();
     assert_eq!(c.routes().as_deref(), Some(both.as_slice()));
 
+    let modes = c.local(CLIENTS[0].0).recv(T);
+    eprintln!("{test}: watches across the leader loss, per consistency mode: {modes}");
+    for mode in ["default", "stale", "cached"] {
+        assert_eq!(modes[mode]["instances"], 2, "{mode}: {modes}");
+    }
     let result = c.load_result(span + Duration::from_secs(20));
     let failed = result["failed"].as_u64().unwrap();
     eprintln!("{test}: load: {result}");
     record(&[
         ("leader_failover_ms", json!(ms(failover))),
         ("leader_loss_requests_failed_count", json!(failed)),
+        (
+            "leader_loss_watch_default_stale_ms",
+            modes["default"]["stale_ms"].clone(),
+        ),
+        (
+            "leader_loss_watch_stale_stale_ms",
+            modes["stale"]["stale_ms"].clone(),
+        ),
+        (
+            "leader_loss_watch_cached_stale_ms",
+            modes["cached"]["stale_ms"].clone(),
+        ),
+        (
+            "leader_loss_watch_default_missing_ms",
+            modes["default"]["missing_ms"].clone(),
+        ),
+        (
+            "leader_loss_watch_stale_missing_ms",
+            modes["stale"]["missing_ms"].clone(),
+        ),
+        (
+            "leader_loss_watch_cached_missing_ms",
+            modes["cached"]["missing_ms"].clone(),
+        ),
     ]);
     // Fabio keeps its routing table while its blocking queries fail for want of a leader,
     // and the instances, their agents and their checks never depend on the leader: no
