@@ -52,7 +52,12 @@ impl Discovery {
                 async move { client.catalog_services(&options).await }
             };
             blocking
-                .run(QueryOptions::default(), read, tx.closed(), |step| match step {
+                .run(
+                    QueryOptions {
+                        consistency: super::watch::WATCH_CONSISTENCY,
+                        ..QueryOptions::default()
+                    },
+                    read, tx.closed(), |step| match step {
                     Step::Fresh { value, .. } => {
                         failing = false;
                         let mut catalog: Catalog = value.into_iter().collect();

@@ -120,7 +120,15 @@ impl Discovery {
                 }
             };
             blocking
-                .run(QueryOptions::default(), read, tx.closed(), on)
+                .run(
+                    QueryOptions {
+                        consistency: super::watch::WATCH_CONSISTENCY,
+                        ..QueryOptions::default()
+                    },
+                    read,
+                    tx.closed(),
+                    on,
+                )
                 .await;
         };
         tokio::spawn(watch.with_subscriber(crate::log::dispatch()));

@@ -20,6 +20,12 @@ use crate::health::Health;
 /// How long one blocking query waits for a change before Consul answers anyway.
 const DEFAULT_WAIT: Duration = Duration::from_secs(60);
 
+/// Who answers the watches' queries unless a watch says otherwise: any server, from its own
+/// copy. Measured (README, Scale): on one server it costs and takes what asking the leader
+/// does; while a leader is lost it kept answering (stale for 0.16 s of a 2.8 s failover,
+/// where asking the leader failed for 2.9 s); and it spreads the reads over the servers.
+pub(crate) const WATCH_CONSISTENCY: Consistency = Consistency::Stale;
+
 /// Finds and watches the instances of services registered in Consul.
 ///
 /// ```no_run
@@ -62,7 +68,13 @@ impl Discovery {
         WatchBuilder {
             client: self.client.clone(),
             name: name.into(),
-            query: HealthQuery::default(),
+            query: HealthQuery {
+                options: QueryOptions {
+                    consistency: WATCH_CONSISTENCY,
+                    ..QueryOptions::default()
+                },
+                ..HealthQuery::default()
+            },
             wait: DEFAULT_WAIT,
             retry_min: crate::DEFAULT_RETRY_MIN,
             retry_max: crate::DEFAULT_RETRY_MAX,
@@ -108,10 +120,12 @@ impl WatchBuilder {
         self
     }
 
-    /// Who answers the watch's queries (default [`Consistency::Default`]: the leader, through
-    /// the agent and a server). [`Consistency::Stale`] lets any server answer from its copy;
-    /// [`Consistency::Cached`] lets the local agent answer from its cache, so that many
-    /// watches of the same service cost the servers one query.
+    /// Who answers the watch's queries. By default [`Consistency::Stale`]: any server, from
+    /// its copy, which may lag the leader by the replication delay (milliseconds in a healthy
+    /// cluster); the reads spread over the servers and go on while there is no leader.
+    /// [`Consistency::Default`] asks the leader (through the agent and a server), and fails
+    /// while there is none; [`Consistency::Cached`] lets the local agent answer from its
+    /// cache, so that many watches of the same service cost the servers one query.
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), discoverable::Error> {
@@ -119,7 +133,8 @@ impl WatchBuilder {
     /// use discoverable::consul::Consistency;
     ///
     /// let discovery = Discovery::from_env()?;
-    /// let mut watch = discovery.watch("cool_app").consistency(Consistency::Stale).start();
+    /// // Only the leader's answers, at the price of none while a new one is elected.
+    /// let mut watch = discovery.watch("cool_app").consistency(Consistency::Default).start();
     /// let set = watch.changed().await;
     /// println!("{} instances", set.endpoints().len());
     /// # Ok(())
