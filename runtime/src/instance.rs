@@ -46,8 +46,10 @@ pub(crate) struct Shared {
     registered: AtomicBool,
     /// Taken by the serve call that runs this instance: one instance, one serve call.
     claimed: AtomicBool,
-    /// The requests in flight, and the app's own work counted with them.
-    in_flight: Arc<Counter>,
+    /// Every request in flight, and the app's own work counted with them, holds a clone of
+    /// this token; the clones beyond this one are the count. One atomic operation when a
+    /// request starts and one when it ends.
+    in_flight: Arc<()>,
     shutdown: watch::Sender<bool>,
     /// Turns true when shutdown begins; [`Instance::shutting_down`] waits on it.
     began: watch::Sender<bool>,
@@ -64,7 +66,7 @@ impl Instance {
                 shutting_down: AtomicBool::new(false),
                 registered: AtomicBool::new(false),
                 claimed: AtomicBool::new(false),
-                in_flight: Arc::default(),
+                in_flight: Arc::new(()),
                 shutdown: watch::channel(false).0,
                 began: watch::channel(false).0,
             }),
@@ -172,7 +174,7 @@ impl Instance {
     /// its handler holds [`count_in_flight`](Self::count_in_flight) (and closed by the
     /// handler when [`shutting_down`](Self::shutting_down) completes).
     pub fn in_flight(&self) -> usize {
-        self.shared.in_flight.live.load(Ordering::Acquire)
+        Arc::strong_count(&self.shared.in_flight) - 1
     }
 
     /// Counts work of the app's own as a request in flight until the returned guard is
@@ -209,18 +211,11 @@ impl Instance {
         self.request_started()
     }
 
-    /// Waits until nothing is in flight.
+    /// Waits until nothing is in flight. Polled, every 10 ms: it runs only while `serve`
+    /// drains, and a count that wakes a waiter would cost every request its check.
     pub(crate) async fn idle(&self) {
-        let counter = &self.shared.in_flight;
-        loop {
-            let idle = counter.idle.notified();
-            tokio::pin!(idle);
-            // Registered before the count is read: a guard dropped in between still wakes it.
-            idle.as_mut().enable();
-            if counter.live.load(Ordering::Acquire) == 0 {
-                return;
-            }
-            idle.await;
+        while self.in_flight() > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
 
@@ -283,7 +278,6 @@ impl Instance {
     }
 
     pub(crate) fn request_started(&self) -> InFlight {
-        self.shared.in_flight.live.fetch_add(1, Ordering::Relaxed);
         InFlight(self.shared.in_flight.clone())
     }
 }
@@ -337,29 +331,14 @@ impl fmt::Debug for Instance {
 /// Counts one request (or the app's own work, [`Instance::count_in_flight`]) in flight
 /// until dropped.
 #[must_use = "the work is counted until the guard is dropped"]
-pub struct InFlight(Arc<Counter>);
+pub struct InFlight(#[allow(dead_code, reason = "held for its count")] Arc<()>);
 
 impl fmt::Debug for InFlight {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("InFlight")
-            .field("in_flight", &self.0.live.load(Ordering::Relaxed))
+            .field("in_flight", &(Arc::strong_count(&self.0) - 1))
             .finish()
     }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        if self.0.live.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.idle.notify_waiters();
-        }
-    }
-}
-
-/// What is in flight, and a wake-up for when nothing is.
-#[derive(Default)]
-struct Counter {
-    live: std::sync::atomic::AtomicUsize,
-    idle: tokio::sync::Notify,
 }
 
 /// How long health indicators may take, for a check that waits `check_timeout` for the
