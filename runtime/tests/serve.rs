@@ -293,6 +293,33 @@ impl futures_core::Stream for Chunks {
     }
 }
 
+/// A long-lived response's test: an instance with a 20 s drain bound (far beyond what a
+/// clean end takes), serving `app()` plus `route(&instance)` at `path`, once registered.
+/// Returns the instance, the listener's address and the serve task.
+async fn serving_long_lived(
+    agent: &Agent,
+    client: &Client,
+    path: &str,
+    route: impl FnOnce(&discoverable_runtime::Instance) -> axum::routing::MethodRouter,
+) -> (
+    discoverable_runtime::Instance,
+    SocketAddr,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let service = builder(agent)
+        .drain_timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let instance = service.new_instance();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = app().route(path, route(&instance));
+    let served =
+        tokio::spawn(discoverable_runtime::serve(instance.clone(), listener, app).into_future());
+    until(T, "registered", || registered(client, instance.id())).await;
+    (instance, addr, served)
+}
+
 /// A long-lived response (server-sent events) ends cleanly at shutdown: its handler awaits
 /// `Instance::shutting_down`, sends a last event and ends the body, so the client reads the
 /// stream to its end, with no reset, long before the drain's bound.
@@ -301,12 +328,7 @@ async fn a_stream_ends_cleanly_with_a_last_event_when_shutdown_begins(kind: Agen
     let Some((agent, client)) = agent(kind, test).await else {
         return;
     };
-    let service = builder(&agent)
-        .drain_timeout(Duration::from_secs(20))
-        .build()
-        .unwrap();
-    let instance = service.new_instance();
-    let events = {
+    let (instance, addr, served) = serving_long_lived(&agent, &client, "/events", |instance| {
         let instance = instance.clone();
         get(move || {
             let shutting_down = instance.shutting_down();
@@ -334,13 +356,9 @@ async fn a_stream_ends_cleanly_with_a_last_event_when_shutdown_begins(kind: Agen
                 )
             }
         })
-    };
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/events", listener.local_addr().unwrap());
-    let app = app().route("/events", events);
-    let served =
-        tokio::spawn(discoverable_runtime::serve(instance.clone(), listener, app).into_future());
-    until(T, "registered", || registered(&client, instance.id())).await;
+    })
+    .await;
+    let url = format!("http://{addr}/events");
     let mut response = reqwest::get(url).await.unwrap();
     let first = response.chunk().await.unwrap().expect("a first event");
     assert_eq!(&first[..], b"data: tick\n\n");
@@ -382,12 +400,7 @@ async fn a_websocket_closes_cleanly_when_shutdown_begins(kind: AgentKind) {
     let Some((agent, client)) = agent(kind, test).await else {
         return;
     };
-    let service = builder(&agent)
-        .drain_timeout(Duration::from_secs(20))
-        .build()
-        .unwrap();
-    let instance = service.new_instance();
-    let echo = {
+    let (instance, addr, served) = serving_long_lived(&agent, &client, "/echo", |instance| {
         let instance = instance.clone();
         get(move |upgrade: WebSocketUpgrade| {
             let shutting_down = instance.shutting_down();
@@ -418,13 +431,9 @@ async fn a_websocket_closes_cleanly_when_shutdown_begins(kind: AgentKind) {
                 })
             }
         })
-    };
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/echo", listener.local_addr().unwrap());
-    let app = app().route("/echo", echo);
-    let served =
-        tokio::spawn(discoverable_runtime::serve(instance.clone(), listener, app).into_future());
-    until(T, "registered", || registered(&client, instance.id())).await;
+    })
+    .await;
+    let url = format!("ws://{addr}/echo");
     let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     socket
         .send(tungstenite::Message::text("ping"))
@@ -468,12 +477,7 @@ async fn the_drain_waits_for_a_websocket_its_handler_counts(kind: AgentKind) {
     let Some((agent, client)) = agent(kind, test).await else {
         return;
     };
-    let service = builder(&agent)
-        .drain_timeout(Duration::from_secs(20))
-        .build()
-        .unwrap();
-    let instance = service.new_instance();
-    let echo = {
+    let (instance, addr, served) = serving_long_lived(&agent, &client, "/echo", |instance| {
         let instance = instance.clone();
         get(move |upgrade: WebSocketUpgrade| {
             let counted = instance.count_in_flight();
@@ -490,13 +494,8 @@ async fn the_drain_waits_for_a_websocket_its_handler_counts(kind: AgentKind) {
                 })
             }
         })
-    };
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = app().route("/echo", echo);
-    let served =
-        tokio::spawn(discoverable_runtime::serve(instance.clone(), listener, app).into_future());
-    until(T, "registered", || registered(&client, instance.id())).await;
+    })
+    .await;
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/echo"))
         .await
         .unwrap();
