@@ -284,7 +284,7 @@ fn cluster_netns_helper() {
             continue;
         };
         let url = request["url"].as_str().unwrap_or_default().to_owned();
-        let answer = if !allowed.iter().any(|a| url.starts_with(a.as_str())) {
+        let reply = if !allowed.iter().any(|a| url.starts_with(a.as_str())) {
             json!({ "error": format!("only {allowed:?} may be asked") })
         } else if request["op"] == "get" {
             let timeout = Duration::from_millis(request["timeout_ms"].as_u64().unwrap_or(2000));
@@ -313,10 +313,24 @@ fn cluster_netns_helper() {
         } else {
             json!({ "error": "unknown op" })
         };
-        let mut out = stdout.lock();
-        let _ = writeln!(out, "@@ {answer}");
-        let _ = out.flush();
+        answer(&stdout, &reply);
     }
+}
+
+/// A discovery client of the agent at `url`, for the helper's watches.
+fn discovery_at(url: &str) -> discoverable::Discovery {
+    let config = discoverable::consul::Config::builder()
+        .address(url)
+        .build()
+        .unwrap();
+    discoverable::Discovery::new(discoverable::consul::Client::new(config).unwrap())
+}
+
+/// Writes one answer line of the helper, `@@ {...}`.
+fn answer(stdout: &std::io::Stdout, answer: &Value) {
+    let mut out = stdout.lock();
+    let _ = writeln!(out, "@@ {answer}");
+    let _ = out.flush();
 }
 
 /// The helper's `put_many` (see [`cluster_netns_helper`]).
@@ -367,14 +381,7 @@ async fn watchers(url: &str, request: &Value, stdout: &std::io::Stdout) -> Value
     let id = request["id"].as_str().unwrap_or_default().to_owned();
     let count = request["count"].as_u64().unwrap_or(1);
     let within = Duration::from_millis(request["timeout_ms"].as_u64().unwrap_or(30_000));
-    let client = discoverable::consul::Client::new(
-        discoverable::consul::Config::builder()
-            .address(url)
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
-    let discovery = discoverable::Discovery::new(client);
+    let discovery = discovery_at(url);
     let watches: Vec<_> = (0..count)
         .map(|_| discovery.watch(service.as_str()).start())
         .collect();
@@ -388,11 +395,7 @@ async fn watchers(url: &str, request: &Value, stdout: &std::io::Stdout) -> Value
             ready += 1;
         }
     }
-    {
-        let mut out = stdout.lock();
-        let _ = writeln!(out, "@@ {}", json!({ "ready": ready }));
-        let _ = out.flush();
-    }
+    answer(stdout, &json!({ "ready": ready }));
     let mut seen = tokio::task::JoinSet::new();
     for mut watch in watches {
         let id = id.clone();
@@ -419,14 +422,7 @@ async fn watch_modes(url: &str, request: &Value, stdout: &std::io::Stdout) -> Va
     use discoverable::consul::Consistency;
     let service = request["service"].as_str().unwrap_or_default().to_owned();
     let span = Duration::from_millis(request["ms"].as_u64().unwrap_or(5_000));
-    let client = discoverable::consul::Client::new(
-        discoverable::consul::Config::builder()
-            .address(url)
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
-    let discovery = discoverable::Discovery::new(client);
+    let discovery = discovery_at(url);
     let modes = [
         ("default", Consistency::Default),
         ("stale", Consistency::Stale),
@@ -441,11 +437,7 @@ async fn watch_modes(url: &str, request: &Value, stdout: &std::io::Stdout) -> Va
             .unwrap_or(0);
         watches.push((name, watch, first));
     }
-    {
-        let mut out = stdout.lock();
-        let _ = writeln!(out, "@@ {}", json!({ "ready": watches.len() }));
-        let _ = out.flush();
-    }
+    answer(stdout, &json!({ "ready": watches.len() }));
     let tick = Duration::from_millis(20);
     let started = Instant::now();
     let mut stale = [0u64; 3];
@@ -1067,34 +1059,26 @@ fn cluster_leader_loss_under_load() {
     let result = c.load_result(span + Duration::from_secs(20));
     let failed = result["failed"].as_u64().unwrap();
     eprintln!("{test}: load: {result}");
+    let watched: Vec<(String, Value)> = ["default", "stale", "cached"]
+        .into_iter()
+        .flat_map(|mode| {
+            ["stale_ms", "missing_ms"].map(|what| {
+                (
+                    format!("leader_loss_watch_{mode}_{what}"),
+                    modes[mode][what].clone(),
+                )
+            })
+        })
+        .collect();
+    let watched: Vec<(&str, Value)> = watched
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
     record(&[
         ("leader_failover_ms", json!(ms(failover))),
         ("leader_loss_requests_failed_count", json!(failed)),
-        (
-            "leader_loss_watch_default_stale_ms",
-            modes["default"]["stale_ms"].clone(),
-        ),
-        (
-            "leader_loss_watch_stale_stale_ms",
-            modes["stale"]["stale_ms"].clone(),
-        ),
-        (
-            "leader_loss_watch_cached_stale_ms",
-            modes["cached"]["stale_ms"].clone(),
-        ),
-        (
-            "leader_loss_watch_default_missing_ms",
-            modes["default"]["missing_ms"].clone(),
-        ),
-        (
-            "leader_loss_watch_stale_missing_ms",
-            modes["stale"]["missing_ms"].clone(),
-        ),
-        (
-            "leader_loss_watch_cached_missing_ms",
-            modes["cached"]["missing_ms"].clone(),
-        ),
     ]);
+    record(&watched);
     // Fabio keeps its routing table while its blocking queries fail for want of a leader,
     // and the instances, their agents and their checks never depend on the leader: no
     // request may fail.
