@@ -753,27 +753,18 @@ mod tests {
             ..CheckDef::default()
         };
         let (short, long) = (def(100), def(5000));
+        let plain_clients = || {
+            HTTP_CLIENTS
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(k, _)| *k == (false, false, false))
+                .count()
+        };
         let client = http_client(&short).unwrap().unwrap();
-        assert_eq!(
-            HTTP_CLIENTS
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|(k, _)| *k == (false, false, false))
-                .count(),
-            1
-        );
+        assert_eq!(plain_clients(), 1);
         http_client(&long).unwrap().unwrap();
-        assert_eq!(
-            HTTP_CLIENTS
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|(k, _)| *k == (false, false, false))
-                .count(),
-            1,
-            "the same settings share one client"
-        );
+        assert_eq!(plain_clients(), 1, "the same settings share one client");
         let (status, output) = http_once(&client, &short).await;
         assert_eq!(status, Status::Critical, "{output}");
         assert!(output.contains("Client.Timeout exceeded"), "{output}");

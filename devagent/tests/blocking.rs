@@ -273,8 +273,9 @@ async fn kv_reads_block_on_index() {
     );
 }
 
-#[tokio::test]
-async fn agent_service_blocks_on_its_hash() {
+/// An agent with `web` registered, and a query parked on `web`'s content hash: the agent,
+/// the hash and the waiting query.
+async fn waiting_on_webs_hash() -> (Env, String, tokio::task::JoinHandle<reqwest::Response>) {
     let env = start().await;
     env.register(json!({"Name": "web", "Port": 1})).await;
     let resp = env.get("/v1/agent/service/web").await;
@@ -286,6 +287,12 @@ async fn agent_service_blocks_on_its_hash() {
     let http = env.http.clone();
     let waiting = tokio::spawn(async move { http.get(url).send().await.unwrap() });
     parked(&env, 1).await;
+    (env, hash, waiting)
+}
+
+#[tokio::test]
+async fn agent_service_blocks_on_its_hash() {
+    let (env, hash, waiting) = waiting_on_webs_hash().await;
     assert!(!waiting.is_finished());
     env.register(json!({"Name": "web", "Port": 2})).await;
     let resp = tokio::time::timeout(Duration::from_secs(3), waiting)
@@ -298,17 +305,7 @@ async fn agent_service_blocks_on_its_hash() {
 
 #[tokio::test]
 async fn agent_service_hash_query_waits_through_other_services_changes() {
-    let env = start().await;
-    env.register(json!({"Name": "web", "Port": 1})).await;
-    let resp = env.get("/v1/agent/service/web").await;
-    let hash = resp.headers()["x-consul-contenthash"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let url = format!("{}/v1/agent/service/web?hash={hash}&wait=30s", env.url);
-    let http = env.http.clone();
-    let waiting = tokio::spawn(async move { http.get(url).send().await.unwrap() });
-    parked(&env, 1).await;
+    let (env, hash, waiting) = waiting_on_webs_hash().await;
     // Other services come and go, and web is registered again unchanged: each wakes the
     // query, which finds its answer as it was and waits on.
     for port in 2..12 {
