@@ -58,6 +58,8 @@ pub(crate) struct Settings {
     pub(crate) health_path: String,
     /// The user's health indicators, which the health route runs.
     pub(crate) indicators: Vec<Indicator>,
+    /// What the running instances share: their agent's client, one blocking read.
+    pub(crate) agent: std::sync::Arc<crate::serve::agent::Slot>,
 }
 
 impl Service {
@@ -344,6 +346,7 @@ impl ServiceBuilder {
             },
             health_path,
             indicators: self.indicators,
+            agent: std::sync::Arc::default(),
         };
         settings.lifecycle.apply_env(&env)?;
         Ok(Service {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use axum::{Router, extract::ConnectInfo, routing::get};
 use discoverable_runtime::consul::{self, Client};
-use discoverable_runtime::{Error, Service, ServiceBuilder};
+use discoverable_runtime::{Error, Instance, Service, ServiceBuilder};
 use discoverable_testkit::{Agent, AgentKind, until};
 use fake_consul::{Answer, FakeConsul, Kind};
 use logs::Logs;
@@ -871,7 +871,82 @@ async fn one_service_served_twice_registers_two_ids(kind: AgentKind) {
     b.abort();
 }
 
+/// The instances of one service in one process hold one blocking read on their
+/// registrations between them, not one each (Consul allows a client address 200 connections
+/// by default). All of them still register again at once when the agent loses its state, and
+/// when the instance holding the read stops, another takes it over.
+async fn instances_of_one_service_share_one_blocking_read(kind: AgentKind) {
+    let test = "instances_of_one_service_share_one_blocking_read";
+    let Some((mut agent, client)) = agent(kind, test).await else {
+        return;
+    };
+    let service = builder(&agent).build().unwrap();
+    let mut instances = Vec::new();
+    let serve = |instance: Instance| async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let served = discoverable_runtime::serve(instance.clone(), listener, app()).into_future();
+        (instance, tokio::spawn(served))
+    };
+    // The first holds the read: it is the only one yet.
+    instances.push(serve(service.new_instance()).await);
+    until(T, "the first registered", || {
+        registered(&client, instances[0].0.id())
+    })
+    .await;
+    agent.parked(1).await;
+    for _ in 1..5 {
+        instances.push(serve(service.new_instance()).await);
+    }
+    for (instance, _) in &instances {
+        until(T, "all five registered", || {
+            registered(&client, instance.id())
+        })
+        .await;
+    }
+    agent.parked(1).await;
+
+    agent.lose_state().await;
+    let lost = Instant::now();
+    for (instance, _) in &instances {
+        until(T, "all five registered again", || {
+            registered(&client, instance.id())
+        })
+        .await;
+    }
+    assert!(
+        lost.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        lost.elapsed()
+    );
+    agent.parked(1).await;
+
+    // The first stops, then three more: the last one left holds the read, so an operator's
+    // deregistration of it is healed as promptly as a single instance's (one that does not
+    // hold it reads only every minute).
+    let (last, last_served) = instances.pop().unwrap();
+    for (instance, served) in instances {
+        instance.shutdown();
+        returns_ok(served).await;
+    }
+    client.deregister(last.id()).await.unwrap();
+    let removed = Instant::now();
+    until(T, "the last registered again", || {
+        registered(&client, last.id())
+    })
+    .await;
+    assert!(
+        removed.elapsed() < Duration::from_secs(3),
+        "registered again {:?} after an operator removed it",
+        removed.elapsed()
+    );
+    agent.parked(1).await;
+    last.shutdown();
+    returns_ok(last_served).await;
+    assert_eq!(passing(&client, "svc").await, 0);
+}
+
 discoverable_testkit::against_both_agents!(
+    instances_of_one_service_share_one_blocking_read,
     one_service_served_twice_registers_two_ids,
     instance_shutdown_takes_the_signal_path,
     user_shutdown_future_and_connect_info_make_service,

@@ -26,6 +26,10 @@ const TOKEN_HEADER: &str = "X-Consul-Token";
 /// A client of one Consul agent. Cheap to clone (an [`Arc`] inside); clones share the
 /// connection pool.
 ///
+/// At most 32 requests that do not block are in flight at once, across the clones; more wait
+/// their turn. Consul answers a client address's 201st connection with 429 by default, and
+/// applies writes one at a time anyway. Blocking reads do not wait for a turn.
+///
 /// Every request is bounded: one that does not block by
 /// [`Config::request_timeout`](super::Config::request_timeout), a blocking read by its wait
 /// plus Consul's jitter (wait/16) plus that bound. Each request is logged at debug level
@@ -59,7 +63,16 @@ struct Inner {
     secrets: Secrets,
     /// Why entries of a list were skipped, each said once (a bounded set).
     skipped: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Turns for requests that do not block ([`PLAIN_AT_ONCE`]).
+    plain: tokio::sync::Semaphore,
 }
+
+/// How many requests that do not block a client (and its clones) has in flight at once; more
+/// wait their turn. Consul allows each client address 200 connections by default
+/// (`limits.http_max_conns_per_client`) and answers more with 429, and it applies writes one
+/// at a time anyway: a thousand instances that register or deregister at once through one
+/// client go through this many connections, and leave the rest to blocking reads.
+const PLAIN_AT_ONCE: usize = 32;
 
 /// How many distinct skip reasons are remembered (and so logged once each).
 const SKIPPED_REMEMBERED: usize = 256;
@@ -220,6 +233,7 @@ impl Client {
                 token,
                 secrets,
                 skipped: Default::default(),
+                plain: tokio::sync::Semaphore::new(PLAIN_AT_ONCE),
             }),
         })
     }
@@ -643,6 +657,11 @@ impl Client {
         bound: Bound,
     ) -> Result<Answer, Error> {
         let url = self.url(segments, query);
+        // Never closed, so the turn always comes.
+        let _turn = match bound {
+            Bound::Plain => self.inner.plain.acquire().await.ok(),
+            Bound::Blocking(_) => None,
+        };
         let bound = self.bound(bound);
         let what = format!("{method} {}", url.path());
         tracing::debug!(method = %method, path = %url.path(), "request to Consul");

@@ -32,7 +32,9 @@ pub(crate) async fn run(
     let probes_over_http = server.probes_over_http();
     let bound = server.bound?;
     let advertised = address::advertise(&settings, bound)?;
-    let client = Client::new(settings.consul.clone())?;
+    // Shared with the service's other instances in this process while it runs.
+    let agent = settings.agent.link(&settings.consul)?;
+    let client = agent.client.clone();
     let registration = registrar::registration(
         &settings,
         &instance,
@@ -64,7 +66,7 @@ pub(crate) async fn run(
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let registrar = Registrar {
-        client: client.clone(),
+        agent: agent.clone(),
         registration,
         instance: instance.clone(),
         ttl: match settings.check {

@@ -24,6 +24,7 @@
 //! through [`consul::Client`](crate::consul::Client).
 
 mod address;
+pub(crate) mod agent;
 mod guard;
 mod lifecycle;
 mod primary_ip;

@@ -10,10 +10,10 @@ use std::time::Duration;
 use discoverable_rules::CheckTiming;
 use tokio::sync::watch;
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
-use crate::consul::{AgentService, CheckDefinition, CheckStatus, Client, Registration};
+use crate::consul::{AgentService, CheckDefinition, CheckStatus, Registration};
 use crate::discovery::blocking::{Blocking, Step, Then};
 use crate::error::Error;
 use crate::health::Health;
@@ -21,6 +21,7 @@ use crate::instance::Instance;
 use crate::service::Settings;
 
 use super::address::Advertised;
+use super::agent::{self, Held, Link, Next, Nudged};
 use super::server::Check;
 
 /// How long one blocking query on the instance's own registration waits for a change.
@@ -33,7 +34,9 @@ const REJECTED_RETRY: Duration = Duration::from_secs(30);
 const FAIL_FAST_WITHIN: Duration = Duration::from_secs(5);
 
 pub(crate) struct Registrar {
-    pub(crate) client: Client,
+    /// The agent's client, and the blocking read, that the service's instances in this
+    /// process share.
+    pub(crate) agent: Arc<Link>,
     pub(crate) registration: Registration,
     pub(crate) instance: Instance,
     pub(crate) ttl: Option<Duration>,
@@ -147,7 +150,7 @@ impl Registrar {
     /// Registers once with `status`.
     async fn register_once(&mut self, status: CheckStatus) -> Result<(), Error> {
         self.registration.checks[0].status = Some(status);
-        self.client.register(&self.registration).await?;
+        self.agent.client.register(&self.registration).await?;
         self.instance.set_registered(true);
         tracing::info!(id = %self.registration.id, address = %self.registration.address, port = self.registration.port, "registered with Consul");
         Ok(())
@@ -242,6 +245,7 @@ impl Registrar {
         let ours = status_of(self.instance.report().await.status);
         let check = check_id(&self.registration.id);
         let theirs = self
+            .agent
             .client
             .agent_checks()
             .await
@@ -253,7 +257,7 @@ impl Registrar {
                 self.instance.set_registered(false);
                 // A failure here leaves the old registration; the next registration replaces
                 // it.
-                let _ = self.client.deregister(&self.registration.id).await;
+                let _ = self.agent.client.deregister(&self.registration.id).await;
                 true
             }
             _ => false,
@@ -330,12 +334,14 @@ impl Registrar {
     }
 
     /// Watches the registration with hash-based blocking reads (on the runtime's one
-    /// blocking-query loop) and, in TTL mode, reports the health every third of the TTL,
-    /// until the registration is lost, the agent answers again after failing, or `stop`.
+    /// blocking-query loop; one instance of the service in this process blocks at a time, the
+    /// others read when it calls, see [`agent`]) and, in TTL mode, reports the health every
+    /// third of the TTL, until the registration is lost, the agent answers again after
+    /// failing, or `stop`.
     async fn keep_alive(&mut self, quiet: &mut Quiet) -> KeepAlive {
         let id = self.registration.id.clone();
         let check = check_id(&id);
-        let client = self.client.clone();
+        let client = self.agent.client.clone();
         // Shared by the watch and the heartbeats, which run side by side in this task.
         let quiet = Mutex::new(quiet);
         let quiet = || {
@@ -354,16 +360,35 @@ impl Registrar {
             retry_min: self.retry_min,
             retry_max: self.retry_max,
         };
-        let read = |hash: Option<String>| {
+        // However this ends, another instance takes the blocking read over.
+        let _release = Release(&self.agent, &id);
+        let nudged = Nudged::default();
+        let (agent, nudged) = (&*self.agent, &nudged);
+        let read = |at: Option<Held>| {
             let (client, id) = (client.clone(), id.clone());
             async move {
-                let found = client
-                    .agent_service(&id, hash.as_deref(), Some(WATCH_WAIT))
-                    .await?;
-                Ok((found.value, found.hash))
+                let next = agent.next(&id, at, nudged).await;
+                match next {
+                    Next::Block(hash) => {
+                        let found = client
+                            .agent_service(&id, Some(&hash), Some(WATCH_WAIT))
+                            .await;
+                        // What cut this read, or took this registration, may have done the
+                        // same to the others: they read now.
+                        if !matches!(found, Ok(ref found) if found.value.is_some()) {
+                            agent.nudge();
+                        }
+                        let found = found?;
+                        Ok((found.value, agent::blocked_at(found.hash)))
+                    }
+                    Next::Now => {
+                        let found = client.agent_service(&id, None, Some(WATCH_WAIT)).await?;
+                        Ok((found.value, agent.read_at(found.hash)))
+                    }
+                }
             }
         };
-        let on = |step: Step<Option<AgentService>, String>| match step {
+        let on = |step: Step<Option<AgentService>, Held>| match step {
             // An answer the next read cannot block on (no hash), or one that came back at once
             // with the hash it was asked to wait on, would make the loop spin as fast as Consul
             // answers: back off instead, as after a failure.
@@ -451,6 +476,15 @@ impl Registrar {
             kept = watch => kept.unwrap_or(KeepAlive::Stopped),
             lost = heartbeats => lost,
         }
+    }
+}
+
+/// Gives the blocking read up when dropped.
+struct Release<'a>(&'a Link, &'a str);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        self.0.release(self.1);
     }
 }
 
