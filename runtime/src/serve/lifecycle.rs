@@ -258,20 +258,33 @@ async fn drain(
     Ok(())
 }
 
-/// Deregisters the instance, bounded; on failure Consul removes it once its check has been
-/// critical for `deregister_after`.
+/// Deregisters the instance, waiting at most `bound`; on failure Consul removes it once its
+/// check has been critical for `deregister_after`.
+///
+/// The call runs as a task of its own that the bound does not cut: when many instances of the
+/// process stop at once, their deregistrations wait for turns on the shared client (see
+/// [`Client`]) and Consul applies them one at a time, so the last may come after the bound.
+/// They still reach Consul while the runtime runs.
 async fn deregister(client: &Client, instance: &Instance, bound: Duration) {
-    match tokio::time::timeout(bound, client.deregister(instance.id())).await {
-        Ok(Ok(())) => tracing::info!(id = %instance.id(), "deregistered from Consul"),
-        Ok(Err(Error::NotFound { .. })) => {
+    let call = {
+        let (client, id) = (client.clone(), instance.id().to_owned());
+        let call = async move { client.deregister(&id).await };
+        tokio::spawn(call.in_current_span().with_current_subscriber())
+    };
+    match tokio::time::timeout(bound, call).await {
+        Ok(Ok(Ok(()))) => tracing::info!(id = %instance.id(), "deregistered from Consul"),
+        Ok(Ok(Err(Error::NotFound { .. }))) => {
             tracing::debug!(id = %instance.id(), "was not registered")
         }
-        Ok(Err(e)) => {
+        Ok(Ok(Err(e))) => {
             tracing::warn!(error = %e, "deregistration failed; Consul removes the instance once its check has been critical for deregister_after")
         }
+        Ok(Err(_)) => tracing::warn!(
+            "deregistration failed; Consul removes the instance once its check has been critical for deregister_after"
+        ),
         Err(_) => tracing::warn!(
             ?bound,
-            "deregistration timed out; Consul removes the instance once its check has been critical for deregister_after"
+            "deregistration timed out; it goes on while the process runs, and Consul removes the instance once its check has been critical for deregister_after otherwise"
         ),
     }
     instance.set_registered(false);
