@@ -17,10 +17,11 @@
 //! - `Instance::shutdown()` of every instance at once (the path SIGTERM takes) → every
 //!   instance gone from the agent, and → every serve call returned.
 //!
-//! Each blocking query holds one connection, and every instance keeps one open on its own
-//! registration, so the agents' limit of connections per client IP
-//! (`http_max_conns_per_client`, 200 by default) is raised to 4 096 for these runs; a last run
-//! of 1 000 instances against a fresh agent with the default limit records what happens then.
+//! Each blocking query holds one connection, and every watch keeps one open, so the agents'
+//! limit of connections per client IP (`http_max_conns_per_client`, 200 by default) is raised
+//! to 4 096 for these runs; a last run of 1 000 instances against a fresh agent with the
+//! default limit shows that the instances alone stay under it (the instances of one service
+//! in a process share one blocking read and one client).
 //!
 //! For M = 1, 10, 100 and 1 000 `Discovery` watches of one service in this process: a change
 //! (an instance registered, or one deregistered, through `consul::Client`; alternately) is
@@ -34,8 +35,15 @@
 //! memory, and what a registration with an HTTP check costs each agent, on its own and while
 //! 1 000 instances are registered.
 //!
-//! Writes `target/bench-results/scale.json` (figures named `dev_...` and `consul_...`) and
-//! draws the curves as `target/bench-results/scale.svg`.
+//! The cluster's figures (`cluster_...`, `fabio_...`: 1 000 instances registered across the
+//! client agents, 100 watchers on them, a rolling restart of 100 instances through Fabio under
+//! load, Fabio's route-table update with 1 000 routes) come from the cluster tests
+//! `cluster_scale` and `cluster_rolling_restart_of_100` (`tests/cluster.rs`, which build the
+//! test hosts in network namespaces), run as a child `cargo test`; where they cannot run, the
+//! report says so.
+//!
+//! Writes `target/bench-results/scale.json` (figures named `dev_...`, `consul_...` and
+//! `cluster_...`) and draws the curves as `target/bench-results/scale.svg`.
 
 mod common;
 
@@ -107,7 +115,7 @@ fn main() {
         "instance_consul_client_rss_kib",
         runtime.block_on(client_rss_kib()),
         "",
-        "resident memory of one consul::Client (each instance makes its own), 1 000 made",
+        "resident memory of one consul::Client (the instances of a service share one), 1 000 made",
     );
 
     println!("scale: the dev agent (`devagent` binary) ...");
@@ -150,6 +158,7 @@ fn main() {
              the *_default_limit figures ({DEFAULT_CONN_LIMIT}, Consul's default)"
         ),
     );
+    cluster(&mut report);
     report.add("bench_duration_s", started.elapsed().as_secs_f64(), "", "");
 
     let path = common::target_dir().join("bench-results").join("scale.svg");
@@ -354,8 +363,8 @@ async fn registration_cost(agent: &AgentProc) -> (f64, f64) {
     (one_by_one, at_once)
 }
 
-/// The heap one waiting query on a registration's hash takes in this process (each
-/// instance's registrar holds one): 1 000 held at once through a client of their own, read
+/// The heap one waiting query on a registration's hash takes in this process (the running
+/// instances of one service hold one between them): 1 000 held at once through a client of their own, read
 /// once the agent holds their 1 000 connections open. NaN when the agent does not answer as
 /// expected.
 async fn held_query_heap_kib(agent: &AgentProc) -> f64 {
@@ -407,6 +416,70 @@ async fn held_query_heap_kib(agent: &AgentProc) -> f64 {
     let _ = client.deregister("held-1").await;
     settle().await;
     per
+}
+
+/// Copies the cluster's figures into `report`: the cluster tests that measure them run as a
+/// child `cargo test` (they build the test hosts in network namespaces, and skip, saying why,
+/// where they cannot), and write them to `target/bench-results/cluster.json`.
+fn cluster(report: &mut Report) {
+    const TESTS: [&str; 2] = ["cluster_scale", "cluster_rolling_restart_of_100"];
+    let ours = |key: &str| key.starts_with("cluster_") || key.starts_with("fabio_route");
+    let path = common::target_dir()
+        .join("bench-results")
+        .join("cluster.json");
+    let read = || -> serde_json::Map<String, serde_json::Value> {
+        std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default()
+    };
+    // Only what this run measures is copied: the file keeps the other cluster tests' figures.
+    let mut before = read();
+    before.retain(|key, _| !ours(key));
+    if path.exists() {
+        let text = serde_json::to_string_pretty(&before).expect("JSON") + "\n";
+        std::fs::write(&path, text).expect("write cluster.json");
+    }
+    println!("scale: the cluster (cargo test --test cluster) ...");
+    let cargo = std::env::var_os("CARGO")
+        .or_else(|| option_env!("CARGO").map(Into::into))
+        .unwrap_or_else(|| "cargo".into());
+    let ran = Command::new(cargo)
+        .args(["test", "-p", "discoverable", "--test", "cluster", "--"])
+        .args(["--exact", "--test-threads=1", "--nocapture"])
+        .args(TESTS)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status();
+    let figures: Vec<(String, f64)> = read()
+        .into_iter()
+        .filter(|(key, _)| ours(key))
+        .filter_map(|(key, value)| Some((key, value.as_f64()?)))
+        .collect();
+    match ran {
+        Ok(status) if status.success() && !figures.is_empty() => {
+            for (key, value) in figures {
+                report.add(
+                    &key,
+                    value,
+                    "",
+                    "tests/cluster.rs: 3 servers, 2 client hosts, a router host",
+                );
+            }
+            report.label(
+                "cluster_measured_on",
+                format!(
+                    "Consul {} and Fabio {} in network namespaces on this machine",
+                    discoverable_testkit::peers::CONSUL_VERSION,
+                    discoverable_testkit::peers::FABIO_VERSION
+                ),
+            );
+        }
+        Ok(status) if status.success() => report.note(
+            "cluster: skipped, the cluster tests could not build the test hosts here (their \
+             output says why)",
+        ),
+        other => report.note(format!("cluster: the cluster tests failed ({other:?})")),
+    }
 }
 
 /// Lets the tasks of what just ended finish and the sockets close.
@@ -670,7 +743,7 @@ async fn bare_serve_rss_kib() -> f64 {
 }
 
 /// The resident memory one `consul::Client` takes, from 1 000 made and held (no request
-/// sent): each serve call makes its own.
+/// sent): the running instances of one service in a process share one.
 async fn client_rss_kib() -> f64 {
     let config = ConsulConfig::builder()
         .address("http://127.0.0.1:8500")
@@ -988,7 +1061,7 @@ impl AgentFigures {
             &format!("{prefix}_held_query_heap_kib"),
             self.held_query_heap_kib,
             "",
-            "of which one waiting query on its registration (1 000 held through one client)",
+            "one waiting query on a registration (1 000 held through one client); a service's instances hold one",
         );
         report.add(
             &format!("{prefix}_instance_idle_cpu_permille"),

@@ -9,7 +9,9 @@
 //!    exponential backoff with jitter), unless `fail_fast` is set.
 //! 3. While running: notices when Consul lost the registration (agent restarted without
 //!    state, or an operator deregistered the instance) and registers again; in TTL mode,
-//!    reports the health every third of the TTL.
+//!    reports the health every third of the TTL. The running instances of one service in a
+//!    process share one client of the agent and one blocking read on their registrations
+//!    (`agent`).
 //! 4. On SIGTERM, SIGINT, the user's shutdown future, or [`Instance::shutdown`]: the health
 //!    route answers 503, the instance is deregistered (bounded), the grace period passes so
 //!    routers drop it, the listener closes, in-flight requests finish (bounded), `serve`
