@@ -35,12 +35,13 @@
 //! memory, and what a registration with an HTTP check costs each agent, on its own and while
 //! 1 000 instances are registered.
 //!
-//! The cluster's figures (`cluster_...`, `fabio_...`: 1 000 instances registered across the
-//! client agents, 100 watchers on them, a rolling restart of 100 instances through Fabio under
-//! load, Fabio's route-table update with 1 000 routes) come from the cluster tests
-//! `cluster_scale` and `cluster_rolling_restart_of_100` (`tests/cluster.rs`, which build the
-//! test hosts in network namespaces), run as a child `cargo test`; where they cannot run, the
-//! report says so.
+//! The cluster's figures (`cluster_...`, `fabio_...`, `leader_...`: 1 000 instances registered
+//! across the client agents, 100 watchers on them, a rolling restart of 100 instances through
+//! Fabio under load, Fabio's route-table update with 1 000 routes, and a watch in each
+//! consistency mode while the leader server is lost) come from the cluster tests
+//! `cluster_scale`, `cluster_rolling_restart_of_100` and `cluster_leader_loss_under_load`
+//! (`tests/cluster.rs`, which build the test hosts in network namespaces), run as a child
+//! `cargo test`; where they cannot run, the report says so.
 //!
 //! Writes `target/bench-results/scale.json` (figures named `dev_...`, `consul_...` and
 //! `cluster_...`) and draws the curves as `target/bench-results/scale.svg`.
@@ -422,8 +423,16 @@ async fn held_query_heap_kib(agent: &AgentProc) -> f64 {
 /// child `cargo test` (they build the test hosts in network namespaces, and skip, saying why,
 /// where they cannot), and write them to `target/bench-results/cluster.json`.
 fn cluster(report: &mut Report) {
-    const TESTS: [&str; 2] = ["cluster_scale", "cluster_rolling_restart_of_100"];
-    let ours = |key: &str| key.starts_with("cluster_") || key.starts_with("fabio_route");
+    const TESTS: [&str; 3] = [
+        "cluster_scale",
+        "cluster_rolling_restart_of_100",
+        "cluster_leader_loss_under_load",
+    ];
+    let ours = |key: &str| {
+        ["cluster_", "fabio_route", "leader_"]
+            .iter()
+            .any(|prefix| key.starts_with(prefix))
+    };
     let path = common::target_dir()
         .join("bench-results")
         .join("cluster.json");
