@@ -20,11 +20,14 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::consul::{Client, Config};
+use crate::consul::{AgentService, Client, Config};
 use crate::error::Error;
 
-/// How long an instance that does not hold the read goes without reading its registration.
-pub(crate) const POLL: Duration = Duration::from_secs(60);
+/// How long one blocking read on a registration waits for a change.
+pub(crate) const WATCH_WAIT: Duration = Duration::from_secs(60);
+/// How long an instance that does not hold the read goes without reading its registration:
+/// as long as the holder's read waits.
+const POLL: Duration = WATCH_WAIT;
 
 /// Where a service's instances find what they share while any of them runs: a [`Link`]
 /// lives as long as one of them holds it, so a service served again later (on another
@@ -75,7 +78,7 @@ pub(crate) struct Link {
 /// taken for a read that failed to block.
 #[derive(Clone, PartialEq)]
 pub(crate) struct Held {
-    pub(crate) hash: String,
+    hash: String,
     read: u64,
 }
 
@@ -86,7 +89,7 @@ impl crate::discovery::blocking::Cursor for Held {
 }
 
 /// How an instance reads its registration next.
-pub(crate) enum Next {
+enum Next {
     /// Block on this hash: the instance holds the read.
     Block(String),
     /// Read without blocking, now.
@@ -94,6 +97,16 @@ pub(crate) enum Next {
 }
 
 impl Link {
+    /// How the instance `id` reads its registration from now on: it gives the blocking read
+    /// up, if it holds it, when the reader is dropped.
+    pub(crate) fn reader<'a>(&'a self, id: &'a str) -> Reader<'a> {
+        Reader {
+            link: self,
+            id,
+            nudged: Nudged::default(),
+        }
+    }
+
     /// Whether `id` holds the blocking read, taking it when nobody does.
     fn hold(&self, id: &str) -> bool {
         let mut holder = self.holder.lock().unwrap_or_else(PoisonError::into_inner);
@@ -108,7 +121,7 @@ impl Link {
 
     /// `id` stops reading: if it held the read, another instance takes it over, and all read
     /// now.
-    pub(crate) fn release(&self, id: &str) {
+    fn release(&self, id: &str) {
         let mut holder = self.holder.lock().unwrap_or_else(PoisonError::into_inner);
         if holder.as_deref() == Some(id) {
             *holder = None;
@@ -118,14 +131,14 @@ impl Link {
     }
 
     /// Calls every instance that does not hold the read to read now.
-    pub(crate) fn nudge(&self) {
+    fn nudge(&self) {
         self.nudges.send_modify(|n| *n += 1);
     }
 
     /// What an instance whose last read stands at `at` does next (`None`: the last failed, or
     /// none was made: read now). One that does not hold the read waits until the holder
     /// calls, or [`POLL`] passed, first.
-    pub(crate) async fn next(&self, id: &str, at: Option<Held>, nudged: &Nudged) -> Next {
+    async fn next(&self, id: &str, at: Option<Held>, nudged: &Nudged) -> Next {
         let Some(at) = at else {
             nudged.seen.store(*self.nudges.borrow(), Ordering::Relaxed);
             return Next::Now;
@@ -148,21 +161,64 @@ impl Link {
     }
 
     /// The position a read that did not block answered at.
-    pub(crate) fn read_at(&self, hash: Option<String>) -> Option<Held> {
+    fn read_at(&self, hash: Option<String>) -> Option<Held> {
         let read = self.reads.fetch_add(1, Ordering::Relaxed) + 1;
         hash.map(|hash| Held { hash, read })
     }
 }
 
-/// The position a blocking read answered at.
-pub(crate) fn blocked_at(hash: Option<String>) -> Option<Held> {
-    hash.map(|hash| Held { hash, read: 0 })
-}
-
 /// The last call of the holder an instance answered.
 #[derive(Default)]
-pub(crate) struct Nudged {
+struct Nudged {
     seen: AtomicU64,
+}
+
+/// One instance's reads of its registration.
+pub(crate) struct Reader<'a> {
+    link: &'a Link,
+    id: &'a str,
+    nudged: Nudged,
+}
+
+impl Reader<'_> {
+    /// Reads the registration, its last read standing at `at` (`None`: it failed, or none
+    /// was made): the holder blocks on its hash; another instance reads once the holder
+    /// calls, or [`POLL`] passed. Returns the registration (`None`: the agent does not hold
+    /// it) and where the read answered.
+    pub(crate) async fn read(
+        &self,
+        at: Option<Held>,
+    ) -> Result<(Option<AgentService>, Option<Held>), Error> {
+        let (link, id) = (self.link, self.id);
+        match link.next(id, at, &self.nudged).await {
+            Next::Block(hash) => {
+                let found = link
+                    .client
+                    .agent_service(id, Some(&hash), Some(WATCH_WAIT))
+                    .await;
+                // What cut this read, or took this registration, may have done the same to
+                // the others: they read now.
+                if !matches!(found, Ok(ref found) if found.value.is_some()) {
+                    link.nudge();
+                }
+                let found = found?;
+                Ok((found.value, found.hash.map(|hash| Held { hash, read: 0 })))
+            }
+            Next::Now => {
+                let found = link
+                    .client
+                    .agent_service(id, None, Some(WATCH_WAIT))
+                    .await?;
+                Ok((found.value, link.read_at(found.hash)))
+            }
+        }
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        self.link.release(self.id);
+    }
 }
 
 #[cfg(test)]
@@ -173,8 +229,12 @@ mod tests {
         Slot::default().link(&Config::default()).unwrap()
     }
 
+    /// Where a blocking read that answered with `hash` stands.
     fn at(hash: &str) -> Option<Held> {
-        blocked_at(Some(hash.to_owned()))
+        Some(Held {
+            hash: hash.to_owned(),
+            read: 0,
+        })
     }
 
     #[tokio::test]

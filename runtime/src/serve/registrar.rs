@@ -21,11 +21,9 @@ use crate::instance::Instance;
 use crate::service::Settings;
 
 use super::address::Advertised;
-use super::agent::{self, Held, Link, Next, Nudged};
+use super::agent::{Held, Link, WATCH_WAIT};
 use super::server::Check;
 
-/// How long one blocking query on the instance's own registration waits for a change.
-const WATCH_WAIT: Duration = Duration::from_secs(60);
 /// Delay between attempts after Consul rejected the registration itself (400, 403): the
 /// request will not succeed until someone changes the token or the service, so do not hammer.
 const REJECTED_RETRY: Duration = Duration::from_secs(30);
@@ -361,33 +359,8 @@ impl Registrar {
             retry_max: self.retry_max,
         };
         // However this ends, another instance takes the blocking read over.
-        let _release = Release(&self.agent, &id);
-        let nudged = Nudged::default();
-        let (agent, nudged) = (&*self.agent, &nudged);
-        let read = |at: Option<Held>| {
-            let (client, id) = (client.clone(), id.clone());
-            async move {
-                let next = agent.next(&id, at, nudged).await;
-                match next {
-                    Next::Block(hash) => {
-                        let found = client
-                            .agent_service(&id, Some(&hash), Some(WATCH_WAIT))
-                            .await;
-                        // What cut this read, or took this registration, may have done the
-                        // same to the others: they read now.
-                        if !matches!(found, Ok(ref found) if found.value.is_some()) {
-                            agent.nudge();
-                        }
-                        let found = found?;
-                        Ok((found.value, agent::blocked_at(found.hash)))
-                    }
-                    Next::Now => {
-                        let found = client.agent_service(&id, None, Some(WATCH_WAIT)).await?;
-                        Ok((found.value, agent.read_at(found.hash)))
-                    }
-                }
-            }
-        };
+        let reader = self.agent.reader(&id);
+        let read = |at: Option<Held>| reader.read(at);
         let on = |step: Step<Option<AgentService>, Held>| match step {
             // An answer the next read cannot block on (no hash), or one that came back at once
             // with the hash it was asked to wait on, would make the loop spin as fast as Consul
@@ -476,15 +449,6 @@ impl Registrar {
             kept = watch => kept.unwrap_or(KeepAlive::Stopped),
             lost = heartbeats => lost,
         }
-    }
-}
-
-/// Gives the blocking read up when dropped.
-struct Release<'a>(&'a Link, &'a str);
-
-impl Drop for Release<'_> {
-    fn drop(&mut self) {
-        self.0.release(self.1);
     }
 }
 
