@@ -1379,6 +1379,57 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpL
     }
 }
 
+/// Forty instances of one service stop at once through their shared client, against an agent
+/// that takes a second to answer: 32 deregistrations are sent, and 8 wait for a turn beyond
+/// the serve calls' bound. Those 8 still reach the agent once the first answers come.
+#[tokio::test]
+async fn deregistrations_that_wait_for_a_turn_still_reach_the_agent() {
+    let test = "deregistrations_that_wait_for_a_turn_still_reach_the_agent";
+    let Some((agent, client)) = agent(AgentKind::Dev, test).await else {
+        return;
+    };
+    let service = builder(&agent)
+        .deregister_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let mut served = Vec::new();
+    for _ in 0..40 {
+        let instance = service.new_instance();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let serve = discoverable_runtime::serve(instance.clone(), listener, app());
+        served.push((instance, tokio::spawn(serve.into_future())));
+    }
+    for (instance, _) in &served {
+        until(T, "all forty registered", || {
+            registered(&client, instance.id())
+        })
+        .await;
+    }
+    let faults = agent.dev().expect("the dev agent").faults();
+    faults.set_delay(Some(Duration::from_secs(1)));
+    let stopping = Instant::now();
+    for (instance, _) in &served {
+        instance.shutdown();
+    }
+    for (_, serve) in served {
+        returns_ok(serve).await;
+    }
+    // The serve calls waited at most their bound, not for the agent.
+    assert!(
+        stopping.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        stopping.elapsed()
+    );
+    faults.set_delay(None);
+    until(T, "none left registered", || async {
+        client
+            .agent_services()
+            .await
+            .is_ok_and(|services| services.values().all(|s| s.service != "svc"))
+    })
+    .await;
+}
+
 /// HTTP/2's small frames must not wait for the peer's delayed ACK: accepted connections have
 /// `TCP_NODELAY` set before the app's make-service sees them.
 #[tokio::test]

@@ -765,6 +765,81 @@ async fn consul_fault_without_token_sends_no_token_header() {
     assert!(log[0].headers.get("authorization").is_none());
 }
 
+/// A client sends at most 32 requests that do not block at once, across its clones, and the
+/// rest wait their turn (Consul turns a client address's 201st connection away); blocking
+/// reads do not wait for a turn.
+#[tokio::test]
+async fn consul_fault_at_most_32_requests_that_do_not_block_are_in_flight() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    #[derive(Default)]
+    struct Count {
+        plain: AtomicUsize,
+        blocking: AtomicUsize,
+        most_plain: AtomicUsize,
+    }
+    let count = Arc::new(Count::default());
+    let (open, gate) = tokio::sync::watch::channel(false);
+    let app = {
+        let count = count.clone();
+        Router::new().fallback(move |req: Request| {
+            let (count, mut gate) = (count.clone(), gate.clone());
+            async move {
+                let blocking = req.uri().query().is_some_and(|q| q.contains("hash="));
+                if blocking {
+                    count.blocking.fetch_add(1, Ordering::SeqCst);
+                } else {
+                    let now = count.plain.fetch_add(1, Ordering::SeqCst) + 1;
+                    count.most_plain.fetch_max(now, Ordering::SeqCst);
+                }
+                let _ = gate.wait_for(|open| *open).await;
+                if !blocking {
+                    count.plain.fetch_sub(1, Ordering::SeqCst);
+                }
+                respond(200, &[("content-type", "application/json")], "{}")
+            }
+        })
+    };
+    let client = client_with(serve(app).await, |b| {
+        b.request_timeout(Duration::from_secs(30))
+    });
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..100 {
+        let client = client.clone();
+        calls.spawn(async move { client.agent_services().await.map(drop) });
+    }
+    let mut held = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        let client = client.clone();
+        held.spawn(async move {
+            client
+                .agent_service("web-1", Some("h"), Some(Duration::from_secs(30)))
+                .await
+                .map(drop)
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while (
+        count.plain.load(Ordering::SeqCst),
+        count.blocking.load(Ordering::SeqCst),
+    ) != (32, 5)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "32 plain and 5 blocking requests in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The other 68 wait their turn: none reaches the server while the 32 are answered.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(count.plain.load(Ordering::SeqCst), 32);
+    open.send(true).unwrap();
+    while let Some(call) = calls.join_next().await {
+        call.unwrap().unwrap();
+    }
+    assert_eq!(count.most_plain.load(Ordering::SeqCst), 32);
+    held.abort_all();
+}
+
 #[tokio::test]
 async fn consul_fault_path_prefix_is_kept() {
     let (addr, log) = mock(|_| respond(200, &[], "{}")).await;
