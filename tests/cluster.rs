@@ -42,7 +42,10 @@
 //!   (`cluster_register_1000_ms`) until Fabio routes them all (`fabio_routes_1000_ms`); one
 //!   more route into Fabio's table of 1,000 (`fabio_route_update_p50_ms_1000`); 100 discovery
 //!   watches over both client agents, from a registration on the router host until each
-//!   shows it (`cluster_watch_propagation_p50_ms_100`, p99, max).
+//!   shows it (`cluster_watch_propagation_p50_ms_100`, p99, max); then, Fabio frozen, the same
+//!   in each consistency mode and with one watch per agent, three times each, with the CPU
+//!   the servers and the client agents spent per change
+//!   (`cluster_watch_<mode>_servers_cpu_ms_per_change_<M>`, `_clients_cpu_...`).
 //! - `cluster_rolling_restart_of_100`: 100 instances over both client hosts restarted in ten
 //!   rounds under load through Fabio (new ones routed first, then SIGTERM to old ones);
 //!   `cluster_rolling_restart_100_failed_count` (asserted 0).
@@ -257,8 +260,9 @@ impl Drop for Helper {
 ///   unless it is answered 200 `home page` within 5 s.
 /// - `{"op":"put_many","url":..,"bodies":[..]}`: `PUT url` with each body, 8 at a time;
 ///   answers `{"ok":..,"failed":..,"errors":[..]}`.
-/// - `{"op":"watchers","url":..,"service":..,"count":..,"id":..,"timeout_ms":..}`: `count`
-///   discovery watches of `service` through the agent at `url`; answers `{"ready":..}` once
+/// - `{"op":"watchers","url":..,"service":..,"count":..,"id":..,"timeout_ms":..,"mode":..}`:
+///   `count` discovery watches of `service` through the agent at `url`, in consistency `mode`
+///   (`default`, `stale`, `cached`; absent: the library's default); answers `{"ready":..}` once
 ///   every watch has Consul's first answer, then `{"seen_unix_ms":[..]}`: when each watch
 ///   first showed the instance `id` (a watch that did not within the timeout is left out).
 /// - `{"op":"watch_modes","url":..,"service":..,"ms":..}`: a watch of `service` in each
@@ -382,8 +386,20 @@ async fn watchers(url: &str, request: &Value, stdout: &std::io::Stdout) -> Value
     let count = request["count"].as_u64().unwrap_or(1);
     let within = Duration::from_millis(request["timeout_ms"].as_u64().unwrap_or(30_000));
     let discovery = discovery_at(url);
+    let mode = match request["mode"].as_str() {
+        Some("default") => Some(discoverable::consul::Consistency::Default),
+        Some("stale") => Some(discoverable::consul::Consistency::Stale),
+        Some("cached") => Some(discoverable::consul::Consistency::Cached),
+        _ => None,
+    };
     let watches: Vec<_> = (0..count)
-        .map(|_| discovery.watch(service.as_str()).start())
+        .map(|_| {
+            let watch = discovery.watch(service.as_str());
+            match mode {
+                Some(mode) => watch.consistency(mode).start(),
+                None => watch.start(),
+            }
+        })
         .collect();
     let mut ready = 0;
     for watch in &watches {
@@ -1332,6 +1348,102 @@ fn routed(name: &str, authority: &str) -> Value {
     })
 }
 
+/// The `p`-th percentile of `sorted` (nearest rank below).
+fn percentile(sorted: &[u64], p: usize) -> u64 {
+    sorted[(sorted.len() - 1) * p / 100]
+}
+
+/// CPU time spent by the servers and by the client agents, in ms.
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    servers_ms: f64,
+    clients_ms: f64,
+}
+
+impl Cpu {
+    fn now(c: &Cluster) -> Cpu {
+        let ms = |agents: &mut dyn Iterator<Item = &Consul>| -> f64 {
+            agents.map(|a| cpu_ns(a.pid())).sum::<u64>() as f64 / 1e6
+        };
+        Cpu {
+            servers_ms: ms(&mut c.servers.iter()),
+            clients_ms: ms(&mut c.clients.values()),
+        }
+    }
+
+    fn add(self, other: Cpu) -> Cpu {
+        Cpu {
+            servers_ms: self.servers_ms + other.servers_ms,
+            clients_ms: self.clients_ms + other.clients_ms,
+        }
+    }
+
+    fn since(self, before: Cpu) -> Cpu {
+        Cpu {
+            servers_ms: self.servers_ms - before.servers_ms,
+            clients_ms: self.clients_ms - before.clients_ms,
+        }
+    }
+}
+
+/// Nanoseconds a process's threads have run (`/proc/<pid>/task/*/schedstat`).
+fn cpu_ns(pid: i32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// `per_host` watches of `service` on each client agent (in consistency `mode`, or the
+/// library's default), then the instance `id` registered through the router host's agent: when each
+/// watch showed it, in ms after the registration was sent, sorted, and the CPU the servers
+/// and the client agents spent from the registration until every watch had shown it.
+fn watched_change(
+    c: &mut Cluster,
+    (per_host, mode): (u64, Option<&str>),
+    service: &str,
+    id: &str,
+    target: &str,
+) -> (Vec<u64>, Cpu) {
+    for (host, _) in CLIENTS {
+        let url = c.clients[host].url();
+        c.local(host).send(&json!({
+            "op": "watchers", "url": url, "service": service, "count": per_host,
+            "id": id, "timeout_ms": 30_000, "mode": mode,
+        }));
+    }
+    for (host, _) in CLIENTS {
+        let ready = c.local(host).recv(T);
+        assert_eq!(ready["ready"], per_host, "{host}'s watches: {ready}");
+    }
+    let router_agent = format!("{}/v1/agent/service/register", c.clients[ROUTER.0].url());
+    let mut instance = routed(id, target);
+    instance["Name"] = json!(service);
+    let before = Cpu::now(c);
+    let changed_at = unix_ms();
+    c.query
+        .send(&json!({ "op": "put_many", "url": router_agent, "bodies": [instance] }));
+    assert_eq!(c.query.recv(T)["ok"], 1);
+    let mut propagation: Vec<u64> = Vec::new();
+    for (host, _) in CLIENTS {
+        let seen = c.local(host).recv(T);
+        let at = seen["seen_unix_ms"].as_array().cloned().unwrap_or_default();
+        assert_eq!(at.len() as u64, per_host, "{host}'s watches saw it: {seen}");
+        propagation.extend(
+            at.iter()
+                .filter_map(Value::as_u64)
+                .map(|t| t.saturating_sub(changed_at)),
+        );
+    }
+    let cpu = Cpu::now(c).since(before);
+    propagation.sort_unstable();
+    (propagation, cpu)
+}
+
 /// The cost at scale across hosts, each figure in `cluster.json`: 1,000 services registered
 /// through the two client agents (500 each) and how long until Fabio routes all of them; how
 /// long one more route takes to reach Fabio's table with 1,000 routes in it; and 100
@@ -1344,7 +1456,6 @@ fn cluster_scale() {
         return;
     };
     const PER_HOST: usize = 500;
-    const WATCHERS_PER_HOST: u64 = 50;
     let register = |host: &str| format!("{}/v1/agent/service/register", host);
 
     // 1,000 services through the client agents, routed to the instance on each host.
@@ -1406,43 +1517,8 @@ fn cluster_scale() {
     eprintln!("{test}: one more route reached Fabio's table of {all} in {updates:?} ms");
 
     // 100 watches over both client agents; the change comes through the router host's agent.
-    for (host, _) in CLIENTS {
-        let url = c.clients[host].url();
-        c.local(host).send(&json!({
-            "op": "watchers", "url": url, "service": "watched", "count": WATCHERS_PER_HOST,
-            "id": "watched-1", "timeout_ms": 30_000,
-        }));
-    }
-    for (host, _) in CLIENTS {
-        let ready = c.local(host).recv(T);
-        assert_eq!(
-            ready["ready"], WATCHERS_PER_HOST,
-            "{host}'s watches: {ready}"
-        );
-    }
-    let changed_at = unix_ms();
-    let mut instance = routed("watched-1", &target);
-    instance["Name"] = json!("watched");
-    c.query
-        .send(&json!({ "op": "put_many", "url": router_agent, "bodies": [instance] }));
-    assert_eq!(c.query.recv(T)["ok"], 1);
-    let mut propagation: Vec<u64> = Vec::new();
-    for (host, _) in CLIENTS {
-        let seen = c.local(host).recv(T);
-        let at = seen["seen_unix_ms"].as_array().cloned().unwrap_or_default();
-        assert_eq!(
-            at.len() as u64,
-            WATCHERS_PER_HOST,
-            "{host}'s watches saw it: {seen}"
-        );
-        propagation.extend(
-            at.iter()
-                .filter_map(Value::as_u64)
-                .map(|t| t.saturating_sub(changed_at)),
-        );
-    }
-    propagation.sort_unstable();
-    let pct = |p: usize| propagation[(propagation.len() - 1) * p / 100];
+    let (propagation, _) = watched_change(&mut c, (50, None), "watched", "watched-1", &target);
+    let pct = |p: usize| percentile(&propagation, p);
     eprintln!(
         "{test}: a registration reached {} watches on two client agents: p50 {} ms, p99 {} ms, max {} ms",
         propagation.len(),
@@ -1450,6 +1526,62 @@ fn cluster_scale() {
         pct(99),
         pct(100)
     );
+    // The same in each consistency mode, the three in turn, three times: the latency, and the
+    // CPU the servers and the client agents spent on each change. Fabio is frozen meanwhile:
+    // on every change it reads the catalog entry of each of its 1,000 routes again, which
+    // would outweigh the watches' own cost.
+    // SAFETY: a signal to a child process of this test.
+    unsafe { libc::kill(c.fabio.pid(), libc::SIGSTOP) };
+    // Beside them, one watch per client agent, for the cost of a change itself.
+    let runs = [
+        ("default", 50, "100"),
+        ("stale", 50, "100"),
+        ("cached", 50, "100"),
+        ("stale", 1, "2"),
+    ];
+    let mut by_run: Vec<(Vec<u64>, Cpu)> = vec![(Vec::new(), Cpu::default()); runs.len()];
+    for round in 0..3 {
+        for (i, (mode, per_host, m)) in runs.iter().enumerate() {
+            let id = format!("modes-{mode}-{m}-{round}");
+            let (seen, cpu) =
+                watched_change(&mut c, (*per_host, Some(mode)), "modes", &id, &target);
+            by_run[i].0.extend(seen);
+            by_run[i].1 = by_run[i].1.add(cpu);
+        }
+    }
+    let mut figures = Vec::new();
+    for ((mode, _, m), (mut seen, cpu)) in runs.iter().zip(by_run) {
+        seen.sort_unstable();
+        let (p50, p99) = (percentile(&seen, 50), percentile(&seen, 99));
+        let (servers, clients) = (cpu.servers_ms / 3.0, cpu.clients_ms / 3.0);
+        eprintln!(
+            "{test}: {mode}: {m} watches saw a change in p50 {p50} ms, p99 {p99} ms; per change the servers spent {servers:.1} ms of CPU, the client agents {clients:.1} ms"
+        );
+        figures.push((
+            format!("cluster_watch_{mode}_propagation_p50_ms_{m}"),
+            json!(p50),
+        ));
+        figures.push((
+            format!("cluster_watch_{mode}_propagation_p99_ms_{m}"),
+            json!(p99),
+        ));
+        let round = |x: f64| (x * 10.0).round() / 10.0;
+        figures.push((
+            format!("cluster_watch_{mode}_servers_cpu_ms_per_change_{m}"),
+            json!(round(servers)),
+        ));
+        figures.push((
+            format!("cluster_watch_{mode}_clients_cpu_ms_per_change_{m}"),
+            json!(round(clients)),
+        ));
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(c.fabio.pid(), libc::SIGCONT) };
+    let figures: Vec<(&str, Value)> = figures
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    record(&figures);
     record(&[
         ("cluster_services_registered_count", json!(all)),
         ("cluster_register_1000_ms", json!(ms(registered))),
