@@ -1362,12 +1362,10 @@ struct Cpu {
 
 impl Cpu {
     fn now(c: &Cluster) -> Cpu {
-        let ms = |agents: &mut dyn Iterator<Item = &Consul>| -> f64 {
-            agents.map(|a| cpu_ns(a.pid())).sum::<u64>() as f64 / 1e6
-        };
+        let ms = |ns: u64| ns as f64 / 1e6;
         Cpu {
-            servers_ms: ms(&mut c.servers.iter()),
-            clients_ms: ms(&mut c.clients.values()),
+            servers_ms: ms(c.servers.iter().map(|a| cpu_ns(a.pid())).sum()),
+            clients_ms: ms(c.clients.values().map(|a| cpu_ns(a.pid())).sum()),
         }
     }
 
