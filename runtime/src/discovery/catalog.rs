@@ -52,12 +52,7 @@ impl Discovery {
                 async move { client.catalog_services(&options).await }
             };
             blocking
-                .run(
-                    QueryOptions {
-                        consistency: super::watch::WATCH_CONSISTENCY,
-                        ..QueryOptions::default()
-                    },
-                    read, tx.closed(), |step| match step {
+                .run(super::watch::watch_options(), read, tx.closed(), |step| match step {
                     Step::Fresh { value, .. } => {
                         failing = false;
                         let mut catalog: Catalog = value.into_iter().collect();

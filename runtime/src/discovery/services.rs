@@ -120,15 +120,7 @@ impl Discovery {
                 }
             };
             blocking
-                .run(
-                    QueryOptions {
-                        consistency: super::watch::WATCH_CONSISTENCY,
-                        ..QueryOptions::default()
-                    },
-                    read,
-                    tx.closed(),
-                    on,
-                )
+                .run(super::watch::watch_options(), read, tx.closed(), on)
                 .await;
         };
         tokio::spawn(watch.with_subscriber(crate::log::dispatch()));

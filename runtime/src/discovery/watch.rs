@@ -20,11 +20,17 @@ use crate::health::Health;
 /// How long one blocking query waits for a change before Consul answers anyway.
 const DEFAULT_WAIT: Duration = Duration::from_secs(60);
 
-/// Who answers the watches' queries unless a watch says otherwise: any server, from its own
-/// copy. Measured (README, Scale): on one server it costs and takes what asking the leader
-/// does; while a leader is lost it kept answering (stale for 0.16 s of a 2.8 s failover,
-/// where asking the leader failed for 2.9 s); and it spreads the reads over the servers.
-pub(crate) const WATCH_CONSISTENCY: Consistency = Consistency::Stale;
+/// The query options every watch starts from (the instance, catalog and services watches):
+/// unless a watch says otherwise, any server answers, from its own copy. Measured (README,
+/// Scale): on one server it costs and takes what asking the leader does; while a leader is
+/// lost it kept answering (stale for 0.16 s of a 2.8 s failover, where asking the leader
+/// failed for 2.9 s); and it spreads the reads over the servers.
+pub(crate) fn watch_options() -> QueryOptions {
+    QueryOptions {
+        consistency: Consistency::Stale,
+        ..QueryOptions::default()
+    }
+}
 
 /// Finds and watches the instances of services registered in Consul.
 ///
@@ -69,10 +75,7 @@ impl Discovery {
             client: self.client.clone(),
             name: name.into(),
             query: HealthQuery {
-                options: QueryOptions {
-                    consistency: WATCH_CONSISTENCY,
-                    ..QueryOptions::default()
-                },
+                options: watch_options(),
                 ..HealthQuery::default()
             },
             wait: DEFAULT_WAIT,
