@@ -636,25 +636,13 @@ async fn re_registers_after_the_agent_loses_its_state(kind: AgentKind) {
     until(T, "registered", || registered(&client, instance.id())).await;
     agent.lose_state().await;
     let lost = Instant::now();
-    until(T, "registered again", || registered(&client, instance.id())).await;
-    assert!(
-        lost.elapsed() < Duration::from_secs(3),
-        "took {:?}",
-        lost.elapsed()
-    );
+    registered_again_within_3_s(&client, &[instance.id()], lost, "registered again").await;
     assert_eq!(passing(&client, "svc").await, 1);
     // An operator's deregistration is healed the same way, as promptly.
     client.deregister(instance.id()).await.unwrap();
     let removed = Instant::now();
-    until(T, "registered after an operator removed it", || {
-        registered(&client, instance.id())
-    })
-    .await;
-    assert!(
-        removed.elapsed() < Duration::from_secs(3),
-        "registered again {:?} after an operator removed it",
-        removed.elapsed()
-    );
+    let what = "registered after an operator removed it";
+    registered_again_within_3_s(&client, &[instance.id()], removed, what).await;
     instance.shutdown();
     returns_ok(served).await;
     assert!(!registered(&client, instance.id()).await);
@@ -823,6 +811,19 @@ async fn a_panic_next_to_serve_still_deregisters(kind: AgentKind) {
     );
 }
 
+/// Waits until every one of `ids` is registered (again), and asserts that took under 3 s from
+/// `since`, when they were lost.
+async fn registered_again_within_3_s(client: &Client, ids: &[&str], since: Instant, what: &str) {
+    for id in ids {
+        until(T, what, || registered(client, id)).await;
+    }
+    assert!(
+        since.elapsed() < Duration::from_secs(3),
+        "{what}: took {:?}",
+        since.elapsed()
+    );
+}
+
 /// One `Service` served twice (or a clone of it) runs two instances, each with its own ID;
 /// one `Instance` is served once.
 async fn one_service_served_twice_registers_two_ids(kind: AgentKind) {
@@ -907,17 +908,8 @@ async fn instances_of_one_service_share_one_blocking_read(kind: AgentKind) {
 
     agent.lose_state().await;
     let lost = Instant::now();
-    for (instance, _) in &instances {
-        until(T, "all five registered again", || {
-            registered(&client, instance.id())
-        })
-        .await;
-    }
-    assert!(
-        lost.elapsed() < Duration::from_secs(3),
-        "took {:?}",
-        lost.elapsed()
-    );
+    let ids: Vec<&str> = instances.iter().map(|(i, _)| i.id()).collect();
+    registered_again_within_3_s(&client, &ids, lost, "all five registered again").await;
     agent.parked(1).await;
 
     // The first stops, then three more: the last one left holds the read, so an operator's
@@ -930,15 +922,8 @@ async fn instances_of_one_service_share_one_blocking_read(kind: AgentKind) {
     }
     client.deregister(last.id()).await.unwrap();
     let removed = Instant::now();
-    until(T, "the last registered again", || {
-        registered(&client, last.id())
-    })
-    .await;
-    assert!(
-        removed.elapsed() < Duration::from_secs(3),
-        "registered again {:?} after an operator removed it",
-        removed.elapsed()
-    );
+    let what = "the last registered after an operator removed it";
+    registered_again_within_3_s(&client, &[last.id()], removed, what).await;
     agent.parked(1).await;
     last.shutdown();
     returns_ok(last_served).await;
