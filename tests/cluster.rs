@@ -321,6 +321,14 @@ fn cluster_netns_helper() {
     }
 }
 
+/// The consistency modes a watch can read in, by the names the helper's requests and the
+/// figures use.
+const MODES: [(&str, discoverable::consul::Consistency); 3] = [
+    ("default", discoverable::consul::Consistency::Default),
+    ("stale", discoverable::consul::Consistency::Stale),
+    ("cached", discoverable::consul::Consistency::Cached),
+];
+
 /// A discovery client of the agent at `url`, for the helper's watches.
 fn discovery_at(url: &str) -> discoverable::Discovery {
     let config = discoverable::consul::Config::builder()
@@ -386,12 +394,10 @@ async fn watchers(url: &str, request: &Value, stdout: &std::io::Stdout) -> Value
     let count = request["count"].as_u64().unwrap_or(1);
     let within = Duration::from_millis(request["timeout_ms"].as_u64().unwrap_or(30_000));
     let discovery = discovery_at(url);
-    let mode = match request["mode"].as_str() {
-        Some("default") => Some(discoverable::consul::Consistency::Default),
-        Some("stale") => Some(discoverable::consul::Consistency::Stale),
-        Some("cached") => Some(discoverable::consul::Consistency::Cached),
-        _ => None,
-    };
+    let mode = MODES
+        .iter()
+        .find(|(name, _)| request["mode"].as_str() == Some(name))
+        .map(|(_, mode)| *mode);
     let watches: Vec<_> = (0..count)
         .map(|_| {
             let watch = discovery.watch(service.as_str());
@@ -435,17 +441,11 @@ async fn watchers(url: &str, request: &Value, stdout: &std::io::Stdout) -> Value
 /// The helper's `watch_modes` (see [`cluster_netns_helper`]); the first answer goes out on
 /// `stdout` itself.
 async fn watch_modes(url: &str, request: &Value, stdout: &std::io::Stdout) -> Value {
-    use discoverable::consul::Consistency;
     let service = request["service"].as_str().unwrap_or_default().to_owned();
     let span = Duration::from_millis(request["ms"].as_u64().unwrap_or(5_000));
     let discovery = discovery_at(url);
-    let modes = [
-        ("default", Consistency::Default),
-        ("stale", Consistency::Stale),
-        ("cached", Consistency::Cached),
-    ];
     let mut watches = Vec::new();
-    for (name, mode) in modes {
+    for (name, mode) in MODES {
         let mut watch = discovery.watch(service.as_str()).consistency(mode).start();
         let first = tokio::time::timeout(T, watch.wait_for(|s| s.is_known() && !s.is_empty()))
             .await
@@ -928,7 +928,7 @@ fn unix_ms() -> u64 {
 }
 
 /// Merges `figures` into `target/bench-results/cluster.json`, keeping other keys.
-fn record(figures: &[(&str, Value)]) {
+fn record(figures: &[(impl AsRef<str>, Value)]) {
     static FILE: Mutex<()> = Mutex::new(());
     let _one = FILE.lock().unwrap_or_else(|p| p.into_inner());
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -949,8 +949,9 @@ fn record(figures: &[(&str, Value)]) {
         .and_then(|s| serde_json::from_str(&s).ok())
         .unwrap_or_default();
     for (key, value) in figures {
+        let key = key.as_ref();
         println!("figure {key} = {value}");
-        all.insert((*key).to_owned(), value.clone());
+        all.insert(key.to_owned(), value.clone());
     }
     std::fs::write(&path, serde_json::to_string_pretty(&all).unwrap() + "\n").unwrap();
 }
@@ -1069,15 +1070,15 @@ fn cluster_leader_loss_under_load() {
 
     let modes = c.local(CLIENTS[0].0).recv(T);
     eprintln!("{test}: watches across the leader loss, per consistency mode: {modes}");
-    for mode in ["default", "stale", "cached"] {
+    for (mode, _) in MODES {
         assert_eq!(modes[mode]["instances"], 2, "{mode}: {modes}");
     }
     let result = c.load_result(span + Duration::from_secs(20));
     let failed = result["failed"].as_u64().unwrap();
     eprintln!("{test}: load: {result}");
-    let watched: Vec<(String, Value)> = ["default", "stale", "cached"]
+    let watched: Vec<(String, Value)> = MODES
         .into_iter()
-        .flat_map(|mode| {
+        .flat_map(|(mode, _)| {
             ["stale_ms", "missing_ms"].map(|what| {
                 (
                     format!("leader_loss_watch_{mode}_{what}"),
@@ -1085,10 +1086,6 @@ fn cluster_leader_loss_under_load() {
                 )
             })
         })
-        .collect();
-    let watched: Vec<(&str, Value)> = watched
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.clone()))
         .collect();
     record(&[
         ("leader_failover_ms", json!(ms(failover))),
@@ -1575,10 +1572,6 @@ fn cluster_scale() {
     }
     // SAFETY: as above.
     unsafe { libc::kill(c.fabio.pid(), libc::SIGCONT) };
-    let figures: Vec<(&str, Value)> = figures
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.clone()))
-        .collect();
     record(&figures);
     record(&[
         ("cluster_services_registered_count", json!(all)),
